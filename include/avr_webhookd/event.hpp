@@ -1,0 +1,21 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace avr_webhookd {
+
+// An accepted, validated event, ready to be delivered. Immutable once accepted.
+struct Event {
+    std::string id;         // the producer's "id", or a generated UUID; the same on every attempt
+    std::string uuid;       // the call uuid (canonical lower-case form as received)
+    std::string type;       // event type, validated
+    std::string timestamp;  // as given by the producer, or stamped at receipt
+    // The exact POST body: {"uuid":...,"type":...,"timestamp":...,"payload":{...}}, compact,
+    // serialized as JavaScript's JSON.stringify would print it.
+    std::string body;
+    std::chrono::steady_clock::time_point accepted_at{};   // for latency and max_age
+    std::chrono::system_clock::time_point accepted_wall{};  // for logs and dead letters
+};
+
+}  // namespace avr_webhookd
