@@ -1,0 +1,49 @@
+#pragma once
+
+#include <avr_webhookd/event.hpp>
+#include <avr_webhookd/uuid.hpp>
+
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace avr_webhookd {
+
+// Why a line was rejected. `reason` is a stable label for metrics, `message` names the field.
+struct RejectReason {
+    std::string_view reason;  // invalid_json, invalid_utf8, line_too_long, not_an_object,
+                              // missing_field, invalid_field, unknown_key, unknown_type
+    std::string message;
+};
+
+// The event types AVR emits (see the field notes); others need allow_unknown_types.
+bool is_known_event_type(std::string_view type);
+// ^[a-z][a-z0-9_]{0,63}$
+bool is_valid_type_name(std::string_view type);
+
+struct EventParserOptions {
+    bool allow_unknown_types = false;
+};
+
+// Validates one intake line and turns it into an Event whose body is ready to POST (sans-io).
+// One parser per producer connection: it reuses its JSON parse buffers from line to line.
+class EventParser {
+public:
+    explicit EventParser(EventParserOptions options);
+
+    std::variant<Event, RejectReason> parse(std::string_view line,
+                                            std::chrono::system_clock::time_point received_at,
+                                            UuidGenerator& ids);
+
+private:
+    EventParserOptions options_;
+    unsigned char initial_buffer_[4096];
+    boost::json::monotonic_resource resource_;
+    boost::json::parser parser_;
+};
+
+}  // namespace avr_webhookd
