@@ -1,0 +1,150 @@
+#include <avr_webhookd/call_queues.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <map>
+
+using namespace avr_webhookd;
+using namespace std::chrono_literals;
+
+namespace {
+
+const CallQueues::TimePoint t0{};
+
+Event make_event(std::string uuid, std::string type, std::string id) {
+    Event event;
+    event.uuid = std::move(uuid);
+    event.type = std::move(type);
+    event.id = std::move(id);
+    event.accepted_at = t0;
+    return event;
+}
+
+}  // namespace
+
+TEST_CASE("call queues hand out one event per call, in order", "[call_queues]") {
+    CallQueues queues;
+    CHECK(queues.push(make_event("a", "call_started", "a1"), t0) == 1);
+    CHECK(queues.push(make_event("a", "transcription", "a2"), t0) == 2);
+    CHECK(queues.push(make_event("b", "call_started", "b1"), t0) == 1);
+
+    auto first = queues.take(t0);
+    REQUIRE(first);
+    CHECK(first->event->id == "a1");
+    CHECK(first->sequence == 1);
+    auto second = queues.take(t0);
+    REQUIRE(second);
+    CHECK(second->event->id == "b1");
+    CHECK_FALSE(queues.take(t0));  // a2 waits for a1
+    CHECK(queues.in_flight() == 2);
+
+    queues.finish(*first, t0);
+    auto third = queues.take(t0);
+    REQUIRE(third);
+    CHECK(third->event->id == "a2");
+    CHECK(third->sequence == 2);
+    CHECK(queues.queued() == 2);
+}
+
+TEST_CASE("call queues serve calls round-robin", "[call_queues]") {
+    CallQueues queues;
+    for (int i = 0; i < 3; ++i)
+        for (std::string call : {"a", "b", "c"}) queues.push(make_event(call, "transcription", call + std::to_string(i)), t0);
+    std::string order;
+    while (auto job = queues.take(t0)) {
+        order += job->event->id.substr(0, 1);
+        queues.finish(*job, t0);
+    }
+    CHECK(order == "abcabcabc");
+    CHECK(queues.queued() == 0);
+}
+
+TEST_CASE("call queues hold a retrying call without blocking others", "[call_queues]") {
+    CallQueues queues;
+    queues.push(make_event("a", "call_started", "a1"), t0);
+    queues.push(make_event("a", "call_ended", "a2"), t0);
+    queues.push(make_event("b", "call_started", "b1"), t0);
+
+    auto a1 = *queues.take(t0);
+    queues.retry_at(a1, t0 + 5s);
+    CHECK(queues.in_flight() == 0);
+    CHECK(queues.next_due() == t0 + 5s);
+
+    auto b1 = queues.take(t0 + 1s);
+    REQUIRE(b1);
+    CHECK(b1->event->id == "b1");
+    queues.finish(*b1, t0 + 1s);
+    CHECK_FALSE(queues.take(t0 + 4s));  // a2 must not overtake a1
+
+    auto retried = queues.take(t0 + 5s);
+    REQUIRE(retried);
+    CHECK(retried->event->id == "a1");
+    CHECK(retried->attempt == 2);
+    queues.finish(*retried, t0 + 5s);
+    auto a2 = queues.take(t0 + 5s);
+    REQUIRE(a2);
+    CHECK(a2->event->id == "a2");
+    CHECK(a2->attempt == 1);
+}
+
+TEST_CASE("call queues free a call after call_ended and after idling", "[call_queues]") {
+    CallQueues queues;
+    queues.push(make_event("a", "call_started", "a1"), t0);
+    queues.push(make_event("a", "call_ended", "a2"), t0);
+    queues.push(make_event("b", "call_started", "b1"), t0);
+    CHECK(queues.live_calls() == 2);
+    for (int i = 0; i < 3; ++i) {
+        auto job = queues.take(t0);
+        REQUIRE(job);
+        queues.finish(*job, t0);
+    }
+    CHECK(queues.live_calls() == 1);  // a ended; b has not
+    CHECK(queues.expire_idle(t0 + 59s, 60s) == 0);
+    CHECK(queues.expire_idle(t0 + 60s, 60s) == 1);
+    CHECK(queues.live_calls() == 0);
+    // A call seen again after being freed starts a new sequence.
+    CHECK(queues.push(make_event("b", "transcription", "b2"), t0 + 61s) == 1);
+}
+
+TEST_CASE("call queues never expire a call with work pending", "[call_queues]") {
+    CallQueues queues;
+    queues.push(make_event("a", "call_started", "a1"), t0);
+    auto job = *queues.take(t0);
+    CHECK(queues.expire_idle(t0 + 1h, 1s) == 0);
+    queues.retry_at(job, t0 + 2h);
+    CHECK(queues.expire_idle(t0 + 3h, 1s) == 0);
+    CHECK(queues.live_calls() == 1);
+}
+
+TEST_CASE("call queues drain everything not in flight", "[call_queues]") {
+    CallQueues queues;
+    queues.push(make_event("a", "call_started", "a1"), t0);
+    queues.push(make_event("a", "transcription", "a2"), t0);
+    queues.push(make_event("b", "call_started", "b1"), t0);
+    queues.push(make_event("c", "call_started", "c1"), t0);
+    auto a1 = *queues.take(t0);
+    auto b1 = *queues.take(t0);
+    queues.retry_at(b1, t0 + 10s);
+    queues.retry_at(*queues.take(t0 + 10s), t0 + 20s);  // b1's second attempt failed too
+
+    const auto pending = queues.drain();
+    std::map<std::string, int> attempts;
+    for (const auto& item : pending) attempts[item.event.id] = item.attempts_made;
+    CHECK(attempts == std::map<std::string, int>{{"a2", 0}, {"b1", 2}, {"c1", 0}});
+    CHECK(queues.queued() == 1);  // a1 is still being attempted
+    CHECK_FALSE(queues.take(t0 + 1h));
+    queues.finish(a1, t0);
+    CHECK(queues.queued() == 0);
+}
+
+TEST_CASE("call queues report the oldest undelivered event", "[call_queues]") {
+    CallQueues queues;
+    CHECK_FALSE(queues.oldest_accepted());
+    auto late = make_event("a", "call_started", "a1");
+    late.accepted_at = t0 + 5s;
+    auto early = make_event("b", "call_started", "b1");
+    early.accepted_at = t0 + 2s;
+    queues.push(late, t0);
+    queues.push(early, t0);
+    CHECK(queues.oldest_accepted() == t0 + 2s);
+}
