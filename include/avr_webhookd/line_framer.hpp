@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,76 +26,36 @@ public:
 
     explicit LineFramer(std::size_t max_line);
 
-    // Calls on_frame(const Frame&) for every complete line in `data`. Views passed to on_frame
-    // are valid only during the call.
-    template <class OnFrame>
-    void feed(std::string_view data, OnFrame&& on_frame);
+    // Consumes `data` up to and including the next complete line and returns its frame, or
+    // returns nullopt once `data` is used up (a partial line is kept for the next call). The
+    // frame's text stays valid until the next call on this framer or on the bytes of `data`.
+    std::optional<Frame> next(std::string_view& data);
 
-    // End of stream: emits the unterminated last line, if any.
+    // End of stream: the unterminated last line, if any.
+    std::optional<Frame> finish();
+
+    // Convenience: every frame of `data`, then (with finish()) of the end of stream.
     template <class OnFrame>
-    void finish(OnFrame&& on_frame);
+    void feed(std::string_view data, OnFrame&& on_frame) {
+        while (auto frame = next(data)) on_frame(*frame);
+    }
+    template <class OnFrame>
+    void finish(OnFrame&& on_frame) {
+        if (auto frame = finish()) on_frame(*frame);
+    }
 
     std::size_t max_line() const { return max_line_; }
     std::size_t buffered() const { return partial_.size(); }
     std::uint64_t lines_seen() const { return line_number_; }
 
 private:
-    template <class OnFrame>
-    void emit(std::string_view line, OnFrame& on_frame);
+    std::optional<Frame> complete(std::string_view line);
 
     std::size_t max_line_;
-    std::string partial_;     // start of a line that continues in the next chunk
-    bool discarding_ = false; // inside an over-long line, skipping to its newline
+    std::string partial_;      // start of a line that continues in the next chunk
+    std::string line_;         // a completed line assembled from several chunks
+    bool discarding_ = false;  // inside an over-long line, skipping to its newline
     std::uint64_t line_number_ = 0;
 };
-
-template <class OnFrame>
-void LineFramer::emit(std::string_view line, OnFrame& on_frame) {
-    ++line_number_;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) return;
-    if (line.size() > max_line_) {
-        on_frame(Frame{FrameKind::too_long, line_number_, {}});
-        return;
-    }
-    on_frame(Frame{FrameKind::line, line_number_, line});
-}
-
-template <class OnFrame>
-void LineFramer::feed(std::string_view data, OnFrame&& on_frame) {
-    while (!data.empty()) {
-        const auto newline = data.find('\n');
-        const std::string_view piece = data.substr(0, newline);
-        if (discarding_) {
-            if (newline == std::string_view::npos) return;
-            discarding_ = false;
-        } else if (newline != std::string_view::npos && partial_.empty()) {
-            emit(piece, on_frame);  // the common case: a whole line inside one read, no copy
-        } else if (partial_.size() + piece.size() > max_line_ + 1) {
-            // Over the limit even if a '\r' ends it: report now, skip the rest of the line.
-            partial_.clear();
-            partial_.shrink_to_fit();
-            ++line_number_;
-            on_frame(Frame{FrameKind::too_long, line_number_, {}});
-            if (newline == std::string_view::npos) {
-                discarding_ = true;
-                return;
-            }
-        } else {
-            partial_.append(piece);
-            if (newline == std::string_view::npos) return;
-            emit(partial_, on_frame);
-            partial_.clear();
-        }
-        data.remove_prefix(newline + 1);
-    }
-}
-
-template <class OnFrame>
-void LineFramer::finish(OnFrame&& on_frame) {
-    if (!discarding_ && !partial_.empty()) emit(partial_, on_frame);
-    partial_.clear();
-    discarding_ = false;
-}
 
 }  // namespace avr_webhookd
