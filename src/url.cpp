@@ -1,0 +1,184 @@
+#include <avr_webhookd/url.hpp>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace avr_webhookd {
+namespace {
+
+constexpr std::size_t max_host_name_length = 253;
+constexpr std::size_t max_label_length = 63;
+
+bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
+    return text.size() >= prefix.size() &&
+           std::equal(prefix.begin(), prefix.end(), text.begin(), [](char expected, char actual) {
+               return std::tolower(static_cast<unsigned char>(actual)) == expected;
+           });
+}
+
+std::string to_lower(std::string_view text) {
+    std::string lowered(text);
+    for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lowered;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Bytes that must never reach a request line or a Host header.
+std::optional<std::string> find_forbidden_byte(std::string_view text) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte == ' ') return "contains a space at offset " + std::to_string(i);
+        if (byte < 0x20 || byte == 0x7f)
+            return "contains a control character at offset " + std::to_string(i);
+        if (byte >= 0x80)
+            return "contains a non-ASCII byte at offset " + std::to_string(i) +
+                   " (percent-encode it)";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> check_host_name(std::string_view host) {
+    if (host.size() > max_host_name_length) return "host name is longer than 253 characters";
+    const bool looks_numeric = std::all_of(host.begin(), host.end(),
+                                           [](char c) { return is_digit(c) || c == '.'; });
+    if (looks_numeric) {
+        in_addr address{};
+        if (inet_pton(AF_INET, std::string(host).c_str(), &address) != 1)
+            return "invalid IPv4 address '" + std::string(host) + "'";
+        return std::nullopt;
+    }
+    std::size_t label_start = 0;
+    while (true) {
+        const auto dot = host.find('.', label_start);
+        const auto label = host.substr(label_start, dot == std::string_view::npos
+                                                        ? std::string_view::npos
+                                                        : dot - label_start);
+        if (label.empty()) return "host name '" + std::string(host) + "' has an empty label";
+        if (label.size() > max_label_length)
+            return "host name label longer than 63 characters";
+        for (char c : label) {
+            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+                return "invalid character '" + std::string(1, c) + "' in host name";
+        }
+        if (dot == std::string_view::npos) return std::nullopt;
+        label_start = dot + 1;
+    }
+}
+
+std::optional<std::string> check_ipv6_literal(std::string_view literal) {
+    if (literal.find('%') != std::string_view::npos)
+        return "IPv6 zone ids are not supported";
+    in6_addr address{};
+    if (inet_pton(AF_INET6, std::string(literal).c_str(), &address) != 1)
+        return "invalid IPv6 address '" + std::string(literal) + "'";
+    return std::nullopt;
+}
+
+// Returns the canonical decimal port, or an error.
+std::optional<std::string> parse_port(std::string_view text, std::string& error) {
+    if (text.empty()) {
+        error = "port is empty";
+        return std::nullopt;
+    }
+    unsigned long value = 0;
+    for (char c : text) {
+        if (!is_digit(c)) {
+            error = "port '" + std::string(text) + "' is not a number";
+            return std::nullopt;
+        }
+        value = value * 10 + static_cast<unsigned long>(c - '0');
+        if (value > 65535) break;
+    }
+    if (value < 1 || value > 65535) {
+        error = "port '" + std::string(text) + "' is outside 1..65535";
+        return std::nullopt;
+    }
+    return std::to_string(value);
+}
+
+std::optional<Url> fail(std::string* error, std::string reason) {
+    if (error) *error = std::move(reason);
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Url> parse_url(std::string_view text, std::string* error) {
+    if (text.empty()) return fail(error, "URL is empty");
+    if (auto bad = find_forbidden_byte(text)) return fail(error, "URL " + *bad);
+
+    Url url;
+    std::string_view rest;
+    if (starts_with_ignoring_case(text, "https://")) {
+        url.tls = true;
+        rest = text.substr(8);
+    } else if (starts_with_ignoring_case(text, "http://")) {
+        rest = text.substr(7);
+    } else {
+        return fail(error, "URL must start with http:// or https://");
+    }
+
+    const auto authority_end = rest.find_first_of("/?#");
+    const auto authority = rest.substr(0, authority_end);
+    rest = authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
+
+    if (authority.find('@') != std::string_view::npos)
+        return fail(error,
+                    "URL must not contain user:password@ (it would end up in logs); "
+                    "set the secret instead");
+
+    std::string_view host;
+    std::string_view port_text;
+    bool has_port = false;
+    bool is_ipv6 = false;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) return fail(error, "IPv6 address lacks its ']'");
+        host = authority.substr(1, close - 1);
+        is_ipv6 = true;
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':')
+                return fail(error, "unexpected characters after the IPv6 address");
+            has_port = true;
+            port_text = after.substr(1);
+        }
+    } else {
+        const auto colon = authority.find(':');
+        host = authority.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            has_port = true;
+            port_text = authority.substr(colon + 1);
+        }
+    }
+
+    if (host.empty()) return fail(error, "URL has no host");
+    const auto host_problem = is_ipv6 ? check_ipv6_literal(host) : check_host_name(host);
+    if (host_problem) return fail(error, *host_problem);
+    url.host = to_lower(host);
+
+    const std::string default_port = url.tls ? "443" : "80";
+    if (has_port) {
+        std::string port_error;
+        auto port = parse_port(port_text, port_error);
+        if (!port) return fail(error, port_error);
+        url.port = std::move(*port);
+    } else {
+        url.port = default_port;
+    }
+
+    const auto fragment = rest.find('#');
+    const auto path_and_query = rest.substr(0, fragment);
+    if (path_and_query.empty() || path_and_query.front() == '?')
+        url.target = "/";
+    url.target += path_and_query;
+
+    url.host_header = is_ipv6 ? "[" + url.host + "]" : url.host;
+    if (url.port != default_port) url.host_header += ":" + url.port;
+    return url;
+}
+
+}  // namespace avr_webhookd
