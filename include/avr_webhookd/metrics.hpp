@@ -1,0 +1,79 @@
+#pragma once
+
+#include <avr_webhookd/version.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace avr_webhookd {
+
+// A Prometheus histogram with fixed bucket upper bounds (inclusive, as Prometheus' "le").
+class Histogram {
+public:
+    // Bounds must be finite and strictly ascending; the +Inf bucket is implicit.
+    explicit Histogram(std::vector<double> upper_bounds);
+
+    void observe(double value);  // NaN is ignored
+
+    const std::vector<double>& upper_bounds() const { return upper_bounds_; }
+    // Observations per bucket, not cumulative; one more entry than upper_bounds() (the +Inf one).
+    const std::vector<std::uint64_t>& bucket_counts() const { return bucket_counts_; }
+    std::uint64_t count() const { return count_; }
+    double sum() const { return sum_; }
+
+private:
+    std::vector<double> upper_bounds_;
+    std::vector<std::uint64_t> bucket_counts_;
+    std::uint64_t count_ = 0;
+    double sum_ = 0;
+};
+
+// Seconds from acceptance to 2xx. Reaches past five minutes because the latency includes retry
+// backoff, which can last up to max_age.
+std::vector<double> default_latency_buckets();
+
+// The daemon's counters and gauges. Updated on the io_context thread only, hence plain integers.
+// Counters only grow; gauges are set by the daemon right before rendering.
+struct Metrics {
+    using LabelledCounter = std::map<std::string, std::uint64_t, std::less<>>;
+
+    // Counters.
+    std::uint64_t events_received = 0;  // event lines read from producers, valid or not
+    LabelledCounter events_rejected;    // by reason: invalid_json, line_too_long, queue_full ...
+    std::uint64_t events_filtered = 0;  // accepted but not forwarded because of `types`
+    std::uint64_t events_delivered = 0;
+    std::uint64_t events_dead_lettered = 0;
+    std::uint64_t delivery_attempts = 0;
+    LabelledCounter delivery_attempts_failed;  // by to_string(FailureKind): timeout, tls ...
+    std::uint64_t delivery_retries = 0;        // failed attempts that were scheduled again
+
+    // Gauges.
+    std::uint64_t in_flight = 0;  // events with an attempt in progress
+    std::uint64_t queued = 0;     // events waiting for an attempt (first or retry), not in flight
+    std::uint64_t live_calls = 0;
+    std::uint64_t open_connections = 0;
+    std::uint64_t producer_connections = 0;
+    double oldest_undelivered_age_seconds = 0;
+
+    Histogram delivery_latency{default_latency_buckets()};
+
+    void count_rejected(std::string_view reason) { ++at(events_rejected, reason); }
+    void count_failed_attempt(std::string_view kind) { ++at(delivery_attempts_failed, kind); }
+    void observe_delivery_latency(std::chrono::nanoseconds latency);
+
+private:
+    static std::uint64_t& at(LabelledCounter& counter, std::string_view label);
+};
+
+// The Prometheus text exposition format 0.0.4 (Content-Type "text/plain; version=0.0.4"):
+// HELP and TYPE for every family, counters ending in _total, base units (seconds), label values
+// escaped, plus avr_webhookd_build_info{version="..."} 1.
+std::string render_prometheus(const Metrics& metrics,
+                              std::string_view build_version = avr_webhookd::version);
+
+}  // namespace avr_webhookd
