@@ -70,7 +70,19 @@ std::string escape_label_value(std::string_view value) {
 }
 
 std::string label(std::string_view name, std::string_view value) {
-    return std::string(name) + "=\"" + escape_label_value(value) + "\"";
+    std::string text;
+    text.reserve(name.size() + value.size() + 3);
+    text.append(name).append("=\"").append(escape_label_value(value)).append("\"");
+    return text;
+}
+
+// Appends to a reserved string instead of chaining operator+, which trips GCC 12's
+// -Warray-bounds false positive (GCC bug 105329).
+std::string concat(std::string_view first, std::string_view second) {
+    std::string text;
+    text.reserve(first.size() + second.size());
+    text.append(first).append(second);
+    return text;
 }
 
 class Exposition {
@@ -104,7 +116,7 @@ public:
 
     void histogram(std::string_view name, std::string_view help, const Histogram& histogram) {
         family(name, "histogram", help);
-        const std::string bucket_name = std::string(name) + "_bucket";
+        const std::string bucket_name = concat(name, "_bucket");
         std::uint64_t cumulative = 0;
         const auto& bounds = histogram.upper_bounds();
         const auto& counts = histogram.bucket_counts();
@@ -113,8 +125,8 @@ public:
             sample(bucket_name, label("le", format_number(bounds[i])), cumulative);
         }
         sample(bucket_name, label("le", "+Inf"), histogram.count());
-        sample(std::string(name) + "_sum", {}, histogram.sum());
-        sample(std::string(name) + "_count", {}, histogram.count());
+        sample(concat(name, "_sum"), {}, histogram.sum());
+        sample(concat(name, "_count"), {}, histogram.count());
     }
 
     std::string take() { return std::move(out_); }
@@ -147,6 +159,9 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.labelled_counter("delivery_attempts_failed_total",
                          "Delivery attempts that failed, by kind of failure.", "kind",
                          metrics.delivery_attempts_failed);
+    out.single("producer_connections_refused_total", "counter",
+               "Producer connections refused because max_connections was reached.",
+               metrics.producer_connections_refused);
     out.single("delivery_retries_total", "counter",
                "Failed delivery attempts that were scheduled to be tried again.",
                metrics.delivery_retries);

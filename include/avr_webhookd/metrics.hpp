@@ -51,6 +51,7 @@ struct Metrics {
     std::uint64_t delivery_attempts = 0;
     LabelledCounter delivery_attempts_failed;  // by to_string(FailureKind): timeout, tls ...
     std::uint64_t delivery_retries = 0;        // failed attempts that were scheduled again
+    std::uint64_t producer_connections_refused = 0;  // over max_connections
 
     // Gauges.
     std::uint64_t in_flight = 0;  // events with an attempt in progress

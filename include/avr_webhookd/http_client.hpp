@@ -1,0 +1,80 @@
+#pragma once
+
+#include <avr_webhookd/logger.hpp>
+#include <avr_webhookd/retry_policy.hpp>
+#include <avr_webhookd/signature.hpp>
+#include <avr_webhookd/url.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace avr_webhookd {
+
+struct HttpClientOptions {
+    Url url;
+    std::chrono::milliseconds timeout{3000};  // bounds a whole attempt: resolve, connect, TLS, write, read
+    bool tls_verify = true;
+    std::string ca_file;                      // added to the system trust store
+    std::size_t max_idle_connections = 64;
+};
+
+// Builds the TLS client context: peer verification against the system store (plus ca_file),
+// TLS 1.2 or newer. Throws std::runtime_error when ca_file cannot be loaded.
+std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(bool verify, const std::string& ca_file);
+
+// A keep-alive HTTP/1.1 client for one endpoint. Connections are reused; an idle connection the
+// server has closed is detected before reuse, and a reused connection that fails before any
+// response byte is replaced once within the same attempt. Every phase runs under the attempt's
+// deadline. Used from a single thread (the io_context's).
+class HttpClient {
+public:
+    HttpClient(boost::asio::any_io_executor executor, HttpClientOptions options, Logger& logger);
+    ~HttpClient();
+
+    // POSTs `body` (Content-Type: application/json) with the extra `headers`.
+    boost::asio::awaitable<AttemptOutcome> post(std::string_view body, const HeaderList& headers);
+
+    // Applies new options (reload); idle connections to a changed endpoint are dropped.
+    void update(HttpClientOptions options);
+    void close_idle();
+
+    std::size_t open_connections() const { return open_connections_; }
+    std::size_t connections_opened() const { return connections_opened_; }
+    const HttpClientOptions& options() const { return options_; }
+
+private:
+    struct Connection;
+    struct Connected;
+    boost::asio::awaitable<Connected> connect(std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<AttemptOutcome> exchange(Connection& connection, std::string_view body,
+                                                    const HeaderList& headers,
+                                                    std::chrono::steady_clock::time_point deadline,
+                                                    bool& keep_alive);
+    std::unique_ptr<Connection> take_idle();
+
+    boost::asio::any_io_executor executor_;
+    HttpClientOptions options_;
+    Logger& logger_;
+    std::shared_ptr<boost::asio::ssl::context> tls_context_;
+    std::vector<std::unique_ptr<Connection>> idle_;
+    boost::asio::ip::tcp::resolver::results_type endpoints_;
+    bool resolve_needed_ = true;
+    std::size_t open_connections_ = 0;
+    std::size_t connections_opened_ = 0;
+    std::string user_agent_;
+};
+
+// Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
+// (Node-style codes: ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, ...).
+AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
+                                  std::string_view peer, std::chrono::milliseconds timeout);
+
+}  // namespace avr_webhookd

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <avr_webhookd/config.hpp>
+#include <avr_webhookd/event_sink.hpp>
+#include <avr_webhookd/line_framer.hpp>
+#include <avr_webhookd/logger.hpp>
+#include <avr_webhookd/metrics.hpp>
+#include <avr_webhookd/uuid.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <memory>
+#include <set>
+#include <string>
+
+namespace avr_webhookd {
+
+struct IntakeOptions {
+    std::string socket_path;
+    unsigned socket_mode = 0660;
+    std::size_t max_line = 65536;
+    unsigned max_connections = 256;
+    AckMode ack = AckMode::errors;
+    bool allow_unknown_types = false;
+    QueueFullPolicy queue_full = QueueFullPolicy::block;
+    std::size_t max_reply_backlog = 64 * 1024;  // unread reply bytes kept per producer
+};
+
+IntakeOptions intake_options(const Config& config);
+
+// The Unix-socket intake: accepts producers, frames their NDJSON, validates each line and hands
+// accepted events to the EventSink. Replies go back on the same connection and never block
+// intake: a producer that never reads loses replies, never events.
+class IntakeServer {
+public:
+    IntakeServer(boost::asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger,
+                 Metrics& metrics);
+    ~IntakeServer();
+
+    // Creates the socket's directory if needed and binds with socket_mode. A stale socket file
+    // (no listener) is replaced; a live one means another instance runs: std::runtime_error.
+    void bind();
+    // Socket activation: takes over an already listening socket (it is never unlinked by us).
+    void adopt(int listening_fd);
+
+    void start();
+    // Stops accepting; open connections read what is already buffered, then close.
+    void stop();
+
+    // Reloadable options (ack, allow_unknown_types, max_line apply to new lines/connections).
+    void update(const IntakeOptions& options);
+
+    std::size_t connection_count() const { return connections_.size(); }
+    bool accepting() const { return accepting_; }
+
+private:
+    struct Connection;
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
+    boost::asio::awaitable<void> write_replies(std::shared_ptr<Connection> connection);
+    boost::asio::awaitable<void> handle_frame(Connection& connection, const LineFramer::Frame& frame);
+    void handle_line(Connection& connection, std::uint64_t number, std::string_view line);
+    void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
+    void queue_reply(Connection& connection, std::string reply);
+    void remove_socket_file();
+
+    boost::asio::io_context& io_;
+    IntakeOptions options_;
+    EventSink& sink_;
+    Logger& logger_;
+    Metrics& metrics_;
+    UuidGenerator ids_;
+    boost::asio::local::stream_protocol::acceptor acceptor_;
+    std::set<std::shared_ptr<Connection>> connections_;
+    std::uint64_t next_connection_id_ = 1;
+    bool accepting_ = false;
+    bool bound_by_us_ = false;
+    unsigned long long socket_inode_ = 0;
+};
+
+}  // namespace avr_webhookd

@@ -1,0 +1,325 @@
+#include <avr_webhookd/http_client.hpp>
+
+#include <avr_webhookd/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <optional>
+#include <stdexcept>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t response_body_limit = 64 * 1024;
+constexpr std::size_t response_snippet = 200;  // how much of an error body a log line repeats
+
+std::string_view tls_code(long verify_result) {
+    switch (verify_result) {
+    case X509_V_ERR_CERT_HAS_EXPIRED: return "CERT_HAS_EXPIRED";
+    case X509_V_ERR_CERT_NOT_YET_VALID: return "CERT_NOT_YET_VALID";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return "DEPTH_ZERO_SELF_SIGNED_CERT";
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return "SELF_SIGNED_CERT_IN_CHAIN";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: return "UNABLE_TO_GET_ISSUER_CERT_LOCALLY";
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: return "UNABLE_TO_VERIFY_LEAF_SIGNATURE";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH: return "ERR_TLS_CERT_ALTNAME_INVALID";
+    case X509_V_ERR_CERT_REVOKED: return "CERT_REVOKED";
+    default: return "ERR_TLS_HANDSHAKE";
+    }
+}
+
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+// Asio's host_name_verification, plus an error code OpenSSL can report when the name is wrong.
+struct VerifyHostName {
+    ssl::host_name_verification check;
+    bool ip_literal;
+    bool operator()(bool preverified, ssl::verify_context& context) const {
+        if (check(preverified, context)) return true;
+        if (preverified)
+            X509_STORE_CTX_set_error(context.native_handle(),
+                                     ip_literal ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
+        return false;
+    }
+};
+
+}  // namespace
+
+AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
+                                  std::string_view peer, std::chrono::milliseconds timeout) {
+    AttemptOutcome outcome;
+    const std::string where = std::string(phase) + " " + std::string(peer);
+    if (ec == beast::error::timeout || ec == asio::error::timed_out || ec == asio::error::operation_aborted) {
+        outcome.kind = FailureKind::timeout;
+        outcome.code = "ETIMEDOUT";
+        outcome.message = "timeout of " + std::to_string(timeout.count()) + "ms exceeded (" + std::string(phase) + ")";
+    } else if (ec == asio::error::connection_refused) {
+        outcome.kind = FailureKind::connect_refused;
+        outcome.code = "ECONNREFUSED";
+        outcome.message = "connect ECONNREFUSED " + std::string(peer);
+    } else if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
+               ec == asio::error::no_data) {
+        outcome.kind = FailureKind::dns;
+        outcome.code = ec == asio::error::host_not_found_try_again ? "EAI_AGAIN" : "ENOTFOUND";
+        outcome.message = "getaddrinfo " + outcome.code + " " + std::string(peer);
+    } else if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+               ec == ssl::error::stream_truncated) {
+        outcome.kind = FailureKind::reset;
+        outcome.code = "ECONNRESET";
+        outcome.message = ec == asio::error::eof || ec == ssl::error::stream_truncated
+                              ? "socket hang up: the server closed the connection without a response (" + where + ")"
+                              : where + " ECONNRESET";
+    } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
+        outcome.kind = FailureKind::connect_failed;
+        outcome.code = ec == asio::error::network_unreachable ? "ENETUNREACH" : "EHOSTUNREACH";
+        outcome.message = "connect " + outcome.code + " " + std::string(peer);
+    } else if (ec.category() == make_error_code(http::error::end_of_stream).category()) {
+        outcome.kind = FailureKind::protocol;
+        outcome.code = "EPROTO";
+        outcome.message = "invalid HTTP response from " + std::string(peer) + ": " + ec.message();
+    } else if (ec.category() == asio::error::get_ssl_category() || ec.category() == ssl::error::get_stream_category()) {
+        outcome.kind = FailureKind::tls;
+        outcome.code = "ERR_TLS_HANDSHAKE";
+        outcome.message = "TLS error with " + std::string(peer) + ": " + ec.message();
+    } else {
+        outcome.kind = FailureKind::connect_failed;
+        outcome.code = "E" + std::to_string(ec.value());
+        outcome.message = where + " failed: " + ec.message();
+    }
+    return outcome;
+}
+
+std::shared_ptr<ssl::context> make_tls_client_context(bool verify, const std::string& ca_file) {
+    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+    context->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+    context->set_verify_mode(verify ? ssl::verify_peer : ssl::verify_none);
+    context->set_default_verify_paths();
+    if (!ca_file.empty()) {
+        boost::system::error_code ec;
+        context->load_verify_file(ca_file, ec);
+        if (ec) throw std::runtime_error("cannot load ca_file " + ca_file + ": " + ec.message());
+    }
+    return context;
+}
+
+struct HttpClient::Connection {
+    explicit Connection(beast::tcp_stream stream) : plain(std::move(stream)) {}
+    Connection(beast::tcp_stream stream, ssl::context& context) : tls(std::in_place, std::move(stream), context) {}
+
+    beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+
+    // True when the peer closed or sent something while the connection sat idle: such a
+    // connection cannot carry a new request.
+    bool peer_closed_while_idle() {
+        char byte;
+        const auto got = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+    beast::flat_buffer buffer;
+    bool reused = false;
+};
+
+struct HttpClient::Connected {
+    std::unique_ptr<Connection> connection;
+    AttemptOutcome failure;
+};
+
+HttpClient::HttpClient(asio::any_io_executor executor, HttpClientOptions options, Logger& logger)
+    : executor_(std::move(executor)),
+      options_(std::move(options)),
+      logger_(logger),
+      user_agent_(std::string("avr-webhookd/") + version) {
+    if (options_.url.tls) tls_context_ = make_tls_client_context(options_.tls_verify, options_.ca_file);
+}
+
+HttpClient::~HttpClient() = default;
+
+void HttpClient::update(HttpClientOptions options) {
+    const bool endpoint_changed = options.url.tls != options_.url.tls || options.url.host != options_.url.host ||
+                                  options.url.port != options_.url.port || options.tls_verify != options_.tls_verify ||
+                                  options.ca_file != options_.ca_file;
+    if (endpoint_changed) {
+        auto context = options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
+        close_idle();
+        tls_context_ = std::move(context);
+        resolve_needed_ = true;
+    }
+    options_ = std::move(options);
+}
+
+void HttpClient::close_idle() {
+    open_connections_ -= idle_.size();
+    idle_.clear();
+}
+
+std::unique_ptr<HttpClient::Connection> HttpClient::take_idle() {
+    while (!idle_.empty()) {
+        auto connection = std::move(idle_.back());
+        idle_.pop_back();
+        if (!connection->peer_closed_while_idle()) return connection;
+        --open_connections_;
+        logger_.debug("delivery: dropped a keep-alive connection the server had closed");
+    }
+    return nullptr;
+}
+
+awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline) {
+    using namespace asio::experimental::awaitable_operators;
+    const auto& url = options_.url;
+    const std::string peer = url.host + ":" + url.port;
+    if (resolve_needed_ || endpoints_.empty()) {
+        tcp::resolver resolver(executor_);
+        asio::steady_timer timer(executor_, deadline);
+        auto result = co_await (resolver.async_resolve(url.host, url.port, as_tuple(use_awaitable)) ||
+                                timer.async_wait(as_tuple(use_awaitable)));
+        if (result.index() == 1) co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, options_.timeout)};
+        auto [ec, endpoints] = std::get<0>(std::move(result));
+        if (ec) co_return Connected{nullptr, outcome_from_error(ec, "resolve", url.host, options_.timeout)};
+        endpoints_ = std::move(endpoints);
+        resolve_needed_ = false;
+    }
+
+    beast::tcp_stream stream(executor_);
+    stream.expires_at(deadline);
+    auto [ec, endpoint] = co_await stream.async_connect(endpoints_, as_tuple(use_awaitable));
+    if (ec) {
+        resolve_needed_ = true;  // the address may have moved
+        co_return Connected{nullptr, outcome_from_error(ec, "connect", peer, options_.timeout)};
+    }
+    stream.socket().set_option(tcp::no_delay(true), ec);
+    ++connections_opened_;
+
+    if (!url.tls) {
+        ++open_connections_;
+        co_return Connected{std::make_unique<Connection>(std::move(stream)), {}};
+    }
+    auto connection = std::make_unique<Connection>(std::move(stream), *tls_context_);
+    auto& tls = *connection->tls;
+    const bool ip_literal = is_ip_literal(url.host);
+    if (!ip_literal && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str()))
+        co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE",
+                                                    "cannot set TLS SNI host name " + url.host, {}}};
+    if (options_.tls_verify) tls.set_verify_callback(VerifyHostName{ssl::host_name_verification(url.host), ip_literal});
+    auto [handshake_error] = co_await tls.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable));
+    if (handshake_error) {
+        const long verify_result = SSL_get_verify_result(tls.native_handle());
+        if (handshake_error == beast::error::timeout || verify_result == X509_V_OK)
+            co_return Connected{nullptr, outcome_from_error(handshake_error, "TLS handshake with", peer, options_.timeout)};
+        co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, std::string(tls_code(verify_result)),
+                                                    "TLS certificate of " + peer + " rejected: " +
+                                                        X509_verify_cert_error_string(verify_result),
+                                                    {}}};
+    }
+    ++open_connections_;
+    co_return Connected{std::move(connection), {}};
+}
+
+awaitable<AttemptOutcome> HttpClient::exchange(Connection& connection, std::string_view body, const HeaderList& headers,
+                                               Clock::time_point deadline, bool& keep_alive) {
+    const auto& url = options_.url;
+    const std::string peer = url.host + ":" + url.port;
+    http::request<http::span_body<const char>> request{http::verb::post, url.target, 11};
+    request.set(http::field::host, url.host_header);
+    request.set(http::field::user_agent, user_agent_);
+    request.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) request.set(name, value);
+    request.body() = boost::span<const char>(body.data(), body.size());
+    request.prepare_payload();
+    request.keep_alive(true);
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(response_body_limit);
+    connection.tcp().expires_at(deadline);
+
+    auto run = [&](auto& stream) -> awaitable<boost::system::error_code> {
+        auto [write_error, written] = co_await http::async_write(stream, request, as_tuple(use_awaitable));
+        if (write_error) co_return write_error;
+        auto [read_error, read] = co_await http::async_read(stream, connection.buffer, parser, as_tuple(use_awaitable));
+        co_return read_error;
+    };
+    const auto ec = connection.tls ? co_await run(*connection.tls) : co_await run(*connection.plain);
+    connection.reused = true;
+    keep_alive = false;
+
+    if (ec && !(ec == http::error::body_limit && parser.is_header_done()))
+        co_return outcome_from_error(ec, "POST", peer, options_.timeout);
+
+    const auto& response = parser.get();
+    keep_alive = !ec && response.keep_alive();
+    AttemptOutcome outcome;
+    outcome.status = static_cast<int>(response.result_int());
+    if (outcome.status >= 200 && outcome.status < 300) co_return outcome;
+
+    outcome.kind = FailureKind::http_status;
+    outcome.code = "HTTP " + std::to_string(outcome.status);
+    outcome.message = "Request failed with status code " + std::to_string(outcome.status);
+    if (const auto reason = response.reason(); !reason.empty()) outcome.message += " " + std::string(reason);
+    if (const auto location = response.find(http::field::location); location != response.end())
+        outcome.location = std::string(location->value());
+    if (const auto retry_after = response.find(http::field::retry_after); retry_after != response.end())
+        outcome.retry_after = parse_retry_after(retry_after->value(), std::chrono::system_clock::now());
+    if (!response.body().empty())
+        outcome.message += ": " + response.body().substr(0, response_snippet);
+    co_return outcome;
+}
+
+awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderList& headers) {
+    const auto deadline = Clock::now() + options_.timeout;
+    for (;;) {
+        auto connection = take_idle();
+        if (!connection) {
+            auto connected = co_await connect(deadline);
+            if (!connected.connection) co_return std::move(connected.failure);
+            connection = std::move(connected.connection);
+        }
+        const bool was_reused = connection->reused;
+        bool keep_alive = false;
+        auto outcome = co_await exchange(*connection, body, headers, deadline, keep_alive);
+        if (keep_alive && idle_.size() < options_.max_idle_connections) {
+            connection->tcp().expires_never();
+            idle_.push_back(std::move(connection));
+        } else {
+            --open_connections_;
+        }
+        // A kept-alive connection the server dropped just as we reused it: the request never
+        // reached it, so try once more on a fresh connection within the same attempt.
+        if (was_reused && outcome.kind == FailureKind::reset && Clock::now() < deadline) {
+            logger_.debug("delivery: reused connection was closed by the server; reconnecting");
+            continue;
+        }
+        co_return outcome;
+    }
+}
+
+}  // namespace avr_webhookd

@@ -1,0 +1,332 @@
+#include <avr_webhookd/intake_server.hpp>
+
+#include <avr_webhookd/event_parser.hpp>
+#include <avr_webhookd/js_json.hpp>
+#include <avr_webhookd/line_framer.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <vector>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using stream_protocol = asio::local::stream_protocol;
+
+namespace {
+
+constexpr std::size_t read_buffer_size = 64 * 1024;
+constexpr std::uint64_t rejections_logged_per_connection = 100;
+constexpr auto close_linger = std::chrono::seconds(2);  // time to flush replies at close
+
+}  // namespace
+
+struct IntakeServer::Connection {
+    Connection(stream_protocol::socket socket_, std::uint64_t id_, const IntakeOptions& options)
+        : socket(std::move(socket_)),
+          id(id_),
+          framer(options.max_line),
+          parser(EventParserOptions{options.allow_unknown_types}),
+          wake_writer(socket.get_executor()),
+          writer_finished(socket.get_executor()) {}
+
+    stream_protocol::socket socket;
+    std::uint64_t id;
+    LineFramer framer;
+    EventParser parser;
+    std::string pending_replies;
+    std::string writing;
+    asio::steady_timer wake_writer;
+    asio::steady_timer writer_finished;
+    bool closing = false;
+    bool writer_done = false;
+    bool write_failed = false;
+    std::uint64_t rejections = 0;
+    std::uint64_t dropped_replies = 0;
+};
+
+IntakeOptions intake_options(const Config& config) {
+    IntakeOptions options;
+    options.socket_path = config.socket;
+    options.socket_mode = config.socket_mode;
+    options.max_line = config.max_line;
+    options.max_connections = config.max_connections;
+    options.ack = config.ack;
+    options.allow_unknown_types = config.allow_unknown_types;
+    options.queue_full = config.queue_full;
+    return options;
+}
+
+IntakeServer::IntakeServer(asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger,
+                           Metrics& metrics)
+    : io_(io), options_(std::move(options)), sink_(sink), logger_(logger), metrics_(metrics), acceptor_(io) {}
+
+IntakeServer::~IntakeServer() { remove_socket_file(); }
+
+void IntakeServer::bind() {
+    namespace fs = std::filesystem;
+    const fs::path path(options_.socket_path);
+    std::error_code fs_error;
+    if (path.has_parent_path()) fs::create_directories(path.parent_path(), fs_error);
+    if (fs_error)
+        throw std::runtime_error("cannot create the socket directory " + path.parent_path().string() + ": " +
+                                 fs_error.message());
+
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) == 0) {
+        if (!S_ISSOCK(status.st_mode))
+            throw std::runtime_error("socket path " + path.string() +
+                                     " exists and is not a socket; remove it or set another `socket`");
+        stream_protocol::socket probe(io_);
+        boost::system::error_code ec;
+        probe.connect(stream_protocol::endpoint(path.string()), ec);
+        if (!ec)
+            throw std::runtime_error("another process (another avr-webhookd?) is already listening on " +
+                                     path.string());
+        if (ec != asio::error::connection_refused)
+            throw std::runtime_error("cannot check the existing socket " + path.string() + ": " + ec.message());
+        ::unlink(path.c_str());
+        logger_.warn("replaced stale socket file " + path.string() + " (no process was listening on it)");
+    }
+
+    acceptor_.open(stream_protocol());
+    // Bind under a strict umask so the socket is never briefly more open than socket_mode.
+    const mode_t previous_umask = ::umask(0177);
+    boost::system::error_code ec;
+    acceptor_.bind(stream_protocol::endpoint(path.string()), ec);
+    ::umask(previous_umask);
+    if (ec) throw std::runtime_error("cannot bind " + path.string() + ": " + ec.message());
+    bound_by_us_ = true;
+    if (::chmod(path.c_str(), static_cast<mode_t>(options_.socket_mode)) != 0)
+        throw std::runtime_error("cannot set mode of " + path.string() + ": " + std::strerror(errno));
+    if (::stat(path.c_str(), &status) == 0) socket_inode_ = status.st_ino;
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + path.string() + ": " + ec.message());
+}
+
+void IntakeServer::adopt(int listening_fd) {
+    int domain = 0, type = 0, listening = 0;
+    socklen_t length = sizeof domain;
+    ::getsockopt(listening_fd, SOL_SOCKET, SO_DOMAIN, &domain, &length);
+    length = sizeof type;
+    ::getsockopt(listening_fd, SOL_SOCKET, SO_TYPE, &type, &length);
+    length = sizeof listening;
+    ::getsockopt(listening_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length);
+    if (domain != AF_UNIX || type != SOCK_STREAM || !listening)
+        throw std::runtime_error("socket activation passed fd " + std::to_string(listening_fd) +
+                                 ", which is not a listening Unix stream socket (check ListenStream= in the .socket unit)");
+    acceptor_.assign(stream_protocol(), listening_fd);
+}
+
+void IntakeServer::start() {
+    accepting_ = true;
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+}
+
+void IntakeServer::stop() {
+    if (!accepting_) return;
+    accepting_ = false;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    remove_socket_file();
+    for (const auto& connection : connections_) connection->socket.cancel(ignored);
+}
+
+void IntakeServer::update(const IntakeOptions& options) {
+    options_.ack = options.ack;
+    options_.allow_unknown_types = options.allow_unknown_types;
+    options_.max_line = options.max_line;
+    options_.queue_full = options.queue_full;
+}
+
+void IntakeServer::remove_socket_file() {
+    if (!bound_by_us_) return;
+    bound_by_us_ = false;
+    // Only our own socket: a newer instance may have replaced the file since.
+    struct stat status {};
+    if (::stat(options_.socket_path.c_str(), &status) == 0 && status.st_ino == socket_inode_)
+        ::unlink(options_.socket_path.c_str());
+}
+
+awaitable<void> IntakeServer::accept_loop() {
+    while (accepting_) {
+        auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(use_awaitable));
+        if (!accepting_) break;
+        if (ec) {
+            logger_.warn("intake: accept failed: " + ec.message());
+            asio::steady_timer pause(io_, std::chrono::milliseconds(100));  // e.g. out of file descriptors
+            co_await pause.async_wait(as_tuple(use_awaitable));
+            continue;
+        }
+        if (connections_.size() >= options_.max_connections) {
+            const std::string refusal = "{\"ok\":false,\"error\":\"too many producer connections (max_connections=" +
+                                        std::to_string(options_.max_connections) + ")\"}\n";
+            boost::system::error_code ignored;
+            socket.non_blocking(true, ignored);
+            socket.write_some(asio::buffer(refusal), ignored);
+            ++metrics_.producer_connections_refused;
+            logger_.warn("intake: refused a producer connection: max_connections=" +
+                         std::to_string(options_.max_connections) + " reached");
+            continue;
+        }
+        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++, options_);
+        connections_.insert(connection);
+        logger_.debug("intake: producer connection " + std::to_string(connection->id) + " opened");
+        asio::co_spawn(io_, serve(connection), asio::detached);
+    }
+}
+
+awaitable<void> IntakeServer::serve(std::shared_ptr<Connection> connection) {
+    Connection& c = *connection;
+    asio::co_spawn(io_, write_replies(connection), asio::detached);
+    std::vector<char> buffer(read_buffer_size);
+
+    auto process = [&](std::string_view data) -> awaitable<void> {
+        while (auto frame = c.framer.next(data)) co_await handle_frame(c, *frame);
+    };
+
+    for (;;) {
+        auto [ec, size] = co_await c.socket.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
+        if (ec == asio::error::operation_aborted && !accepting_) {
+            // Shutting down: take what the producer already wrote, without waiting for more.
+            boost::system::error_code read_error;
+            c.socket.non_blocking(true, read_error);
+            while (!read_error) {
+                const auto got = c.socket.read_some(asio::buffer(buffer), read_error);
+                if (!read_error) co_await process(std::string_view(buffer.data(), got));
+            }
+            break;
+        }
+        if (ec) {
+            if (ec != asio::error::eof && ec != asio::error::connection_reset)
+                logger_.warn("intake: read from producer connection " + std::to_string(c.id) + " failed: " + ec.message());
+            break;
+        }
+        co_await process(std::string_view(buffer.data(), size));
+    }
+    if (auto frame = c.framer.finish()) co_await handle_frame(c, *frame);
+
+    c.closing = true;
+    c.wake_writer.cancel();
+    if (!c.writer_done) {
+        c.writer_finished.expires_after(close_linger);
+        co_await c.writer_finished.async_wait(as_tuple(use_awaitable));
+    }
+    boost::system::error_code ignored;
+    c.socket.close(ignored);
+    if (c.dropped_replies > 0)
+        logger_.warn("intake: producer connection " + std::to_string(c.id) + " did not read " +
+                     std::to_string(c.dropped_replies) + " replies; they were dropped (its events were not)");
+    logger_.debug("intake: producer connection " + std::to_string(c.id) + " closed after " +
+                  std::to_string(c.framer.lines_seen()) + " lines");
+    connections_.erase(connection);
+}
+
+awaitable<void> IntakeServer::handle_frame(Connection& c, const LineFramer::Frame& frame) {
+    if (frame.kind == LineFramer::FrameKind::too_long) {
+        ++metrics_.events_received;
+        reject(c, frame.number, "line_too_long",
+               "line too long: more than max_line=" + std::to_string(c.framer.max_line()) +
+                   " bytes; the rest of the line was skipped");
+        co_return;
+    }
+    // queue_full = block: hold this producer (and only it) until delivery makes room.
+    while (options_.queue_full == QueueFullPolicy::block && !sink_.has_room()) co_await sink_.wait_for_room();
+    handle_line(c, frame.number, frame.text);
+}
+
+awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connection) {
+    Connection& c = *connection;
+    for (;;) {
+        if (c.pending_replies.empty()) {
+            if (c.closing) break;
+            c.wake_writer.expires_at(asio::steady_timer::time_point::max());
+            co_await c.wake_writer.async_wait(as_tuple(use_awaitable));
+            continue;
+        }
+        c.writing.clear();
+        c.writing.swap(c.pending_replies);
+        auto [ec, written] = co_await asio::async_write(c.socket, asio::buffer(c.writing), as_tuple(use_awaitable));
+        if (ec) {
+            c.write_failed = true;
+            break;
+        }
+    }
+    c.writer_done = true;
+    c.writer_finished.cancel();
+}
+
+void IntakeServer::queue_reply(Connection& c, std::string reply) {
+    if (c.write_failed || c.pending_replies.size() + reply.size() > options_.max_reply_backlog) {
+        if (c.dropped_replies++ == 0 && !c.write_failed)
+            logger_.warn("intake: producer connection " + std::to_string(c.id) +
+                         " is not reading its replies; dropping replies (events are not affected)");
+        return;
+    }
+    c.pending_replies.append(reply);
+    c.wake_writer.cancel();
+}
+
+void IntakeServer::reject(Connection& c, std::uint64_t number, std::string_view reason, std::string_view message) {
+    metrics_.count_rejected(reason);
+    std::string reply = "{\"ok\":false,\"line\":" + std::to_string(number) + ",\"error\":";
+    append_js_string(reply, message);
+    reply.append("}\n");
+    queue_reply(c, std::move(reply));
+    const auto count = ++c.rejections;
+    if (count <= rejections_logged_per_connection) {
+        logger_.warn("intake: connection " + std::to_string(c.id) + " line " + std::to_string(number) +
+                     " rejected: " + Logger::sanitize(message));
+    } else if (count == rejections_logged_per_connection + 1) {
+        logger_.warn("intake: connection " + std::to_string(c.id) +
+                     " keeps sending bad lines; further rejections are counted in metrics and logged at debug level");
+    } else {
+        logger_.debug("intake: connection " + std::to_string(c.id) + " line " + std::to_string(number) +
+                      " rejected: " + Logger::sanitize(message));
+    }
+}
+
+void IntakeServer::handle_line(Connection& c, std::uint64_t number, std::string_view line) {
+    ++metrics_.events_received;
+    auto result = c.parser.parse(line, std::chrono::system_clock::now(), ids_);
+    if (auto* rejection = std::get_if<RejectReason>(&result)) {
+        reject(c, number, rejection->reason, rejection->message);
+        return;
+    }
+    Event& event = std::get<Event>(result);
+    std::string id = options_.ack == AckMode::all ? event.id : std::string();
+    switch (sink_.submit(std::move(event))) {
+    case EventSink::Admission::queued:
+    case EventSink::Admission::filtered:
+        if (options_.ack == AckMode::all) {
+            std::string reply = "{\"ok\":true,\"line\":" + std::to_string(number) + ",\"id\":";
+            append_js_string(reply, id);
+            reply.append("}\n");
+            queue_reply(c, std::move(reply));
+        }
+        break;
+    case EventSink::Admission::dead_lettered:
+        reject(c, number, "queue_full", "queue full (max_queue reached): the event was written to the dead-letter file");
+        break;
+    case EventSink::Admission::full:
+        reject(c, number, "queue_full", "queue full (max_queue reached) and no dead-letter file: the event was not accepted");
+        break;
+    }
+}
+
+}  // namespace avr_webhookd
