@@ -323,8 +323,12 @@ std::string octal(unsigned mode) {
     return text;
 }
 
+// A string value for describe(): bare when that reads back unchanged, quoted otherwise.
 std::string shown_text(std::string_view text) {
-    return text.empty() ? "\"\"" : std::string{text};
+    const bool bare = !text.empty() && text.front() != ' ' && text.back() != ' ' && text.front() != '"' &&
+                      text.front() != '\'' && text.find(" #") == std::string_view::npos &&
+                      std::all_of(text.begin(), text.end(), is_printable_ascii);
+    return bare ? std::string{text} : quoted_text(text);
 }
 
 using Parser = void (*)(Config&, const Value&);
@@ -582,7 +586,7 @@ std::string config_file_to_read(const ConfigSources& sources) {
     return std::filesystem::exists(sources.default_file, error) ? sources.default_file : std::string{};
 }
 
-RawValue required(const RawValues& raw, std::string_view key) {
+RawValue raw_or_built_in(const RawValues& raw, std::string_view key) {
     const auto found = raw.find(key);
     return found == raw.end() ? RawValue{"", Origin::built_in, "built-in default"} : found->second;
 }
@@ -591,8 +595,18 @@ Value value_of(std::string_view key, const RawValue& raw) {
     return Value{find_setting(key)->info, raw};
 }
 
+bool readable_by_others(const std::string& path) {
+    std::error_code error;
+    const auto permissions = std::filesystem::status(path, error).permissions();
+    return !error && (permissions & std::filesystem::perms::others_read) != std::filesystem::perms::none;
+}
+
 std::string read_secret_file(const Value& value) {
     const std::string path{value.text()};
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) {
+        value.reject("a file holding the secret, not a directory");
+    }
     std::ifstream file(path, std::ios::binary);
     if (!file) {
         value.reject(std::string{"a readable file holding the secret ("} + std::strerror(errno) + ")");
@@ -622,8 +636,8 @@ void resolve(LoadedConfig& loaded, const RawValues& raw) {
         throw ConfigError("url", "missing setting url: set " + environment_name("url") + ", --url or url in the "
                                  "config file to the receiver's http:// or https:// URL");
     }
-    const auto secret = required(raw, "secret");
-    const auto secret_file = required(raw, "secret_file");
+    const auto secret = raw_or_built_in(raw, "secret");
+    const auto secret_file = raw_or_built_in(raw, "secret_file");
     if (!config.secret_file.empty()) {
         if (!config.secret.empty()) {
             value_of("secret_file", secret_file)
@@ -631,9 +645,18 @@ void resolve(LoadedConfig& loaded, const RawValues& raw) {
         }
         config.secret = read_secret_file(value_of("secret_file", secret_file));
         loaded.origins["secret"] = secret_file.origin;
+        if (readable_by_others(config.secret_file)) {
+            loaded.warnings.push_back("secret_file " + config.secret_file + " is readable by all users");
+        }
+    } else if (!config.secret.empty() && secret.origin == Origin::command_line) {
+        loaded.warnings.push_back("--secret is visible to all users in the process list; prefer secret_file");
+    } else if (!config.secret.empty() && secret.origin == Origin::config_file &&
+               readable_by_others(loaded.config_file_used)) {
+        loaded.warnings.push_back("config file " + loaded.config_file_used +
+                                  " holds the secret and is readable by all users");
     }
     if (config.secret.empty() && config.signature != SignatureMode::plain) {
-        value_of("signature", required(raw, "signature")).reject("plain when no secret or secret_file is set");
+        value_of("signature", raw_or_built_in(raw, "signature")).reject("plain when no secret or secret_file is set");
     }
     // Checked against the text actually used, whichever setting supplied it.
     if (const auto problem = Signer::validate(config.signature, config.secret)) {
@@ -643,12 +666,12 @@ void resolve(LoadedConfig& loaded, const RawValues& raw) {
     }
     for (const auto& type : config.types) {
         if (!config.allow_unknown_types && !is_known_event_type(type)) {
-            value_of("types", required(raw, "types"))
+            value_of("types", raw_or_built_in(raw, "types"))
                 .reject("known event types (" + type + " is not one; see allow_unknown_types)");
         }
     }
     if (config.retry_max_delay < config.retry_base) {
-        value_of("retry_max_delay", required(raw, "retry_max_delay"))
+        value_of("retry_max_delay", raw_or_built_in(raw, "retry_max_delay"))
             .reject("a duration of at least retry_base (" + format_duration(config.retry_base) + ")");
     }
     if (!raw.contains("dead_letter")) {

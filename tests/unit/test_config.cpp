@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -116,7 +115,8 @@ TEST_CASE("config: the settings table is consistent", "[config]") {
     for (const auto& setting : all_settings()) {
         INFO(setting.key);
         CHECK(keys.insert(setting.key).second);
-        CHECK(std::regex_match(std::string{setting.key}, std::regex{"[a-z][a-z_]*[a-z]"}));
+        CHECK(setting.key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos);
+        CHECK((!setting.key.starts_with('_') && !setting.key.ends_with('_')));
         CHECK_FALSE(setting.help.empty());
         CHECK(setting.help.find('\n') == std::string_view::npos);
     }
@@ -559,6 +559,10 @@ TEST_CASE("config: secret_file is read at load", "[config]") {
         CHECK(std::string{error.what()} == "invalid setting secret_file (--secret-file) = \"" + dir.path("missing") +
                                                "\": expected a readable file holding the secret (No such file or directory)");
     }
+    SECTION("a directory is an error") {
+        sources.command_line["secret_file"] = dir.path("");
+        CHECK_THAT(load_error(sources).what(), Catch::Contains("expected a file holding the secret, not a directory"));
+    }
     SECTION("an empty file is an error") {
         sources.command_line["secret_file"] = dir.write("secret", "\n");
         CHECK_THAT(load_error(sources).what(), Catch::Contains("but it is empty"));
@@ -583,6 +587,43 @@ TEST_CASE("config: secret_file is read at load", "[config]") {
         CHECK_THAT(message, Catch::StartsWith("invalid setting secret (read from secret_file) = <redacted>: "));
         CHECK(message.find("S3cret") == std::string::npos);
     }
+}
+
+TEST_CASE("config: warnings for a secret others can read", "[config]") {
+    TempDir dir;
+    auto sources = sources_with_url();
+    const auto secret_file = dir.write("secret", "S3cret\n");
+
+    fs::permissions(secret_file, fs::perms::owner_read | fs::perms::owner_write);
+    sources.command_line["secret_file"] = secret_file;
+    CHECK(load_config(sources).warnings.empty());
+
+    fs::permissions(secret_file, fs::perms::others_read, fs::perm_options::add);
+    CHECK(load_config(sources).warnings ==
+          std::vector<std::string>{"secret_file " + secret_file + " is readable by all users"});
+
+    sources.command_line.erase("secret_file");
+    sources.command_line["secret"] = "S3cret";
+    CHECK(load_config(sources).warnings ==
+          std::vector<std::string>{"--secret is visible to all users in the process list; prefer secret_file"});
+
+    sources.command_line.erase("secret");
+    sources.config_file = dir.write("a.conf", "secret = S3cret\n");
+    fs::permissions(*sources.config_file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    CHECK(load_config(sources).warnings ==
+          std::vector<std::string>{"config file " + *sources.config_file + " holds the secret and is readable by all users"});
+    fs::permissions(*sources.config_file, fs::perms::owner_read | fs::perms::owner_write);
+    CHECK(load_config(sources).warnings.empty());
+}
+
+TEST_CASE("config: describe quotes only strings that would not read back bare", "[config]") {
+    CHECK(line_of(describe(load_with("agent_id", "agent 7")), "agent_id") == "agent_id = agent 7  (command line --agent-id)");
+    CHECK(line_of(describe(load_with("agent_id", "agent # 7")), "agent_id") ==
+          "agent_id = \"agent # 7\"  (command line --agent-id)");
+    CHECK(line_of(describe(load_with("agent_id", " padded")), "agent_id") ==
+          "agent_id = \" padded\"  (command line --agent-id)");
+    CHECK(line_of(describe(load_with("agent_id", "\"quoted\"")), "agent_id") ==
+          "agent_id = \"\\\"quoted\\\"\"  (command line --agent-id)");
 }
 
 TEST_CASE("config: cross-setting rules", "[config]") {
@@ -685,6 +726,25 @@ std::string values_of(const LoadedConfig& loaded) {
     return out;
 }
 
+// "# name = value" (conf) or "#NAME=value" (env): a commented-out setting, as {name, value}.
+std::optional<std::pair<std::string, std::string>> commented_setting(std::string_view line,
+                                                                     std::string_view name_characters,
+                                                                     std::string_view separator) {
+    if (!line.starts_with('#')) {
+        return std::nullopt;
+    }
+    line.remove_prefix(line.starts_with("# ") ? 2 : 1);
+    const auto name_end = line.find_first_not_of(name_characters);
+    if (name_end == 0 || name_end == std::string_view::npos || !line.substr(name_end).starts_with(separator)) {
+        return std::nullopt;
+    }
+    auto value = line.substr(name_end + separator.size());
+    if (value.starts_with(' ')) {
+        value.remove_prefix(1);
+    }
+    return std::pair{std::string{line.substr(0, name_end)}, std::string{value}};
+}
+
 }  // namespace
 
 TEST_CASE("config: the example config file documents every setting with its built-in default", "[config]") {
@@ -692,13 +752,11 @@ TEST_CASE("config: the example config file documents every setting with its buil
     REQUIRE(fs::exists(example));
     // Uncomment every "# key = value" line: the result must be the built-in configuration.
     std::string uncommented;
-    const std::regex setting_line{"^# ?([a-z_]+) = ?(.*)$"};
     std::set<std::string> documented;
     for (const auto& line : lines_of(example)) {
-        std::smatch match;
-        if (std::regex_match(line, match, setting_line)) {
-            documented.insert(match[1]);
-            uncommented += match[1].str() + " = " + match[2].str() + "\n";
+        if (const auto setting = commented_setting(line, "abcdefghijklmnopqrstuvwxyz_", " =")) {
+            documented.insert(setting->first);
+            uncommented += setting->first + " = " + setting->second + "\n";
         }
     }
     for (const auto& setting : all_settings()) {
@@ -715,12 +773,11 @@ TEST_CASE("config: the example config file documents every setting with its buil
 TEST_CASE("config: the example environment file documents every variable with its built-in default", "[config]") {
     const auto example = source_dir() / "config" / "avr-webhookd.env";
     REQUIRE(fs::exists(example));
-    const std::regex variable_line{"^# ?(WEBHOOK_[A-Z_]+)=(.*)$"};
     Environment environment;
     for (const auto& line : lines_of(example)) {
-        std::smatch match;
-        if (std::regex_match(line, match, variable_line)) {
-            environment[match[1]] = match[2];
+        const auto variable = commented_setting(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", "=");
+        if (variable && variable->first.starts_with("WEBHOOK_")) {
+            environment.insert(*variable);
         }
     }
     for (const auto& setting : all_settings()) {
