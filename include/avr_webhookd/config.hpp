@@ -80,8 +80,8 @@ struct SettingInfo {
 // Every setting, in documentation order. One table drives flags, environment, file and docs.
 std::span<const SettingInfo> all_settings();
 
-std::string flag_name(std::string_view key);             // timeout_ms -> --timeout-ms (without "--")
-std::string environment_name(std::string_view key);      // timeout -> WEBHOOK_TIMEOUT
+std::string flag_name(std::string_view key);             // max_line -> max-line (the flag without its "--")
+std::string environment_name(std::string_view key);      // max_line -> WEBHOOK_MAX_LINE
 
 using Environment = std::map<std::string, std::string>;  // variable -> value
 Environment environment_from(char** envp);
