@@ -87,6 +87,13 @@ EventSink::Admission Deliverer::submit(Event&& event) {
         logger_.debug("delivery: " + describe(event) + " not forwarded: its type is not in `types`");
         return Admission::filtered;
     }
+    if (abandoning_) {  // too late to deliver: record it rather than queue it for nobody
+        AttemptOutcome none;
+        none.code = "SHUTDOWN";
+        none.message = "the event arrived while the daemon was shutting down";
+        give_up(event, "shutdown", none, 0);
+        return Admission::shutting_down;
+    }
     if (!has_room()) {
         if (!dead_letters_.enabled()) return Admission::full;
         logger_.warn("delivery: queue full (max_queue=" + std::to_string(config_.max_queue) + "): " + describe(event) +
