@@ -722,8 +722,10 @@ Environment environment_from(char** envp) {
     return environment;
 }
 
-LoadedConfig load_config(const ConfigSources& sources) {
-    LoadedConfig loaded;
+namespace {
+
+// Every given setting's text, by precedence: command line over environment over config file.
+RawValues gather_raw_values(const ConfigSources& sources, LoadedConfig& loaded) {
     loaded.config_file_used = config_file_to_read(sources);
     RawValues raw = loaded.config_file_used.empty() ? RawValues{} : read_config_file(loaded.config_file_used);
 
@@ -747,7 +749,14 @@ LoadedConfig load_config(const ConfigSources& sources) {
         }
         raw[key] = RawValue{text, Origin::command_line, "--" + flag_name(key)};
     }
+    return raw;
+}
 
+}  // namespace
+
+LoadedConfig load_config(const ConfigSources& sources) {
+    LoadedConfig loaded;
+    const RawValues raw = gather_raw_values(sources, loaded);
     for (const auto& setting : settings) {
         const auto key = std::string{setting.info.key};
         const auto given = raw.find(key);
@@ -760,6 +769,21 @@ LoadedConfig load_config(const ConfigSources& sources) {
     }
     resolve(loaded, raw);
     return loaded;
+}
+
+std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key) {
+    const Setting* setting = find_setting(key);
+    if (!setting) {
+        throw ConfigError(std::string{key}, "unknown setting " + quoted_text(key));
+    }
+    LoadedConfig scratch;
+    const RawValues raw = gather_raw_values(sources, scratch);
+    const auto given = raw.find(key);
+    if (given == raw.end()) {
+        return std::nullopt;
+    }
+    setting->parse(scratch.config, Value{setting->info, given->second});
+    return given->second.text;
 }
 
 std::string describe(const LoadedConfig& loaded) {

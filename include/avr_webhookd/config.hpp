@@ -108,6 +108,12 @@ struct LoadedConfig {
 
 LoadedConfig load_config(const ConfigSources& sources);  // throws ConfigError
 
+// One setting's text as given (command line, else environment, else config file), validated on
+// its own, without requiring the rest of the configuration (e.g. `url`): for subcommands such as
+// healthcheck and send. nullopt when the setting is not given anywhere. Throws ConfigError for an
+// unknown key, an invalid value of this setting or an unreadable config file.
+std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key);
+
 // check-config output: one "key = value  (origin)" line per setting, secrets as <redacted>.
 std::string describe(const LoadedConfig& loaded);
 
