@@ -168,18 +168,12 @@ int run_healthcheck_command(const std::vector<std::string>& args, const Environm
     }
 
     std::string admin;
-    if (vm.count("admin")) {
-        admin = vm["admin"].as<std::string>();
-    } else {
-        ConfigSources sources;
-        sources.environment = env;
-        if (vm.count("config")) sources.config_file = vm["config"].as<std::string>();
-        try {
-            admin = find_setting_text(sources, "admin").value_or("");
-        } catch (const ConfigError& error) {
-            err << "healthcheck: " << error.what() << "\n";
-            return 1;
-        }
+    try {
+        // --admin, else WEBHOOK_ADMIN, else the config file; validated like the daemon does.
+        admin = find_setting_text(config_sources(vm, env), "admin").value_or("");
+    } catch (const ConfigError& error) {
+        err << "healthcheck: " << error.what() << "\n";
+        return 1;
     }
     if (admin.empty()) {
         err << "admin endpoint is off (set admin)\n";

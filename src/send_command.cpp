@@ -316,18 +316,12 @@ int run_send_command(const std::vector<std::string>& args, const Environment& en
     }
 
     std::string socket_path;
-    if (vm.count("socket")) {
-        socket_path = vm["socket"].as<std::string>();
-    } else {
-        ConfigSources sources;
-        sources.environment = env;
-        if (vm.count("config")) sources.config_file = vm["config"].as<std::string>();
-        try {
-            socket_path = find_setting_text(sources, "socket").value_or(Config{}.socket);
-        } catch (const ConfigError& error) {
-            err << "send: " << error.what() << "\n";
-            return 2;
-        }
+    try {
+        // --socket, else WEBHOOK_SOCKET, else the config file, else the built-in default.
+        socket_path = find_setting_text(config_sources(vm, env), "socket").value_or(Config{}.socket);
+    } catch (const ConfigError& error) {
+        err << "send: " << error.what() << "\n";
+        return 2;
     }
 
     std::vector<InputFile> inputs;

@@ -368,6 +368,10 @@ TEST_CASE("healthcheck: 0 when healthy, 1 when unhealthy, unreachable or off", "
     CHECK(run.status == 1);
     CHECK(run.err.find("--timeout") != std::string::npos);
 
+    run = healthcheck({"--admin", "127.0.0.1"});
+    CHECK(run.status == 1);
+    CHECK(run.err.find("invalid setting admin (--admin)") != std::string::npos);
+
     run = healthcheck({"--bogus"});
     CHECK(run.status == 1);
     CHECK(run.err.find("usage:") != std::string::npos);

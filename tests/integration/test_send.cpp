@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -252,4 +253,26 @@ TEST_CASE("send command: a large input with a reply for every line does not dead
     CHECK(run.out.find(events + " line 10: rejected: bad event\n") != std::string::npos);
     CHECK(run.err == std::to_string(bad) + " of " + std::to_string(lines) + " lines rejected\n");
     CHECK(daemon.received().size() == input.size());
+}
+
+TEST_CASE("send command: reads stdin for no file or \"-\"", "[send][integration]") {
+    SendTempDir dir;
+    const auto socket = dir / "events.sock";
+    FakeDaemon daemon(socket, FakeDaemon::Mode::ack_errors);
+    const auto events = dir.write("stdin.ndjson", "{}\nbad\n");
+
+    // Point fd 0 at the file for the call, then put the real stdin back.
+    const int saved_stdin = ::dup(STDIN_FILENO);
+    const int file = ::open(events.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(file >= 0);
+    ::dup2(file, STDIN_FILENO);
+    ::close(file);
+    const auto run = send({"--socket", socket, "-"});
+    ::dup2(saved_stdin, STDIN_FILENO);
+    ::close(saved_stdin);
+
+    CHECK(run.status == 1);
+    CHECK(run.out == "line 2: rejected: bad event\n");
+    CHECK(run.err == "1 of 2 lines rejected\n");
+    CHECK(daemon.received() == "{}\nbad\n");
 }
