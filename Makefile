@@ -38,7 +38,7 @@ sanitize: deps
 	  ctest --output-on-failure $(CTEST_ARGS)
 
 demo: build
-	./scripts/demo.sh $(BUILD_DIR)/avr-webhookd
+	./tests/demo.sh $(BUILD_DIR)/avr-webhookd
 
 install: build
 	cmake --install $(BUILD_DIR)

@@ -74,7 +74,18 @@ IntakeOptions intake_options(const Config& config) {
 
 IntakeServer::IntakeServer(asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger,
                            Metrics& metrics)
-    : io_(io), options_(std::move(options)), sink_(sink), logger_(logger), metrics_(metrics), acceptor_(io) {}
+    : io_(io),
+      options_(std::move(options)),
+      sink_(sink),
+      logger_(logger),
+      metrics_(metrics),
+      closed_signal_(io.get_executor()),
+      acceptor_(io) {}
+
+awaitable<void> IntakeServer::wait_until_closed(std::chrono::steady_clock::time_point deadline) {
+    while (!connections_.empty() && std::chrono::steady_clock::now() < deadline)
+        co_await closed_signal_.wait_until(deadline);
+}
 
 IntakeServer::~IntakeServer() { remove_socket_file(); }
 
@@ -235,6 +246,7 @@ awaitable<void> IntakeServer::serve(std::shared_ptr<Connection> connection) {
     logger_.debug("intake: producer connection " + std::to_string(c.id) + " closed after " +
                   std::to_string(c.framer.lines_seen()) + " lines");
     connections_.erase(connection);
+    closed_signal_.notify_all();
 }
 
 awaitable<void> IntakeServer::handle_frame(Connection& c, const LineFramer::Frame& frame) {
@@ -322,6 +334,9 @@ void IntakeServer::handle_line(Connection& c, std::uint64_t number, std::string_
         break;
     case EventSink::Admission::dead_lettered:
         reject(c, number, "queue_full", "queue full (max_queue reached): the event was written to the dead-letter file");
+        break;
+    case EventSink::Admission::shutting_down:
+        reject(c, number, "shutting_down", "the daemon is shutting down: the event was written to the dead-letter file");
         break;
     case EventSink::Admission::full:
         reject(c, number, "queue_full", "queue full (max_queue reached) and no dead-letter file: the event was not accepted");

@@ -80,8 +80,8 @@ struct SettingInfo {
 // Every setting, in documentation order. One table drives flags, environment, file and docs.
 std::span<const SettingInfo> all_settings();
 
-std::string flag_name(std::string_view key);             // timeout_ms -> --timeout-ms (without "--")
-std::string environment_name(std::string_view key);      // timeout -> WEBHOOK_TIMEOUT
+std::string flag_name(std::string_view key);             // max_line -> max-line (the flag without its "--")
+std::string environment_name(std::string_view key);      // max_line -> WEBHOOK_MAX_LINE
 
 using Environment = std::map<std::string, std::string>;  // variable -> value
 Environment environment_from(char** envp);
@@ -107,6 +107,12 @@ struct LoadedConfig {
 };
 
 LoadedConfig load_config(const ConfigSources& sources);  // throws ConfigError
+
+// One setting's text as given (command line, else environment, else config file), validated on
+// its own, without requiring the rest of the configuration (e.g. `url`): for subcommands such as
+// healthcheck and send. nullopt when the setting is not given anywhere. Throws ConfigError for an
+// unknown key, an invalid value of this setting or an unreadable config file.
+std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key);
 
 // check-config output: one "key = value  (origin)" line per setting, secrets as <redacted>.
 std::string describe(const LoadedConfig& loaded);

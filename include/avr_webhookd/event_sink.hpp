@@ -14,6 +14,7 @@ public:
         filtered,       // valid, but its type is not forwarded (setting `types`)
         dead_lettered,  // the queue was full (queue_full = reject): written to the dead-letter file
         full,           // the queue is full and there is no dead-letter file: not taken
+        shutting_down,  // arrived after the shutdown budget was spent: dead-lettered
     };
 
     virtual ~EventSink() = default;

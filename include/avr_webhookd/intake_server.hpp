@@ -1,6 +1,7 @@
 #pragma once
 
 #include <avr_webhookd/config.hpp>
+#include <avr_webhookd/detail/signal.hpp>
 #include <avr_webhookd/event_sink.hpp>
 #include <avr_webhookd/line_framer.hpp>
 #include <avr_webhookd/logger.hpp>
@@ -51,6 +52,9 @@ public:
     // Reloadable options (ack, allow_unknown_types, max_line apply to new lines/connections).
     void update(const IntakeOptions& options);
 
+    // Completes when every producer connection has closed, or at `deadline`.
+    boost::asio::awaitable<void> wait_until_closed(std::chrono::steady_clock::time_point deadline);
+
     std::size_t connection_count() const { return connections_.size(); }
     bool accepting() const { return accepting_; }
 
@@ -71,6 +75,7 @@ private:
     Logger& logger_;
     Metrics& metrics_;
     UuidGenerator ids_;
+    detail::Signal closed_signal_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     std::set<std::shared_ptr<Connection>> connections_;
     std::uint64_t next_connection_id_ = 1;

@@ -168,6 +168,7 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_delivery_attempts_total",
     "avr_webhookd_delivery_attempts_failed_total",
     "avr_webhookd_delivery_retries_total",
+    "avr_webhookd_producer_connections_refused_total",
     "avr_webhookd_events_in_flight",
     "avr_webhookd_events_queued",
     "avr_webhookd_live_calls",

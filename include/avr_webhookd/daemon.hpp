@@ -1,0 +1,37 @@
+#pragma once
+
+#include <avr_webhookd/config.hpp>
+#include <avr_webhookd/logger.hpp>
+
+namespace avr_webhookd {
+
+// Exit statuses of the daemon and its subcommands (sysexits.h where one fits).
+namespace exit_status {
+inline constexpr int ok = 0;
+inline constexpr int failure = 1;       // could not start (socket in use, cannot bind, ...)
+inline constexpr int usage = 64;        // EX_USAGE: bad command line
+inline constexpr int software = 70;     // EX_SOFTWARE: an internal error
+inline constexpr int config = 78;       // EX_CONFIG: an invalid setting
+}  // namespace exit_status
+
+// Wires intake, delivery, the admin endpoint, signals and systemd notification together and
+// runs them on one io_context until SIGTERM/SIGINT. SIGHUP reloads the configuration.
+class Daemon {
+public:
+    // `sources` are kept so SIGHUP can reload with the same command line.
+    Daemon(ConfigSources sources, LoadedConfig loaded, Logger& logger);
+    ~Daemon();
+
+    // Runs until shut down; returns the exit status. Throws std::runtime_error for start-up
+    // failures (socket in use, cannot bind, dead-letter file not writable).
+    int run();
+
+private:
+    struct State;
+    void reload_configuration(State& state);
+    ConfigSources sources_;
+    LoadedConfig loaded_;
+    Logger& logger_;
+};
+
+}  // namespace avr_webhookd

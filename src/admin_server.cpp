@@ -1,0 +1,368 @@
+#include <avr_webhookd/admin_server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/basic_stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using stream_protocol = asio::local::stream_protocol;
+
+namespace {
+
+// Longest path that fits sockaddr_un::sun_path with its terminating NUL.
+constexpr std::size_t max_socket_path = 107;
+constexpr mode_t admin_socket_mode = 0660;
+
+bool set_error(std::string* error, std::string message) {
+    if (error) *error = std::move(message);
+    return false;
+}
+
+bool is_port_text(std::string_view text) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return !text.empty() && ec == std::errc{} && end == text.data() + text.size() && value <= 65535;
+}
+
+std::string_view trailing_newline_removed(std::string_view text) {
+    while (text.ends_with('\n')) text.remove_suffix(1);
+    return text;
+}
+
+AdminResponse plain(unsigned status, std::string body) {
+    AdminResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    return response;
+}
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+    const auto address = endpoint.address();
+    const auto host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return host + ":" + std::to_string(endpoint.port());
+}
+
+}  // namespace
+
+std::optional<AdminAddress> parse_admin_address(std::string_view text, std::string* error) {
+    constexpr std::string_view expected =
+        "expected HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, or an absolute Unix socket path";
+    AdminAddress address;
+    if (text.starts_with('/')) {
+        if (text.size() > max_socket_path || text.ends_with('/') || text.find('\0') != std::string_view::npos) {
+            set_error(error, "invalid admin socket path: at most " + std::to_string(max_socket_path) +
+                                 " bytes, not ending in /");
+            return std::nullopt;
+        }
+        address.unix_path = text;
+        return address;
+    }
+    std::string_view host;
+    std::string_view rest;
+    std::string_view host_characters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) {
+            set_error(error, std::string{expected} + " (missing ])");
+            return std::nullopt;
+        }
+        host = text.substr(1, close - 1);
+        rest = text.substr(close + 1);
+        host_characters = "0123456789abcdefABCDEF:.";
+    } else {
+        const auto colon = text.find(':');
+        host = text.substr(0, colon);
+        rest = colon == std::string_view::npos ? std::string_view{} : text.substr(colon);
+    }
+    if (host.empty() || host.find_first_not_of(host_characters) != std::string_view::npos || !rest.starts_with(':') ||
+        !is_port_text(rest.substr(1))) {
+        set_error(error, std::string{expected});
+        return std::nullopt;
+    }
+    address.host = host;
+    address.port = rest.substr(1);
+    return address;
+}
+
+std::string to_string(const AdminAddress& address) {
+    if (address.is_unix()) return address.unix_path;
+    const bool bracketed = address.host.find(':') != std::string::npos;
+    return (bracketed ? "[" + address.host + "]" : address.host) + ":" + address.port;
+}
+
+AdminResponse route_admin_request(http::verb method, std::string_view target,
+                                  const std::function<AdminStatus()>& status,
+                                  const std::function<std::string()>& metrics) {
+    const auto path = target.substr(0, target.find('?'));
+    if (path != "/healthz" && path != "/readyz" && path != "/metrics") return plain(404, "not found\n");
+    if (method != http::verb::get && method != http::verb::head) {
+        auto response = plain(405, "method not allowed\n");
+        response.allow = "GET, HEAD";
+        return response;
+    }
+    if (path == "/metrics") {
+        auto response = plain(200, metrics());
+        response.content_type = prometheus_content_type;
+        return response;
+    }
+    const AdminStatus now = status();
+    if (!now.accepting) return plain(503, "not accepting events\n");
+    if (path == "/healthz" && now.unhealthy)
+        return plain(503, std::string{trailing_newline_removed(*now.unhealthy)} + "\n");
+    return plain(200, path == "/healthz" ? "ok\n" : "ready\n");
+}
+
+struct detail::AdminServerState {
+    AdminServerState(asio::io_context& io_, std::string listen_, std::function<AdminStatus()> status_,
+          std::function<std::string()> metrics_, Logger& logger_, AdminLimits limits_)
+        : io(io_), listen(std::move(listen_)), status(std::move(status_)), metrics(std::move(metrics_)),
+          logger(logger_), limits(limits_) {}
+
+    asio::io_context& io;
+    std::string listen;
+    std::function<AdminStatus()> status;
+    std::function<std::string()> metrics;
+    Logger& logger;
+    AdminLimits limits;
+    std::optional<tcp::acceptor> tcp_acceptor;
+    std::optional<stream_protocol::acceptor> unix_acceptor;
+    std::string bound_address;
+    std::string socket_path;  // set while we own a socket file
+    ino_t socket_inode = 0;
+    bool running = false;
+    std::map<std::uint64_t, std::function<void()>> connections;  // id -> closes it
+    std::uint64_t next_connection_id = 1;
+    bool warned_connection_limit = false;
+};
+
+// Coroutines get the state by shared_ptr and check `running` after every wait, so stop() (and
+// the server's destruction) only leaves them finishing on cancellation errors.
+namespace {
+
+using AdminState = detail::AdminServerState;
+
+template <class Protocol>
+awaitable<void> serve(std::shared_ptr<AdminState> state, typename Protocol::socket socket) {
+    beast::basic_stream<Protocol> stream(std::move(socket));
+    const auto id = state->next_connection_id++;
+    state->connections.emplace(id, [&stream] { stream.close(); });
+    beast::flat_buffer buffer(state->limits.max_request_bytes);
+
+    while (state->running) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(state->limits.max_request_bytes));
+        parser.body_limit(state->limits.max_request_bytes);
+        stream.expires_after(state->limits.request_deadline);
+        auto [read_error, read_size] = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
+        if (!state->running) break;
+        if (read_error) {
+            const bool too_large = read_error == http::error::header_limit || read_error == http::error::body_limit ||
+                                   read_error == http::error::buffer_overflow;
+            if (too_large) state->logger.debug("admin: closed a connection whose request was too large");
+            break;
+        }
+        const auto& request = parser.get();
+        const AdminResponse routed = route_admin_request(request.method(), request.target(), state->status, state->metrics);
+
+        http::response<http::string_body> response{static_cast<http::status>(routed.status), request.version()};
+        response.set(http::field::content_type, routed.content_type);
+        response.set(http::field::cache_control, "no-store");
+        if (!routed.allow.empty()) response.set(http::field::allow, routed.allow);
+        response.keep_alive(request.keep_alive());
+        response.content_length(routed.body.size());
+        if (request.method() != http::verb::head) response.body() = routed.body;
+
+        stream.expires_after(state->limits.request_deadline);
+        auto [write_error, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
+        if (write_error || !response.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
+    stream.close();
+    state->connections.erase(id);
+}
+
+template <class Acceptor>
+awaitable<void> accept_loop(std::shared_ptr<AdminState> state, Acceptor& acceptor) {
+    using Protocol = typename Acceptor::protocol_type;
+    while (state->running) {
+        auto [ec, socket] = co_await acceptor.async_accept(as_tuple(use_awaitable));
+        if (!state->running) break;
+        if (ec) {
+            state->logger.warn("admin: accept failed: " + ec.message());
+            asio::steady_timer pause(state->io, std::chrono::milliseconds(100));  // e.g. out of file descriptors
+            co_await pause.async_wait(as_tuple(use_awaitable));
+            continue;
+        }
+        if (state->connections.size() >= state->limits.max_connections) {
+            if (!state->warned_connection_limit)
+                state->logger.warn("admin: more than " + std::to_string(state->limits.max_connections) +
+                                   " admin connections at once; closing the extra ones");
+            state->warned_connection_limit = true;
+            continue;  // the socket closes as it goes out of scope
+        }
+        asio::co_spawn(state->io, serve<Protocol>(state, std::move(socket)), asio::detached);
+    }
+}
+
+}  // namespace
+
+namespace {
+
+void bind_tcp(AdminState& state, const AdminAddress& address) {
+    tcp::resolver resolver(state.io);
+    boost::system::error_code ec;
+    const auto endpoints = resolver.resolve(address.host, address.port, tcp::resolver::passive, ec);
+    if (ec) throw std::runtime_error("cannot resolve admin address " + state.listen + ": " + ec.message());
+    for (const auto& entry : endpoints) {
+        tcp::acceptor acceptor(state.io);
+        const auto endpoint = entry.endpoint();
+        acceptor.open(endpoint.protocol(), ec);
+        if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) acceptor.bind(endpoint, ec);
+        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) continue;
+        state.bound_address = endpoint_text(acceptor.local_endpoint());
+        state.tcp_acceptor.emplace(std::move(acceptor));
+        return;
+    }
+    throw std::runtime_error("cannot listen on admin address " + state.listen + ": " +
+                             (ec ? ec.message() : std::string{"no address found"}));
+}
+
+// A stale socket file (left by a crash: nobody listening) is replaced; anything else is an error.
+void clear_socket_path(AdminState& state, const std::string& path) {
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) != 0) return;
+    if (!S_ISSOCK(status.st_mode))
+        throw std::runtime_error("admin socket path " + path + " exists and is not a socket; remove it or set another `admin`");
+    stream_protocol::socket probe(state.io);
+    boost::system::error_code ec;
+    probe.connect(stream_protocol::endpoint(path), ec);
+    if (!ec) throw std::runtime_error("another process is already listening on the admin socket " + path);
+    if (ec != asio::error::connection_refused)
+        throw std::runtime_error("cannot check the existing admin socket " + path + ": " + ec.message());
+    ::unlink(path.c_str());
+    state.logger.warn("replaced stale admin socket file " + path + " (no process was listening on it)");
+}
+
+void bind_unix(AdminState& state, const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code fs_error;
+    if (const auto parent = fs::path(path).parent_path(); !parent.empty()) fs::create_directories(parent, fs_error);
+    if (fs_error)
+        throw std::runtime_error("cannot create the admin socket directory of " + path + ": " + fs_error.message());
+    clear_socket_path(state, path);
+
+    stream_protocol::acceptor acceptor(state.io);
+    acceptor.open(stream_protocol());
+    // Bind under a strict umask so the socket is never briefly more open than its final mode.
+    const mode_t previous_umask = ::umask(0177);
+    boost::system::error_code ec;
+    acceptor.bind(stream_protocol::endpoint(path), ec);
+    ::umask(previous_umask);
+    if (ec) throw std::runtime_error("cannot bind the admin socket " + path + ": " + ec.message());
+    struct stat status {};
+    if (::stat(path.c_str(), &status) == 0) {
+        state.socket_path = path;
+        state.socket_inode = status.st_ino;
+    }
+    if (::chmod(path.c_str(), admin_socket_mode) != 0)
+        throw std::runtime_error("cannot set the mode of the admin socket " + path + ": " + std::strerror(errno));
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on the admin socket " + path + ": " + ec.message());
+    state.bound_address = path;
+    state.unix_acceptor.emplace(std::move(acceptor));
+}
+
+void remove_socket_file(AdminState& state) {
+    if (state.socket_path.empty()) return;
+    // Only our own socket: a newer instance may have replaced the file since.
+    struct stat status {};
+    if (::stat(state.socket_path.c_str(), &status) == 0 && status.st_ino == state.socket_inode)
+        ::unlink(state.socket_path.c_str());
+    state.socket_path.clear();
+}
+
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
+                         std::function<std::string()> metrics, Logger& logger, AdminLimits limits)
+    : state_(std::make_shared<detail::AdminServerState>(io, std::move(listen), std::move(status), std::move(metrics), logger, limits)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::start() {
+    auto& state = *state_;
+    if (state.running) return;
+    std::string error;
+    const auto address = parse_admin_address(state.listen, &error);
+    if (!address) throw std::runtime_error("invalid admin address \"" + state.listen + "\": " + error);
+    try {
+        if (address->is_unix())
+            bind_unix(state, address->unix_path);
+        else
+            bind_tcp(state, *address);
+    } catch (...) {
+        remove_socket_file(state);
+        throw;
+    }
+    state.running = true;
+    if (state.tcp_acceptor)
+        asio::co_spawn(state.io, accept_loop(state_, *state.tcp_acceptor), asio::detached);
+    else
+        asio::co_spawn(state.io, accept_loop(state_, *state.unix_acceptor), asio::detached);
+    state.logger.info("admin endpoint listening on " + state.bound_address + " (/healthz, /readyz, /metrics)");
+}
+
+void AdminServer::stop() {
+    auto& state = *state_;
+    const bool was_running = state.running;
+    state.running = false;
+    boost::system::error_code ignored;
+    if (state.tcp_acceptor) state.tcp_acceptor->close(ignored);
+    if (state.unix_acceptor) state.unix_acceptor->close(ignored);
+    remove_socket_file(state);
+    for (const auto& [id, close] : state.connections) close();
+    if (was_running) {
+        // The callbacks may reference objects that die after stop(); coroutines finishing later
+        // must not call them (they check `running`, but be sure).
+        state.status = [] { return AdminStatus{}; };
+        state.metrics = [] { return std::string{}; };
+    }
+}
+
+std::string AdminServer::local_address() const {
+    return state_->bound_address.empty() ? state_->listen : state_->bound_address;
+}
+
+std::size_t AdminServer::connection_count() const { return state_->connections.size(); }
+
+}  // namespace avr_webhookd

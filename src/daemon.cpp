@@ -1,0 +1,203 @@
+#include <avr_webhookd/daemon.hpp>
+
+#include <avr_webhookd/admin_server.hpp>
+#include <avr_webhookd/deliverer.hpp>
+#include <avr_webhookd/duration.hpp>
+#include <avr_webhookd/intake_server.hpp>
+#include <avr_webhookd/metrics.hpp>
+#include <avr_webhookd/sd_notify.hpp>
+#include <avr_webhookd/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <csignal>
+#include <memory>
+#include <optional>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr auto intake_close_budget = std::chrono::seconds(3);  // producers' last lines at shutdown
+
+Logger::Options logger_options(const Config& config, const Logger& logger) {
+    return Logger::Options{config.log_level, config.log_format, logger.options().journald};
+}
+
+// Settings that only take effect when the daemon restarts.
+struct RestartOnly {
+    std::string_view key;
+    bool (*changed)(const Config&, const Config&);
+};
+constexpr RestartOnly restart_only[] = {
+    {"socket", [](const Config& a, const Config& b) { return a.socket != b.socket; }},
+    {"socket_mode", [](const Config& a, const Config& b) { return a.socket_mode != b.socket_mode; }},
+    {"max_connections", [](const Config& a, const Config& b) { return a.max_connections != b.max_connections; }},
+    {"dead_letter", [](const Config& a, const Config& b) { return a.dead_letter != b.dead_letter; }},
+    {"admin", [](const Config& a, const Config& b) { return a.admin != b.admin; }},
+};
+
+}  // namespace
+
+struct Daemon::State {
+    State(const Config& config, Logger& logger)
+        : deliverer(io, config, logger, metrics),
+          intake(io, intake_options(config), deliverer, logger, metrics),
+          signals(io, SIGINT, SIGTERM, SIGHUP),
+          notifier(SystemdNotifier::from_environment()) {}
+
+    asio::io_context io{1};
+    Metrics metrics;
+    Deliverer deliverer;
+    IntakeServer intake;
+    std::unique_ptr<AdminServer> admin;
+    asio::signal_set signals;
+    SystemdNotifier notifier;
+    bool shutting_down = false;
+};
+
+Daemon::Daemon(ConfigSources sources, LoadedConfig loaded, Logger& logger)
+    : sources_(std::move(sources)), loaded_(std::move(loaded)), logger_(logger) {}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run() {
+    const Config& config = loaded_.config;
+    for (const auto& warning : loaded_.warnings) logger_.warn("config: " + warning);
+    if (!config.tls_verify)
+        logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
+
+    State state(config, logger_);
+
+    std::string activation_error;
+    if (auto fd = listen_fd_from_environment(&activation_error)) {
+        state.intake.adopt(*fd);
+        logger_.info("intake: using the socket passed by systemd socket activation");
+    } else if (!activation_error.empty()) {
+        throw std::runtime_error("socket activation: " + activation_error);
+    } else {
+        state.intake.bind();
+    }
+
+    auto metrics_text = [&state] {
+        state.deliverer.update_gauges();
+        state.metrics.producer_connections = state.intake.connection_count();
+        return render_prometheus(state.metrics);
+    };
+    if (!config.admin.empty()) {
+        auto status = [&state] {
+            AdminStatus result;
+            result.accepting = state.intake.accepting() && !state.shutting_down;
+            result.unhealthy = state.shutting_down ? std::optional<std::string>("shutting down")
+                                                   : state.deliverer.unhealthy_reason();
+            if (!state.intake.accepting() && !result.unhealthy) result.unhealthy = "not accepting events";
+            return result;
+        };
+        state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_);
+        state.admin->start();
+        logger_.info("admin: serving /healthz, /readyz and /metrics on " + state.admin->local_address());
+    }
+
+    state.deliverer.start();
+    state.intake.start();
+
+    // Shutdown on the first SIGTERM/SIGINT, at once on the second; reload on SIGHUP.
+    auto shut_down = [this, &state]() -> awaitable<void> {
+        state.notifier.stopping();
+        logger_.info("shutting down: no new events accepted");
+        state.intake.stop();
+        co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
+        co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
+        if (state.admin) state.admin->stop();
+        state.signals.cancel();
+        state.io.stop();
+    };
+    auto handle_signals = [this, &state, shut_down]() -> awaitable<void> {
+        for (;;) {
+            auto [ec, signal_number] = co_await state.signals.async_wait(as_tuple(use_awaitable));
+            if (ec) co_return;
+            if (signal_number == SIGHUP) {
+                reload_configuration(state);
+                continue;
+            }
+            if (!state.shutting_down) {
+                state.shutting_down = true;
+                asio::co_spawn(state.io, shut_down(), asio::detached);
+                continue;
+            }
+            logger_.warn("second signal: stopping at once; undelivered events go to the dead-letter file");
+            state.deliverer.abort();
+            state.intake.stop();
+            if (state.admin) state.admin->stop();
+            state.io.stop();
+            co_return;
+        }
+    };
+    asio::co_spawn(state.io, handle_signals(), asio::detached);
+
+    if (const auto interval = state.notifier.watchdog_interval()) {
+        auto watchdog = [&state, interval = *interval]() -> awaitable<void> {
+            asio::steady_timer timer(state.io);
+            for (;;) {
+                state.notifier.watchdog();  // sent from the event loop: proves it is turning
+                timer.expires_after(interval);
+                auto [ec] = co_await timer.async_wait(as_tuple(use_awaitable));
+                if (ec) co_return;
+            }
+        };
+        asio::co_spawn(state.io, watchdog(), asio::detached);
+    }
+
+    logger_.info(std::string("avr-webhookd ") + version + " accepting events on " + config.socket + ", delivering to " +
+                 url_for_log(config.url) + " (concurrency " + std::to_string(config.concurrency) + ", timeout " +
+                 format_duration(config.timeout) + ", retry " + std::to_string(config.retry) + ")");
+    state.notifier.ready("accepting events on " + config.socket);
+
+    state.io.run();
+    logger_.info("stopped");
+    return exit_status::ok;
+}
+
+void Daemon::reload_configuration(State& state) {
+    state.notifier.reloading();
+    try {
+        LoadedConfig fresh = load_config(sources_);
+        for (const auto& item : restart_only)
+            if (item.changed(loaded_.config, fresh.config))
+                logger_.warn("reload: setting " + std::string(item.key) + " changed; it takes effect after a restart");
+        for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
+        state.deliverer.reconfigure(fresh.config);
+        state.intake.update(intake_options(fresh.config));
+        logger_.set_options(logger_options(fresh.config, logger_));
+        if (!fresh.config.tls_verify && loaded_.config.tls_verify)
+            logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
+        // Keep what needs a restart as it runs now, so the next reload compares against reality.
+        fresh.config.socket = loaded_.config.socket;
+        fresh.config.socket_mode = loaded_.config.socket_mode;
+        fresh.config.max_connections = loaded_.config.max_connections;
+        fresh.config.dead_letter = loaded_.config.dead_letter;
+        fresh.config.admin = loaded_.config.admin;
+        loaded_ = std::move(fresh);
+        logger_.info("reload: configuration applied" +
+                     (loaded_.config_file_used.empty() ? std::string() : " from " + loaded_.config_file_used) +
+                     "; delivering to " + url_for_log(loaded_.config.url));
+    } catch (const ConfigError& error) {
+        logger_.error(std::string("reload refused, keeping the running configuration: ") + error.what());
+    } catch (const std::runtime_error& error) {
+        logger_.error(std::string("reload refused, keeping the running configuration: ") + error.what());
+    }
+    state.notifier.ready("accepting events on " + loaded_.config.socket);
+}
+
+}  // namespace avr_webhookd

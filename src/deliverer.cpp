@@ -1,0 +1,301 @@
+#include <avr_webhookd/deliverer.hpp>
+
+#include <avr_webhookd/failure_report.hpp>
+#include <avr_webhookd/url.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+Url parse_url_or_throw(const std::string& text) {
+    std::string error;
+    auto url = parse_url(text, &error);
+    if (!url) throw std::runtime_error("invalid setting url: " + error);
+    return *url;
+}
+
+RetrySettings retry_settings(const Config& config) {
+    return RetrySettings{config.retry, config.retry_base, config.retry_max_delay, config.max_age};
+}
+
+std::string format_delay(std::chrono::milliseconds delay) {
+    if (delay < std::chrono::seconds(10)) return std::to_string(delay.count()) + "ms";
+    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(delay).count()) + "s";
+}
+
+std::string describe(const Event& event) {
+    return event.type + " event " + event.id + " of call " + event.uuid;
+}
+
+}  // namespace
+
+std::string url_for_log(std::string_view url) {
+    const auto query = url.find('?');
+    if (query == std::string_view::npos) return std::string(url);
+    return std::string(url.substr(0, query)) + "?<redacted>";
+}
+
+HttpClientOptions Deliverer::client_options(const Config& config) {
+    HttpClientOptions options;
+    options.url = parse_url_or_throw(config.url);
+    options.timeout = config.timeout;
+    options.tls_verify = config.tls_verify;
+    options.ca_file = config.ca_file;
+    options.max_idle_connections = config.concurrency;
+    return options;
+}
+
+Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics)
+    : io_(io),
+      config_(config),
+      logger_(logger),
+      metrics_(metrics),
+      log_url_(url_for_log(config.url)),
+      policy_(retry_settings(config)),
+      signer_(config.signature, config.secret),
+      client_(io.get_executor(), client_options(config), logger),
+      dead_letters_(config.dead_letter),
+      forwarded_types_(config.types.begin(), config.types.end()),
+      random_(std::random_device{}()),
+      work_signal_(io.get_executor()),
+      room_signal_(io.get_executor()),
+      idle_signal_(io.get_executor()) {}
+
+void Deliverer::start() {
+    asio::co_spawn(io_, schedule(), asio::detached);
+    asio::co_spawn(io_, expire_idle_calls(), asio::detached);
+}
+
+EventSink::Admission Deliverer::submit(Event&& event) {
+    if (!forwarded_types_.empty() && !forwarded_types_.contains(event.type)) {
+        ++metrics_.events_filtered;
+        logger_.debug("delivery: " + describe(event) + " not forwarded: its type is not in `types`");
+        return Admission::filtered;
+    }
+    if (abandoning_) {  // too late to deliver: record it rather than queue it for nobody
+        AttemptOutcome none;
+        none.code = "SHUTDOWN";
+        none.message = "the event arrived while the daemon was shutting down";
+        give_up(event, "shutdown", none, 0);
+        return Admission::shutting_down;
+    }
+    if (!has_room()) {
+        if (!dead_letters_.enabled()) return Admission::full;
+        logger_.warn("delivery: queue full (max_queue=" + std::to_string(config_.max_queue) + "): " + describe(event) +
+                     " written to the dead-letter file");
+        AttemptOutcome none;
+        none.code = "QUEUE_FULL";
+        none.message = "queue full (max_queue=" + std::to_string(config_.max_queue) + ")";
+        dead_letter(event, "queue_full", none, 0);
+        return Admission::dead_lettered;
+    }
+    queues_.push(std::move(event), Clock::now());
+    work_signal_.notify_all();
+    return Admission::queued;
+}
+
+bool Deliverer::has_room() const { return stopping_ || queues_.queued() < config_.max_queue; }
+
+awaitable<void> Deliverer::wait_for_room() { co_await room_signal_.wait(); }
+
+awaitable<void> Deliverer::schedule() {
+    while (!aborted_) {
+        const auto now = Clock::now();
+        while (queues_.in_flight() < config_.concurrency) {
+            auto job = queues_.take(now);
+            if (!job) break;
+            asio::co_spawn(io_, attempt(*job), asio::detached);
+        }
+        // With every slot busy, only a finished attempt can let more work start.
+        const auto due = queues_.in_flight() < config_.concurrency ? queues_.next_due() : std::nullopt;
+        if (due)
+            co_await work_signal_.wait_until(*due);
+        else
+            co_await work_signal_.wait();
+    }
+}
+
+awaitable<void> Deliverer::attempt(CallQueues::Job job) {
+    const Event& event = *job.event;
+    HeaderList headers;
+    headers.reserve(8);
+    headers.emplace_back("X-AVR-WEBHOOK-ID", event.id);
+    headers.emplace_back("X-AVR-WEBHOOK-SEQUENCE", std::to_string(job.sequence));
+    headers.emplace_back("X-AVR-WEBHOOK-ATTEMPT", std::to_string(job.attempt));
+    if (!config_.agent_id.empty()) headers.emplace_back("X-AVR-AGENT-ID", config_.agent_id);
+    const auto unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch()).count();
+    signer_.headers(event.id, event.body, unix_seconds, headers);
+
+    ++metrics_.delivery_attempts;
+    const AttemptOutcome outcome = co_await client_.post(event.body, headers);
+    if (aborted_) co_return;  // abort() already dead-lettered this event
+
+    const auto now = Clock::now();
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - event.accepted_at);
+    const Decision decision =
+        policy_.decide(job.attempt, outcome, age, std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+
+    switch (decision.verdict) {
+    case Verdict::delivered:
+        ++metrics_.events_delivered;
+        metrics_.observe_delivery_latency(now - event.accepted_at);
+        last_given_up_ = false;
+        if (logger_.enabled(LogLevel::debug))
+            logger_.debug("delivery: " + describe(event) + " delivered (HTTP " + std::to_string(outcome.status) +
+                          ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) + ")");
+        queues_.finish(job, now);
+        break;
+    case Verdict::retry:
+        metrics_.count_failed_attempt(to_string(outcome.kind));
+        if (abandoning_) {
+            give_up(event, "shutdown", outcome, job.attempt);
+            queues_.finish(job, now);
+            break;
+        }
+        ++metrics_.delivery_retries;
+        logger_.warn("delivery: " + describe(event) + " attempt " + std::to_string(job.attempt) +
+                     " failed: " + single_line(outcome.message) + " [" + outcome.code + "]; retrying in " +
+                     format_delay(decision.delay));
+        queues_.retry_at(job, now + decision.delay);
+        break;
+    case Verdict::give_up:
+        metrics_.count_failed_attempt(to_string(outcome.kind));
+        give_up(event, decision.reason, outcome, job.attempt);
+        queues_.finish(job, now);
+        break;
+    }
+    after_change();
+}
+
+void Deliverer::give_up(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts) {
+    logger_.block(LogLevel::error, failure_block(event.type, last, log_url_));
+    last_given_up_ = true;
+    last_failure_ = std::string(reason) + ": " + single_line(last.message);
+    dead_letter(event, reason, last, attempts);
+}
+
+void Deliverer::dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts) {
+    ++metrics_.events_dead_lettered;
+    const std::string line = dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now());
+    if (!dead_letters_.enabled()) {
+        // No file: the log is the only record left, so the whole event goes there.
+        logger_.error("delivery: " + describe(event) + " given up (" + std::string(reason) +
+                      "); dead_letter is off, the event was: " + line);
+        return;
+    }
+    if (auto error = dead_letters_.append(line); !error.empty()) {
+        logger_.error("delivery: " + error + "; the event was: " + line);
+        return;
+    }
+    logger_.warn("delivery: " + describe(event) + " given up after " + std::to_string(attempts) + " attempt" +
+                 (attempts == 1 ? "" : "s") + " (" + std::string(reason) + "); written to " + dead_letters_.path());
+}
+
+void Deliverer::after_change() {
+    work_signal_.notify_all();
+    idle_signal_.notify_all();
+    if (has_room()) room_signal_.notify_all();
+}
+
+awaitable<void> Deliverer::expire_idle_calls() {
+    const auto period = std::clamp<Clock::duration>(config_.call_idle_timeout / 4, std::chrono::seconds(1),
+                                                    std::chrono::seconds(60));
+    asio::steady_timer timer(io_);
+    while (!aborted_ && !stopping_) {
+        timer.expires_after(period);
+        co_await timer.async_wait(as_tuple(use_awaitable));
+        if (const auto expired = queues_.expire_idle(Clock::now(), config_.call_idle_timeout))
+            logger_.debug("delivery: freed " + std::to_string(expired) + " idle calls");
+    }
+}
+
+awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
+    stopping_ = true;
+    room_signal_.notify_all();
+    const auto deadline = Clock::now() + budget;
+    if (queues_.queued() > 0)
+        logger_.info("shutdown: delivering " + std::to_string(queues_.queued()) + " queued events for up to " +
+                     format_delay(budget));
+    while (queues_.queued() > 0 && Clock::now() < deadline && !aborted_) co_await idle_signal_.wait_until(deadline);
+    if (aborted_) co_return;
+
+    abandoning_ = true;
+    auto pending = queues_.drain();
+    if (!pending.empty())
+        logger_.warn("shutdown: " + std::to_string(pending.size()) + " events not delivered within shutdown_timeout");
+    for (auto& item : pending) {
+        AttemptOutcome outcome;
+        outcome.code = "SHUTDOWN";
+        outcome.message = "the daemon stopped before the event could be delivered";
+        give_up(item.event, "shutdown", outcome, item.attempts_made);
+    }
+    while (queues_.in_flight() > 0 && !aborted_) co_await idle_signal_.wait();
+    client_.close_idle();
+    aborted_ = true;  // stops the scheduler
+    work_signal_.notify_all();
+}
+
+void Deliverer::abort() {
+    if (aborted_) return;
+    stopping_ = abandoning_ = aborted_ = true;
+    auto pending = queues_.drain();
+    for (auto& item : pending) {
+        AttemptOutcome outcome;
+        outcome.code = "SHUTDOWN";
+        outcome.message = "the daemon was stopped at once (second signal)";
+        give_up(item.event, "shutdown", outcome, item.attempts_made);
+    }
+    work_signal_.notify_all();
+    idle_signal_.notify_all();
+    room_signal_.notify_all();
+}
+
+void Deliverer::reconfigure(const Config& config) {
+    client_.update(client_options(config));
+    policy_ = RetryPolicy(retry_settings(config));
+    signer_ = Signer(config.signature, config.secret);
+    forwarded_types_ = std::set<std::string, std::less<>>(config.types.begin(), config.types.end());
+    log_url_ = url_for_log(config.url);
+    const auto dead_letter_path = config_.dead_letter;
+    config_ = config;
+    config_.dead_letter = dead_letter_path;  // the open file stays until restart
+    after_change();
+}
+
+void Deliverer::update_gauges() {
+    metrics_.in_flight = queues_.in_flight();
+    metrics_.queued = queues_.queued() - queues_.in_flight();
+    metrics_.live_calls = queues_.live_calls();
+    metrics_.open_connections = client_.open_connections();
+    const auto oldest = queues_.oldest_accepted();
+    metrics_.oldest_undelivered_age_seconds =
+        oldest ? std::chrono::duration<double>(Clock::now() - *oldest).count() : 0.0;
+}
+
+std::optional<std::string> Deliverer::unhealthy_reason() const {
+    if (last_given_up_) return "the last event was given up (" + last_failure_ + ") and none has been delivered since";
+    const auto oldest = queues_.oldest_accepted();
+    const auto stuck_after = std::max<Clock::duration>(std::chrono::minutes(5), config_.retry_max_delay * 2 + config_.timeout);
+    if (oldest && Clock::now() - *oldest > stuck_after)
+        return "the oldest undelivered event has waited " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - *oldest).count()) + "s";
+    return std::nullopt;
+}
+
+}  // namespace avr_webhookd

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make demo`: starts a webhook receiver and the daemon on a temporary socket, feeds one sample
+# call with socat, shows the deliveries as the receiver printed them, and stops both.
+set -euo pipefail
+
+bin=$(realpath "${1:-build/avr-webhookd}")
+tmp=$(mktemp -d /tmp/avr-webhookd-demo.XXXXXX)
+receiver_pid="" daemon_pid=""
+cleanup() {
+  [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  [ -n "$receiver_pid" ] && kill -TERM "$receiver_pid" 2>/dev/null && wait "$receiver_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND until it succeeds or time runs out
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "demo: timed out waiting for: $*" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+echo "== starting a webhook receiver (avr-webhookd receive) on a free loopback port"
+"$bin" receive --listen 127.0.0.1:0 --secret demo-secret >"$tmp/receiver.out" 2>&1 &
+receiver_pid=$!
+wait_for 10 grep -q "listening on" "$tmp/receiver.out"
+url="$(grep -o 'http://[^ ]*' "$tmp/receiver.out" | head -n1)/webhooks/avr"
+
+echo "== starting avr-webhookd: socket $tmp/events.sock -> $url"
+"$bin" --config "" --url "$url" --secret demo-secret --socket "$tmp/events.sock" \
+  --dead-letter "$tmp/dead-letter.ndjson" --ack all 2>"$tmp/daemon.log" &
+daemon_pid=$!
+wait_for 10 test -S "$tmp/events.sock"
+
+uuid=$(cat /proc/sys/kernel/random/uuid)
+echo "== feeding call $uuid with socat"
+{
+  echo "{\"uuid\":\"$uuid\",\"type\":\"call_started\",\"payload\":{}}"
+  echo "{\"uuid\":\"$uuid\",\"type\":\"transcription\",\"payload\":{\"role\":\"agent\",\"text\":\"Hello, how can I help you today?\"}}"
+  echo "{\"uuid\":\"$uuid\",\"type\":\"transcription\",\"payload\":{\"role\":\"user\",\"text\":\"Hello, I need help with my account\"}}"
+  echo "{\"uuid\":\"$uuid\",\"type\":\"interruption\"}"
+  echo "{\"uuid\":\"$uuid\",\"type\":\"dtmf_digit\",\"payload\":{\"digit\":\"5\"}}"
+  echo "{\"uuid\":\"$uuid\",\"type\":\"call_ended\"}"
+} | socat -t 2 - "UNIX-CONNECT:$tmp/events.sock" | sed 's/^/   reply: /'
+
+wait_for 15 test "$(grep -c '^Received webhook' "$tmp/receiver.out")" -ge 6
+echo "== what the receiver got, in order"
+sed 's/^/   /' "$tmp/receiver.out"
+echo "== daemon log"
+sed 's/^/   /' "$tmp/daemon.log"
+kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+echo "== done: 6 events of one call delivered in order"

@@ -1,0 +1,166 @@
+#include "daemon_fixture.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace avr_webhookd::test {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+    std::random_device random;
+    for (int tries = 0; tries < 100; ++tries) {
+        char name[64];
+        std::snprintf(name, sizeof name, "avr-webhookd-test-%08x", random());
+        path_ = fs::temp_directory_path() / name;
+        if (fs::create_directory(path_)) return;
+    }
+    throw std::runtime_error("cannot create a temporary folder");
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+}
+
+ReceiverThread::ReceiverThread(ReceiverOptions options) {
+    options.listen = "127.0.0.1:0";
+    options.quiet = true;
+    receiver_ = std::make_unique<Receiver>(io_, std::move(options));
+    receiver_->start();
+    thread_ = std::thread([this] { io_.run(); });
+}
+
+ReceiverThread::~ReceiverThread() {
+    receiver_->stop();
+    io_.stop();
+    thread_.join();
+}
+
+std::string ReceiverThread::url(std::string_view path) const { return receiver_->base_url() + std::string(path); }
+
+bool ReceiverThread::wait_for_requests(std::size_t count, std::chrono::milliseconds timeout) const {
+    return receiver_->wait_for([count](const auto& requests) { return requests.size() >= count; }, timeout);
+}
+
+std::string daemon_binary() { return AVR_WEBHOOKD_BINARY; }
+
+DaemonProcess::DaemonProcess(const TempDir& dir, std::vector<std::string> arguments, std::vector<std::string> environment,
+                             std::string name, std::filesystem::path socket)
+    : socket_(socket.empty() ? dir / (name + ".sock") : std::move(socket)),
+      dead_letter_(dir / (name + "-dead.ndjson")),
+      process_([&] {
+          Process::Options options;
+          options.arguments = {daemon_binary(), "--config", "", "--socket", socket_.string(), "--dead-letter",
+                               dead_letter_.string()};
+          options.arguments.insert(options.arguments.end(), arguments.begin(), arguments.end());
+          options.environment.insert(options.environment.end(), environment.begin(), environment.end());
+          options.output_directory = dir.path();
+          options.name = name;
+          return options;
+      }()) {}
+
+bool DaemonProcess::wait_ready(std::chrono::milliseconds timeout) {
+    return wait_until([&] { return !process_.running() || can_connect(socket_); }, timeout) && process_.running();
+}
+
+std::optional<ExitStatus> DaemonProcess::stop(int signal, std::chrono::milliseconds timeout) {
+    process_.send_signal(signal);
+    return process_.wait(timeout);
+}
+
+namespace {
+
+int connect_unix(const fs::path& socket) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+bool can_connect(const fs::path& socket) {
+    const int fd = connect_unix(socket);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
+std::vector<std::string> exchange(const fs::path& socket, std::string_view input, std::chrono::milliseconds timeout) {
+    const int fd = connect_unix(socket);
+    if (fd < 0) throw std::runtime_error("cannot connect to " + socket.string() + ": " + std::strerror(errno));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string replies;
+    bool write_open = true;
+    char buffer[65536];
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd poll_fd{fd, static_cast<short>(POLLIN | (write_open ? POLLOUT : 0)), 0};
+        if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) break;
+        if (write_open && (poll_fd.revents & POLLOUT)) {
+            const auto written = ::send(fd, input.data(), input.size(), MSG_NOSIGNAL);
+            if (written < 0) break;
+            input.remove_prefix(static_cast<std::size_t>(written));
+            if (input.empty()) {
+                ::shutdown(fd, SHUT_WR);
+                write_open = false;
+            }
+        }
+        if (poll_fd.revents & (POLLIN | POLLHUP)) {
+            const auto got = ::read(fd, buffer, sizeof buffer);
+            if (got <= 0) break;
+            replies.append(buffer, static_cast<std::size_t>(got));
+        }
+    }
+    ::close(fd);
+    std::vector<std::string> lines;
+    std::istringstream stream(replies);
+    for (std::string line; std::getline(stream, line);) lines.push_back(line);
+    return lines;
+}
+
+std::string read_file(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<std::string> read_lines(const fs::path& file) {
+    std::vector<std::string> lines;
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) lines.push_back(line);
+    return lines;
+}
+
+std::string event_line(std::string_view uuid, std::string_view type, std::string_view text, std::string_view id) {
+    std::string line = "{\"uuid\":\"" + std::string(uuid) + "\",\"type\":\"" + std::string(type) + "\"";
+    if (!id.empty()) line += ",\"id\":\"" + std::string(id) + "\"";
+    if (type == "transcription") line += ",\"payload\":{\"role\":\"user\",\"text\":\"" + std::string(text) + "\"}";
+    line += "}";
+    return line;
+}
+
+std::string call_uuid(unsigned number) {
+    char text[40];
+    std::snprintf(text, sizeof text, "00000000-0000-4000-8000-%012x", number);
+    return text;
+}
+
+}  // namespace avr_webhookd::test

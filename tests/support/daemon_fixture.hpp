@@ -1,0 +1,94 @@
+#pragma once
+
+// Shared fixtures for integration tests: temporary folders, an in-process webhook receiver on
+// its own thread, the real daemon as a child process, and a Unix-socket producer client.
+
+#include "process.hpp"
+
+#include <avr_webhookd/receiver.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace avr_webhookd::test {
+
+using namespace std::chrono_literals;
+
+// A fresh folder under /tmp, removed with everything in it at destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+// avr_webhookd::Receiver on 127.0.0.1:0, run by a thread of its own.
+class ReceiverThread {
+public:
+    explicit ReceiverThread(ReceiverOptions options = {});
+    ~ReceiverThread();
+    Receiver& receiver() { return *receiver_; }
+    std::string url(std::string_view path = "/webhooks/avr") const;
+    std::vector<ReceivedRequest> requests() const { return receiver_->requests(); }
+    // Waits until at least `count` requests have arrived.
+    bool wait_for_requests(std::size_t count, std::chrono::milliseconds timeout = 10s) const;
+
+private:
+    boost::asio::io_context io_;
+    std::unique_ptr<Receiver> receiver_;
+    std::thread thread_;
+};
+
+// The avr-webhookd binary under test, started with its socket and dead-letter file in `dir`.
+class DaemonProcess {
+public:
+    // The socket is <dir>/<name>.sock unless `socket` is given.
+    DaemonProcess(const TempDir& dir, std::vector<std::string> arguments, std::vector<std::string> environment = {},
+                  std::string name = "daemon", std::filesystem::path socket = {});
+    std::filesystem::path socket() const { return socket_; }
+    std::filesystem::path dead_letter() const { return dead_letter_; }
+    Process& process() { return process_; }
+    // Waits until the socket accepts connections.
+    bool wait_ready(std::chrono::milliseconds timeout = 10s);
+    std::string log() const { return process_.stderr_text(); }
+    // Sends `signal` and waits for the exit status.
+    std::optional<ExitStatus> stop(int signal = 15, std::chrono::milliseconds timeout = 20s);
+
+private:
+    std::filesystem::path socket_;
+    std::filesystem::path dead_letter_;
+    Process process_;
+};
+
+std::string daemon_binary();
+
+// Connects to the socket, writes `input`, half-closes, and returns the reply lines read until
+// the daemon closes the connection (or the deadline passes).
+std::vector<std::string> exchange(const std::filesystem::path& socket, std::string_view input,
+                                  std::chrono::milliseconds timeout = 10s);
+// True when something listens on the Unix socket.
+bool can_connect(const std::filesystem::path& socket);
+
+std::string read_file(const std::filesystem::path& file);
+std::vector<std::string> read_lines(const std::filesystem::path& file);
+
+// A transcription event line (without newline) for call `uuid`.
+std::string event_line(std::string_view uuid, std::string_view type, std::string_view text = {},
+                       std::string_view id = {});
+// A canonical UUID derived from a number, for many calls.
+std::string call_uuid(unsigned number);
+
+}  // namespace avr_webhookd::test
