@@ -2,24 +2,24 @@
 // one sendto(), and a local datagram socket is the only faithful way to see its bytes.
 #include <avr_webhookd/sd_notify.hpp>
 
+#include "support/local_sockets.hpp"
+#include "support/process.hpp"
+
 #include <catch2/catch.hpp>
 
-#include <cerrno>
 #include <chrono>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <string>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 using avr_webhookd::listen_fd_from_environment;
+using avr_webhookd::test::NotifyListener;
+using avr_webhookd::test::TempDirectory;
 using avr_webhookd::SystemdNotifier;
 using avr_webhookd::watchdog_interval_from;
 using namespace std::chrono_literals;
@@ -54,58 +54,6 @@ std::optional<std::string> env(const char* name) {
     const char* value = std::getenv(name);
     return value ? std::optional<std::string>(value) : std::nullopt;
 }
-
-// A datagram socket standing in for systemd's notify socket.
-class NotifyListener {
-public:
-    // A socket file in a fresh temporary directory.
-    NotifyListener() {
-        char pattern[] = "/tmp/sd-notify-test.XXXXXX";
-        REQUIRE(::mkdtemp(pattern) != nullptr);
-        directory_ = pattern;
-        address_ = directory_ + "/notify.sock";
-        bind_to(address_, address_.size() + 1);
-    }
-    // An abstract socket: `address` is "@name".
-    explicit NotifyListener(std::string address) : address_(std::move(address)) {
-        bind_to(address_, address_.size());
-    }
-    ~NotifyListener() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!directory_.empty()) std::filesystem::remove_all(directory_);
-    }
-    NotifyListener(const NotifyListener&) = delete;
-    NotifyListener& operator=(const NotifyListener&) = delete;
-
-    const std::string& address() const { return address_; }
-
-    // The next datagram, or nullopt when none arrives within `timeout`.
-    std::optional<std::string> receive(std::chrono::milliseconds timeout = 2000ms) {
-        pollfd ready{fd_, POLLIN, 0};
-        if (::poll(&ready, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-        char buffer[4096];
-        ssize_t size = ::recv(fd_, buffer, sizeof buffer, 0);
-        if (size < 0) return std::nullopt;
-        return std::string(buffer, static_cast<std::size_t>(size));
-    }
-
-private:
-    void bind_to(const std::string& name, std::size_t name_length) {
-        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd_ >= 0);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        REQUIRE(name.size() < sizeof address.sun_path);
-        std::memcpy(address.sun_path, name.data(), name.size());
-        if (name.front() == '@') address.sun_path[0] = '\0';
-        auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name_length);
-        REQUIRE(::bind(fd_, reinterpret_cast<const sockaddr*>(&address), length) == 0);
-    }
-
-    int fd_ = -1;
-    std::string directory_;
-    std::string address_;
-};
 
 std::string unique_abstract_name() {
     static int counter = 0;
@@ -162,7 +110,8 @@ TEST_CASE("sd_notify: addresses that are neither a path nor abstract disable it"
 }
 
 TEST_CASE("sd_notify: exact datagrams to a socket path", "[sd_notify]") {
-    NotifyListener listener;
+    TempDirectory directory;
+    NotifyListener listener(directory.path());
     ScopedEnv socket("NOTIFY_SOCKET", listener.address());
     auto notifier = SystemdNotifier::from_environment();
     REQUIRE(notifier.enabled());
@@ -194,7 +143,8 @@ TEST_CASE("sd_notify: exact datagrams to a socket path", "[sd_notify]") {
 }
 
 TEST_CASE("sd_notify: a status with newlines stays one STATUS line", "[sd_notify]") {
-    NotifyListener listener;
+    TempDirectory directory;
+    NotifyListener listener(directory.path());
     SystemdNotifier notifier(listener.address(), std::nullopt);
     CHECK(notifier.status("line one\nREADY=1\rthree"));
     CHECK(listener.receive() == "STATUS=line one READY=1 three");
@@ -210,9 +160,10 @@ TEST_CASE("sd_notify: abstract socket names", "[sd_notify]") {
 }
 
 TEST_CASE("sd_notify: a missing listener is a failure, not an exception", "[sd_notify]") {
+    TempDirectory directory;
     std::string address;
     {
-        NotifyListener listener;
+        NotifyListener listener(directory.path());
         address = listener.address();
     }
     SystemdNotifier notifier(address, std::nullopt);
