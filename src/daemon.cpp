@@ -179,24 +179,22 @@ void Daemon::reload_configuration(State& state) {
             if (item.changed(loaded_.config, fresh.config))
                 logger_.warn("reload: setting " + std::string(item.key) + " changed; it takes effect after a restart");
         for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
-        state.deliverer.reconfigure(fresh.config);
-        state.intake.update(intake_options(fresh.config));
-        logger_.set_options(logger_options(fresh.config, logger_));
-        if (!fresh.config.tls_verify && loaded_.config.tls_verify)
-            logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
-        // Keep what needs a restart as it runs now, so the next reload compares against reality.
+        // What needs a restart keeps its running value, so the next reload compares against reality.
         fresh.config.socket = loaded_.config.socket;
         fresh.config.socket_mode = loaded_.config.socket_mode;
         fresh.config.call_idle_timeout = loaded_.config.call_idle_timeout;
         fresh.config.dead_letter = loaded_.config.dead_letter;
         fresh.config.admin = loaded_.config.admin;
+        state.deliverer.reconfigure(fresh.config);
+        state.intake.update(intake_options(fresh.config));
+        logger_.set_options(logger_options(fresh.config, logger_));
+        if (!fresh.config.tls_verify && loaded_.config.tls_verify)
+            logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
         loaded_ = std::move(fresh);
         logger_.info("reload: configuration applied" +
                      (loaded_.config_file_used.empty() ? std::string() : " from " + loaded_.config_file_used) +
                      "; delivering to " + url_for_log(loaded_.config.url));
-    } catch (const ConfigError& error) {
-        logger_.error(std::string("reload refused, keeping the running configuration: ") + error.what());
-    } catch (const std::runtime_error& error) {
+    } catch (const std::runtime_error& error) {  // ConfigError, or an unreadable ca_file
         logger_.error(std::string("reload refused, keeping the running configuration: ") + error.what());
     }
     state.notifier.ready("accepting events on " + loaded_.config.socket);

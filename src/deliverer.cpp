@@ -272,9 +272,7 @@ void Deliverer::reconfigure(const Config& config) {
     signer_ = Signer(config.signature, config.secret);
     forwarded_types_ = std::set<std::string, std::less<>>(config.types.begin(), config.types.end());
     log_url_ = url_for_log(config.url);
-    const auto dead_letter_path = config_.dead_letter;
     config_ = config;
-    config_.dead_letter = dead_letter_path;  // the open file stays until restart
     after_change();
 }
 

@@ -28,7 +28,7 @@ wait_for 10 grep -q "listening on" "$tmp/receiver.out"
 url="$(grep -o 'http://[^ ]*' "$tmp/receiver.out" | head -n1)/webhooks/avr"
 
 echo "== starting avr-webhookd: socket $tmp/events.sock -> $url"
-"$bin" --config "" --url "$url" --secret demo-secret --socket "$tmp/events.sock" \
+WEBHOOK_SECRET=demo-secret "$bin" --config "" --url "$url" --socket "$tmp/events.sock" --log-level debug \
   --dead-letter "$tmp/dead-letter.ndjson" --ack all 2>"$tmp/daemon.log" &
 daemon_pid=$!
 wait_for 10 test -S "$tmp/events.sock"
