@@ -98,6 +98,13 @@ std::vector<CallQueues::Pending> CallQueues::drain() {
     return pending;
 }
 
+std::vector<CallQueues::InFlight> CallQueues::in_flight_events() const {
+    std::vector<InFlight> events;
+    for (const auto& [uuid, call] : calls_)
+        if (call.state == Call::State::in_flight) events.push_back({&call.events.front().first, call.attempt});
+    return events;
+}
+
 std::optional<CallQueues::TimePoint> CallQueues::oldest_accepted() const {
     std::optional<TimePoint> oldest;
     for (const auto& [uuid, call] : calls_)

@@ -254,6 +254,12 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
 void Deliverer::abort() {
     if (aborted_) return;
     stopping_ = abandoning_ = aborted_ = true;
+    for (const auto& [event, attempt] : queues_.in_flight_events()) {
+        AttemptOutcome outcome;
+        outcome.code = "SHUTDOWN";
+        outcome.message = "the daemon was stopped at once (second signal) during an attempt; the receiver may have it too";
+        give_up(*event, "shutdown", outcome, attempt);
+    }
     auto pending = queues_.drain();
     for (auto& item : pending) {
         AttemptOutcome outcome;

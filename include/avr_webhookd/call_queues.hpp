@@ -66,6 +66,13 @@ public:
     // Takes every event that is not being attempted right now, for dead-lettering at shutdown.
     std::vector<Pending> drain();
 
+    // The events being attempted right now and their attempt numbers (for an immediate stop).
+    struct InFlight {
+        const Event* event;
+        int attempt;
+    };
+    std::vector<InFlight> in_flight_events() const;
+
     std::size_t queued() const { return queued_; }             // all undelivered events, in flight included
     std::size_t in_flight() const { return in_flight_; }
     std::size_t live_calls() const { return calls_.size(); }

@@ -288,3 +288,76 @@ TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout
         for (const auto& line : dead) CHECK_THAT(line, Catch::Contains("\"reason\":\"shutdown\""));
     }
 }
+
+TEST_CASE("max_queue with queue_full = reject dead-letters the overflow and says so", "[integration][delivery][limits]") {
+    TempDir dir;
+    ReceiverOptions options;
+    options.delay = 500ms;  // the first delivery is still in flight when all lines are read
+    ReceiverThread receiver(options);
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-queue", "3", "--queue-full", "reject"});
+    REQUIRE(daemon.wait_ready());
+    std::string input;
+    for (int i = 0; i < 10; ++i) input += event_line(call, "transcription", std::to_string(i), "q" + std::to_string(i)) + "\n";
+    const auto replies = exchange(daemon.socket(), input);
+    REQUIRE(replies.size() == 7);
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        CHECK_THAT(replies[i], Catch::Contains("\"line\":" + std::to_string(i + 4)) && Catch::Contains("queue full"));
+    }
+    REQUIRE(receiver.wait_for_requests(3));
+    const auto dead = read_lines(daemon.dead_letter());
+    REQUIRE(dead.size() == 7);
+    CHECK_THAT(dead[0], Catch::Contains("\"id\":\"q3\"") && Catch::Contains("\"reason\":\"queue_full\""));
+    REQUIRE(daemon.stop());
+    CHECK(receiver.requests().size() == 3);
+}
+
+TEST_CASE("max_queue with queue_full = block slows producers and loses nothing", "[integration][delivery][limits]") {
+    TempDir dir;
+    ReceiverOptions options;
+    options.delay = 5ms;
+    ReceiverThread receiver(options);
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-queue", "2", "--queue-full", "block"});
+    REQUIRE(daemon.wait_ready());
+    std::string input;
+    for (int i = 0; i < 40; ++i) input += event_line(call_uuid(static_cast<unsigned>(i % 3)), "transcription", std::to_string(i)) + "\n";
+    CHECK(exchange(daemon.socket(), input, 30s).empty());
+    REQUIRE(receiver.wait_for_requests(40, 30s));
+    CHECK(read_lines(daemon.dead_letter()).empty());
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("max_age gives up an event that unlimited retries cannot deliver", "[integration][delivery][retry][limits]") {
+    TempDir dir;
+    ReceiverOptions options;
+    options.fail_first = 1000000;
+    ReceiverThread receiver(options);
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--retry", "-1", "--retry-base", "50ms", "--retry-max-delay",
+                               "100ms", "--max-age", "700ms"});
+    REQUIRE(daemon.wait_ready());
+    exchange(daemon.socket(), event_line(call, "call_started") + "\n");
+    REQUIRE(wait_until([&] { return read_lines(daemon.dead_letter()).size() == 1; }, 10s));
+    CHECK_THAT(read_lines(daemon.dead_letter()).at(0), Catch::Contains("max_age exceeded"));
+    CHECK(receiver.requests().size() >= 3);  // it kept retrying until then
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("a second signal stops at once and dead-letters what is left", "[integration][delivery][shutdown]") {
+    TempDir dir;
+    ReceiverOptions options;
+    options.delay = 2000ms;
+    ReceiverThread receiver(options);
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--shutdown-timeout", "60s", "--timeout", "10s"});
+    REQUIRE(daemon.wait_ready());
+    std::string input;
+    for (int i = 0; i < 5; ++i) input += event_line(call, "transcription", std::to_string(i)) + "\n";
+    exchange(daemon.socket(), input);
+    REQUIRE(receiver.wait_for_requests(1));  // the first one is in flight
+    daemon.process().send_signal(SIGTERM);
+    REQUIRE(daemon.process().wait_for_output("shutting down", 10s));
+    const auto exit = daemon.stop(SIGTERM, 10s);
+    REQUIRE(exit);
+    CHECK(exit->success());
+    const auto dead = read_lines(daemon.dead_letter());
+    CHECK(dead.size() == 5);  // four queued and the one in flight
+    CHECK_THAT(daemon.log(), Catch::Contains("second signal"));
+}

@@ -127,6 +127,11 @@ TEST_CASE("call queues drain everything not in flight", "[call_queues]") {
     queues.retry_at(b1, t0 + 10s);
     queues.retry_at(*queues.take(t0 + 10s), t0 + 20s);  // b1's second attempt failed too
 
+    const auto flying = queues.in_flight_events();
+    REQUIRE(flying.size() == 1);
+    CHECK(flying[0].event->id == "a1");
+    CHECK(flying[0].attempt == 1);
+
     const auto pending = queues.drain();
     std::map<std::string, int> attempts;
     for (const auto& item : pending) attempts[item.event.id] = item.attempts_made;
