@@ -339,7 +339,6 @@ void AdminServer::start() {
         asio::co_spawn(state.io, accept_loop(state_, *state.tcp_acceptor), asio::detached);
     else
         asio::co_spawn(state.io, accept_loop(state_, *state.unix_acceptor), asio::detached);
-    state.logger.info("admin endpoint listening on " + state.bound_address + " (/healthz, /readyz, /metrics)");
 }
 
 void AdminServer::stop() {

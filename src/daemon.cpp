@@ -43,7 +43,7 @@ struct RestartOnly {
 constexpr RestartOnly restart_only[] = {
     {"socket", [](const Config& a, const Config& b) { return a.socket != b.socket; }},
     {"socket_mode", [](const Config& a, const Config& b) { return a.socket_mode != b.socket_mode; }},
-    {"max_connections", [](const Config& a, const Config& b) { return a.max_connections != b.max_connections; }},
+    {"call_idle_timeout", [](const Config& a, const Config& b) { return a.call_idle_timeout != b.call_idle_timeout; }},
     {"dead_letter", [](const Config& a, const Config& b) { return a.dead_letter != b.dead_letter; }},
     {"admin", [](const Config& a, const Config& b) { return a.admin != b.admin; }},
 };
@@ -185,7 +185,7 @@ void Daemon::reload_configuration(State& state) {
         // Keep what needs a restart as it runs now, so the next reload compares against reality.
         fresh.config.socket = loaded_.config.socket;
         fresh.config.socket_mode = loaded_.config.socket_mode;
-        fresh.config.max_connections = loaded_.config.max_connections;
+        fresh.config.call_idle_timeout = loaded_.config.call_idle_timeout;
         fresh.config.dead_letter = loaded_.config.dead_letter;
         fresh.config.admin = loaded_.config.admin;
         loaded_ = std::move(fresh);

@@ -163,6 +163,7 @@ void IntakeServer::update(const IntakeOptions& options) {
     options_.allow_unknown_types = options.allow_unknown_types;
     options_.max_line = options.max_line;
     options_.queue_full = options.queue_full;
+    options_.max_connections = options.max_connections;
 }
 
 void IntakeServer::remove_socket_file() {

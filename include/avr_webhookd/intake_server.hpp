@@ -49,7 +49,8 @@ public:
     // Stops accepting; open connections read what is already buffered, then close.
     void stop();
 
-    // Reloadable options (ack, allow_unknown_types, max_line apply to new lines/connections).
+    // Reloadable options: ack, allow_unknown_types, queue_full and max_connections apply at once,
+    // max_line to connections opened afterwards.
     void update(const IntakeOptions& options);
 
     // Completes when every producer connection has closed, or at `deadline`.

@@ -792,3 +792,27 @@ TEST_CASE("config: the example environment file documents every variable with it
     CHECK(loaded.warnings.empty());
     CHECK(values_of(loaded) == values_of(load_config(sources_with_url())));
 }
+
+TEST_CASE("config: find_setting_text reads one setting without needing the rest", "[config]") {
+    TempDir dir;
+    ConfigSources sources;
+    sources.default_file = "/nonexistent/avr-webhookd-test/avr-webhookd.conf";
+    CHECK_FALSE(find_setting_text(sources, "admin"));
+
+    sources.config_file = dir.write("a.conf", "admin = 127.0.0.1:9464\nsocket = /tmp/x.sock\n");
+    CHECK(find_setting_text(sources, "admin") == "127.0.0.1:9464");  // no url anywhere
+    CHECK(find_setting_text(sources, "socket") == "/tmp/x.sock");
+
+    sources.environment["WEBHOOK_ADMIN"] = "/run/avr-webhookd/admin.sock";
+    CHECK(find_setting_text(sources, "admin") == "/run/avr-webhookd/admin.sock");
+    sources.command_line["admin"] = "[::1]:9100";
+    CHECK(find_setting_text(sources, "admin") == "[::1]:9100");
+
+    sources.command_line["admin"] = "nonsense:port";
+    CHECK_THROWS_WITH(find_setting_text(sources, "admin"), Catch::Contains("invalid setting admin (--admin)"));
+    CHECK_THROWS_AS(find_setting_text(sources, "no_such_key"), ConfigError);
+
+    ConfigSources broken;
+    broken.config_file = dir.write("b.conf", "admin = 127.0.0.1:9464\nbogus = 1\n");
+    CHECK_THROWS_WITH(find_setting_text(broken, "admin"), Catch::Contains("b.conf line 2"));
+}
