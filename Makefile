@@ -32,7 +32,7 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure $(CTEST_ARGS)
 
 sanitize: deps
-	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DAVR_WEBHOOKD_SANITIZE=ON
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DAVR_WEBHOOKD_SANITIZE=ON -DAVR_WEBHOOKD_CONTAINER_TEST=OFF
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure $(CTEST_ARGS)

@@ -112,52 +112,9 @@ int Daemon::run() {
     state.deliverer.start();
     state.intake.start();
 
-    // Shutdown on the first SIGTERM/SIGINT, at once on the second; reload on SIGHUP.
-    auto shut_down = [this, &state]() -> awaitable<void> {
-        state.notifier.stopping();
-        logger_.info("shutting down: no new events accepted");
-        state.intake.stop();
-        co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
-        co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
-        if (state.admin) state.admin->stop();
-        state.signals.cancel();
-        state.io.stop();
-    };
-    auto handle_signals = [this, &state, shut_down]() -> awaitable<void> {
-        for (;;) {
-            auto [ec, signal_number] = co_await state.signals.async_wait(as_tuple(use_awaitable));
-            if (ec) co_return;
-            if (signal_number == SIGHUP) {
-                reload_configuration(state);
-                continue;
-            }
-            if (!state.shutting_down) {
-                state.shutting_down = true;
-                asio::co_spawn(state.io, shut_down(), asio::detached);
-                continue;
-            }
-            logger_.warn("second signal: stopping at once; undelivered events go to the dead-letter file");
-            state.deliverer.abort();
-            state.intake.stop();
-            if (state.admin) state.admin->stop();
-            state.io.stop();
-            co_return;
-        }
-    };
-    asio::co_spawn(state.io, handle_signals(), asio::detached);
-
-    if (const auto interval = state.notifier.watchdog_interval()) {
-        auto watchdog = [&state, interval = *interval]() -> awaitable<void> {
-            asio::steady_timer timer(state.io);
-            for (;;) {
-                state.notifier.watchdog();  // sent from the event loop: proves it is turning
-                timer.expires_after(interval);
-                auto [ec] = co_await timer.async_wait(as_tuple(use_awaitable));
-                if (ec) co_return;
-            }
-        };
-        asio::co_spawn(state.io, watchdog(), asio::detached);
-    }
+    asio::co_spawn(state.io, handle_signals(state), asio::detached);
+    if (const auto interval = state.notifier.watchdog_interval())
+        asio::co_spawn(state.io, keep_watchdog_fed(state, *interval), asio::detached);
 
     logger_.info(std::string("avr-webhookd ") + version + " accepting events on " + config.socket + ", delivering to " +
                  url_for_log(config.url) + " (concurrency " + std::to_string(config.concurrency) + ", timeout " +
@@ -167,6 +124,51 @@ int Daemon::run() {
     state.io.run();
     logger_.info("stopped");
     return exit_status::ok;
+}
+
+// Shutdown on the first SIGTERM/SIGINT, at once on the second; reload on SIGHUP.
+awaitable<void> Daemon::handle_signals(State& state) {
+    for (;;) {
+        auto [ec, signal_number] = co_await state.signals.async_wait(as_tuple(use_awaitable));
+        if (ec) co_return;
+        if (signal_number == SIGHUP) {
+            reload_configuration(state);
+            continue;
+        }
+        if (!state.shutting_down) {
+            state.shutting_down = true;
+            asio::co_spawn(state.io, shut_down(state), asio::detached);
+            continue;
+        }
+        logger_.warn("second signal: stopping at once; undelivered events go to the dead-letter file");
+        state.deliverer.abort();
+        state.intake.stop();
+        if (state.admin) state.admin->stop();
+        state.io.stop();
+        co_return;
+    }
+}
+
+awaitable<void> Daemon::shut_down(State& state) {
+    state.notifier.stopping();
+    logger_.info("shutting down: no new events accepted");
+    state.intake.stop();
+    co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
+    co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
+    if (state.admin) state.admin->stop();
+    state.signals.cancel();
+    state.io.stop();
+}
+
+// Sent from the event loop itself, so systemd restarts a daemon whose loop is stuck.
+awaitable<void> Daemon::keep_watchdog_fed(State& state, std::chrono::microseconds interval) {
+    asio::steady_timer timer(state.io);
+    for (;;) {
+        state.notifier.watchdog();
+        timer.expires_after(interval);
+        auto [ec] = co_await timer.async_wait(as_tuple(use_awaitable));
+        if (ec) co_return;
+    }
 }
 
 void Daemon::reload_configuration(State& state) {

@@ -90,10 +90,10 @@ AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::stri
         outcome.code = ec == asio::error::host_not_found_try_again ? "EAI_AGAIN" : "ENOTFOUND";
         outcome.message = "getaddrinfo " + outcome.code + " " + std::string(peer);
     } else if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-               ec == ssl::error::stream_truncated) {
+               ec == ssl::error::stream_truncated || ec == http::error::end_of_stream) {
         outcome.kind = FailureKind::reset;
         outcome.code = "ECONNRESET";
-        outcome.message = ec == asio::error::eof || ec == ssl::error::stream_truncated
+        outcome.message = ec == asio::error::eof || ec == ssl::error::stream_truncated || ec == http::error::end_of_stream
                               ? "socket hang up: the server closed the connection without a response (" + where + ")"
                               : where + " ECONNRESET";
     } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {

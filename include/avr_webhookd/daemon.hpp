@@ -3,6 +3,10 @@
 #include <avr_webhookd/config.hpp>
 #include <avr_webhookd/logger.hpp>
 
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+
 namespace avr_webhookd {
 
 // Exit statuses of the daemon and its subcommands (sysexits.h where one fits).
@@ -28,6 +32,9 @@ public:
 
 private:
     struct State;
+    boost::asio::awaitable<void> handle_signals(State& state);
+    boost::asio::awaitable<void> shut_down(State& state);
+    boost::asio::awaitable<void> keep_watchdog_fed(State& state, std::chrono::microseconds interval);
     void reload_configuration(State& state);
     ConfigSources sources_;
     LoadedConfig loaded_;

@@ -121,7 +121,7 @@ TEST_CASE("delivery replaces a dropped connection and retries", "[integration][d
     DaemonProcess daemon(dir, with(fast_retry_flags(), {"--url", receiver.url(), "--retry", "2"}));
     REQUIRE(daemon.wait_ready());
     exchange(daemon.socket(), event_line(call, "call_started") + "\n");
-    REQUIRE(receiver.wait_for([](const auto& requests) { return !requests.empty() && requests.back().status_sent == 200; }) );
+    REQUIRE(receiver.receiver().wait_for([](const auto& requests) { return !requests.empty() && requests.back().status_sent == 200; }, 10s));
     CHECK_THAT(daemon.log(), Catch::Contains("ECONNRESET"));
     REQUIRE(daemon.stop());
 }

@@ -121,29 +121,35 @@ TEST_CASE("intake refuses connections beyond max_connections with a reply", "[in
     ReceiverThread receiver;
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-connections", "2"});
     REQUIRE(daemon.wait_ready());
-    auto open_idle = [&] {
-        const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::strncpy(address.sun_path, daemon.socket().c_str(), sizeof address.sun_path - 1);
-        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    // Opens a connection the daemon is serving (proven by a reply to a bad line) and keeps it.
+    auto open_served = [&] {
+        int fd = -1;
+        const bool served = wait_until([&] {
+            if (fd >= 0) ::close(fd);
+            fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+            sockaddr_un address{};
+            address.sun_family = AF_UNIX;
+            std::strncpy(address.sun_path, daemon.socket().c_str(), sizeof address.sun_path - 1);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return false;
+            if (::send(fd, "[]\n", 3, MSG_NOSIGNAL) != 3) return false;
+            char reply[512] = {};
+            const auto got = ::recv(fd, reply, sizeof reply - 1, 0);
+            return got > 0 && std::string_view(reply).find("must be a JSON object") != std::string_view::npos;
+        }, 10s);
+        REQUIRE(served);
         return fd;
     };
-    const int first = open_idle(), second = open_idle();
-    // Both held open: the third gets the refusal (wait until the daemon has counted both).
-    std::vector<std::string> replies;
-    REQUIRE(wait_until([&] {
-        replies = exchange(daemon.socket(), event_line(call, "call_started") + "\n", 2s);
-        return !replies.empty();
-    }, 10s));
-    CHECK_THAT(replies[0], Catch::Contains("max_connections=2"));
+    const int first = open_served(), second = open_served();
+    const auto replies = exchange(daemon.socket(), event_line(call, "call_started") + "\n", 5s);
+    REQUIRE(replies.size() == 1);
+    CHECK_THAT(replies[0], Catch::Contains("too many producer connections (max_connections=2)"));
+    CHECK_THAT(daemon.log(), Catch::Contains("refused a producer connection"));
     ::close(first);
-    // A freed slot is usable again.
-    REQUIRE(wait_until([&] {
-        const auto served = exchange(daemon.socket(), "[]\n", 2s);
-        return served.size() == 1 && served[0].find("must be a JSON object") != std::string::npos;
-    }, 10s));
+    // The freed slot serves again.
+    const int third = open_served();
     ::close(second);
+    ::close(third);
+    CHECK(receiver.requests().empty());  // the refused line was never taken
     REQUIRE(daemon.stop());
 }
 
@@ -237,7 +243,7 @@ TEST_CASE("intake works with socat and with avr-webhookd send", "[integration][i
     const auto send_exit = send.wait(20s);
     REQUIRE(send_exit);
     CHECK(send_exit->code == 1);  // one line was rejected
-    CHECK_THAT(send.stdout_text(), Catch::Contains("\"line\":2"));
+    CHECK_THAT(send.stdout_text(), Catch::Contains("line 2: rejected: field \"uuid\" must be a string"));
     CHECK(receiver.wait_for_requests(2));
 
     if (::access("/usr/bin/socat", X_OK) == 0) {

@@ -309,10 +309,14 @@ TEST_CASE("receiver: rejects other methods, non-JSON bodies and bodies over 1 Mi
         CHECK(client.send(webhook_request("[1,2]")).status == 400);
     }
     PlainClient client(receiver->port());
+    // The receiver answers 413 and closes while the client may still be writing: depending on
+    // timing the client reads the 413 or sees the connection reset. Never a 2xx.
     const Reply too_large = client.send(webhook_request(std::string(1024 * 1024 + 1, 'x')));
-    REQUIRE_FALSE(too_large.error);
-    CHECK(too_large.status == 413);
-    CHECK(client.read_until_closed());
+    if (!too_large.error) {
+        CHECK(too_large.status == 413);
+        CHECK(client.read_until_closed());
+    }
+    for (const auto& request : receiver->requests()) CHECK(request.status_sent != 200);
 }
 
 TEST_CASE("receiver: checks the secret in each signature mode", "[receiver]") {

@@ -16,22 +16,6 @@ namespace avr_webhookd::test {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-    std::random_device random;
-    for (int tries = 0; tries < 100; ++tries) {
-        char name[64];
-        std::snprintf(name, sizeof name, "avr-webhookd-test-%08x", random());
-        path_ = fs::temp_directory_path() / name;
-        if (fs::create_directory(path_)) return;
-    }
-    throw std::runtime_error("cannot create a temporary folder");
-}
-
-TempDir::~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-}
-
 ReceiverThread::ReceiverThread(ReceiverOptions options) {
     options.listen = "127.0.0.1:0";
     options.quiet = true;
@@ -116,8 +100,9 @@ std::vector<std::string> exchange(const fs::path& socket, std::string_view input
         if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) break;
         if (write_open && (poll_fd.revents & POLLOUT)) {
             const auto written = ::send(fd, input.data(), input.size(), MSG_NOSIGNAL);
-            if (written < 0) break;
-            input.remove_prefix(static_cast<std::size_t>(written));
+            // A daemon that refused us may have closed already: stop writing, read its reply.
+            if (written < 0) input = {};
+            else input.remove_prefix(static_cast<std::size_t>(written));
             if (input.empty()) {
                 ::shutdown(fd, SHUT_WR);
                 write_open = false;
@@ -134,11 +119,6 @@ std::vector<std::string> exchange(const fs::path& socket, std::string_view input
     std::istringstream stream(replies);
     for (std::string line; std::getline(stream, line);) lines.push_back(line);
     return lines;
-}
-
-std::string read_file(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::vector<std::string> read_lines(const fs::path& file) {

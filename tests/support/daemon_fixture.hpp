@@ -21,19 +21,7 @@ namespace avr_webhookd::test {
 
 using namespace std::chrono_literals;
 
-// A fresh folder under /tmp, removed with everything in it at destruction.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
-
-private:
-    std::filesystem::path path_;
-};
+using TempDir = TempDirectory;
 
 // avr_webhookd::Receiver on 127.0.0.1:0, run by a thread of its own.
 class ReceiverThread {
@@ -82,7 +70,6 @@ std::vector<std::string> exchange(const std::filesystem::path& socket, std::stri
 // True when something listens on the Unix socket.
 bool can_connect(const std::filesystem::path& socket);
 
-std::string read_file(const std::filesystem::path& file);
 std::vector<std::string> read_lines(const std::filesystem::path& file);
 
 // A transcription event line (without newline) for call `uuid`.
