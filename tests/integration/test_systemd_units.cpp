@@ -2,8 +2,8 @@
 // messages and socket activation against the built binary.
 #include <avr_webhookd/config.hpp>
 
-#include "../support/daemon_fixture.hpp"
-#include "../support/notify_listener.hpp"
+#include "support/daemon_fixture.hpp"
+#include "support/notify_listener.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>

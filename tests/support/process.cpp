@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -58,11 +57,6 @@ int open_output(const std::filesystem::path& path) {
     [[maybe_unused]] auto w4 = ::write(2, reason, std::strlen(reason));
     [[maybe_unused]] auto w5 = ::write(2, "\n", 1);
     ::_exit(127);
-}
-
-std::string file_contents(const std::filesystem::path& path) {
-    std::ifstream file(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(file), {});
 }
 
 ExitStatus decode(int raw) {
@@ -167,8 +161,8 @@ ExitStatus Process::kill() {
     return *status_;
 }
 
-std::string Process::stdout_text() const { return file_contents(stdout_path_); }
-std::string Process::stderr_text() const { return file_contents(stderr_path_); }
+std::string Process::stdout_text() const { return read_file(stdout_path_); }
+std::string Process::stderr_text() const { return read_file(stderr_path_); }
 
 bool Process::wait_for_output(std::string_view text, std::chrono::milliseconds timeout) {
     auto printed = [&] {
@@ -214,6 +208,25 @@ bool program_available(std::string_view program) {
         if (::access(candidate.c_str(), X_OK) == 0) return true;
     }
     return false;
+}
+
+TempDirectory::TempDirectory(std::string_view prefix) {
+    std::string pattern = "/tmp/" + std::string(prefix) + ".XXXXXX";
+    if (!::mkdtemp(pattern.data()))
+        throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+    path_ = pattern;
+}
+
+TempDirectory::~TempDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+    std::ifstream file(path, std::ios::binary);
+    std::ostringstream text;
+    text << file.rdbuf();
+    return text.str();
 }
 
 }  // namespace avr_webhookd::test

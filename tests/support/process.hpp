@@ -97,4 +97,22 @@ CommandResult run_command(std::vector<std::string> arguments, const std::filesys
 // True when `program` is an executable found in PATH (or is an executable path).
 bool program_available(std::string_view program);
 
+// A fresh directory under /tmp (short, so Unix socket paths fit in 108 bytes), removed with
+// everything inside on destruction.
+class TempDirectory {
+public:
+    explicit TempDirectory(std::string_view prefix = "avr-webhookd-test");
+    ~TempDirectory();
+    TempDirectory(const TempDirectory&) = delete;
+    TempDirectory& operator=(const TempDirectory&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+std::string read_file(const std::filesystem::path& path);
+
 }  // namespace avr_webhookd::test

@@ -2,22 +2,24 @@
 // one sendto(), and a local datagram socket is the only faithful way to see its bytes.
 #include <avr_webhookd/sd_notify.hpp>
 
+#include "support/notify_listener.hpp"
+#include "support/process.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <string>
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 using avr_webhookd::listen_fd_from_environment;
+using avr_webhookd::test::NotifyListener;
+using avr_webhookd::test::TempDirectory;
 using avr_webhookd::SystemdNotifier;
 using avr_webhookd::watchdog_interval_from;
 using namespace std::chrono_literals;
@@ -52,61 +54,6 @@ std::optional<std::string> env(const char* name) {
     const char* value = std::getenv(name);
     return value ? std::optional<std::string>(value) : std::nullopt;
 }
-
-// A directory under /tmp, removed on destruction.
-class TempDir {
-public:
-    TempDir() {
-        char pattern[] = "/tmp/sd-notify-test.XXXXXX";
-        REQUIRE(::mkdtemp(pattern) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() { std::filesystem::remove_all(path_); }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
-};
-
-// A datagram socket standing in for systemd's notify socket. An AF_UNIX datagram is queued at
-// the receiver before sendto() returns, so take() needs no waiting.
-class NotifyListener {
-public:
-    // `address` as NOTIFY_SOCKET says it: a path or "@name".
-    explicit NotifyListener(std::string address) : address_(std::move(address)) {
-        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd_ >= 0);
-        sockaddr_un socket_address{};
-        socket_address.sun_family = AF_UNIX;
-        REQUIRE(address_.size() < sizeof socket_address.sun_path);
-        std::memcpy(socket_address.sun_path, address_.data(), address_.size());
-        bool abstract = address_.front() == '@';
-        if (abstract) socket_address.sun_path[0] = '\0';
-        auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address_.size() + (abstract ? 0 : 1));
-        REQUIRE(::bind(fd_, reinterpret_cast<const sockaddr*>(&socket_address), length) == 0);
-    }
-    explicit NotifyListener(const std::filesystem::path& directory)
-        : NotifyListener((directory / "notify.sock").string()) {}
-    ~NotifyListener() { ::close(fd_); }
-    NotifyListener(const NotifyListener&) = delete;
-    NotifyListener& operator=(const NotifyListener&) = delete;
-
-    const std::string& address() const { return address_; }
-
-    // The oldest datagram not taken yet; nullopt when none is queued.
-    std::optional<std::string> take() {
-        char buffer[4096];
-        ssize_t size = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
-        if (size < 0) return std::nullopt;
-        return std::string(buffer, static_cast<std::size_t>(size));
-    }
-
-private:
-    int fd_ = -1;
-    std::string address_;
-};
 
 std::string unique_abstract_name() {
     static int counter = 0;
@@ -163,7 +110,7 @@ TEST_CASE("sd_notify: addresses that are neither a path nor abstract disable it"
 }
 
 TEST_CASE("sd_notify: exact datagrams to a socket path", "[sd_notify]") {
-    TempDir directory;
+    TempDirectory directory;
     NotifyListener listener(directory.path());
     ScopedEnv socket("NOTIFY_SOCKET", listener.address());
     auto notifier = SystemdNotifier::from_environment();
@@ -171,36 +118,36 @@ TEST_CASE("sd_notify: exact datagrams to a socket path", "[sd_notify]") {
     CHECK(notifier.socket_address() == listener.address());
 
     CHECK(notifier.notify("READY=1\nSTATUS=accepting events"));
-    CHECK(listener.take() == "READY=1\nSTATUS=accepting events");
+    CHECK(listener.receive() == "READY=1\nSTATUS=accepting events");
 
     CHECK(notifier.ready("accepting events on /run/x.sock"));
-    CHECK(listener.take() == "READY=1\nSTATUS=accepting events on /run/x.sock");
+    CHECK(listener.receive() == "READY=1\nSTATUS=accepting events on /run/x.sock");
     CHECK(notifier.ready(""));
-    CHECK(listener.take() == "READY=1");
+    CHECK(listener.receive() == "READY=1");
     CHECK(notifier.status("3 queued"));
-    CHECK(listener.take() == "STATUS=3 queued");
+    CHECK(listener.receive() == "STATUS=3 queued");
     CHECK(notifier.stopping());
-    CHECK(listener.take() == "STOPPING=1");
+    CHECK(listener.receive() == "STOPPING=1");
     CHECK(notifier.watchdog());
-    CHECK(listener.take() == "WATCHDOG=1");
+    CHECK(listener.receive() == "WATCHDOG=1");
 
     CHECK(notifier.reloading());
-    auto reloading = listener.take();
+    auto reloading = listener.receive();
     REQUIRE(reloading);
     CHECK(reloading->rfind("RELOADING=1\nMONOTONIC_USEC=", 0) == 0);
     auto usec = reloading->substr(std::strlen("RELOADING=1\nMONOTONIC_USEC="));
     CHECK_FALSE(usec.empty());
     CHECK(usec.find_first_not_of("0123456789") == std::string::npos);
 
-    CHECK_FALSE(listener.take());  // nothing else was sent
+    CHECK_FALSE(listener.receive(50ms));  // nothing else was sent
 }
 
 TEST_CASE("sd_notify: a status with newlines stays one STATUS line", "[sd_notify]") {
-    TempDir directory;
+    TempDirectory directory;
     NotifyListener listener(directory.path());
     SystemdNotifier notifier(listener.address(), std::nullopt);
     CHECK(notifier.status("line one\nREADY=1\rthree"));
-    CHECK(listener.take() == "STATUS=line one READY=1 three");
+    CHECK(listener.receive() == "STATUS=line one READY=1 three");
 }
 
 TEST_CASE("sd_notify: abstract socket names", "[sd_notify]") {
@@ -209,11 +156,11 @@ TEST_CASE("sd_notify: abstract socket names", "[sd_notify]") {
     auto notifier = SystemdNotifier::from_environment();
     REQUIRE(notifier.enabled());
     CHECK(notifier.watchdog());
-    CHECK(listener.take() == "WATCHDOG=1");
+    CHECK(listener.receive() == "WATCHDOG=1");
 }
 
 TEST_CASE("sd_notify: a missing listener is a failure, not an exception", "[sd_notify]") {
-    TempDir directory;
+    TempDirectory directory;
     std::string address;
     {
         NotifyListener listener(directory.path());
