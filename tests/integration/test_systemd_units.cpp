@@ -2,8 +2,8 @@
 // messages and socket activation against the built binary.
 #include <avr_webhookd/config.hpp>
 
-#include "support/local_sockets.hpp"
-#include "support/process.hpp"
+#include "support/daemon_fixture.hpp"
+#include "support/notify_listener.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -17,28 +17,26 @@
 #include <string>
 #include <vector>
 
-using avr_webhookd::test::CommandResult;
-using avr_webhookd::test::has_assignment;
-using avr_webhookd::test::minimal_environment;
+using avr_webhookd::test::can_connect;
+using avr_webhookd::test::DaemonProcess;
+using avr_webhookd::test::event_line;
+using avr_webhookd::test::exchange;
+using avr_webhookd::test::wait_until;
 using avr_webhookd::test::NotifyListener;
 using avr_webhookd::test::Process;
 using avr_webhookd::test::program_available;
 using avr_webhookd::test::read_file;
 using avr_webhookd::test::run_command;
-using avr_webhookd::test::TempDirectory;
-using avr_webhookd::test::UnixStreamClient;
-using avr_webhookd::test::wait_until;
+using avr_webhookd::test::TempDir;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path source_dir = AVR_WEBHOOKD_SOURCE_DIR;
-const std::string daemon_binary = AVR_WEBHOOKD_BINARY;
+const std::string daemon_binary = avr_webhookd::test::daemon_binary();
 // Nothing listens on the discard port: deliveries fail fast, which these tests do not look at.
 const std::string unreachable_url = "http://127.0.0.1:9/events";
-const std::string event_line =
-    R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-01-01T12:00:00.000Z","payload":{}})";
 
 void write_file(const fs::path& path, const std::string& text) {
     std::ofstream file(path, std::ios::binary);
@@ -75,13 +73,6 @@ std::string lines_mentioning(const std::string& text, const std::string& word) {
     return found;
 }
 
-std::vector<std::string> daemon_environment(std::vector<std::string> extra) {
-    auto environment = minimal_environment();
-    environment.push_back("WEBHOOK_CONFIG=");  // never read /etc/avr-webhookd on the test machine
-    environment.insert(environment.end(), extra.begin(), extra.end());
-    return environment;
-}
-
 // A directive's value in a unit file ("" when absent).
 std::string directive(const std::string& unit, const std::string& name) {
     std::smatch match;
@@ -115,7 +106,7 @@ std::size_t count_lines(const std::string& text, const std::string& line) {
 
 TEST_CASE("systemd units: systemd-analyze verify accepts both units", "[systemd_units]") {
     if (skip_without("systemd-analyze")) return;
-    TempDirectory directory;
+    TempDir directory;
     write_units(directory.path());
     auto result = run_command({"systemd-analyze", "verify", (directory / "avr-webhookd.service").string(),
                                (directory / "avr-webhookd.socket").string()},
@@ -128,7 +119,7 @@ TEST_CASE("systemd units: systemd-analyze verify accepts both units", "[systemd_
 
 TEST_CASE("systemd units: systemd-analyze security rates the service 2.0 or lower", "[systemd_units]") {
     if (skip_without("systemd-analyze")) return;
-    TempDirectory directory;
+    TempDir directory;
     write_units(directory.path());
     auto result = run_command({"systemd-analyze", "security", "--no-pager", "--offline=true", "--threshold=20",
                                (directory / "avr-webhookd.service").string()},
@@ -159,7 +150,7 @@ TEST_CASE("systemd units: the socket unit matches the daemon's defaults", "[syst
 
 TEST_CASE("systemd units: the sysusers.d entry creates group avr", "[systemd_units]") {
     if (skip_without("systemd-sysusers")) return;
-    TempDirectory root;
+    TempDir root;
     fs::create_directories(root / "etc");
     auto result = run_command({"systemd-sysusers", "--root=" + root.path().string(),
                                (source_dir / "systemd/avr-webhookd.sysusers.conf").string()},
@@ -170,24 +161,20 @@ TEST_CASE("systemd units: the sysusers.d entry creates group avr", "[systemd_uni
 }
 
 TEST_CASE("systemd notify: the daemon reports READY once accepting, STATUS, then STOPPING", "[systemd_notify]") {
-    TempDirectory directory;
+    TempDir directory;
     NotifyListener listener(directory.path());
-    auto socket = directory / "events.sock";
-    Process daemon({.arguments = {daemon_binary, "--url", unreachable_url, "--socket", socket.string()},
-                    .environment = daemon_environment({"NOTIFY_SOCKET=" + listener.address()}),
-                    .output_directory = directory.path(),
-                    .name = "daemon"});
+    DaemonProcess daemon(directory, {"--url", unreachable_url}, {"NOTIFY_SOCKET=" + listener.address()});
 
     std::string seen;
-    auto diagnosis = [&] { return "notifications:\n" + seen + daemon.output_for_diagnosis(); };
+    auto diagnosis = [&] { return "notifications:\n" + seen + daemon.process().output_for_diagnosis(); };
     auto ready = listener.receive_until("READY=1", 15s, &seen);
     REQUIRE_WITH_OUTPUT(ready, diagnosis());
-    CHECK(UnixStreamClient::can_connect(socket));  // READY=1 means the socket accepts
+    CHECK(can_connect(daemon.socket()));  // READY=1 means the socket accepts
 
-    REQUIRE(daemon.send_signal(SIGTERM));
+    REQUIRE(daemon.process().send_signal(SIGTERM));
     auto stopping = listener.receive_until("STOPPING=1", 15s, &seen);
     REQUIRE_WITH_OUTPUT(stopping, diagnosis());
-    auto status = daemon.wait(20s);
+    auto status = daemon.process().wait(20s);
     REQUIRE_WITH_OUTPUT(status, diagnosis());
     CHECK(status->describe() == "exit code 0");
     drain(listener, seen);
@@ -197,44 +184,24 @@ TEST_CASE("systemd notify: the daemon reports READY once accepting, STATUS, then
     CHECK(seen.find("STATUS=") != std::string::npos);
 }
 
-TEST_CASE("systemd notify: no notification socket, no trouble", "[systemd_notify]") {
-    TempDirectory directory;
-    auto socket = directory / "events.sock";
-    Process daemon({.arguments = {daemon_binary, "--url", unreachable_url, "--socket", socket.string()},
-                    .environment = daemon_environment({}),
-                    .output_directory = directory.path(),
-                    .name = "daemon"});
-    bool accepting = wait_until([&] { return UnixStreamClient::can_connect(socket) || !daemon.running(); }, 15s);
-    REQUIRE_WITH_OUTPUT(accepting, daemon.output_for_diagnosis());
-    REQUIRE_WITH_OUTPUT(daemon.send_signal(SIGTERM), daemon.output_for_diagnosis());
-    auto status = daemon.wait(20s);
-    INFO(daemon.output_for_diagnosis());
-    REQUIRE(status);
-    CHECK(status->describe() == "exit code 0");
-}
-
 TEST_CASE("systemd notify: WATCHDOG=1 keeps coming while the event loop runs", "[systemd_notify]") {
-    TempDirectory directory;
+    TempDir directory;
     NotifyListener listener(directory.path());
-    Process daemon({.arguments = {daemon_binary, "--url", unreachable_url, "--socket",
-                                  (directory / "events.sock").string()},
-                    .environment = daemon_environment({"NOTIFY_SOCKET=" + listener.address(),
-                                                       "WATCHDOG_USEC=200000"}),
-                    .output_directory = directory.path(),
-                    .name = "daemon"});
+    DaemonProcess daemon(directory, {"--url", unreachable_url},
+                         {"NOTIFY_SOCKET=" + listener.address(), "WATCHDOG_USEC=200000"});
 
     std::string seen;
-    auto diagnosis = [&] { return "notifications:\n" + seen + daemon.output_for_diagnosis(); };
+    auto diagnosis = [&] { return "notifications:\n" + seen + daemon.process().output_for_diagnosis(); };
     REQUIRE_WITH_OUTPUT(listener.receive_until("READY=1", 15s, &seen), diagnosis());
     // Every 100 ms: five pings in a few seconds even on a loaded machine.
     for (int ping = 0; ping < 5; ++ping)
         REQUIRE_WITH_OUTPUT(listener.receive_until("WATCHDOG=1", 5s, &seen), diagnosis());
-    CHECK(daemon.running());
+    CHECK(daemon.process().running());
 }
 
 TEST_CASE("socket activation: the daemon accepts events on the socket it inherits", "[socket_activation]") {
     if (skip_without("systemd-socket-activate")) return;
-    TempDirectory directory;
+    TempDir directory;
     NotifyListener listener(directory.path());
     auto socket = directory / "events.sock";
     // systemd-socket-activate listens, and on the first connection execs the daemon in its own
@@ -247,12 +214,10 @@ TEST_CASE("socket activation: the daemon accepts events on the socket it inherit
                        .name = "activated"});
     REQUIRE_WITH_OUTPUT(activator.wait_for_output("Listening on", 15s), activator.output_for_diagnosis());
 
-    UnixStreamClient producer(socket);
-    producer.write_all(event_line + "\n");
-    auto reply = producer.read_line(20s);
-    REQUIRE_WITH_OUTPUT(reply, activator.output_for_diagnosis());
-    INFO("reply: " << *reply);
-    auto ack = boost::json::parse(*reply).as_object();
+    auto replies = exchange(socket, event_line("550e8400-e29b-41d4-a716-446655440000", "call_started") + "\n", 20s);
+    REQUIRE_WITH_OUTPUT(replies.size() == 1, activator.output_for_diagnosis());
+    INFO("reply: " << replies.front());
+    auto ack = boost::json::parse(replies.front()).as_object();
     CHECK(ack.at("ok") == true);
     CHECK(ack.at("line") == 1);
     CHECK_FALSE(ack.at("id").as_string().empty());
@@ -268,7 +233,7 @@ TEST_CASE("socket activation: the daemon accepts events on the socket it inherit
 
 TEST_CASE("socket activation: more than one inherited socket is refused", "[socket_activation]") {
     if (skip_without("systemd-socket-activate")) return;
-    TempDirectory directory;
+    TempDir directory;
     auto socket = directory / "events.sock";
     Process activator({.arguments = {"systemd-socket-activate", "-l", socket.string(), "-l",
                                      (directory / "other.sock").string(), "-E", "WEBHOOK_CONFIG=",
@@ -277,7 +242,7 @@ TEST_CASE("socket activation: more than one inherited socket is refused", "[sock
                        .name = "activated"});
     REQUIRE_WITH_OUTPUT(activator.wait_for_output("Listening on", 15s), activator.output_for_diagnosis());
     REQUIRE(wait_until([&] { return fs::exists(socket); }, 5s));
-    UnixStreamClient producer(socket);  // starts the daemon
+    exchange(socket, "", 5s);  // the first connection starts the daemon
     auto status = activator.wait(20s);
     INFO(activator.output_for_diagnosis());
     REQUIRE(status);

@@ -2,7 +2,7 @@
 // one sendto(), and a local datagram socket is the only faithful way to see its bytes.
 #include <avr_webhookd/sd_notify.hpp>
 
-#include "support/local_sockets.hpp"
+#include "support/notify_listener.hpp"
 #include "support/process.hpp"
 
 #include <catch2/catch.hpp>

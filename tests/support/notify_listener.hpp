@@ -1,7 +1,6 @@
 #pragma once
 
-// Local AF_UNIX sockets for tests: a datagram socket standing in for systemd's NOTIFY_SOCKET,
-// and a blocking stream client for the daemon's event socket. Every read has a deadline.
+// A datagram socket standing in for systemd's NOTIFY_SOCKET, to read what a process notifies.
 
 #include <chrono>
 #include <filesystem>
@@ -39,25 +38,5 @@ private:
 
 // True when `datagram` has `assignment` as one of its newline-separated lines.
 bool has_assignment(std::string_view datagram, std::string_view assignment);
-
-class UnixStreamClient {
-public:
-    // Connects to the stream socket at `path`; throws std::runtime_error on failure.
-    explicit UnixStreamClient(const std::filesystem::path& path);
-    ~UnixStreamClient();
-    UnixStreamClient(const UnixStreamClient&) = delete;
-    UnixStreamClient& operator=(const UnixStreamClient&) = delete;
-
-    // Connects once; false when nothing accepts on `path` (ENOENT, ECONNREFUSED).
-    static bool can_connect(const std::filesystem::path& path);
-
-    void write_all(std::string_view bytes);
-    // One reply line without its newline; nullopt on EOF or after `timeout`.
-    std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(5));
-
-private:
-    int fd_ = -1;
-    std::string buffer_;
-};
 
 }  // namespace avr_webhookd::test

@@ -1,4 +1,4 @@
-#include "local_sockets.hpp"
+#include "notify_listener.hpp"
 
 #include <cerrno>
 #include <cstddef>
@@ -95,58 +95,6 @@ bool has_assignment(std::string_view datagram, std::string_view assignment) {
         datagram.remove_prefix(end + 1);
     }
     return false;
-}
-
-UnixStreamClient::UnixStreamClient(const std::filesystem::path& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw system_error("socket");
-    sockaddr_un address;
-    auto length = fill_address(address, path.string());
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
-        auto error = system_error("connect " + path.string());
-        ::close(fd_);
-        throw error;
-    }
-}
-
-UnixStreamClient::~UnixStreamClient() { ::close(fd_); }
-
-bool UnixStreamClient::can_connect(const std::filesystem::path& path) {
-    try {
-        UnixStreamClient client(path);
-        return true;
-    } catch (const std::runtime_error&) {
-        return false;
-    }
-}
-
-void UnixStreamClient::write_all(std::string_view bytes) {
-    while (!bytes.empty()) {
-        ssize_t written = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            throw system_error("send");
-        }
-        bytes.remove_prefix(static_cast<std::size_t>(written));
-    }
-}
-
-std::optional<std::string> UnixStreamClient::read_line(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (true) {
-        auto end = buffer_.find('\n');
-        if (end != std::string::npos) {
-            std::string line = buffer_.substr(0, end);
-            buffer_.erase(0, end + 1);
-            return line;
-        }
-        if (!readable_before(fd_, deadline)) return std::nullopt;
-        char chunk[4096];
-        ssize_t size = ::recv(fd_, chunk, sizeof chunk, 0);
-        if (size < 0 && errno == EINTR) continue;
-        if (size <= 0) return std::nullopt;
-        buffer_.append(chunk, static_cast<std::size_t>(size));
-    }
 }
 
 }  // namespace avr_webhookd::test
