@@ -1,7 +1,10 @@
 #include <avr_webhookd/failure_report.hpp>
 
+#include <avr_webhookd/js_json.hpp>
+#include <avr_webhookd/timestamp.hpp>
+#include <avr_webhookd/utf8.hpp>
+
 #include <cctype>
-#include <cstdio>
 
 namespace avr_webhookd {
 namespace {
@@ -20,67 +23,21 @@ std::string display_code(const AttemptOutcome& outcome) {
     return "UNKNOWN";
 }
 
-// Length of the well-formed UTF-8 sequence starting at text[i] (RFC 3629: no overlongs, no
-// surrogates, nothing above U+10FFFF), or 0 when the bytes there are not one.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t length = 0;
-    unsigned char second_min = 0x80, second_max = 0xbf;
-    if (lead < 0x80) return 1;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-        length = 2;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-        length = 3;
-        if (lead == 0xe0) second_min = 0xa0;
-        if (lead == 0xed) second_max = 0x9f;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-        length = 4;
-        if (lead == 0xf0) second_min = 0x90;
-        if (lead == 0xf4) second_max = 0x8f;
-    } else {
-        return 0;
-    }
-    if (i + length > text.size()) return 0;
-    for (std::size_t k = 1; k < length; ++k) {
-        const auto byte = static_cast<unsigned char>(text[i + k]);
-        const auto min = k == 1 ? second_min : static_cast<unsigned char>(0x80);
-        const auto max = k == 1 ? second_max : static_cast<unsigned char>(0xbf);
-        if (byte < min || byte > max) return 0;
-    }
-    return length;
-}
-
-// A JSON string literal that always parses: escapes quotes, backslashes and control characters,
-// and replaces each byte of invalid UTF-8 with U+FFFD.
+// A JSON string literal that always parses, even from a server's invalid UTF-8: each byte that
+// is not part of well-formed UTF-8 becomes U+FFFD, then the text is escaped as JSON.stringify does.
 void append_json_string(std::string& out, std::string_view text) {
-    static constexpr char hex_digits[] = "0123456789abcdef";
-    out.push_back('"');
-    for (std::size_t i = 0; i < text.size();) {
-        const auto byte = static_cast<unsigned char>(text[i]);
-        switch (byte) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        default:
-            if (byte < 0x20) {
-                out.append("\\u00");
-                out.push_back(hex_digits[byte >> 4]);
-                out.push_back(hex_digits[byte & 0xf]);
-            } else if (const auto length = utf8_sequence_length(text, i); length > 0) {
-                out.append(text.substr(i, length));
-                i += length;
-                continue;
-            } else {
-                out.append("\\ufffd");
-            }
-        }
-        ++i;
+    if (!find_invalid_utf8(text)) {
+        append_js_string(out, text);
+        return;
     }
-    out.push_back('"');
+    std::string repaired;
+    repaired.reserve(text.size() + 8);
+    while (const auto bad = find_invalid_utf8(text)) {
+        repaired.append(text.substr(0, *bad)).append("\xEF\xBF\xBD");
+        text.remove_prefix(*bad + 1);
+    }
+    repaired.append(text);
+    append_js_string(out, repaired);
 }
 
 void append_json_member(std::string& out, std::string_view key, std::string_view value) {
@@ -89,21 +46,6 @@ void append_json_member(std::string& out, std::string_view key, std::string_view
     append_json_string(out, value);
 }
 
-std::string utc_millis(std::chrono::system_clock::time_point when) {
-    using namespace std::chrono;
-    const auto millis = floor<milliseconds>(when);
-    const auto day = floor<days>(millis);
-    const year_month_day date{day};
-    const hh_mm_ss time{millis - day};
-    char text[40];
-    std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                  static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
-                  static_cast<unsigned>(date.day()), static_cast<int>(time.hours().count()),
-                  static_cast<int>(time.minutes().count()),
-                  static_cast<int>(time.seconds().count()),
-                  static_cast<int>(time.subseconds().count()));
-    return text;
-}
 
 bool is_json_object_text(std::string_view body) {
     return body.size() >= 2 && body.front() == '{' && body.back() == '}';
@@ -174,7 +116,7 @@ std::string dead_letter_line(std::string_view event_id, std::string_view body,
     line.append(",\"attempts\":");
     line.append(std::to_string(attempts));
     line.push_back(',');
-    append_json_member(line, "time", utc_millis(when));
+    append_json_member(line, "time", format_utc_millis(when));
     line.append("}}");
     return line;
 }
