@@ -17,11 +17,6 @@ namespace {
 
 constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
 
-std::string header(const ReceivedRequest& request, const std::string& name) {
-    const auto found = request.headers.find(name);
-    return found == request.headers.end() ? std::string() : found->second;
-}
-
 std::vector<std::string> fast_retry_flags() { return {"--retry-base", "20ms", "--retry-max-delay", "100ms"}; }
 
 std::vector<std::string> with(std::vector<std::string> base, std::initializer_list<std::string> more) {

@@ -16,8 +16,8 @@ namespace avr_webhookd::test {
 
 namespace fs = std::filesystem;
 
-ReceiverThread::ReceiverThread(ReceiverOptions options) {
-    options.listen = "127.0.0.1:0";
+ReceiverThread::ReceiverThread(ReceiverOptions options, std::string listen) {
+    options.listen = std::move(listen);
     options.quiet = true;
     receiver_ = std::make_unique<Receiver>(io_, std::move(options));
     receiver_->start();
@@ -127,6 +127,11 @@ std::vector<std::string> read_lines(const fs::path& file) {
     for (std::string line; std::getline(in, line);)
         if (!line.empty()) lines.push_back(line);
     return lines;
+}
+
+std::string header(const ReceivedRequest& request, const std::string& name) {
+    const auto found = request.headers.find(name);
+    return found == request.headers.end() ? std::string() : found->second;
 }
 
 std::string event_line(std::string_view uuid, std::string_view type, std::string_view text, std::string_view id) {

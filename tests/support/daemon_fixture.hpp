@@ -23,10 +23,11 @@ using namespace std::chrono_literals;
 
 using TempDir = TempDirectory;
 
-// avr_webhookd::Receiver on 127.0.0.1:0, run by a thread of its own.
+// avr_webhookd::Receiver on 127.0.0.1:0 (or `listen`, e.g. the port of a receiver stopped earlier),
+// run by a thread of its own.
 class ReceiverThread {
 public:
-    explicit ReceiverThread(ReceiverOptions options = {});
+    explicit ReceiverThread(ReceiverOptions options = {}, std::string listen = "127.0.0.1:0");
     ~ReceiverThread();
     Receiver& receiver() { return *receiver_; }
     std::string url(std::string_view path = "/webhooks/avr") const;
@@ -71,6 +72,9 @@ std::vector<std::string> exchange(const std::filesystem::path& socket, std::stri
 bool can_connect(const std::filesystem::path& socket);
 
 std::vector<std::string> read_lines(const std::filesystem::path& file);
+
+// The value of a received header (`name` in lower case), or "" when it is absent.
+std::string header(const ReceivedRequest& request, const std::string& name);
 
 // A transcription event line (without newline) for call `uuid`.
 std::string event_line(std::string_view uuid, std::string_view type, std::string_view text = {},

@@ -43,6 +43,9 @@ int open_output(const std::filesystem::path& path) {
     if (null_fd >= 0) ::dup2(null_fd, 0);
     ::dup2(stdout_fd, 1);
     ::dup2(stderr_fd, 2);
+    // Nothing else the test process holds may live on in the child: an inherited listening
+    // socket or connection of an in-process receiver would stay open after the test closed it.
+    ::close_range(3, ~0U, 0);
     // Signals blocked or ignored by the test runner must not be inherited.
     sigset_t none;
     sigemptyset(&none);
