@@ -23,10 +23,10 @@ using namespace std::chrono_literals;
 
 using TempDir = TempDirectory;
 
-// avr_webhookd::Receiver on 127.0.0.1:0, run by a thread of its own.
+// avr_webhookd::Receiver on `listen` (127.0.0.1:0 unless given), run by a thread of its own.
 class ReceiverThread {
 public:
-    explicit ReceiverThread(ReceiverOptions options = {});
+    explicit ReceiverThread(ReceiverOptions options = {}, std::string listen = "127.0.0.1:0");
     ~ReceiverThread();
     Receiver& receiver() { return *receiver_; }
     std::string url(std::string_view path = "/webhooks/avr") const;
@@ -46,6 +46,11 @@ public:
     // The socket is <dir>/<name>.sock unless `socket` is given.
     DaemonProcess(const TempDir& dir, std::vector<std::string> arguments, std::vector<std::string> environment = {},
                   std::string name = "daemon", std::filesystem::path socket = {});
+    // Started with `--config config_file` instead of `--config ""` (socket and dead-letter file
+    // still given on the command line), for tests that rewrite the file and reload.
+    static DaemonProcess with_config_file(const TempDir& dir, const std::filesystem::path& config_file,
+                                          std::vector<std::string> arguments,
+                                          std::vector<std::string> environment = {}, std::string name = "daemon");
     std::filesystem::path socket() const { return socket_; }
     std::filesystem::path dead_letter() const { return dead_letter_; }
     Process& process() { return process_; }
@@ -56,6 +61,9 @@ public:
     std::optional<ExitStatus> stop(int signal = 15, std::chrono::milliseconds timeout = 20s);
 
 private:
+    DaemonProcess(const TempDir& dir, std::string config_file, std::vector<std::string> arguments,
+                  std::vector<std::string> environment, std::string name, std::filesystem::path socket);
+
     std::filesystem::path socket_;
     std::filesystem::path dead_letter_;
     Process process_;
