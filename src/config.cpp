@@ -283,8 +283,9 @@ std::string admin_setting(const Value& value) {
                                                                  : std::string_view{"abcdefghijklmnopqrstuvwxyz"
                                                                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                                                     "0123456789.-"};
+    // Port 0 picks a free port; the daemon logs the one it got (useful for tests).
     if (!address || address->host.empty() || address->host.find_first_not_of(host_characters) != std::string_view::npos ||
-        !address->port || !is_valid_port(*address)) {
+        !address->port || (*address->port != "0" && !is_valid_port(*address))) {
         value.reject("an absolute Unix socket path" + std::string{or_else});
     }
     return std::string{text};

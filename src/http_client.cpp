@@ -148,6 +148,7 @@ struct HttpClient::Connection {
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
     bool reused = false;
+    std::uint64_t endpoint_generation = 0;  // HttpClient::endpoint_generation_ when it was opened
 };
 
 struct HttpClient::Connected {
@@ -172,6 +173,7 @@ void HttpClient::update(HttpClientOptions options) {
     if (endpoint_changed) {
         auto context = options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
         close_idle();
+        ++endpoint_generation_;  // connections open now are not kept once their attempt ends
         tls_context_ = std::move(context);
         resolve_needed_ = true;
     }
@@ -196,6 +198,7 @@ std::unique_ptr<HttpClient::Connection> HttpClient::take_idle() {
 
 awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline) {
     using namespace asio::experimental::awaitable_operators;
+    const auto generation = endpoint_generation_;
     const auto& url = options_.url;
     const std::string peer = url.host + ":" + url.port;
     if (resolve_needed_ || endpoints_.empty()) {
@@ -222,9 +225,12 @@ awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline)
 
     if (!url.tls) {
         ++open_connections_;
-        co_return Connected{std::make_unique<Connection>(std::move(stream)), {}};
+        auto connection = std::make_unique<Connection>(std::move(stream));
+        connection->endpoint_generation = generation;
+        co_return Connected{std::move(connection), {}};
     }
     auto connection = std::make_unique<Connection>(std::move(stream), *tls_context_);
+    connection->endpoint_generation = generation;
     auto& tls = *connection->tls;
     const bool ip_literal = is_ip_literal(url.host);
     if (!ip_literal && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str()))
@@ -306,7 +312,9 @@ awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderLi
         const bool was_reused = connection->reused;
         bool keep_alive = false;
         auto outcome = co_await exchange(*connection, body, headers, deadline, keep_alive);
-        if (keep_alive && idle_.size() < options_.max_idle_connections) {
+        // A connection to the endpoint of before a reconfiguration is closed, not kept.
+        if (keep_alive && connection->endpoint_generation == endpoint_generation_ &&
+            idle_.size() < options_.max_idle_connections) {
             connection->tcp().expires_never();
             idle_.push_back(std::move(connection));
         } else {

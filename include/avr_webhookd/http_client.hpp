@@ -11,6 +11,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -67,6 +68,7 @@ private:
     std::vector<std::unique_ptr<Connection>> idle_;
     boost::asio::ip::tcp::resolver::results_type endpoints_;
     bool resolve_needed_ = true;
+    std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
     std::size_t open_connections_ = 0;
     std::size_t connections_opened_ = 0;
     std::string user_agent_;

@@ -40,11 +40,22 @@ std::string daemon_binary() { return AVR_WEBHOOKD_BINARY; }
 
 DaemonProcess::DaemonProcess(const TempDir& dir, std::vector<std::string> arguments, std::vector<std::string> environment,
                              std::string name, std::filesystem::path socket)
+    : DaemonProcess(dir, std::string(), std::move(arguments), std::move(environment), std::move(name),
+                    std::move(socket)) {}
+
+DaemonProcess DaemonProcess::with_config_file(const TempDir& dir, const std::filesystem::path& config_file,
+                                              std::vector<std::string> arguments,
+                                              std::vector<std::string> environment, std::string name) {
+    return DaemonProcess(dir, config_file.string(), std::move(arguments), std::move(environment), std::move(name), {});
+}
+
+DaemonProcess::DaemonProcess(const TempDir& dir, std::string config_file, std::vector<std::string> arguments,
+                             std::vector<std::string> environment, std::string name, std::filesystem::path socket)
     : socket_(socket.empty() ? dir / (name + ".sock") : std::move(socket)),
       dead_letter_(dir / (name + "-dead.ndjson")),
       process_([&] {
           Process::Options options;
-          options.arguments = {daemon_binary(), "--config", "", "--socket", socket_.string(), "--dead-letter",
+          options.arguments = {daemon_binary(), "--config", config_file, "--socket", socket_.string(), "--dead-letter",
                                dead_letter_.string()};
           options.arguments.insert(options.arguments.end(), arguments.begin(), arguments.end());
           options.environment.insert(options.environment.end(), environment.begin(), environment.end());

@@ -47,6 +47,11 @@ public:
     // The socket is <dir>/<name>.sock unless `socket` is given.
     DaemonProcess(const TempDir& dir, std::vector<std::string> arguments, std::vector<std::string> environment = {},
                   std::string name = "daemon", std::filesystem::path socket = {});
+    // Started with `--config config_file` instead of `--config ""` (socket and dead-letter file
+    // still given on the command line), for tests that rewrite the file and reload.
+    static DaemonProcess with_config_file(const TempDir& dir, const std::filesystem::path& config_file,
+                                          std::vector<std::string> arguments,
+                                          std::vector<std::string> environment = {}, std::string name = "daemon");
     std::filesystem::path socket() const { return socket_; }
     std::filesystem::path dead_letter() const { return dead_letter_; }
     Process& process() { return process_; }
@@ -57,6 +62,9 @@ public:
     std::optional<ExitStatus> stop(int signal = 15, std::chrono::milliseconds timeout = 20s);
 
 private:
+    DaemonProcess(const TempDir& dir, std::string config_file, std::vector<std::string> arguments,
+                  std::vector<std::string> environment, std::string name, std::filesystem::path socket);
+
     std::filesystem::path socket_;
     std::filesystem::path dead_letter_;
     Process process_;

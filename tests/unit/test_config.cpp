@@ -363,6 +363,8 @@ TEST_CASE("config: every invalid value gets one line naming setting, source, val
         {"admin", "[::1]", "expected an absolute Unix socket path, HOST:PORT"},
         {"admin", "::1:9100", "expected an absolute Unix socket path, HOST:PORT"},
         {"admin", "relative/admin.sock", "expected an absolute Unix socket path, HOST:PORT"},
+        {"admin", "127.0.0.1:65536", "expected an absolute Unix socket path, HOST:PORT"},
+        {"admin", "127.0.0.1:00", "expected an absolute Unix socket path, HOST:PORT"},
     };
     for (const auto& bad : cases) {
         INFO(bad.key << " = \"" << bad.value << "\"");
@@ -424,6 +426,7 @@ TEST_CASE("config: valid values of each kind are accepted", "[config]") {
     CHECK(load_with("admin", "127.0.0.1:9100").config.admin == "127.0.0.1:9100");
     CHECK(load_with("admin", "[::1]:9100").config.admin == "[::1]:9100");
     CHECK(load_with("admin", "localhost:80").config.admin == "localhost:80");
+    CHECK(load_with("admin", "127.0.0.1:0").config.admin == "127.0.0.1:0");  // any free port
     CHECK(load_with("admin", "/run/avr-webhookd/admin.sock").config.admin == "/run/avr-webhookd/admin.sock");
     CHECK(load_with("socket", "/" + std::string(106, 's')).config.socket.size() == 107);
     CHECK_THROWS_AS(load_with("socket", "/" + std::string(107, 's')), ConfigError);
