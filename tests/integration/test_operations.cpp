@@ -27,11 +27,6 @@ namespace {
 constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
 constexpr std::string_view admin_log_prefix = "admin: serving /healthz, /readyz and /metrics on ";
 
-std::string header(const ReceivedRequest& request, const std::string& name) {
-    const auto found = request.headers.find(name);
-    return found == request.headers.end() ? std::string() : found->second;
-}
-
 // Replaced in one rename, so a reload never reads a half-written file.
 void write_config(const std::filesystem::path& file, const std::string& text) {
     const auto temporary = file.string() + ".new";
