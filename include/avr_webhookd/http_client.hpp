@@ -69,7 +69,7 @@ private:
     bool resolve_needed_ = true;
     std::size_t open_connections_ = 0;
     std::size_t connections_opened_ = 0;
-    std::string user_agent_;
+    std::string fixed_head_;  // request line, Host, User-Agent, Content-Type
 };
 
 // Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
