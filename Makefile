@@ -37,6 +37,12 @@ sanitize: deps
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure $(CTEST_ARGS)
 
+# Relay throughput against a plain HTTP load generator, and the daemon's memory; prints a table.
+BENCH_ARGS ?=
+bench: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target relay_bench avr-webhookd
+	$(BUILD_DIR)/tests/bench/relay_bench $(BENCH_ARGS)
+
 demo: build
 	./tests/demo.sh $(BUILD_DIR)/avr-webhookd
 

@@ -71,7 +71,7 @@ private:
     std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
     std::size_t open_connections_ = 0;
     std::size_t connections_opened_ = 0;
-    std::string user_agent_;
+    std::string fixed_head_;  // request line, Host, User-Agent, Content-Type
 };
 
 // Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
