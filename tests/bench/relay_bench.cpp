@@ -12,7 +12,7 @@
 // Not a test: it prints figures and fails only when the daemon loses or duplicates events.
 
 #include "support/daemon_fixture.hpp"
-#include "support/local_sockets.hpp"
+#include "support/daemon_fixture.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -227,7 +227,7 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
     options.output_directory = dir.path();
     options.name = "daemon";
     Process daemon(std::move(options));
-    if (!wait_until([&] { return !daemon.running() || UnixStreamClient::can_connect(dir / "in.sock"); }, 10s) ||
+    if (!wait_until([&] { return !daemon.running() || can_connect(dir / "in.sock"); }, 10s) ||
         !daemon.running())
         throw std::runtime_error("the daemon did not start: " + daemon.output_for_diagnosis());
 
@@ -239,8 +239,7 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
     const double cpu_before = cpu_seconds(daemon.pid());
     const auto started = Clock::now();
     {
-        UnixStreamClient producer(dir / "in.sock");
-        producer.write_all(input);
+        exchange(dir / "in.sock", input, 120s);  // writes everything; returns once the daemon has read it all
         if (!receiver.wait_for(total, 120s))
             throw std::runtime_error("relay: only " + std::to_string(receiver.count()) + " of " + std::to_string(total) +
                                      " events arrived\n" + daemon.output_for_diagnosis());
