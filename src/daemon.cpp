@@ -1,4 +1,5 @@
 #include <avr_webhookd/daemon.hpp>
+#include <avr_webhookd/detail/rethrow.hpp>
 
 #include <avr_webhookd/admin_server.hpp>
 #include <avr_webhookd/deliverer.hpp>
@@ -10,7 +11,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -112,9 +112,9 @@ int Daemon::run() {
     state.deliverer.start();
     state.intake.start();
 
-    asio::co_spawn(state.io, handle_signals(state), asio::detached);
+    asio::co_spawn(state.io, handle_signals(state), detail::rethrow_exceptions);
     if (const auto interval = state.notifier.watchdog_interval())
-        asio::co_spawn(state.io, keep_watchdog_fed(state, *interval), asio::detached);
+        asio::co_spawn(state.io, keep_watchdog_fed(state, *interval), detail::rethrow_exceptions);
 
     logger_.info(std::string("avr-webhookd ") + version + " accepting events on " + config.socket + ", delivering to " +
                  url_for_log(config.url) + " (concurrency " + std::to_string(config.concurrency) + ", timeout " +
@@ -132,12 +132,12 @@ awaitable<void> Daemon::handle_signals(State& state) {
         auto [ec, signal_number] = co_await state.signals.async_wait(as_tuple(use_awaitable));
         if (ec) co_return;
         if (signal_number == SIGHUP) {
-            reload_configuration(state);
+            if (!state.shutting_down) reload_configuration(state);
             continue;
         }
         if (!state.shutting_down) {
             state.shutting_down = true;
-            asio::co_spawn(state.io, shut_down(state), asio::detached);
+            asio::co_spawn(state.io, shut_down(state), detail::rethrow_exceptions);
             continue;
         }
         logger_.warn("second signal: stopping at once; undelivered events go to the dead-letter file");

@@ -25,11 +25,15 @@ DeadLetterWriter::~DeadLetterWriter() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-std::string DeadLetterWriter::append(std::string_view line) {
+std::string DeadLetterWriter::append(std::string_view line) { return append_all({std::string(line)}); }
+
+std::string DeadLetterWriter::append_all(const std::vector<std::string>& lines) {
     if (fd_ < 0) return "no dead-letter file is configured";
     std::string record;
-    record.reserve(line.size() + 1);
-    record.append(line).push_back('\n');
+    std::size_t size = 0;
+    for (const auto& line : lines) size += line.size() + 1;
+    record.reserve(size);
+    for (const auto& line : lines) record.append(line).push_back('\n');
     std::string_view rest = record;
     while (!rest.empty()) {
         const auto written = ::write(fd_, rest.data(), rest.size());

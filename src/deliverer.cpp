@@ -1,11 +1,11 @@
 #include <avr_webhookd/deliverer.hpp>
+#include <avr_webhookd/detail/rethrow.hpp>
 
 #include <avr_webhookd/failure_report.hpp>
 #include <avr_webhookd/url.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -77,8 +77,8 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       idle_signal_(io.get_executor()) {}
 
 void Deliverer::start() {
-    asio::co_spawn(io_, schedule(), asio::detached);
-    asio::co_spawn(io_, expire_idle_calls(), asio::detached);
+    asio::co_spawn(io_, schedule(), detail::rethrow_exceptions);
+    asio::co_spawn(io_, expire_idle_calls(), detail::rethrow_exceptions);
 }
 
 EventSink::Admission Deliverer::submit(Event&& event) {
@@ -87,7 +87,7 @@ EventSink::Admission Deliverer::submit(Event&& event) {
         logger_.debug("delivery: " + describe(event) + " not forwarded: its type is not in `types`");
         return Admission::filtered;
     }
-    if (abandoning_) {  // too late to deliver: record it rather than queue it for nobody
+    if (drained_) {  // too late to deliver, and its call's queue is already written out
         AttemptOutcome none;
         none.code = "SHUTDOWN";
         none.message = "the event arrived while the daemon was shutting down";
@@ -95,7 +95,13 @@ EventSink::Admission Deliverer::submit(Event&& event) {
         return Admission::shutting_down;
     }
     if (!has_room()) {
-        if (!dead_letters_.enabled()) return Admission::full;
+        if (!dead_letters_.enabled()) {
+            AttemptOutcome none;
+            none.code = "QUEUE_FULL";
+            none.message = "queue full (max_queue=" + std::to_string(config_.max_queue) + ")";
+            dead_letter(event, "queue_full", none, 0);  // with no file, the log keeps the whole event
+            return Admission::full;
+        }
         logger_.warn("delivery: queue full (max_queue=" + std::to_string(config_.max_queue) + "): " + describe(event) +
                      " written to the dead-letter file");
         AttemptOutcome none;
@@ -116,13 +122,14 @@ awaitable<void> Deliverer::wait_for_room() { co_await room_signal_.wait(); }
 awaitable<void> Deliverer::schedule() {
     while (!aborted_) {
         const auto now = Clock::now();
-        while (queues_.in_flight() < config_.concurrency) {
+        // Once the shutdown budget is spent nothing new starts: what is queued is dead-lettered.
+        while (!abandoning_ && queues_.in_flight() < config_.concurrency) {
             auto job = queues_.take(now);
             if (!job) break;
-            asio::co_spawn(io_, attempt(*job), asio::detached);
+            asio::co_spawn(io_, attempt(*job), detail::rethrow_exceptions);
         }
         // With every slot busy, only a finished attempt can let more work start.
-        const auto due = queues_.in_flight() < config_.concurrency ? queues_.next_due() : std::nullopt;
+        const auto due = !abandoning_ && queues_.in_flight() < config_.concurrency ? queues_.next_due() : std::nullopt;
         if (due)
             co_await work_signal_.wait_until(*due);
         else
@@ -192,7 +199,11 @@ void Deliverer::give_up(const Event& event, std::string_view reason, const Attem
 
 void Deliverer::dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts) {
     ++metrics_.events_dead_lettered;
-    const std::string line = dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now());
+    std::string line = dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now());
+    if (batch_ && dead_letters_.enabled()) {
+        batch_->push_back(std::move(line));
+        return;
+    }
     if (!dead_letters_.enabled()) {
         // No file: the log is the only record left, so the whole event goes there.
         logger_.error("delivery: " + describe(event) + " given up (" + std::string(reason) +
@@ -235,17 +246,19 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
     while (queues_.queued() > 0 && Clock::now() < deadline && !aborted_) co_await idle_signal_.wait_until(deadline);
     if (aborted_) co_return;
 
+    // Budget spent: attempts in flight end (a failure is dead-lettered at once, no retry), and
+    // only then is the rest written, so each call's events stay in order in the file.
     abandoning_ = true;
+    while (queues_.in_flight() > 0 && !aborted_) co_await idle_signal_.wait();
+    if (aborted_) co_return;
     auto pending = queues_.drain();
+    drained_ = true;
     if (!pending.empty())
         logger_.warn("shutdown: " + std::to_string(pending.size()) + " events not delivered within shutdown_timeout");
-    for (auto& item : pending) {
-        AttemptOutcome outcome;
-        outcome.code = "SHUTDOWN";
-        outcome.message = "the daemon stopped before the event could be delivered";
-        give_up(item.event, "shutdown", outcome, item.attempts_made);
-    }
-    while (queues_.in_flight() > 0 && !aborted_) co_await idle_signal_.wait();
+    AttemptOutcome outcome;
+    outcome.code = "SHUTDOWN";
+    outcome.message = "the daemon stopped before the event could be delivered";
+    dead_letter_all(pending, outcome);
     client_.close_idle();
     aborted_ = true;  // stops the scheduler
     work_signal_.notify_all();
@@ -253,23 +266,34 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
 
 void Deliverer::abort() {
     if (aborted_) return;
-    stopping_ = abandoning_ = aborted_ = true;
-    for (const auto& [event, attempt] : queues_.in_flight_events()) {
-        AttemptOutcome outcome;
-        outcome.code = "SHUTDOWN";
-        outcome.message = "the daemon was stopped at once (second signal) during an attempt; the receiver may have it too";
-        give_up(*event, "shutdown", outcome, attempt);
-    }
-    auto pending = queues_.drain();
-    for (auto& item : pending) {
-        AttemptOutcome outcome;
-        outcome.code = "SHUTDOWN";
-        outcome.message = "the daemon was stopped at once (second signal)";
-        give_up(item.event, "shutdown", outcome, item.attempts_made);
-    }
+    stopping_ = abandoning_ = aborted_ = drained_ = true;
+    std::vector<CallQueues::Pending> pending;
+    for (const auto& [event, attempt] : queues_.in_flight_events())  // each call's head comes first
+        pending.push_back(CallQueues::Pending{*event, 0, attempt});
+    auto queued = queues_.drain();
+    std::move(queued.begin(), queued.end(), std::back_inserter(pending));
+    AttemptOutcome outcome;
+    outcome.code = "SHUTDOWN";
+    outcome.message = "the daemon was stopped at once (second signal); an event in flight may have reached the receiver too";
+    dead_letter_all(pending, outcome);
     work_signal_.notify_all();
     idle_signal_.notify_all();
     room_signal_.notify_all();
+}
+
+void Deliverer::dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome) {
+    std::vector<std::string> lines;
+    lines.reserve(pending.size());
+    batch_ = &lines;
+    for (const auto& item : pending) give_up(item.event, "shutdown", outcome, item.attempts_made);
+    batch_ = nullptr;
+    if (lines.empty()) return;
+    if (auto error = dead_letters_.append_all(lines); !error.empty()) {
+        logger_.error("delivery: " + error + "; the events were:");
+        for (const auto& line : lines) logger_.error(line);
+        return;
+    }
+    logger_.warn("shutdown: " + std::to_string(lines.size()) + " events written to " + dead_letters_.path());
 }
 
 void Deliverer::reconfigure(const Config& config) {

@@ -186,7 +186,10 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
         event.id = ids.next();
     }
 
+    // The queue key is lower case, so one call written in both cases stays one ordered call;
+    // the body keeps the uuid as the producer wrote it.
     event.uuid.assign(uuid);
+    for (char& c : event.uuid) c = static_cast<char>(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
     event.type.assign(type);
     event.body.reserve(line.size() + 96);
     event.body.append("{\"uuid\":");

@@ -1,9 +1,11 @@
 #include <avr_webhookd/http_client.hpp>
+#include <avr_webhookd/detail/rethrow.hpp>
 
 #include <avr_webhookd/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -76,6 +78,25 @@ struct VerifyHostName {
 std::string fixed_head(const Url& url) {
     return "POST " + url.target + " HTTP/1.1\r\nHost: " + url.host_header + "\r\nUser-Agent: avr-webhookd/" +
            std::string(version) + "\r\nContent-Type: application/json\r\n";
+}
+
+// A name lookup that an attempt can stop waiting for at its deadline: getaddrinfo cannot be
+// cancelled, so it runs on its own and reports through this shared state.
+struct Resolution {
+    Resolution(const asio::any_io_executor& executor, Clock::time_point deadline) : done(executor, deadline) {}
+    asio::steady_timer done;  // expires at the deadline; cancelled when the lookup ends first
+    bool finished = false;
+    boost::system::error_code error;
+    tcp::resolver::results_type results;
+};
+
+awaitable<void> resolve_into(std::shared_ptr<Resolution> resolution, std::string host, std::string port) {
+    tcp::resolver resolver(co_await asio::this_coro::executor);
+    auto [ec, results] = co_await resolver.async_resolve(host, port, as_tuple(use_awaitable));
+    resolution->error = ec;
+    resolution->results = std::move(results);
+    resolution->finished = true;
+    resolution->done.cancel();
 }
 
 }  // namespace
@@ -206,25 +227,28 @@ std::unique_ptr<HttpClient::Connection> HttpClient::take_idle() {
 }
 
 awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline) {
-    using namespace asio::experimental::awaitable_operators;
     const auto generation = endpoint_generation_;
-    const auto& url = options_.url;
+    const Url url = options_.url;  // a copy: a reload may replace options_ while this waits
     const std::string peer = url.host + ":" + url.port;
-    if (resolve_needed_ || endpoints_.empty()) {
-        tcp::resolver resolver(executor_);
-        asio::steady_timer timer(executor_, deadline);
-        auto result = co_await (resolver.async_resolve(url.host, url.port, as_tuple(use_awaitable)) ||
-                                timer.async_wait(as_tuple(use_awaitable)));
-        if (result.index() == 1) co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, options_.timeout)};
-        auto [ec, endpoints] = std::get<0>(std::move(result));
-        if (ec) co_return Connected{nullptr, outcome_from_error(ec, "resolve", url.host, options_.timeout)};
-        endpoints_ = std::move(endpoints);
-        resolve_needed_ = false;
+    auto endpoints = endpoints_;
+    if (resolve_needed_ || endpoints.empty()) {
+        auto resolution = std::make_shared<Resolution>(executor_, deadline);
+        asio::co_spawn(executor_, resolve_into(resolution, url.host, url.port), detail::rethrow_exceptions);
+        co_await resolution->done.async_wait(as_tuple(use_awaitable));
+        if (!resolution->finished)
+            co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, options_.timeout)};
+        if (resolution->error)
+            co_return Connected{nullptr, outcome_from_error(resolution->error, "resolve", url.host, options_.timeout)};
+        endpoints = std::move(resolution->results);
+        if (generation == endpoint_generation_) {  // still the endpoint we are configured for
+            endpoints_ = endpoints;
+            resolve_needed_ = false;
+        }
     }
 
     beast::tcp_stream stream(executor_);
     stream.expires_at(deadline);
-    auto [ec, endpoint] = co_await stream.async_connect(endpoints_, as_tuple(use_awaitable));
+    auto [ec, endpoint] = co_await stream.async_connect(endpoints, as_tuple(use_awaitable));
     if (ec) {
         resolve_needed_ = true;  // the address may have moved
         co_return Connected{nullptr, outcome_from_error(ec, "connect", peer, options_.timeout)};
@@ -248,6 +272,7 @@ awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline)
     if (options_.tls_verify) tls.set_verify_callback(VerifyHostName{ssl::host_name_verification(url.host), ip_literal});
     auto [handshake_error] = co_await tls.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable));
     if (handshake_error) {
+        resolve_needed_ = true;  // perhaps another host answers at that address now
         const long verify_result = SSL_get_verify_result(tls.native_handle());
         if (handshake_error == beast::error::timeout || verify_result == X509_V_OK)
             co_return Connected{nullptr, outcome_from_error(handshake_error, "TLS handshake with", peer, options_.timeout)};

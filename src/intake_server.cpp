@@ -1,4 +1,5 @@
 #include <avr_webhookd/intake_server.hpp>
+#include <avr_webhookd/detail/rethrow.hpp>
 
 #include <avr_webhookd/event_parser.hpp>
 #include <avr_webhookd/js_json.hpp>
@@ -6,7 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -146,7 +146,7 @@ void IntakeServer::adopt(int listening_fd) {
 
 void IntakeServer::start() {
     accepting_ = true;
-    asio::co_spawn(io_, accept_loop(), asio::detached);
+    asio::co_spawn(io_, accept_loop(), detail::rethrow_exceptions);
 }
 
 void IntakeServer::stop() {
@@ -155,7 +155,13 @@ void IntakeServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     remove_socket_file();
-    for (const auto& connection : connections_) connection->socket.cancel(ignored);
+    // Producers are cut off at the read side: what they already wrote is still read and
+    // answered, then the read ends as at EOF, and further writes fail on their side.
+    for (const auto& connection : connections_) {
+        boost::system::error_code ec;
+        connection->socket.shutdown(stream_protocol::socket::shutdown_receive, ec);
+        if (ec) connection->socket.cancel(ignored);
+    }
 }
 
 void IntakeServer::update(const IntakeOptions& options) {
@@ -199,37 +205,24 @@ awaitable<void> IntakeServer::accept_loop() {
         auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++, options_);
         connections_.insert(connection);
         logger_.debug("intake: producer connection " + std::to_string(connection->id) + " opened");
-        asio::co_spawn(io_, serve(connection), asio::detached);
+        asio::co_spawn(io_, serve(connection), detail::rethrow_exceptions);
     }
 }
 
 awaitable<void> IntakeServer::serve(std::shared_ptr<Connection> connection) {
     Connection& c = *connection;
-    asio::co_spawn(io_, write_replies(connection), asio::detached);
+    asio::co_spawn(io_, write_replies(connection), detail::rethrow_exceptions);
     std::vector<char> buffer(read_buffer_size);
-
-    auto process = [&](std::string_view data) -> awaitable<void> {
-        while (auto frame = c.framer.next(data)) co_await handle_frame(c, *frame);
-    };
 
     for (;;) {
         auto [ec, size] = co_await c.socket.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
-        if (ec == asio::error::operation_aborted && !accepting_) {
-            // Shutting down: take what the producer already wrote, without waiting for more.
-            boost::system::error_code read_error;
-            c.socket.non_blocking(true, read_error);
-            while (!read_error) {
-                const auto got = c.socket.read_some(asio::buffer(buffer), read_error);
-                if (!read_error) co_await process(std::string_view(buffer.data(), got));
-            }
-            break;
-        }
         if (ec) {
-            if (ec != asio::error::eof && ec != asio::error::connection_reset)
+            if (ec != asio::error::eof && ec != asio::error::connection_reset && ec != asio::error::operation_aborted)
                 logger_.warn("intake: read from producer connection " + std::to_string(c.id) + " failed: " + ec.message());
             break;
         }
-        co_await process(std::string_view(buffer.data(), size));
+        std::string_view data(buffer.data(), size);
+        while (auto frame = c.framer.next(data)) co_await handle_frame(c, *frame);
     }
     if (auto frame = c.framer.finish()) co_await handle_frame(c, *frame);
 
@@ -316,6 +309,7 @@ void IntakeServer::reject(Connection& c, std::uint64_t number, std::string_view 
 
 void IntakeServer::handle_line(Connection& c, std::uint64_t number, std::string_view line) {
     ++metrics_.events_received;
+    c.parser.set_options(EventParserOptions{options_.allow_unknown_types});  // a reload may have changed it
     auto result = c.parser.parse(line, std::chrono::system_clock::now(), ids_);
     if (auto* rejection = std::get_if<RejectReason>(&result)) {
         reject(c, number, rejection->reason, rejection->message);

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -22,6 +23,8 @@ public:
 
     // Writes `line` plus a newline; returns an error text on failure, empty on success.
     std::string append(std::string_view line);
+    // Writes many lines with one write and one sync (shutdown may dead-letter a whole queue).
+    std::string append_all(const std::vector<std::string>& lines);
 
 private:
     std::string path_;

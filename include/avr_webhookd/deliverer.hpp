@@ -59,6 +59,7 @@ private:
     boost::asio::awaitable<void> expire_idle_calls();
     void give_up(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts);
     void dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts);
+    void dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome);
     void after_change();
     static HttpClientOptions client_options(const Config& config);
 
@@ -80,6 +81,8 @@ private:
     bool stopping_ = false;        // shutting down: no room limit, finish what can be finished
     bool abandoning_ = false;      // shutdown budget spent: failed attempts are dead-lettered
     bool aborted_ = false;
+    bool drained_ = false;         // the queues were written out: later events go straight there
+    std::vector<std::string>* batch_ = nullptr;  // collects dead-letter lines for one write
     // Health: the last finished event was given up while the receiver failed, nothing since.
     bool last_given_up_ = false;
     std::string last_failure_;

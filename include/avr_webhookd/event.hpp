@@ -8,7 +8,7 @@ namespace avr_webhookd {
 // An accepted, validated event, ready to be delivered. Immutable once accepted.
 struct Event {
     std::string id;         // the producer's "id", or a generated UUID; the same on every attempt
-    std::string uuid;       // the call uuid (canonical lower-case form as received)
+    std::string uuid;       // the call uuid in lower case (the queue key; the body keeps it as written)
     std::string type;       // event type, validated
     std::string timestamp;  // as given by the producer, or stamped at receipt
     // The exact POST body: {"uuid":...,"type":...,"timestamp":...,"payload":{...}}, compact,

@@ -34,6 +34,7 @@ struct EventParserOptions {
 class EventParser {
 public:
     explicit EventParser(EventParserOptions options);
+    void set_options(EventParserOptions options) { options_ = options; }
 
     std::variant<Event, RejectReason> parse(std::string_view line,
                                             std::chrono::system_clock::time_point received_at,

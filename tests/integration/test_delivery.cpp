@@ -280,7 +280,13 @@ TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout
         const auto dead = read_lines(daemon.dead_letter());
         CHECK(delivered < 20);
         CHECK(delivered + dead.size() == 20);  // every event accounted for
-        for (const auto& line : dead) CHECK_THAT(line, Catch::Contains("\"reason\":\"shutdown\""));
+        int previous = -1;  // the call's events stay in order in the file
+        for (const auto& line : dead) {
+            CHECK_THAT(line, Catch::Contains("\"reason\":\"shutdown\""));
+            const int text = std::stoi(std::string(boost::json::parse(line).at("payload").at("text").as_string()));
+            CHECK(text > previous);
+            previous = text;
+        }
     }
 }
 

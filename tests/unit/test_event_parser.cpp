@@ -45,6 +45,12 @@ TEST_CASE("event parser orders body keys canonically and keeps payload order", "
     CHECK(event.id == "evt-1");
 }
 
+TEST_CASE("event parser queues a call by its lower-case uuid but keeps the body as written", "[event_parser]") {
+    const auto event = accepted(R"({"uuid":"550E8400-E29B-41D4-A716-446655440000","type":"call_started"})");
+    CHECK(event.uuid == call);
+    CHECK_THAT(event.body, Catch::Contains("550E8400-E29B-41D4-A716-446655440000"));
+}
+
 TEST_CASE("event parser stamps missing timestamps and defaults the payload", "[event_parser]") {
     const auto event = accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started"})");
     CHECK(event.timestamp == "2024-01-01T12:00:00.123Z");
