@@ -21,8 +21,10 @@ std::uint64_t CallQueues::push(Event event, TimePoint now) {
 }
 
 std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
+    // Due retries go before new work, earliest due first.
+    std::size_t promoted = 0;
     while (!delayed_.empty() && delayed_.top().due <= now) {
-        ready_.push_front(delayed_.top().call);  // a due retry goes before new work
+        ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(promoted++), delayed_.top().call);
         delayed_.pop();
     }
     if (ready_.empty()) return std::nullopt;

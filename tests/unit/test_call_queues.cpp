@@ -87,6 +87,22 @@ TEST_CASE("call queues hold a retrying call without blocking others", "[call_que
     CHECK(a2->attempt == 1);
 }
 
+TEST_CASE("call queues take due retries before new work, earliest due first", "[call_queues]") {
+    CallQueues queues;
+    for (std::string call : {"a", "b", "c"}) queues.push(make_event(call, "call_started", call + "1"), t0);
+    auto a = *queues.take(t0);
+    auto b = *queues.take(t0);
+    queues.retry_at(b, t0 + 1s);
+    queues.retry_at(a, t0 + 2s);
+    queues.push(make_event("d", "call_started", "d1"), t0);
+    std::string order;
+    while (auto job = queues.take(t0 + 5s)) {
+        order += job->event->id.substr(0, 1);
+        queues.finish(*job, t0 + 5s);
+    }
+    CHECK(order == "bacd");
+}
+
 TEST_CASE("call queues free a call after call_ended and after idling", "[call_queues]") {
     CallQueues queues;
     queues.push(make_event("a", "call_started", "a1"), t0);
