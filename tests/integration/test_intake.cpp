@@ -283,3 +283,44 @@ TEST_CASE("daemon exits 78 naming the bad setting", "[integration][config]") {
     CHECK_THAT(checker.stdout_text(), Catch::Contains("<redacted>") && Catch::Contains("command line"));
     CHECK(checker.stdout_text().find("s3cr3t-value") == std::string::npos);
 }
+
+TEST_CASE("SIGINT stops the daemon cleanly and removes its socket", "[integration][intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon(dir, {"--url", receiver.url()});
+    REQUIRE(daemon.wait_ready());
+    const auto exit = daemon.stop(SIGINT);
+    REQUIRE(exit);
+    CHECK(exit->success());
+    CHECK_FALSE(std::filesystem::exists(daemon.socket()));
+    CHECK_THAT(daemon.log(), Catch::Contains("stopped"));
+}
+
+TEST_CASE("command line help and version work while usage errors exit 64 and a missing url 78", "[integration][config]") {
+    TempDir dir;
+    auto run = [&](std::vector<std::string> arguments, const std::string& name) {
+        Process::Options options;
+        options.arguments = {daemon_binary()};
+        options.arguments.insert(options.arguments.end(), arguments.begin(), arguments.end());
+        options.output_directory = dir.path();
+        options.name = name;
+        auto process = std::make_unique<Process>(options);
+        const auto exit = process->wait(10s);
+        REQUIRE(exit);
+        return std::make_pair(*exit, process->stdout_text() + process->stderr_text());
+    };
+    const auto [help_exit, help] = run({"--help"}, "help");
+    CHECK(help_exit.success());
+    CHECK_THAT(help, Catch::Contains("--max-line") && Catch::Contains("check-config") && Catch::Contains("WEBHOOK_FOO_BAR"));
+    const auto [version_exit, version] = run({"--version"}, "version");
+    CHECK(version_exit.success());
+    CHECK_THAT(version, Catch::StartsWith("avr-webhookd "));
+    const auto [bad_exit, bad] = run({"--no-such-flag"}, "bad");
+    CHECK(bad_exit.code == 64);
+    CHECK_THAT(bad, Catch::Contains("no-such-flag"));
+    const auto [unknown_exit, unknown] = run({"frobnicate"}, "unknown");
+    CHECK(unknown_exit.code == 64);
+    const auto [missing_exit, missing] = run({"--config", "", "--socket", (dir / "s.sock").string()}, "missing");
+    CHECK(missing_exit.code == 78);
+    CHECK_THAT(missing, Catch::Contains("url"));
+}
