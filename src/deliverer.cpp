@@ -38,6 +38,14 @@ std::string format_delay(std::chrono::milliseconds delay) {
     return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(delay).count()) + "s";
 }
 
+// The outcome recorded for an event that was given up without (another) attempt.
+AttemptOutcome not_attempted(std::string code, std::string message) {
+    AttemptOutcome outcome;
+    outcome.code = std::move(code);
+    outcome.message = std::move(message);
+    return outcome;
+}
+
 std::string describe(const Event& event) {
     return event.type + " event " + event.id + " of call " + event.uuid;
 }
@@ -88,27 +96,14 @@ EventSink::Admission Deliverer::submit(Event&& event) {
         return Admission::filtered;
     }
     if (drained_) {  // too late to deliver, and its call's queue is already written out
-        AttemptOutcome none;
-        none.code = "SHUTDOWN";
-        none.message = "the event arrived while the daemon was shutting down";
-        give_up(event, "shutdown", none, 0);
+        give_up(event, "shutdown", not_attempted("SHUTDOWN", "the event arrived while the daemon was shutting down"), 0);
         return Admission::shutting_down;
     }
     if (!has_room()) {
-        if (!dead_letters_.enabled()) {
-            AttemptOutcome none;
-            none.code = "QUEUE_FULL";
-            none.message = "queue full (max_queue=" + std::to_string(config_.max_queue) + ")";
-            dead_letter(event, "queue_full", none, 0);  // with no file, the log keeps the whole event
-            return Admission::full;
-        }
-        logger_.warn("delivery: queue full (max_queue=" + std::to_string(config_.max_queue) + "): " + describe(event) +
-                     " written to the dead-letter file");
-        AttemptOutcome none;
-        none.code = "QUEUE_FULL";
-        none.message = "queue full (max_queue=" + std::to_string(config_.max_queue) + ")";
-        dead_letter(event, "queue_full", none, 0);
-        return Admission::dead_lettered;
+        // With no file, the log keeps the whole event.
+        dead_letter(event, "queue_full",
+                    not_attempted("QUEUE_FULL", "queue full (max_queue=" + std::to_string(config_.max_queue) + ")"), 0);
+        return dead_letters_.enabled() ? Admission::dead_lettered : Admission::full;
     }
     queues_.push(std::move(event), Clock::now());
     work_signal_.notify_all();
@@ -255,10 +250,7 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
     drained_ = true;
     if (!pending.empty())
         logger_.warn("shutdown: " + std::to_string(pending.size()) + " events not delivered within shutdown_timeout");
-    AttemptOutcome outcome;
-    outcome.code = "SHUTDOWN";
-    outcome.message = "the daemon stopped before the event could be delivered";
-    dead_letter_all(pending, outcome);
+    dead_letter_all(pending, not_attempted("SHUTDOWN", "the daemon stopped before the event could be delivered"));
     client_.close_idle();
     aborted_ = true;  // stops the scheduler
     work_signal_.notify_all();
@@ -272,10 +264,8 @@ void Deliverer::abort() {
         pending.push_back(CallQueues::Pending{*event, 0, attempt});
     auto queued = queues_.drain();
     std::move(queued.begin(), queued.end(), std::back_inserter(pending));
-    AttemptOutcome outcome;
-    outcome.code = "SHUTDOWN";
-    outcome.message = "the daemon was stopped at once (second signal); an event in flight may have reached the receiver too";
-    dead_letter_all(pending, outcome);
+    dead_letter_all(pending, not_attempted("SHUTDOWN", "the daemon was stopped at once (second signal); an event "
+                                                       "in flight may have reached the receiver too"));
     work_signal_.notify_all();
     idle_signal_.notify_all();
     room_signal_.notify_all();
