@@ -1,4 +1,5 @@
 #include <avr_webhookd/admin_server.hpp>
+#include <avr_webhookd/unix_socket.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -13,13 +14,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <filesystem>
 #include <map>
 #include <stdexcept>
 
@@ -38,7 +35,7 @@ namespace {
 
 // Longest path that fits sockaddr_un::sun_path with its terminating NUL.
 constexpr std::size_t max_socket_path = 107;
-constexpr mode_t admin_socket_mode = 0660;
+constexpr unsigned admin_socket_mode = 0660;
 
 bool set_error(std::string* error, std::string message) {
     if (error) *error = std::move(message);
@@ -155,7 +152,7 @@ struct detail::AdminServerState {
     std::optional<stream_protocol::acceptor> unix_acceptor;
     std::string bound_address;
     std::string socket_path;  // set while we own a socket file
-    ino_t socket_inode = 0;
+    unsigned long long socket_inode = 0;
     bool running = false;
     std::map<std::uint64_t, std::function<void()>> connections;  // id -> closes it
     std::uint64_t next_connection_id = 1;
@@ -257,57 +254,17 @@ void bind_tcp(AdminState& state, const AdminAddress& address) {
                              (ec ? ec.message() : std::string{"no address found"}));
 }
 
-// A stale socket file (left by a crash: nobody listening) is replaced; anything else is an error.
-void clear_socket_path(AdminState& state, const std::string& path) {
-    struct stat status {};
-    if (::lstat(path.c_str(), &status) != 0) return;
-    if (!S_ISSOCK(status.st_mode))
-        throw std::runtime_error("admin socket path " + path + " exists and is not a socket; remove it or set another `admin`");
-    stream_protocol::socket probe(state.io);
-    boost::system::error_code ec;
-    probe.connect(stream_protocol::endpoint(path), ec);
-    if (!ec) throw std::runtime_error("another process is already listening on the admin socket " + path);
-    if (ec != asio::error::connection_refused)
-        throw std::runtime_error("cannot check the existing admin socket " + path + ": " + ec.message());
-    ::unlink(path.c_str());
-    state.logger.warn("replaced stale admin socket file " + path + " (no process was listening on it)");
-}
-
 void bind_unix(AdminState& state, const std::string& path) {
-    namespace fs = std::filesystem;
-    std::error_code fs_error;
-    if (const auto parent = fs::path(path).parent_path(); !parent.empty()) fs::create_directories(parent, fs_error);
-    if (fs_error)
-        throw std::runtime_error("cannot create the admin socket directory of " + path + ": " + fs_error.message());
-    clear_socket_path(state, path);
-
     stream_protocol::acceptor acceptor(state.io);
-    acceptor.open(stream_protocol());
-    // Bind under a strict umask so the socket is never briefly more open than its final mode.
-    const mode_t previous_umask = ::umask(0177);
-    boost::system::error_code ec;
-    acceptor.bind(stream_protocol::endpoint(path), ec);
-    ::umask(previous_umask);
-    if (ec) throw std::runtime_error("cannot bind the admin socket " + path + ": " + ec.message());
-    struct stat status {};
-    if (::stat(path.c_str(), &status) == 0) {
-        state.socket_path = path;
-        state.socket_inode = status.st_ino;
-    }
-    if (::chmod(path.c_str(), admin_socket_mode) != 0)
-        throw std::runtime_error("cannot set the mode of the admin socket " + path + ": " + std::strerror(errno));
-    acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on the admin socket " + path + ": " + ec.message());
+    state.socket_inode = bind_unix_listener(acceptor, path, admin_socket_mode, "admin socket", "admin", state.logger);
+    state.socket_path = path;
     state.bound_address = path;
     state.unix_acceptor.emplace(std::move(acceptor));
 }
 
 void remove_socket_file(AdminState& state) {
     if (state.socket_path.empty()) return;
-    // Only our own socket: a newer instance may have replaced the file since.
-    struct stat status {};
-    if (::stat(state.socket_path.c_str(), &status) == 0 && status.st_ino == state.socket_inode)
-        ::unlink(state.socket_path.c_str());
+    remove_own_socket_file(state.socket_path, state.socket_inode);
     state.socket_path.clear();
 }
 

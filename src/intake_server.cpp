@@ -4,6 +4,7 @@
 #include <avr_webhookd/event_parser.hpp>
 #include <avr_webhookd/js_json.hpp>
 #include <avr_webhookd/line_framer.hpp>
+#include <avr_webhookd/unix_socket.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,11 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstring>
-#include <filesystem>
 #include <stdexcept>
 #include <vector>
 
@@ -90,44 +87,8 @@ awaitable<void> IntakeServer::wait_until_closed(std::chrono::steady_clock::time_
 IntakeServer::~IntakeServer() { remove_socket_file(); }
 
 void IntakeServer::bind() {
-    namespace fs = std::filesystem;
-    const fs::path path(options_.socket_path);
-    std::error_code fs_error;
-    if (path.has_parent_path()) fs::create_directories(path.parent_path(), fs_error);
-    if (fs_error)
-        throw std::runtime_error("cannot create the socket directory " + path.parent_path().string() + ": " +
-                                 fs_error.message());
-
-    struct stat status {};
-    if (::lstat(path.c_str(), &status) == 0) {
-        if (!S_ISSOCK(status.st_mode))
-            throw std::runtime_error("socket path " + path.string() +
-                                     " exists and is not a socket; remove it or set another `socket`");
-        stream_protocol::socket probe(io_);
-        boost::system::error_code ec;
-        probe.connect(stream_protocol::endpoint(path.string()), ec);
-        if (!ec)
-            throw std::runtime_error("another process (another avr-webhookd?) is already listening on " +
-                                     path.string());
-        if (ec != asio::error::connection_refused)
-            throw std::runtime_error("cannot check the existing socket " + path.string() + ": " + ec.message());
-        ::unlink(path.c_str());
-        logger_.warn("replaced stale socket file " + path.string() + " (no process was listening on it)");
-    }
-
-    acceptor_.open(stream_protocol());
-    // Bind under a strict umask so the socket is never briefly more open than socket_mode.
-    const mode_t previous_umask = ::umask(0177);
-    boost::system::error_code ec;
-    acceptor_.bind(stream_protocol::endpoint(path.string()), ec);
-    ::umask(previous_umask);
-    if (ec) throw std::runtime_error("cannot bind " + path.string() + ": " + ec.message());
+    socket_inode_ = bind_unix_listener(acceptor_, options_.socket_path, options_.socket_mode, "socket", "socket", logger_);
     bound_by_us_ = true;
-    if (::chmod(path.c_str(), static_cast<mode_t>(options_.socket_mode)) != 0)
-        throw std::runtime_error("cannot set mode of " + path.string() + ": " + std::strerror(errno));
-    if (::stat(path.c_str(), &status) == 0) socket_inode_ = status.st_ino;
-    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + path.string() + ": " + ec.message());
 }
 
 void IntakeServer::adopt(int listening_fd) {
@@ -175,10 +136,7 @@ void IntakeServer::update(const IntakeOptions& options) {
 void IntakeServer::remove_socket_file() {
     if (!bound_by_us_) return;
     bound_by_us_ = false;
-    // Only our own socket: a newer instance may have replaced the file since.
-    struct stat status {};
-    if (::stat(options_.socket_path.c_str(), &status) == 0 && status.st_ino == socket_inode_)
-        ::unlink(options_.socket_path.c_str());
+    remove_own_socket_file(options_.socket_path, socket_inode_);
 }
 
 awaitable<void> IntakeServer::accept_loop() {
