@@ -36,16 +36,25 @@ Logger::Options logger_options(const Config& config, const Logger& logger) {
 }
 
 // Settings that only take effect when the daemon restarts.
+// Puts the running value of a restart-only setting back into a reloaded configuration, so the
+// next reload compares against what actually runs; says whether the file asked for a change.
+template <auto member>
+bool keep_running_value(Config& fresh, const Config& running) {
+    const bool changed = fresh.*member != running.*member;
+    fresh.*member = running.*member;
+    return changed;
+}
+
 struct RestartOnly {
     std::string_view key;
-    bool (*changed)(const Config&, const Config&);
+    bool (*keep_running)(Config& fresh, const Config& running);
 };
 constexpr RestartOnly restart_only[] = {
-    {"socket", [](const Config& a, const Config& b) { return a.socket != b.socket; }},
-    {"socket_mode", [](const Config& a, const Config& b) { return a.socket_mode != b.socket_mode; }},
-    {"call_idle_timeout", [](const Config& a, const Config& b) { return a.call_idle_timeout != b.call_idle_timeout; }},
-    {"dead_letter", [](const Config& a, const Config& b) { return a.dead_letter != b.dead_letter; }},
-    {"admin", [](const Config& a, const Config& b) { return a.admin != b.admin; }},
+    {"socket", keep_running_value<&Config::socket>},
+    {"socket_mode", keep_running_value<&Config::socket_mode>},
+    {"call_idle_timeout", keep_running_value<&Config::call_idle_timeout>},
+    {"dead_letter", keep_running_value<&Config::dead_letter>},
+    {"admin", keep_running_value<&Config::admin>},
 };
 
 }  // namespace
@@ -176,15 +185,9 @@ void Daemon::reload_configuration(State& state) {
     try {
         LoadedConfig fresh = load_config(sources_);
         for (const auto& item : restart_only)
-            if (item.changed(loaded_.config, fresh.config))
+            if (item.keep_running(fresh.config, loaded_.config))
                 logger_.warn("reload: setting " + std::string(item.key) + " changed; it takes effect after a restart");
         for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
-        // What needs a restart keeps its running value, so the next reload compares against reality.
-        fresh.config.socket = loaded_.config.socket;
-        fresh.config.socket_mode = loaded_.config.socket_mode;
-        fresh.config.call_idle_timeout = loaded_.config.call_idle_timeout;
-        fresh.config.dead_letter = loaded_.config.dead_letter;
-        fresh.config.admin = loaded_.config.admin;
         state.deliverer.reconfigure(fresh.config);
         state.intake.update(intake_options(fresh.config));
         logger_.set_options(logger_options(fresh.config, logger_));
