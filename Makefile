@@ -6,9 +6,17 @@ CTEST_ARGS ?=
 
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-json1.81-dev \
                 libboost-program-options1.81-dev libssl-dev catch2 socat openssl \
-                ca-certificates systemd
+                ca-certificates systemd ccache
+FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
 
-.PHONY: all deps configure build test sanitize demo bench install clean
+# ccache makes rebuilds of a fresh clone (CI, worktrees) cheap; paths below the parent folder are
+# hashed relative to it, and the precompiled headers are accepted as ccache's manual describes.
+CCACHE := $(shell command -v ccache 2>/dev/null)
+export CCACHE_BASEDIR ?= $(abspath ..)
+export CCACHE_SLOPPINESS ?= pch_defines,time_macros,include_file_mtime,include_file_ctime
+CMAKE_LAUNCHER = $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
+
+.PHONY: all deps configure build test sanitize fuzz demo bench install clean
 
 all: build
 
@@ -23,7 +31,7 @@ deps:
 	fi
 
 configure: deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_LAUNCHER)
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -32,7 +40,7 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure $(CTEST_ARGS)
 
 sanitize: deps
-	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DAVR_WEBHOOKD_SANITIZE=ON -DAVR_WEBHOOKD_CONTAINER_TEST=OFF
+	cmake -S . -B $(ASAN_DIR) $(CMAKE_LAUNCHER) -DCMAKE_BUILD_TYPE=Debug -DAVR_WEBHOOKD_SANITIZE=ON -DAVR_WEBHOOKD_CONTAINER_TEST=OFF
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure $(CTEST_ARGS)
@@ -43,6 +51,19 @@ bench: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target relay_bench avr-webhookd
 	$(BUILD_DIR)/tests/bench/relay_bench $(BENCH_ARGS)
 
+# Every libFuzzer target for FUZZ_SECONDS each (clang 14, ASan + UBSan); new corpus entries and
+# crash artifacts stay in $(FUZZ_DIR). A crash fails the target: save its input under
+# tests/fuzz/corpus/<target>/ so that make test replays it from then on.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v clang++-14 >/dev/null && dpkg-query -W -f='$${Status}\n' libclang-rt-14-dev 2>/dev/null | grep -q 'install ok installed' || \
+	  { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(FUZZ_PACKAGES); }
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAVR_WEBHOOKD_FUZZ=ON $(CMAKE_LAUNCHER)
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+	tests/fuzz/run.sh $(FUZZ_DIR)/tests/fuzz $(FUZZ_SECONDS)
+
 demo: build
 	./tests/demo.sh $(BUILD_DIR)/avr-webhookd
 
@@ -50,4 +71,4 @@ install: build
 	cmake --install $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
