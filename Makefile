@@ -16,7 +16,7 @@ export CCACHE_BASEDIR ?= $(abspath ..)
 export CCACHE_SLOPPINESS ?= pch_defines,time_macros,include_file_mtime,include_file_ctime
 CMAKE_LAUNCHER = $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
 
-.PHONY: all deps configure build test sanitize fuzz demo bench install clean
+.PHONY: all deps configure build test sanitize fuzz demo bench soak install clean
 
 all: build
 
@@ -63,6 +63,14 @@ fuzz: deps
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAVR_WEBHOOKD_FUZZ=ON $(CMAKE_LAUNCHER)
 	cmake --build $(FUZZ_DIR) -j $(JOBS)
 	tests/fuzz/run.sh $(FUZZ_DIR)/tests/fuzz $(FUZZ_SECONDS)
+
+# Hours-long stability under steady load with receiver faults; prints RSS, fds and queue depth
+# each minute and fails if an acknowledged event is lost or RSS/fds do not come back.
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
+soak: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target soak avr-webhookd
+	$(BUILD_DIR)/tests/bench/soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 demo: build
 	./tests/demo.sh $(BUILD_DIR)/avr-webhookd
