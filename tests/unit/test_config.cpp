@@ -164,7 +164,7 @@ TEST_CASE("config: describe reports every origin and one line per setting", "[co
     const auto described = describe(loaded);
 
     CHECK(static_cast<std::size_t>(std::count(described.begin(), described.end(), '\n')) == all_settings().size());
-    CHECK(line_of(described, "url") == std::string{"url = "} + test_url + "  (command line --url)");
+    CHECK(line_of(described, "url") == "url = https://receiver.example/webhooks/<redacted>  (command line --url)");
     CHECK(line_of(described, "timeout") == "timeout = 5s  (environment WEBHOOK_TIMEOUT)");
     CHECK(line_of(described, "retry") == "retry = 2  (config file " + loaded.config_file_used + ")");
     CHECK(line_of(described, "socket_mode") == "socket_mode = 0660  (built-in)");
