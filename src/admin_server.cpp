@@ -136,11 +136,19 @@ AdminResponse route_admin_request(http::verb method, std::string_view target,
     return plain(200, path == "/healthz" ? "ok\n" : "ready\n");
 }
 
+// Where an admin connection is: only one that waits for a request may be evicted.
+enum class AdminConnectionPhase { reading_request, answering };
+
+struct AdminConnection {
+    std::function<void()> close;
+    AdminConnectionPhase phase = AdminConnectionPhase::reading_request;
+};
+
 struct detail::AdminServerState {
     AdminServerState(asio::io_context& io_, std::string listen_, std::function<AdminStatus()> status_,
-          std::function<std::string()> metrics_, Logger& logger_, AdminLimits limits_)
+          std::function<std::string()> metrics_, Logger& logger_, AdminLimits limits_, Metrics* counted_in_)
         : io(io_), listen(std::move(listen_)), status(std::move(status_)), metrics(std::move(metrics_)),
-          logger(logger_), limits(limits_) {}
+          logger(logger_), limits(limits_), counted_in(counted_in_) {}
 
     asio::io_context& io;
     std::string listen;
@@ -154,9 +162,51 @@ struct detail::AdminServerState {
     std::string socket_path;  // set while we own a socket file
     unsigned long long socket_inode = 0;
     bool running = false;
-    std::map<std::uint64_t, std::function<void()>> connections;  // id -> closes it
+    Metrics* counted_in;
+    AdminCounters counters;
+    std::map<std::uint64_t, AdminConnection> connections;  // by id, so the oldest comes first
     std::uint64_t next_connection_id = 1;
     bool warned_connection_limit = false;
+    bool warned_timeout = false;
+
+    // Logged at warn the first time (then debug: a scanner must not flood the log), always counted.
+    void note_timeout() {
+        ++counters.requests_timed_out;
+        if (counted_in) ++counted_in->admin_requests_timed_out;
+        const std::string message = "admin: closed a connection that sent no complete request within " +
+                                    std::to_string(limits.request_deadline.count()) +
+                                    "ms (counted in avr_webhookd_admin_requests_timed_out_total)";
+        warned_timeout ? logger.debug(message) : logger.warn(message);
+        warned_timeout = true;
+    }
+    void note_limit(bool evicted) {
+        ++(evicted ? counters.connections_evicted : counters.connections_refused);
+        if (counted_in) ++(evicted ? counted_in->admin_connections_evicted : counted_in->admin_connections_refused);
+        const std::string message =
+            "admin: " + std::to_string(limits.max_connections) + " admin connections open; " +
+            (evicted ? "closed the oldest one waiting for a request to serve a new one"
+                     : "all are answering, closed the new one") +
+            " (counted in avr_webhookd_admin_connections_" + (evicted ? "evicted" : "refused") + "_total)";
+        warned_connection_limit ? logger.debug(message) : logger.warn(message);
+        warned_connection_limit = true;
+    }
+    // Makes room for one more connection; false when every connection is busy answering.
+    bool make_room() {
+        if (connections.size() < limits.max_connections) return true;
+        for (auto it = connections.begin(); it != connections.end(); ++it) {
+            if (it->second.phase != AdminConnectionPhase::reading_request) continue;
+            auto close = std::move(it->second.close);
+            connections.erase(it);  // its coroutine ends on the closed socket and erases nothing more
+            close();
+            note_limit(true);
+            return true;
+        }
+        note_limit(false);
+        return false;
+    }
+    void set_phase(std::uint64_t id, AdminConnectionPhase phase) {
+        if (const auto it = connections.find(id); it != connections.end()) it->second.phase = phase;
+    }
 };
 
 // Coroutines get the state by shared_ptr and check `running` after every wait, so stop() (and
@@ -165,45 +215,56 @@ namespace {
 
 using AdminState = detail::AdminServerState;
 
+http::response<http::string_body> admin_response(AdminState& state, const http::request<http::string_body>& request) {
+    const AdminResponse routed = route_admin_request(request.method(), request.target(), state.status, state.metrics);
+    http::response<http::string_body> response{static_cast<http::status>(routed.status), request.version()};
+    response.set(http::field::content_type, routed.content_type);
+    response.set(http::field::cache_control, "no-store");
+    if (!routed.allow.empty()) response.set(http::field::allow, routed.allow);
+    response.keep_alive(request.keep_alive());
+    response.content_length(routed.body.size());
+    if (request.method() != http::verb::head) response.body() = routed.body;
+    return response;
+}
+
 template <class Protocol>
 awaitable<void> serve(std::shared_ptr<AdminState> state, typename Protocol::socket socket) {
     beast::basic_stream<Protocol> stream(std::move(socket));
     const auto id = state->next_connection_id++;
-    state->connections.emplace(id, [&stream] { stream.close(); });
+    state->connections.emplace(id, AdminConnection{[&stream] { stream.close(); }});
     beast::flat_buffer buffer(state->limits.max_request_bytes);
 
-    while (state->running) {
+    for (bool first = true; state->running && state->connections.contains(id); first = false) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(state->limits.max_request_bytes));
         parser.body_limit(state->limits.max_request_bytes);
-        stream.expires_after(state->limits.request_deadline);
+        state->set_phase(id, AdminConnectionPhase::reading_request);
+        stream.expires_after(state->limits.request_deadline);  // one deadline for the whole request
         auto [read_error, read_size] = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
-        if (!state->running) break;
+        if (!state->running || !state->connections.contains(id)) break;  // stopped, or evicted
+        if (read_error == beast::error::timeout) {
+            // A keep-alive connection idle past the deadline is simply done; a partial request or a
+            // connection that never sent one is what a slowloris does.
+            if (first || parser.got_some() || buffer.size() > 0) state->note_timeout();
+            break;
+        }
         if (read_error) {
             const bool too_large = read_error == http::error::header_limit || read_error == http::error::body_limit ||
                                    read_error == http::error::buffer_overflow;
             if (too_large) state->logger.debug("admin: closed a connection whose request was too large");
             break;
         }
-        const auto& request = parser.get();
-        const AdminResponse routed = route_admin_request(request.method(), request.target(), state->status, state->metrics);
-
-        http::response<http::string_body> response{static_cast<http::status>(routed.status), request.version()};
-        response.set(http::field::content_type, routed.content_type);
-        response.set(http::field::cache_control, "no-store");
-        if (!routed.allow.empty()) response.set(http::field::allow, routed.allow);
-        response.keep_alive(request.keep_alive());
-        response.content_length(routed.body.size());
-        if (request.method() != http::verb::head) response.body() = routed.body;
-
-        stream.expires_after(state->limits.request_deadline);
+        state->set_phase(id, AdminConnectionPhase::answering);
+        auto response = admin_response(*state, parser.get());
+        stream.expires_after(state->limits.response_deadline);
         auto [write_error, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
         if (write_error || !response.keep_alive()) break;
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
-    stream.close();
-    state->connections.erase(id);
+    if (state->connections.erase(id) > 0) {
+        beast::error_code ignored;
+        stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
+        stream.close();
+    }
 }
 
 template <class Acceptor>
@@ -218,13 +279,7 @@ awaitable<void> accept_loop(std::shared_ptr<AdminState> state, Acceptor& accepto
             co_await pause.async_wait(as_tuple(use_awaitable));
             continue;
         }
-        if (state->connections.size() >= state->limits.max_connections) {
-            if (!state->warned_connection_limit)
-                state->logger.warn("admin: more than " + std::to_string(state->limits.max_connections) +
-                                   " admin connections at once; closing the extra ones");
-            state->warned_connection_limit = true;
-            continue;  // the socket closes as it goes out of scope
-        }
+        if (!state->make_room()) continue;  // the socket closes as it goes out of scope
         asio::co_spawn(state->io, serve<Protocol>(state, std::move(socket)), asio::detached);
     }
 }
@@ -271,8 +326,10 @@ void remove_socket_file(AdminState& state) {
 }  // namespace
 
 AdminServer::AdminServer(asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
-                         std::function<std::string()> metrics, Logger& logger, AdminLimits limits)
-    : state_(std::make_shared<detail::AdminServerState>(io, std::move(listen), std::move(status), std::move(metrics), logger, limits)) {}
+                         std::function<std::string()> metrics, Logger& logger, AdminLimits limits,
+                         Metrics* counted_in)
+    : state_(std::make_shared<detail::AdminServerState>(io, std::move(listen), std::move(status), std::move(metrics),
+                                                        logger, limits, counted_in)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -306,7 +363,7 @@ void AdminServer::stop() {
     if (state.tcp_acceptor) state.tcp_acceptor->close(ignored);
     if (state.unix_acceptor) state.unix_acceptor->close(ignored);
     remove_socket_file(state);
-    for (const auto& [id, close] : state.connections) close();
+    for (const auto& [id, connection] : state.connections) connection.close();
     if (was_running) {
         // The callbacks may reference objects that die after stop(); coroutines finishing later
         // must not call them (they check `running`, but be sure).
@@ -320,5 +377,7 @@ std::string AdminServer::local_address() const {
 }
 
 std::size_t AdminServer::connection_count() const { return state_->connections.size(); }
+
+AdminCounters AdminServer::counters() const { return state_->counters; }
 
 }  // namespace avr_webhookd

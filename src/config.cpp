@@ -3,6 +3,7 @@
 #include <avr_webhookd/event_parser.hpp>
 #include <avr_webhookd/js_json.hpp>
 #include <avr_webhookd/signature.hpp>
+#include <avr_webhookd/url.hpp>
 
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/value_semantic.hpp>
@@ -52,31 +53,12 @@ std::string quoted_text(std::string_view text) {
     return text.size() > max_quoted_value ? out + "..." : out;
 }
 
-// "https://user:pw@host/" -> "https://user:<redacted>@host/": a password in the URL is a secret too.
-std::string redact_url_password(std::string_view url) {
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string_view::npos) {
-        return std::string{url};
-    }
-    const auto authority_begin = scheme_end + 3;
-    const auto authority_end = std::min(url.find_first_of("/?#", authority_begin), url.size());
-    const auto at = url.substr(0, authority_end).rfind('@');
-    if (at == std::string_view::npos || at < authority_begin) {
-        return std::string{url};
-    }
-    const auto colon = url.substr(0, at).find(':', authority_begin);
-    if (colon == std::string_view::npos) {
-        return std::string{url};
-    }
-    return std::string{url.substr(0, colon + 1)} + "<redacted>" + std::string{url.substr(at)};
-}
-
 // The value as it may appear in an error message or in describe().
 std::string shown_value(std::string_view key, bool secret, std::string_view text) {
     if (secret) {
         return "<redacted>";
     }
-    return quoted_text(key == "url" ? redact_url_password(text) : std::string{text});
+    return quoted_text(key == "url" ? redact_url(text) : std::string{text});
 }
 
 // The value being applied to one setting; reject() throws the one-line error for it.
@@ -233,7 +215,7 @@ bool is_valid_port(const HostPort& address) {
     return !address.port || is_port(*address.port);
 }
 
-// A light check; full URL parsing belongs to delivery.
+// The daemon's own parser decides, so that what check-config accepts also starts.
 std::string url_setting(const Value& value) {
     constexpr std::string_view expected =
         "an http:// or https:// URL with a host, such as https://example.com/webhooks/avr";
@@ -241,19 +223,9 @@ std::string url_setting(const Value& value) {
     if (std::any_of(text.begin(), text.end(), [](char c) { return !is_printable_ascii(c) || c == ' '; })) {
         value.reject(std::string{expected} + ", without spaces or control characters");
     }
-    const auto scheme_end = text.find("://");
-    const auto scheme = scheme_end == std::string_view::npos ? std::string{} : lower(text.substr(0, scheme_end));
-    if (scheme != "http" && scheme != "https") {
-        value.reject(expected);
-    }
-    const auto rest = text.substr(scheme_end + 3);
-    auto authority = rest.substr(0, rest.find_first_of("/?#"));
-    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
-        authority.remove_prefix(at + 1);
-    }
-    const auto address = split_host_port(authority);
-    if (!address || address->host.empty() || !is_valid_port(*address)) {
-        value.reject(expected);
+    std::string problem;
+    if (!parse_url(text, &problem)) {
+        value.reject(std::string{expected} + " (" + problem + ")");
     }
     return std::string{text};
 }
@@ -345,7 +317,7 @@ struct Setting {
 constexpr std::array settings{
     Setting{{"url", "where events are POSTed: an http:// or https:// URL (required)", false, true}, "URL",
             [](Config& c, const Value& v) { c.url = url_setting(v); },
-            [](const Config& c) { return shown_text(redact_url_password(c.url)); }},
+            [](const Config& c) { return shown_text(redact_url(c.url)); }},
     Setting{{"secret", "shared secret sent to the receiver; empty for none", true, true}, "SECRET",
             [](Config& c, const Value& v) { c.secret = std::string{v.text()}; },
             [](const Config& c) { return c.secret.empty() ? std::string{"\"\""} : std::string{"<redacted>"}; }},
@@ -630,6 +602,20 @@ std::string read_secret_file(const Value& value) {
     return secret;
 }
 
+bool is_loopback_host(std::string_view host) {
+    return host == "localhost" || host.ends_with(".localhost") || host == "::1" ||
+           (host.starts_with("127.") && std::all_of(host.begin(), host.end(), [](char c) {
+                return c == '.' || (c >= '0' && c <= '9');
+            }));
+}
+
+// A plain secret is the credential itself: over http:// to another machine it travels readable.
+bool sends_plain_secret_in_clear(const Config& config) {
+    if (config.secret.empty() || config.signature != SignatureMode::plain) return false;
+    const auto url = parse_url(config.url);
+    return url && !url->tls && !is_loopback_host(url->host);
+}
+
 // Rules that involve more than one setting, and the values derived from others.
 void resolve(LoadedConfig& loaded, const RawValues& raw) {
     auto& config = loaded.config;
@@ -655,6 +641,12 @@ void resolve(LoadedConfig& loaded, const RawValues& raw) {
                readable_by_others(loaded.config_file_used)) {
         loaded.warnings.push_back("config file " + loaded.config_file_used +
                                   " holds the secret and is readable by all users");
+    }
+    if (sends_plain_secret_in_clear(config)) {
+        loaded.warnings.push_back("signature = plain sends the secret as it is over http:// to " +
+                                  parse_url(config.url)->host +
+                                  ", which is not loopback: anyone on the path can read it; use https:// or "
+                                  "signature = hmac-sha256 or standard");
     }
     if (config.secret.empty() && config.signature != SignatureMode::plain) {
         value_of("signature", raw_or_built_in(raw, "signature")).reject("plain when no secret or secret_file is set");

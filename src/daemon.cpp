@@ -113,7 +113,8 @@ int Daemon::run() {
             if (!state.intake.accepting() && !result.unhealthy) result.unhealthy = "not accepting events";
             return result;
         };
-        state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_);
+        state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_, AdminLimits{},
+                                                     &state.metrics);
         state.admin->start();
         logger_.info("admin: serving /healthz, /readyz and /metrics on " + state.admin->local_address());
     }

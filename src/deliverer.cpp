@@ -53,9 +53,7 @@ std::string describe(const Event& event) {
 }  // namespace
 
 std::string url_for_log(std::string_view url) {
-    const auto query = url.find('?');
-    if (query == std::string_view::npos) return std::string(url);
-    return std::string(url.substr(0, query)) + "?<redacted>";
+    return redact_url(url);
 }
 
 HttpClientOptions Deliverer::client_options(const Config& config) {

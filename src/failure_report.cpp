@@ -30,14 +30,7 @@ void append_json_string(std::string& out, std::string_view text) {
         append_js_string(out, text);
         return;
     }
-    std::string repaired;
-    repaired.reserve(text.size() + 8);
-    while (const auto bad = find_invalid_utf8(text)) {
-        repaired.append(text.substr(0, *bad)).append("\xEF\xBF\xBD");
-        text.remove_prefix(*bad + 1);
-    }
-    repaired.append(text);
-    append_js_string(out, repaired);
+    append_js_string(out, repaired_utf8(text));
 }
 
 void append_json_member(std::string& out, std::string_view key, std::string_view value) {
@@ -74,7 +67,8 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
     const auto code = display_code(last);
     auto message = single_line(last.message);
     if (message.empty()) message = code;
-    const auto status = last.status != 0 ? std::to_string(last.status) : std::string("..");
+    // Empty without a response, exactly as the specification's block prints it ("Status: ").
+    const auto status = last.status != 0 ? std::to_string(last.status) : std::string();
 
     std::string block;
     block += "[WEBHOOK][" + upper_case(single_line(event_type)) + "] Retry failed\n";

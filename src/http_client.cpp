@@ -77,7 +77,8 @@ struct VerifyHostName {
 // The part of a request head that is the same for every event.
 std::string fixed_head(const Url& url) {
     return "POST " + url.target + " HTTP/1.1\r\nHost: " + url.host_header + "\r\nUser-Agent: avr-webhookd/" +
-           std::string(version) + "\r\nContent-Type: application/json\r\n";
+           std::string(version) + "\r\nContent-Type: application/json\r\n" +
+           (url.authorization.empty() ? "" : "Authorization: " + url.authorization + "\r\n");
 }
 
 // A name lookup that an attempt can stop waiting for at its deadline: getaddrinfo cannot be

@@ -2,6 +2,7 @@
 
 #include <avr_webhookd/js_json.hpp>
 #include <avr_webhookd/timestamp.hpp>
+#include <avr_webhookd/utf8.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +33,33 @@ std::string_view level_label(LogLevel level) {
     return "INFO ";
 }
 
+// C0 controls, DEL, and C1 controls (U+0080..U+009F, "\xC2\x80".."\xC2\x9F" in UTF-8), which
+// terminals also act on (U+009B starts an escape sequence like ESC [).
+bool is_control_at(std::string_view text, std::size_t i, std::size_t& length) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    length = 1;
+    if (byte < 0x20 || byte == 0x7F) return true;
+    if (byte == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+        length = 2;
+        return true;
+    }
+    return false;
+}
+
+// Valid UTF-8 (bad bytes become U+FFFD) with every control character replaced by '?'.
+void append_printable(std::string& out, std::string_view text) {
+    const std::string repaired = find_invalid_utf8(text) ? repaired_utf8(text) : std::string{};
+    if (!repaired.empty()) text = repaired;
+    for (std::size_t i = 0; i < text.size();) {
+        std::size_t length = 1;
+        if (is_control_at(text, i, length))
+            out.push_back('?');
+        else
+            out.push_back(text[i]);
+        i += length;
+    }
+}
+
 }  // namespace
 
 Logger::Logger(Options options, int fd) : options_(options), fd_(fd) {}
@@ -47,11 +75,11 @@ bool Logger::stream_is_journal(int fd, const char* journal_stream) {
 }
 
 std::string Logger::sanitize(std::string_view text, std::size_t limit) {
-    std::string out;
     const bool cut = text.size() > limit;
-    if (cut) text = text.substr(0, limit);
+    if (cut) text = text.substr(0, limit);  // a sequence cut in two becomes U+FFFD below
+    std::string out;
     out.reserve(text.size() + 3);
-    for (char c : text) out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7F ? '?' : c);
+    append_printable(out, text);
     if (cut) out.append("...");
     return out;
 }
@@ -66,20 +94,24 @@ void Logger::log(LogLevel level, std::string_view message) {
         record.append("\",\"level\":\"");
         record.append(to_string(level));
         record.append("\",\"msg\":");
-        append_js_string(record, message);
+        // A receiver's reason phrase or body may carry any bytes; the record must stay valid JSON.
+        if (find_invalid_utf8(message))
+            append_js_string(record, repaired_utf8(message));
+        else
+            append_js_string(record, message);
         record.append("}\n");
     } else if (options_.journald) {
         record.push_back('<');
         record.push_back(syslog_priority(level));
         record.push_back('>');
-        record.append(message);
+        append_printable(record, message);
         record.push_back('\n');
     } else {
         append_utc_millis(record, std::chrono::system_clock::now());
         record.push_back(' ');
         record.append(level_label(level));
         record.push_back(' ');
-        record.append(message);
+        append_printable(record, message);  // one record is one line, whatever a peer sent
         record.push_back('\n');
     }
     write_record(record);
@@ -100,7 +132,7 @@ void Logger::block(LogLevel level, std::string_view lines) {
             record.push_back(syslog_priority(level));
             record.push_back('>');
         }
-        record.append(lines.substr(0, newline));
+        append_printable(record, lines.substr(0, newline));
         record.push_back('\n');
         if (newline == std::string_view::npos) break;
         lines.remove_prefix(newline + 1);

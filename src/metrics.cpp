@@ -162,6 +162,15 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("producer_connections_refused_total", "counter",
                "Producer connections refused because max_connections was reached.",
                metrics.producer_connections_refused);
+    out.single("admin_connections_evicted_total", "counter",
+               "Admin connections waiting for a request closed to make room for a new one (admin limit).",
+               metrics.admin_connections_evicted);
+    out.single("admin_connections_refused_total", "counter",
+               "Admin connections closed at once: the limit was reached and none could be evicted.",
+               metrics.admin_connections_refused);
+    out.single("admin_requests_timed_out_total", "counter",
+               "Admin connections closed because a request was not read within the request deadline.",
+               metrics.admin_requests_timed_out);
     out.single("delivery_retries_total", "counter",
                "Failed delivery attempts that were scheduled to be tried again.",
                metrics.delivery_retries);

@@ -1,5 +1,7 @@
 #include "avr_webhookd/receiver.hpp"
 
+#include "avr_webhookd/logger.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -37,6 +39,7 @@ using asio::use_awaitable;
 namespace {
 
 constexpr std::uint64_t max_body_bytes = 1024 * 1024;
+constexpr std::size_t max_printed_line = 4096;  // longer peer text is cut when printed
 constexpr std::chrono::seconds read_timeout{30};  // also bounds an idle keep-alive connection
 constexpr std::chrono::seconds write_timeout{30};
 constexpr std::chrono::seconds tls_handshake_timeout{10};
@@ -143,8 +146,10 @@ std::int64_t unix_now() {
         .count();
 }
 
+// Peer data reaches a terminal here: control characters (an ESC could rewrite the screen) and
+// invalid UTF-8 are replaced, long text is cut.
 void print_lines(const std::vector<std::string>& lines) {
-    for (const std::string& line : lines) std::cout << line << '\n';
+    for (const std::string& line : lines) std::cout << Logger::sanitize(line, max_printed_line) << '\n';
     std::cout.flush();
 }
 
@@ -188,6 +193,8 @@ struct Receiver::State {
     mutable std::mutex mutex;
     mutable std::condition_variable changed;
     std::vector<ReceivedRequest> recorded;
+    std::size_t recorded_bytes = 0;
+    std::size_t forgotten = 0;
     std::size_t accepted = 0;
 
     Answer answer(const http::request<http::string_body>& request, std::size_t connection_index) {
@@ -229,9 +236,32 @@ struct Receiver::State {
         received.at = std::chrono::steady_clock::now();
         {
             std::lock_guard lock(mutex);
+            recorded_bytes += recorded_size(received);
             recorded.push_back(std::move(received));
+            forget_oldest();
         }
         changed.notify_all();
+    }
+
+    static std::size_t recorded_size(const ReceivedRequest& request) {
+        std::size_t size = sizeof(ReceivedRequest) + request.method.size() + request.target.size() + request.body.size();
+        for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 64;
+        return size;
+    }
+
+    // Called with the mutex held, after each recorded request.
+    void forget_oldest() {
+        const auto over = [this](std::size_t drop, std::size_t bytes) {
+            return recorded.size() - drop > options.max_recorded || bytes > options.max_recorded_bytes;
+        };
+        if (!over(0, recorded_bytes)) return;
+        const std::size_t batch = std::max<std::size_t>(1, options.max_recorded / 4);
+        std::size_t drop = 0;
+        std::size_t bytes = recorded_bytes;
+        while (drop < recorded.size() && (over(drop, bytes) || drop < batch)) bytes -= recorded_size(recorded[drop++]);
+        recorded.erase(recorded.begin(), recorded.begin() + static_cast<std::ptrdiff_t>(drop));
+        recorded_bytes = bytes;
+        forgotten += drop;
     }
 };
 
@@ -391,6 +421,11 @@ std::vector<ReceivedRequest> Receiver::requests() const {
     return state_->recorded;
 }
 
+std::size_t Receiver::requests_forgotten() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->forgotten;
+}
+
 std::size_t Receiver::connections_accepted() const {
     std::lock_guard lock(state_->mutex);
     return state_->accepted;
@@ -469,6 +504,7 @@ int run_receive_command(int argc, char** argv) {
         if (delay_ms < 0) throw std::invalid_argument("--delay-ms must not be negative");
         options.delay = std::chrono::milliseconds(delay_ms);
         if (!retry_after.empty()) options.retry_after = retry_after;
+        options.max_recorded = 0;  // the command prints each request; nothing reads them back
         if (options.tls_cert.empty() != options.tls_key.empty())
             throw std::invalid_argument("--tls-cert and --tls-key go together");
     } catch (const std::exception& error) {

@@ -266,8 +266,11 @@ Verification verify(SignatureMode mode, std::string_view secret, const HeaderLoo
             const auto* end = timestamp_text->data() + timestamp_text->size();
             const auto [stop, error] = std::from_chars(timestamp_text->data(), end, timestamp);
             if (error != std::errc{} || stop != end) return failure("webhook-timestamp is not an integer");
-            const std::int64_t skew = now_unix_seconds - timestamp;
-            if (skew > tolerance.count() || -skew > tolerance.count())
+            // Any 64-bit value may arrive: the difference is checked, never allowed to overflow.
+            std::int64_t skew = 0;
+            if (__builtin_sub_overflow(now_unix_seconds, timestamp, &skew))
+                return failure("webhook-timestamp is " + std::to_string(timestamp) + ", far beyond the tolerance");
+            if (skew > tolerance.count() || skew < -tolerance.count())
                 return failure("webhook-timestamp is " + std::to_string(skew) +
                                " s away from now, beyond the tolerance");
             bool matched = false;

@@ -1,5 +1,7 @@
 #include <avr_webhookd/url.hpp>
 
+#include <avr_webhookd/signature.hpp>
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -104,6 +106,45 @@ std::optional<Url> fail(std::string* error, std::string reason) {
     return std::nullopt;
 }
 
+int hex_value(char c) {
+    if (is_digit(c)) return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// %XX sequences decoded; nullopt on a '%' not followed by two hex digits.
+std::optional<std::string> percent_decoded(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '%') {
+            out.push_back(text[i]);
+            continue;
+        }
+        if (text.size() - i < 3) return std::nullopt;
+        const int high = hex_value(text[i + 1]);
+        const int low = hex_value(text[i + 2]);
+        if (high < 0 || low < 0) return std::nullopt;
+        out.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+    }
+    return out;
+}
+
+// "user:password" (the part before the last '@') as the value of an Authorization header. The
+// error never quotes the credentials.
+std::optional<std::string> basic_authorization(std::string_view userinfo, std::string& error) {
+    const auto colon = userinfo.find(':');
+    const auto user = percent_decoded(userinfo.substr(0, colon));
+    const auto password = percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
+    if (!user || !password) {
+        error = "the user:password@ part of the URL has a '%' not followed by two hex digits";
+        return std::nullopt;
+    }
+    return "Basic " + base64_encode(*user + ":" + *password);
+}
+
 }  // namespace
 
 std::optional<Url> parse_url(std::string_view text, std::string* error) {
@@ -122,13 +163,17 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
     }
 
     const auto authority_end = rest.find_first_of("/?#");
-    const auto authority = rest.substr(0, authority_end);
+    const auto whole_authority = rest.substr(0, authority_end);
     rest = authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
 
-    if (authority.find('@') != std::string_view::npos)
-        return fail(error,
-                    "URL must not contain user:password@ (it would end up in logs); "
-                    "set the secret instead");
+    std::string_view authority = whole_authority;
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        std::string credentials_error;
+        auto authorization = basic_authorization(authority.substr(0, at), credentials_error);
+        if (!authorization) return fail(error, credentials_error);
+        url.authorization = std::move(*authorization);
+        authority.remove_prefix(at + 1);
+    }
 
     std::string_view host;
     std::string_view port_text;
@@ -179,6 +224,41 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
     url.host_header = is_ipv6 ? "[" + url.host + "]" : url.host;
     if (url.port != default_port) url.host_header += ":" + url.port;
     return url;
+}
+
+namespace {
+
+// Appends the path: its first segment as written, anything after it as "/<redacted>".
+void append_redacted_path(std::string& out, std::string_view path) {
+    const auto first_end = path.find('/', 1);
+    out.append(path.substr(0, first_end));
+    if (first_end == std::string_view::npos) return;
+    out.append(path.size() == first_end + 1 ? "/" : "/<redacted>");
+}
+
+}  // namespace
+
+std::string redact_url(std::string_view url) {
+    std::string out;
+    out.reserve(url.size() + 24);
+    const auto scheme_end = url.find("://");
+    const auto authority_begin = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    out.append(url.substr(0, authority_begin));
+    std::string_view rest = url.substr(authority_begin);
+
+    const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
+    auto authority = rest.substr(0, authority_end);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        out.append("<redacted>@");
+        authority.remove_prefix(at + 1);
+    }
+    out.append(authority);
+    rest.remove_prefix(authority_end);
+
+    const auto path_end = std::min(rest.find_first_of("?#"), rest.size());
+    if (path_end > 0) append_redacted_path(out, rest.substr(0, path_end));
+    if (path_end < rest.size() && rest[path_end] == '?') out.append("?<redacted>");
+    return out;
 }
 
 }  // namespace avr_webhookd

@@ -36,4 +36,15 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
     return std::nullopt;
 }
 
+std::string repaired_utf8(std::string_view text) {
+    std::string repaired;
+    repaired.reserve(text.size() + 8);
+    while (const auto bad = find_invalid_utf8(text)) {
+        repaired.append(text.substr(0, *bad)).append("\xEF\xBF\xBD");
+        text.remove_prefix(*bad + 1);
+    }
+    repaired.append(text);
+    return repaired;
+}
+
 }  // namespace avr_webhookd

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <avr_webhookd/logger.hpp>
+#include <avr_webhookd/metrics.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -59,10 +60,24 @@ AdminResponse route_admin_request(boost::beast::http::verb method, std::string_v
                                   const std::function<AdminStatus()>& status,
                                   const std::function<std::string()>& metrics);
 
+// The admin endpoint's limits, so that no client (a slowloris holding partial requests, idle
+// keep-alive connections) can keep /healthz from answering.
 struct AdminLimits {
-    std::chrono::milliseconds request_deadline{10000};  // to read one request (idle keep-alive included) or write its response
-    std::size_t max_connections = 16;                   // more are closed at once
-    std::size_t max_request_bytes = 16 * 1024;          // header and body together
+    // To read one request, from the end of the previous response (idle keep-alive included) to the
+    // end of its head and body; past it the connection is closed and counted as timed out.
+    std::chrono::milliseconds request_deadline{5000};
+    std::chrono::milliseconds response_deadline{10000};  // to write one response
+    // Connections open at once. A new one past the limit evicts the oldest connection that is
+    // waiting for (or still reading) a request; only when all are busy answering is it closed.
+    std::size_t max_connections = 16;
+    std::size_t max_request_bytes = 16 * 1024;  // header and body together; more closes the connection
+};
+
+// What the admin limits did, also added to a Metrics given to the server.
+struct AdminCounters {
+    std::uint64_t connections_evicted = 0;
+    std::uint64_t connections_refused = 0;
+    std::uint64_t requests_timed_out = 0;
 };
 
 // The admin HTTP/1.1 endpoint: /healthz, /readyz and /metrics, with keep-alive. Runs on the
@@ -70,7 +85,8 @@ struct AdminLimits {
 class AdminServer {
 public:
     AdminServer(boost::asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
-                std::function<std::string()> metrics, Logger& logger, AdminLimits limits = {});
+                std::function<std::string()> metrics, Logger& logger, AdminLimits limits = {},
+                Metrics* counted_in = nullptr);  // admin_* counters are added there too (io thread)
     ~AdminServer();  // stop()
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;
@@ -86,6 +102,7 @@ public:
     // The bound address, with the real port when 0 was asked for; the `listen` text before start().
     std::string local_address() const;
     std::size_t connection_count() const;
+    AdminCounters counters() const;
 
 private:
     std::shared_ptr<detail::AdminServerState> state_;  // shared with the coroutines, which may outlive this object

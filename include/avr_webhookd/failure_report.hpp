@@ -17,7 +17,7 @@ namespace avr_webhookd {
 //   Code: <code>
 //   URL: <url>
 //   Method: POST
-//   Status: <HTTP status, or .. when there was none>
+//   Status: <HTTP status, or nothing after "Status: " when there was none>
 // The type is upper-cased. Every inserted value is made single-line, so a server's message
 // cannot forge log lines. An empty message falls back to the code, an empty code to
 // "HTTP <status>" or "UNKNOWN".

@@ -39,8 +39,10 @@ public:
     // block is one record whose "msg" holds the lines joined by "\n".
     void block(LogLevel level, std::string_view lines);
 
-    // Control characters in `text` replaced by '?' and at most `limit` bytes kept ("..." added),
-    // so untrusted input cannot forge log lines or flood the log.
+    // At most `limit` bytes of `text` kept ("..." added), invalid UTF-8 replaced by U+FFFD and
+    // control characters (C0, DEL, C1) by '?', so untrusted input cannot forge log lines, steer a
+    // terminal or flood the log. Every text record passes through the same filter; json records
+    // are always valid UTF-8.
     static std::string sanitize(std::string_view text, std::size_t limit = 200);
 
 private:

@@ -52,6 +52,9 @@ struct Metrics {
     LabelledCounter delivery_attempts_failed;  // by to_string(FailureKind): timeout, tls ...
     std::uint64_t delivery_retries = 0;        // failed attempts that were scheduled again
     std::uint64_t producer_connections_refused = 0;  // over max_connections
+    std::uint64_t admin_connections_evicted = 0;     // oldest waiting admin connection closed for a new one
+    std::uint64_t admin_connections_refused = 0;     // admin limit reached and every connection busy answering
+    std::uint64_t admin_requests_timed_out = 0;      // admin request not read within its deadline
 
     // Gauges.
     std::uint64_t in_flight = 0;  // events with an attempt in progress

@@ -34,6 +34,13 @@ struct ReceiverOptions {
     std::optional<std::string> retry_after;      // Retry-After value on the switches' 4xx/5xx answers
     bool close_after_response = false;           // answer with Connection: close
     bool quiet = false;                          // don't print deliveries on stdout
+
+    // What requests() keeps, so a long run under load stays bounded: at most this many requests
+    // and this many bytes (bodies, targets and headers). Past either bound the oldest are
+    // forgotten, at least a quarter of max_recorded at a time (so forgetting costs O(1) per
+    // request), and counted in requests_forgotten(). 0 records nothing.
+    std::size_t max_recorded = 10000;
+    std::size_t max_recorded_bytes = 64 * 1024 * 1024;
 };
 
 struct ReceivedRequest {
@@ -65,6 +72,8 @@ public:
     // Snapshots, safe from any thread.
     std::vector<ReceivedRequest> requests() const;
     std::size_t connections_accepted() const;
+    // Requests read but no longer (or never) kept by requests(), because of max_recorded(_bytes).
+    std::size_t requests_forgotten() const;
     // Blocks until predicate(requests) holds (true) or `timeout` passes (false).
     bool wait_for(const std::function<bool(const std::vector<ReceivedRequest>&)>& predicate,
                   std::chrono::milliseconds timeout) const;

@@ -13,14 +13,25 @@ struct Url {
     std::string port;         // always set: the explicit port (canonical decimal) or 80/443
     std::string target;       // path and query exactly as written, "/" when the path is empty
     std::string host_header;  // host, plus ":port" when not the scheme's default; IPv6 in brackets
+    std::string authorization;  // "Basic <base64>" from user:password@ (as axios sends it), else empty
 };
 
 // Parses an absolute http:// or https:// URL. Accepts a host name, an IPv4 literal or a
 // bracketed IPv6 literal, and an optional port 1..65535. The path and query are kept byte-exact,
-// a fragment is dropped. Rejected: other schemes, user:password@ (the secret belongs in the
-// `secret` setting, not in a URL that ends up in logs), whitespace, control characters and
-// non-ASCII bytes anywhere (they must be percent-encoded), IPv6 zone ids.
-// On failure returns nullopt and, when `error` is given, stores a one-line reason in it.
+// a fragment is dropped. `user:password@` becomes an `Authorization: Basic` value, as AVR Core's
+// axios sends it (both parts percent-decoded first). Rejected: other schemes, whitespace, control
+// characters and non-ASCII bytes anywhere (they must be percent-encoded), bad percent-encoding in
+// the credentials, IPv6 zone ids. This is the one validation of `url`: check-config and the
+// daemon both call it. On failure returns nullopt and, when `error` is given, stores a one-line
+// reason in it.
 std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr);
+
+// The URL as logs, check-config and dead-letter blocks show it. Webhook URLs often carry their
+// token in the path (Slack: /services/T000/B000/XXXX), so only scheme, host, port and the first
+// path segment are kept: credentials become `<redacted>@`, the rest of the path `/<redacted>`,
+// the query `?<redacted>`, and a fragment is dropped.
+//   https://u:p@hooks.slack.com/services/T0/B0/XYZ?a=1  ->  https://<redacted>@hooks.slack.com/services/<redacted>?<redacted>
+// Works on any text, valid URL or not, so error messages about a bad URL are redacted the same way.
+std::string redact_url(std::string_view url);
 
 }  // namespace avr_webhookd

@@ -22,10 +22,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 using namespace avr_webhookd;
 using namespace std::chrono_literals;
@@ -92,6 +94,11 @@ public:
         on_io([&] { count.set_value(server_.connection_count()); });
         return count.get_future().get();
     }
+    AdminCounters counters() {
+        std::promise<AdminCounters> counters;
+        on_io([&] { counters.set_value(server_.counters()); });
+        return counters.get_future().get();
+    }
     void stop() {
         std::promise<void> done;
         on_io([&] {
@@ -150,6 +157,15 @@ HealthcheckRun healthcheck(const std::vector<std::string>& args, const Environme
     environment.emplace("WEBHOOK_CONFIG", "");
     const int status = run_healthcheck_command(args, environment, out, err);
     return {status, out.str(), err.str()};
+}
+
+bool wait_until_true(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
 }
 
 // A port that nothing listens on (bound once, then released).
@@ -258,19 +274,24 @@ TEST_CASE("admin server: oversized requests, idle connections and too many conne
         CHECK(closed_by_peer(socket, 5s));
         CHECK(std::chrono::steady_clock::now() - start >= 250ms);
     }
-    SECTION("connections over max_connections") {
+    SECTION("a connection over max_connections evicts the oldest one waiting for a request") {
         auto first = connect_tcp(io, admin);
         auto second = connect_tcp(io, admin);
         const auto deadline = std::chrono::steady_clock::now() + 5s;
         while (admin.connections() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
         REQUIRE(admin.connections() == 2);
         auto third = connect_tcp(io, admin);
-        CHECK(closed_by_peer(third, 5s));
-        first.close();
-        second.close();
-        // Slots come back once the server sees the closes.
-        while (admin.connections() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-        CHECK(get(admin, "/healthz").status == 200);
+        CHECK(closed_by_peer(first, 200ms));  // closed at once for the newcomer, long before the deadline
+        CHECK(admin.counters().connections_evicted == 1);
+        const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        asio::write(third, asio::buffer(request));
+        beast::flat_buffer buffer;
+        http::response<http::string_body> response;
+        http::read(third, buffer, response);
+        CHECK(response.result_int() == 200);
+        CHECK(get(admin, "/healthz").status == 200);  // evicts `second`, never the new one
+        CHECK(admin.counters().connections_evicted == 2);
+        CHECK(admin.counters().connections_refused == 0);
     }
 }
 
@@ -408,4 +429,41 @@ TEST_CASE("healthcheck: a server that never answers times out", "[healthcheck][i
     CHECK(run.status == 1);
     CHECK(run.err.find("timed out after 300ms") != std::string::npos);
     CHECK(elapsed < 3s);
+}
+
+TEST_CASE("admin server: more partial requests than max_connections cannot keep healthcheck out", "[admin][integration][limits]") {
+    RunningAdmin admin("127.0.0.1:0");  // the daemon's limits: 16 connections, 5 s per request
+    asio::io_context io;
+    std::vector<tcp::socket> slow;
+    for (std::size_t i = 0; i < AdminLimits{}.max_connections + 4; ++i) {
+        slow.push_back(connect_tcp(io, admin));
+        asio::write(slow.back(), asio::buffer(std::string_view("GET /healthz HTTP/1.1\r\nHost: x\r\n")));
+    }
+    REQUIRE(wait_until_true([&] { return admin.counters().connections_evicted >= 4; }, 5s));
+    const auto start = std::chrono::steady_clock::now();
+    const auto run = healthcheck({"--admin", admin.address(), "--timeout", "3s"});
+    CHECK(run.status == 0);
+    CHECK(run.out == "healthy\n");
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    CHECK(admin.connections() <= AdminLimits{}.max_connections);
+}
+
+TEST_CASE("admin server: a request head that trickles in past the request deadline is closed", "[admin][integration][limits]") {
+    AdminLimits limits;
+    limits.request_deadline = 500ms;
+    RunningAdmin admin("127.0.0.1:0", limits);
+    asio::io_context io;
+    auto socket = connect_tcp(io, admin);
+    const std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a');
+    const auto start = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (std::size_t i = 0; i < head.size() && !closed; ++i) {  // one byte per 50 ms, never finishing
+        closed = ::send(socket.native_handle(), &head[i], 1, MSG_NOSIGNAL) < 0;
+        if (!closed) std::this_thread::sleep_for(50ms);  // the pace of the attack, not a wait for a result
+    }
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    CHECK(closed);
+    CHECK(elapsed >= 450ms);
+    CHECK(elapsed < 3s);
+    CHECK(admin.counters().requests_timed_out == 1);
 }

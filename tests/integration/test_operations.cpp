@@ -5,6 +5,7 @@
 
 #include <avr_webhookd/admin_server.hpp>
 #include <avr_webhookd/healthcheck.hpp>
+#include <avr_webhookd/url.hpp>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -144,7 +145,7 @@ TEST_CASE("operations: SIGHUP applies a new url and secret to the next delivery"
     write_config(config, "url = " + second.url() + "\nsecret = new-secret\n");
     REQUIRE(reload(daemon, "reload: configuration applied"));
     CHECK_THAT(daemon.log(), Catch::Contains("reload: configuration applied from " + config.string() +
-                                             "; delivering to " + second.url()));
+                                             "; delivering to " + redact_url(second.url())));
 
     exchange(daemon.socket(), event_line(call, "call_ended") + "\n");
     REQUIRE(second.wait_for_requests(1));

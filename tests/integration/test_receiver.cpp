@@ -1,5 +1,6 @@
 #include "avr_webhookd/receiver.hpp"
 #include "avr_webhookd/signature.hpp"
+#include "support/process.hpp"
 #include "support/test_pki.hpp"
 
 #include <boost/asio.hpp>
@@ -11,6 +12,7 @@
 
 #include <openssl/x509_vfy.h>
 
+#include <csignal>
 #include <future>
 #include <map>
 #include <string>
@@ -419,4 +421,67 @@ TEST_CASE("receiver: a TLS client refuses untrusted, expired, wrong-host and sel
         if (scenario.accepted) CHECK(post_event(client).status == 200);
         else CHECK(receiver->requests().empty());
     }
+}
+
+TEST_CASE("receiver: keeps at most max_recorded requests and counts the ones it forgot", "[receiver][limits]") {
+    ReceiverOptions options = on_any_port();
+    options.max_recorded = 3;
+    RunningReceiver receiver(options);
+    PlainClient client(receiver->port());
+    for (int i = 1; i <= 5; ++i) {
+        const Reply reply = client.send(webhook_request(event_body("call_started"), {{"X-AVR-WEBHOOK-ID", std::to_string(i)}}));
+        REQUIRE_FALSE(reply.error);
+        CHECK(reply.status == 200);
+    }
+    const auto requests = receiver->requests();
+    REQUIRE(requests.size() == 3);
+    CHECK(requests[0].headers.at("x-avr-webhook-id") == "3");  // the newest are kept
+    CHECK(requests[2].headers.at("x-avr-webhook-id") == "5");
+    CHECK(receiver->requests_forgotten() == 2);
+}
+
+TEST_CASE("receiver: keeps at most max_recorded_bytes of requests", "[receiver][limits]") {
+    ReceiverOptions options = on_any_port();
+    options.max_recorded_bytes = 5000;
+    RunningReceiver receiver(options);
+    PlainClient client(receiver->port());
+    const std::string text(2000, 'a');
+    for (int i = 0; i < 10; ++i) {
+        const Reply reply = client.send(webhook_request(event_body("transcription", R"({"role":"user","text":")" + text + R"("})")));
+        REQUIRE_FALSE(reply.error);
+        CHECK(reply.status == 200);
+    }
+    const auto requests = receiver->requests();
+    CHECK(requests.size() == 2);  // two of about 2.3 KB each fit in 5000 bytes, a third does not
+    CHECK(requests.size() + receiver->requests_forgotten() == 10);
+}
+
+TEST_CASE("receive command: peer data is printed without control characters or invalid UTF-8", "[receiver]") {
+    test::TempDirectory dir;
+    test::Process receive({{AVR_WEBHOOKD_BINARY, "receive", "--listen", "127.0.0.1:0"}, test::minimal_environment(),
+                           dir.path(), "receive"});
+    REQUIRE(receive.wait_for_output("listening on http://127.0.0.1:", 10s));
+    REQUIRE(test::wait_until([&] { return receive.stdout_text().find('\n') != std::string::npos; }, 10s));
+    const std::string first_line = receive.stdout_text().substr(0, receive.stdout_text().find('\n'));
+    const auto port = static_cast<unsigned short>(std::stoi(first_line.substr(first_line.rfind(':') + 1)));
+
+    PlainClient client(port);
+    // JSON escapes decode to raw ESC, BEL and a newline; the target carries raw bytes too.
+    const std::string text = R"(\u001b[2J\u001b]0;pwned\u0007forged\nline \u009b31m)";
+    const Reply reply = client.send(webhook_request(event_body("transcription", R"({"role":"user","text":")" + text + R"("})")));
+    REQUIRE_FALSE(reply.error);
+    CHECK(reply.status == 200);
+    auto bad = webhook_request("not json \x1b[31m");
+    bad.target("/x\xff");
+    CHECK(client.send(bad).status == 400);
+    REQUIRE(receive.wait_for_output("Answered 400", 10s));
+    receive.send_signal(SIGTERM);
+    REQUIRE(receive.wait(10s).has_value());
+
+    const std::string printed = receive.stdout_text();
+    INFO(printed);
+    CHECK_THAT(printed, Catch::Contains("Transcription [user]: ?[2J?]0;pwned?forged?line ?31m"));
+    CHECK_THAT(printed, Catch::Contains("Answered 400 to POST /x\xEF\xBF\xBD: "));
+    for (const char c : printed) CHECK((c == '\n' || static_cast<unsigned char>(c) >= 0x20));
+    CHECK(printed.find('\x7f') == std::string::npos);
 }

@@ -1,4 +1,5 @@
 #include <avr_webhookd/config.hpp>
+#include <avr_webhookd/url.hpp>
 
 #include <boost/program_options.hpp>
 #include <catch2/catch.hpp>
@@ -163,7 +164,7 @@ TEST_CASE("config: describe reports every origin and one line per setting", "[co
     const auto described = describe(loaded);
 
     CHECK(static_cast<std::size_t>(std::count(described.begin(), described.end(), '\n')) == all_settings().size());
-    CHECK(line_of(described, "url") == std::string{"url = "} + test_url + "  (command line --url)");
+    CHECK(line_of(described, "url") == "url = https://receiver.example/webhooks/<redacted>  (command line --url)");
     CHECK(line_of(described, "timeout") == "timeout = 5s  (environment WEBHOOK_TIMEOUT)");
     CHECK(line_of(described, "retry") == "retry = 2  (config file " + loaded.config_file_used + ")");
     CHECK(line_of(described, "socket_mode") == "socket_mode = 0660  (built-in)");
@@ -526,12 +527,14 @@ TEST_CASE("config: the secret never appears in describe or in errors", "[config]
             CHECK(message.find('\n') == std::string::npos);
         }
     }
-    SECTION("a password inside the url is redacted") {
-        const auto loaded = load_with("url", "https://user:pa55word@h.example/x");
-        CHECK(line_of(describe(loaded), "url") == "url = https://user:<redacted>@h.example/x  (command line --url)");
-        const std::string message = load_error_with("url", "https://user:pa55word@h.example:0/").what();
+    SECTION("credentials and path tokens inside the url are redacted") {
+        const auto loaded = load_with("url", "https://user:pa55word@h.example/x/T0K3N?key=abc");
+        CHECK(line_of(describe(loaded), "url") ==
+              "url = https://<redacted>@h.example/x/<redacted>?<redacted>  (command line --url)");
+        const std::string message = load_error_with("url", "https://user:pa55word@h.example:0/a/T0K3N").what();
         CHECK(message.find("pa55word") == std::string::npos);
-        CHECK_THAT(message, Catch::Contains("https://user:<redacted>@h.example:0/"));
+        CHECK(message.find("T0K3N") == std::string::npos);
+        CHECK_THAT(message, Catch::Contains("https://<redacted>@h.example:0/a/<redacted>"));
     }
 }
 
@@ -818,4 +821,51 @@ TEST_CASE("config: find_setting_text reads one setting without needing the rest"
     ConfigSources broken;
     broken.config_file = dir.write("b.conf", "admin = 127.0.0.1:9464\nbogus = 1\n");
     CHECK_THROWS_WITH(find_setting_text(broken, "admin"), Catch::Contains("b.conf line 2"));
+}
+
+TEST_CASE("config: check-config and the daemon agree on every url (one validation path)", "[config][url]") {
+    const std::vector<std::string> urls{
+        "https://user:pw@h.example/", "https://user@h.example/", "http://u%3A:p%40@h.example:8080/x",
+        "https://u:p%zz@h.example/", "http://h_1.example/", "http://h..example/", "http://999.1.1.1/",
+        "http://[::1]:8443/x", "http://[::1%25eth0]/", "http://[fe80::1/", "https://h.example:0/",
+        "https://h.example:65536/", "http://h.example:/", "http://h.example:80x/", "https://@/",
+        "https:///path", "http://:80/", "HTTP://H.EXAMPLE/", "http://h.example/#frag", "http://h.example?x",
+        "http://-h.example/", "http://" + std::string(64, 'a') + ".example/", "http://h.example/\\x",
+    };
+    for (const auto& url : urls) {
+        INFO(url);
+        std::string error;
+        const bool daemon_accepts = parse_url(url, &error).has_value();
+        bool check_config_accepts = true;
+        try {
+            load_with("url", url);
+        } catch (const ConfigError&) {
+            check_config_accepts = false;
+        }
+        CHECK(check_config_accepts == daemon_accepts);
+    }
+}
+
+TEST_CASE("config: a plain secret over http:// to a host that is not loopback is warned about", "[config]") {
+    const auto warnings_for = [](const std::string& url, const std::string& signature) {
+        auto sources = sources_with_url();
+        sources.command_line["url"] = url;
+        sources.environment["WEBHOOK_SECRET"] = "S3cret";
+        sources.command_line["signature"] = signature;
+        return load_config(sources).warnings;
+    };
+    const auto warned = warnings_for("http://receiver.example/hook", "plain");
+    REQUIRE(warned.size() == 1);
+    CHECK_THAT(warned.at(0), Catch::StartsWith("signature = plain sends the secret as it is over http:// to "
+                                               "receiver.example, which is not loopback"));
+    CHECK(warned.at(0).find("S3cret") == std::string::npos);
+    CHECK(warnings_for("https://receiver.example/hook", "plain").empty());
+    CHECK(warnings_for("http://receiver.example/hook", "hmac-sha256").empty());
+    for (const char* loopback : {"http://127.0.0.1:3000/", "http://localhost/", "http://[::1]:80/", "http://127.9.9.9/",
+                                 "http://app.localhost/"})
+        CHECK(warnings_for(loopback, "plain").empty());
+    CHECK(warnings_for("http://127.0.0.1.example/", "plain").size() == 1);
+    auto no_secret = sources_with_url();
+    no_secret.command_line["url"] = "http://receiver.example/hook";
+    CHECK(load_config(no_secret).warnings.empty());
 }

@@ -54,7 +54,7 @@ TEST_CASE("failure_report: block matches the specification's example", "[failure
           "Code: ECONNREFUSED\n"
           "URL: http://localhost:3000/webhooks/avr\n"
           "Method: POST\n"
-          "Status: ..");
+          "Status: ");
 }
 
 TEST_CASE("failure_report: block with an HTTP status", "[failure_report]") {
@@ -91,7 +91,7 @@ TEST_CASE("failure_report: block fallbacks for missing code and message", "[fail
     const AttemptOutcome nothing;
     CHECK_THAT(failure_block("x", nothing, "u"),
                Catch::Contains("Message: UNKNOWN\nCode: UNKNOWN\n"));
-    CHECK_THAT(failure_block("x", nothing, "u"), Catch::EndsWith("Status: .."));
+    CHECK_THAT(failure_block("x", nothing, "u"), Catch::EndsWith("Status: "));
 }
 
 TEST_CASE("failure_report: single_line", "[failure_report]") {

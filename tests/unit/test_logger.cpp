@@ -109,3 +109,44 @@ TEST_CASE("logger: sanitize replaces control characters and cuts long text", "[l
     CHECK(Logger::sanitize(std::string(11, 'x'), 10) == std::string(10, 'x') + "...");
     CHECK(Logger::sanitize("caf\xc3\xa9") == "caf\xc3\xa9");  // UTF-8 bytes are not control characters
 }
+
+TEST_CASE("logger: json records stay valid UTF-8 JSON whatever bytes a message carries", "[logger]") {
+    LogFile file;
+    Logger logger({LogLevel::info, LogFormat::json, false}, file.fd());
+    const std::string hostile = std::string("reason \xff\xfe phrase \xc3 cut \xed\xa0\x80 surrogate \x01\x1b[2J") +
+                                std::string(1, '\0') + "end";
+    logger.warn(hostile);
+    logger.block(LogLevel::error, "Message: " + hostile + "\nStatus: ");
+    const auto lines = file.lines();
+    REQUIRE(lines.size() == 2);
+    for (const auto& line : lines) {
+        INFO(line);
+        boost::system::error_code error;
+        const auto value = boost::json::parse(line, error);  // Boost.JSON rejects invalid UTF-8
+        REQUIRE_FALSE(error);
+        const std::string msg(value.as_object().at("msg").as_string());
+        CHECK_THAT(msg, Catch::Contains("reason \xEF\xBF\xBD\xEF\xBF\xBD phrase \xEF\xBF\xBD cut"));
+        CHECK_THAT(msg, Catch::EndsWith(line == lines[0] ? "end" : "end\nStatus: "));
+    }
+}
+
+TEST_CASE("logger: text records carry no raw control characters or invalid UTF-8", "[logger]") {
+    for (const bool journald : {false, true}) {
+        LogFile file;
+        Logger logger({LogLevel::info, LogFormat::text, journald}, file.fd());
+        logger.warn("forged\n2024-01-01T00:00:00.000Z INFO  fake\r\x1b[31m \xc2\x9b" "31m \xff caf\xc3\xa9");
+        logger.block(LogLevel::error, "one \x1b]0;title\x07\ntwo");
+        const auto lines = file.lines();
+        REQUIRE(lines.size() == 3);
+        CHECK_THAT(lines[0], Catch::EndsWith("forged?2024-01-01T00:00:00.000Z INFO  fake??[31m ?31m \xEF\xBF\xBD caf\xc3\xa9"));
+        CHECK_THAT(lines[1], Catch::EndsWith("one ?]0;title?"));
+        CHECK_THAT(lines[2], Catch::EndsWith("two"));
+    }
+}
+
+TEST_CASE("logger: sanitize keeps UTF-8 valid when it cuts and replaces C1 controls", "[logger]") {
+    CHECK(Logger::sanitize("ab\xc3\xa9", 3) == "ab\xEF\xBF\xBD...");  // a sequence cut in two
+    CHECK(Logger::sanitize("\xc2\x9b" "2J") == "?2J");
+    CHECK(Logger::sanitize("\xc2\xa0nbsp") == "\xc2\xa0nbsp");  // U+00A0 is printable
+    CHECK(Logger::sanitize("\xff") == "\xEF\xBF\xBD");
+}

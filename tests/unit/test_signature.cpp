@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 using namespace avr_webhookd;
 
@@ -185,4 +187,28 @@ TEST_CASE("signature: standard verify checks the timestamp tolerance and accepts
                                       {"webhook-signature", standard_expected}};
     CHECK_FALSE(verify(SignatureMode::standard, standard_secret, lookup_in(bad_timestamp), standard_body,
                        standard_timestamp));
+}
+
+TEST_CASE("signature: standard verify survives extreme webhook-timestamp values without overflow", "[signature]") {
+    // Under UBSan (make sanitize) the old `now - timestamp` aborted here with signed overflow.
+    constexpr auto max = std::numeric_limits<std::int64_t>::max();
+    constexpr auto min = std::numeric_limits<std::int64_t>::min();
+    const std::vector<std::pair<std::string, std::int64_t>> cases{
+        {std::to_string(min), 1700000000}, {std::to_string(max), -1700000000}, {std::to_string(min), max},
+        {std::to_string(max), min},        {std::to_string(min + 1), 0},       {"-9223372036854775808", 300},
+    };
+    for (const auto& [timestamp, now] : cases) {
+        INFO(timestamp << " at " << now);
+        const HeaderList headers = {{"webhook-id", standard_id},
+                                    {"webhook-timestamp", timestamp},
+                                    {"webhook-signature", standard_expected}};
+        const auto result = verify(SignatureMode::standard, standard_secret, lookup_in(headers), standard_body, now);
+        CHECK_FALSE(result);
+        CHECK_THAT(result.reason, Catch::Contains("tolerance"));
+    }
+    // At the edge of the range, a timestamp within tolerance of `now` still verifies its signature.
+    const HeaderList at_max = signed_headers(SignatureMode::standard, standard_secret, standard_body, max);
+    CHECK(verify(SignatureMode::standard, standard_secret, lookup_in(at_max), standard_body, max - 300));
+    const HeaderList at_min = signed_headers(SignatureMode::standard, standard_secret, standard_body, min);
+    CHECK(verify(SignatureMode::standard, standard_secret, lookup_in(at_min), standard_body, min + 300));
 }

@@ -127,11 +127,48 @@ TEST_CASE("url: only http and https", "[url]") {
     CHECK_THAT(rejection(""), Catch::Contains("empty"));
 }
 
-TEST_CASE("url: credentials are rejected with the reason", "[url]") {
-    CHECK_THAT(rejection("https://user:pass@example.com/"), Catch::Contains("user:password@"));
-    CHECK_THAT(rejection("https://user@example.com/"), Catch::Contains("secret"));
+TEST_CASE("url: user:password@ becomes Authorization: Basic, as axios sends it", "[url]") {
+    const auto url = must_parse("https://user:pa55@example.com/x");
+    CHECK(url.authorization == "Basic dXNlcjpwYTU1");  // base64("user:pa55")
+    CHECK(url.host == "example.com");
+    CHECK(url.host_header == "example.com");
+    CHECK(url.target == "/x");
+    CHECK(must_parse("https://user@example.com/").authorization == "Basic dXNlcjo=");       // "user:"
+    CHECK(must_parse("http://a%40b:p%3Aw@h/").authorization == "Basic YUBiOnA6dw==");       // "a@b:p:w"
+    CHECK(must_parse("http://u:p@ss@h:81/").authorization == "Basic dTpwQHNz");             // last '@' ends it
+    CHECK(must_parse("http://u:p@ss@h:81/").host_header == "h:81");
+    CHECK(must_parse("https://example.com/").authorization.empty());
     // An '@' after the authority is part of the path, not userinfo.
-    CHECK(must_parse("https://example.com/a@b?c=@").target == "/a@b?c=@");
+    const auto path_at = must_parse("https://example.com/a@b?c=@");
+    CHECK(path_at.target == "/a@b?c=@");
+    CHECK(path_at.authorization.empty());
+    // Bad percent-encoding is refused without quoting the credentials.
+    const auto error = rejection("https://user:s3cr%zz@example.com/");
+    CHECK_THAT(error, Catch::Contains("user:password@"));
+    CHECK(error.find("s3cr") == std::string::npos);
+    CHECK_THAT(rejection("https://user:pw%4@example.com/"), Catch::Contains("'%'"));
+    CHECK_THAT(rejection("https://user:pw@/x"), Catch::Contains("no host"));
+}
+
+TEST_CASE("url: redaction keeps scheme, host, port and the first path segment", "[url][redact]") {
+    using avr_webhookd::redact_url;
+    CHECK(redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET") ==
+          "https://hooks.slack.com/services/<redacted>");
+    CHECK(redact_url("https://u:pw@h.example:8443/a/b?token=x#frag") ==
+          "https://<redacted>@h.example:8443/a/<redacted>?<redacted>");
+    CHECK(redact_url("http://localhost:3000/webhooks") == "http://localhost:3000/webhooks");
+    CHECK(redact_url("http://localhost:3000/webhooks/") == "http://localhost:3000/webhooks/");
+    CHECK(redact_url("http://localhost:3000/hook?key=abc") == "http://localhost:3000/hook?<redacted>");
+    CHECK(redact_url("http://h") == "http://h");
+    CHECK(redact_url("http://h/") == "http://h/");
+    CHECK(redact_url("http://h?q") == "http://h?<redacted>");
+    CHECK(redact_url("http://h#f") == "http://h");
+    CHECK(redact_url("http://[::1]:81/x/y") == "http://[::1]:81/x/<redacted>");
+    CHECK(redact_url("https://user@h/") == "https://<redacted>@h/");
+    // Any text, even one that is not a valid URL, is redacted the same way.
+    CHECK(redact_url("h.example/a/secret?x") == "h.example/a/<redacted>?<redacted>");
+    CHECK(redact_url("ftp://u:p@h/") == "ftp://<redacted>@h/");
+    CHECK(redact_url("") == "");
 }
 
 TEST_CASE("url: whitespace, control and non-ASCII bytes are rejected anywhere", "[url]") {

@@ -1,0 +1,71 @@
+// Admin requests as a connection delivers them: raw bytes through Beast's request parser with the
+// admin server's limits, each complete request routed by route_admin_request, keep-alive
+// requests one after another on the same bytes. Never a crash; every answer is one of the
+// routes' statuses, and status and metrics are asked for only where the route table says.
+//
+// Input: byte 0 picks the fake status (accepting, unhealthy); the rest is the connection's bytes.
+#include <avr_webhookd/admin_server.hpp>
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+using namespace avr_webhookd;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+void check(bool condition) {
+    if (!condition) std::abort();
+}
+
+void route(const http::request<http::string_body>& request, std::uint8_t scenario) {
+    int status_calls = 0;
+    int metrics_calls = 0;
+    const auto status = [&] {
+        ++status_calls;
+        AdminStatus now;
+        now.accepting = (scenario & 1) != 0;
+        if (scenario & 2) now.unhealthy = std::string("receiver down\n\n");
+        return now;
+    };
+    const auto metrics = [&] {
+        ++metrics_calls;
+        return std::string("# TYPE avr_webhookd_up gauge\navr_webhookd_up 1\n");
+    };
+    const AdminResponse response = route_admin_request(request.method(), request.target(), status, metrics);
+    check(response.status == 200 || response.status == 404 || response.status == 405 || response.status == 503);
+    check((response.status == 405) == !response.allow.empty());
+    check(status_calls + metrics_calls <= 1);
+    check(!response.body.empty() && response.body.back() == '\n');
+    if (metrics_calls == 1) check(response.status == 200 && response.content_type == prometheus_content_type);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    if (size < 1) return 0;
+    const std::uint8_t scenario = data[0];
+    std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+    const AdminLimits limits;
+    while (!bytes.empty()) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(limits.max_request_bytes));
+        parser.body_limit(limits.max_request_bytes);
+        parser.eager(true);
+        beast::error_code error;
+        const auto used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), error);
+        check(used <= bytes.size());
+        if (error || !parser.is_done()) return 0;  // the server closes the connection (or waits for more)
+        bytes.remove_prefix(used);
+        route(parser.get(), scenario);
+        if (!parser.get().keep_alive()) return 0;
+    }
+    return 0;
+}
