@@ -198,7 +198,7 @@ struct HttpClient::Connection {
     }
 
     OpenConnectionCount count;
-    std::shared_ptr<ssl::context> tls_context;  // kept alive by the stream that uses it
+    std::shared_ptr<ssl::context> tls_context;  // outlives `tls`, which uses it, whatever a reload does
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     bool reused = false;

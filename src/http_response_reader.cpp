@@ -13,7 +13,7 @@ struct HttpResponseReader::Parser {
     explicit Parser(const HttpResponseLimits& limits) {
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.head, UINT32_MAX)));
         parser.body_limit(limits.body);
-        parser.eager(true);
+        parser.eager(false);  // stop after the head, so that its exact size is known; eager for the body
     }
     http::response_parser<http::string_body> parser;
 };
@@ -85,11 +85,21 @@ bool HttpResponseReader::step() {
         response_wire_bytes_ = 0;
     }
     auto& parser = parser_->parser;
+    const bool in_head = !parser.is_header_done();
     boost::system::error_code ec;
     const auto consumed = parser.put(boost::asio::buffer(buffer_.data(), buffered_), ec);
     std::memmove(buffer_.data(), buffer_.data() + consumed, buffered_ - consumed);
     buffered_ -= consumed;
     response_wire_bytes_ += consumed;
+    if (in_head && parser.is_header_done()) {
+        // Beast applies its header_limit to the status line and the fields separately; this is
+        // the limit on the whole head (Beast consumes a head only once it is complete).
+        if (response_wire_bytes_ > limits_.head) {
+            fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
+            return false;
+        }
+        parser.eager(true);
+    }
 
     if (ec == http::error::body_limit && parser.is_header_done()) {
         complete(true);
