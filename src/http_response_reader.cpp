@@ -98,6 +98,15 @@ bool HttpResponseReader::step() {
             fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
             return false;
         }
+        const auto status = parser.get().result_int();
+        if (status < 100) {
+            fail(Failure::protocol, "invalid HTTP response: status " + std::to_string(status));
+            return false;
+        }
+        if (status == 101) {
+            fail(Failure::protocol, "unexpected 101 Switching Protocols in answer to a POST");
+            return false;
+        }
         parser.eager(true);
     }
 
@@ -121,17 +130,8 @@ bool HttpResponseReader::step() {
         }
         return !ec && consumed > 0;
     }
-    const auto status = parser.get().result_int();
-    if (status < 100) {
-        fail(Failure::protocol, "invalid HTTP response: status " + std::to_string(status));
-        return false;
-    }
-    if (status >= 200) {
+    if (parser.get().result_int() >= 200) {
         complete(false);
-        return false;
-    }
-    if (status == 101) {
-        fail(Failure::protocol, "unexpected 101 Switching Protocols in answer to a POST");
         return false;
     }
     ++interim_responses_;  // 100 Continue, 102 Processing, 103 Early Hints ...: the final one follows

@@ -211,7 +211,9 @@ TEST_CASE("response reader: a body over the limit keeps its status, not the conn
 
 TEST_CASE("response reader: garbage status line is a protocol failure", "[unit][http_response]") {
     for (const std::string garbage : {"HTTP/1.1 2000 OK\r\n\r\n", "SSH-2.0-OpenSSH_9.2\r\n\r\n", "hello world\r\n\r\n",
-                                      "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"}) {
+                                      "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                                      // found by fuzzing: a status below 100 with a body running to EOF
+                                      "HTTP/1.1 051 Early Hints\r\nLink: preload\r\n\r\nbody"}) {
         HttpResponseReader reader;
         reader.feed(garbage);
         INFO(garbage);
