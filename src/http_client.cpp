@@ -1,5 +1,6 @@
 #include <avr_webhookd/http_client.hpp>
 #include <avr_webhookd/detail/rethrow.hpp>
+#include <avr_webhookd/detail/tls_client.hpp>
 #include <avr_webhookd/http_response_reader.hpp>
 
 #include <avr_webhookd/version.hpp>
@@ -35,45 +36,14 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using detail::is_ip_literal;
+using detail::tls_code;
+using detail::VerifyHostName;
 
 namespace {
 
 constexpr HttpResponseLimits response_limits{};  // 16 KiB head, 64 KiB body (README, Limits)
 constexpr std::size_t response_snippet = 200;  // how much of an error body a log line repeats
-
-std::string_view tls_code(long verify_result) {
-    switch (verify_result) {
-    case X509_V_ERR_CERT_HAS_EXPIRED: return "CERT_HAS_EXPIRED";
-    case X509_V_ERR_CERT_NOT_YET_VALID: return "CERT_NOT_YET_VALID";
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return "DEPTH_ZERO_SELF_SIGNED_CERT";
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return "SELF_SIGNED_CERT_IN_CHAIN";
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: return "UNABLE_TO_GET_ISSUER_CERT_LOCALLY";
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: return "UNABLE_TO_VERIFY_LEAF_SIGNATURE";
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH: return "ERR_TLS_CERT_ALTNAME_INVALID";
-    case X509_V_ERR_CERT_REVOKED: return "CERT_REVOKED";
-    default: return "ERR_TLS_HANDSHAKE";
-    }
-}
-
-bool is_ip_literal(const std::string& host) {
-    boost::system::error_code ec;
-    asio::ip::make_address(host, ec);
-    return !ec;
-}
-
-// Asio's host_name_verification, plus an error code OpenSSL can report when the name is wrong.
-struct VerifyHostName {
-    ssl::host_name_verification check;
-    bool ip_literal;
-    bool operator()(bool preverified, ssl::verify_context& context) const {
-        if (check(preverified, context)) return true;
-        if (preverified)
-            X509_STORE_CTX_set_error(context.native_handle(),
-                                     ip_literal ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
-        return false;
-    }
-};
 
 // The part of a request head that is the same for every event.
 std::string fixed_head(const Url& url) {
@@ -144,20 +114,6 @@ AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::stri
         outcome.message = where + " failed: " + ec.message();
     }
     return outcome;
-}
-
-std::shared_ptr<ssl::context> make_tls_client_context(bool verify, const std::string& ca_file) {
-    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
-    context->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-    context->set_verify_mode(verify ? ssl::verify_peer : ssl::verify_none);
-    context->set_default_verify_paths();
-    if (!ca_file.empty()) {
-        boost::system::error_code ec;
-        context->load_verify_file(ca_file, ec);
-        if (ec) throw std::runtime_error("cannot load ca_file " + ca_file + ": " + ec.message());
-    }
-    return context;
 }
 
 // Counts one open connection for exactly the lifetime of its owner.
