@@ -1,5 +1,7 @@
 #include <avr_webhookd/http_client.hpp>
 #include <avr_webhookd/detail/rethrow.hpp>
+#include <avr_webhookd/detail/tls_client.hpp>
+#include <avr_webhookd/http_response_reader.hpp>
 
 #include <avr_webhookd/version.hpp>
 
@@ -34,45 +36,14 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using detail::is_ip_literal;
+using detail::tls_code;
+using detail::VerifyHostName;
 
 namespace {
 
-constexpr std::size_t response_body_limit = 64 * 1024;
+constexpr HttpResponseLimits response_limits{};  // 16 KiB head, 64 KiB body (README, Limits)
 constexpr std::size_t response_snippet = 200;  // how much of an error body a log line repeats
-
-std::string_view tls_code(long verify_result) {
-    switch (verify_result) {
-    case X509_V_ERR_CERT_HAS_EXPIRED: return "CERT_HAS_EXPIRED";
-    case X509_V_ERR_CERT_NOT_YET_VALID: return "CERT_NOT_YET_VALID";
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return "DEPTH_ZERO_SELF_SIGNED_CERT";
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return "SELF_SIGNED_CERT_IN_CHAIN";
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: return "UNABLE_TO_GET_ISSUER_CERT_LOCALLY";
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: return "UNABLE_TO_VERIFY_LEAF_SIGNATURE";
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH: return "ERR_TLS_CERT_ALTNAME_INVALID";
-    case X509_V_ERR_CERT_REVOKED: return "CERT_REVOKED";
-    default: return "ERR_TLS_HANDSHAKE";
-    }
-}
-
-bool is_ip_literal(const std::string& host) {
-    boost::system::error_code ec;
-    asio::ip::make_address(host, ec);
-    return !ec;
-}
-
-// Asio's host_name_verification, plus an error code OpenSSL can report when the name is wrong.
-struct VerifyHostName {
-    ssl::host_name_verification check;
-    bool ip_literal;
-    bool operator()(bool preverified, ssl::verify_context& context) const {
-        if (check(preverified, context)) return true;
-        if (preverified)
-            X509_STORE_CTX_set_error(context.native_handle(),
-                                     ip_literal ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
-        return false;
-    }
-};
 
 // The part of a request head that is the same for every event.
 std::string fixed_head(const Url& url) {
@@ -146,23 +117,32 @@ AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::stri
     return outcome;
 }
 
-std::shared_ptr<ssl::context> make_tls_client_context(bool verify, const std::string& ca_file) {
-    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
-    context->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-    context->set_verify_mode(verify ? ssl::verify_peer : ssl::verify_none);
-    context->set_default_verify_paths();
-    if (!ca_file.empty()) {
-        boost::system::error_code ec;
-        context->load_verify_file(ca_file, ec);
-        if (ec) throw std::runtime_error("cannot load ca_file " + ca_file + ": " + ec.message());
-    }
-    return context;
-}
+// Counts one open connection for exactly the lifetime of its owner.
+class OpenConnectionCount {
+public:
+    explicit OpenConnectionCount(std::shared_ptr<std::size_t> counter) : counter_(std::move(counter)) { ++*counter_; }
+    ~OpenConnectionCount() { --*counter_; }
+    OpenConnectionCount(const OpenConnectionCount&) = delete;
+    OpenConnectionCount& operator=(const OpenConnectionCount&) = delete;
+
+private:
+    std::shared_ptr<std::size_t> counter_;
+};
+
+// What one attempt needs of the configuration, fixed when it starts: update() makes a new one.
+struct HttpClient::Endpoint {
+    HttpClientOptions options;
+    std::shared_ptr<ssl::context> tls_context;  // null for http://
+    std::string fixed_head;                     // request line, Host, User-Agent, Content-Type
+    std::string peer;                           // host:port, for messages
+    std::uint64_t generation = 0;
+};
 
 struct HttpClient::Connection {
-    explicit Connection(beast::tcp_stream stream) : plain(std::move(stream)) {}
-    Connection(beast::tcp_stream stream, ssl::context& context) : tls(std::in_place, std::move(stream), context) {}
+    Connection(beast::tcp_stream stream, std::shared_ptr<std::size_t> counter)
+        : count(std::move(counter)), plain(std::move(stream)) {}
+    Connection(beast::tcp_stream stream, std::shared_ptr<ssl::context> context, std::shared_ptr<std::size_t> counter)
+        : count(std::move(counter)), tls_context(std::move(context)), tls(std::in_place, std::move(stream), *tls_context) {}
 
     beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 
@@ -174,9 +154,10 @@ struct HttpClient::Connection {
         return got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
     }
 
+    OpenConnectionCount count;
+    std::shared_ptr<ssl::context> tls_context;  // outlives `tls`, which uses it, whatever a reload does
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
-    beast::flat_buffer buffer;
     bool reused = false;
     std::uint64_t endpoint_generation = 0;  // HttpClient::endpoint_generation_ when it was opened
 };
@@ -186,62 +167,74 @@ struct HttpClient::Connected {
     AttemptOutcome failure;
 };
 
+struct HttpClient::Exchanged {
+    AttemptOutcome outcome;
+    bool reusable = false;           // complete keep-alive response, nothing unread
+    bool response_started = false;  // some response byte arrived
+};
+
 HttpClient::HttpClient(asio::any_io_executor executor, HttpClientOptions options, Logger& logger)
-    : executor_(std::move(executor)),
-      options_(std::move(options)),
-      logger_(logger),
-      fixed_head_(fixed_head(options_.url)) {
-    if (options_.url.tls) tls_context_ = make_tls_client_context(options_.tls_verify, options_.ca_file);
+    : executor_(std::move(executor)), logger_(logger) {
+    update(std::move(options));
 }
 
 HttpClient::~HttpClient() = default;
 
+const HttpClientOptions& HttpClient::options() const { return endpoint_->options; }
+
 void HttpClient::update(HttpClientOptions options) {
-    const bool endpoint_changed = options.url.tls != options_.url.tls || options.url.host != options_.url.host ||
-                                  options.url.port != options_.url.port || options.tls_verify != options_.tls_verify ||
-                                  options.ca_file != options_.ca_file;
+    auto endpoint = std::make_shared<Endpoint>();
+    const auto* old = endpoint_.get();
+    const bool endpoint_changed = !old || options.url.tls != old->options.url.tls ||
+                                  options.url.host != old->options.url.host ||
+                                  options.url.port != old->options.url.port ||
+                                  options.tls_verify != old->options.tls_verify || options.ca_file != old->options.ca_file;
     if (endpoint_changed) {
-        auto context = options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
-        close_idle();
-        ++endpoint_generation_;  // connections open now are not kept once their attempt ends
-        tls_context_ = std::move(context);
-        resolve_needed_ = true;
+        endpoint->tls_context = options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
+        if (old) {
+            close_idle();
+            ++endpoint_generation_;  // connections open now are not kept once their attempt ends
+            resolve_needed_ = true;
+        }
+    } else {
+        endpoint->tls_context = old->tls_context;
     }
-    options_ = std::move(options);
-    fixed_head_ = fixed_head(options_.url);
+    endpoint->fixed_head = fixed_head(options.url);
+    endpoint->peer = options.url.host + ":" + options.url.port;
+    endpoint->generation = endpoint_generation_;
+    endpoint->options = std::move(options);
+    endpoint_ = std::move(endpoint);
 }
 
-void HttpClient::close_idle() {
-    open_connections_ -= idle_.size();
-    idle_.clear();
-}
+void HttpClient::close_idle() { idle_.clear(); }
 
-std::unique_ptr<HttpClient::Connection> HttpClient::take_idle() {
+std::unique_ptr<HttpClient::Connection> HttpClient::take_idle(std::uint64_t generation) {
     while (!idle_.empty()) {
         auto connection = std::move(idle_.back());
         idle_.pop_back();
-        if (!connection->peer_closed_while_idle()) return connection;
-        --open_connections_;
+        if (connection->endpoint_generation == generation && !connection->peer_closed_while_idle()) return connection;
         logger_.debug("delivery: dropped a keep-alive connection the server had closed");
     }
     return nullptr;
 }
 
-awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline) {
-    const auto generation = endpoint_generation_;
-    const Url url = options_.url;  // a copy: a reload may replace options_ while this waits
-    const std::string peer = url.host + ":" + url.port;
+// Everything after an await reads only `endpoint` (this attempt's snapshot) and locals: a reload
+// may replace endpoint_, its TLS context and options while this waits.
+awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpoint> endpoint, Clock::time_point deadline) {
+    const auto& url = endpoint->options.url;
+    const auto timeout = endpoint->options.timeout;
+    const auto& peer = endpoint->peer;
     auto endpoints = endpoints_;
-    if (resolve_needed_ || endpoints.empty()) {
+    if (resolve_needed_ || endpoints.empty() || endpoint->generation != endpoint_generation_) {
         auto resolution = std::make_shared<Resolution>(executor_, deadline);
         asio::co_spawn(executor_, resolve_into(resolution, url.host, url.port), detail::rethrow_exceptions);
         co_await resolution->done.async_wait(as_tuple(use_awaitable));
         if (!resolution->finished)
-            co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, options_.timeout)};
+            co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, timeout)};
         if (resolution->error)
-            co_return Connected{nullptr, outcome_from_error(resolution->error, "resolve", url.host, options_.timeout)};
+            co_return Connected{nullptr, outcome_from_error(resolution->error, "resolve", url.host, timeout)};
         endpoints = std::move(resolution->results);
-        if (generation == endpoint_generation_) {  // still the endpoint we are configured for
+        if (endpoint->generation == endpoint_generation_) {  // still the endpoint we are configured for
             endpoints_ = endpoints;
             resolve_needed_ = false;
         }
@@ -249,120 +242,156 @@ awaitable<HttpClient::Connected> HttpClient::connect(Clock::time_point deadline)
 
     beast::tcp_stream stream(executor_);
     stream.expires_at(deadline);
-    auto [ec, endpoint] = co_await stream.async_connect(endpoints, as_tuple(use_awaitable));
+    auto [ec, address] = co_await stream.async_connect(endpoints, as_tuple(use_awaitable));
+    if (!ec && Clock::now() >= deadline) ec = beast::error::timeout;
     if (ec) {
         resolve_needed_ = true;  // the address may have moved
-        co_return Connected{nullptr, outcome_from_error(ec, "connect", peer, options_.timeout)};
+        co_return Connected{nullptr, outcome_from_error(ec, "connect", peer, timeout)};
     }
     stream.socket().set_option(tcp::no_delay(true), ec);
     ++connections_opened_;
 
     if (!url.tls) {
-        ++open_connections_;
-        auto connection = std::make_unique<Connection>(std::move(stream));
-        connection->endpoint_generation = generation;
+        auto connection = std::make_unique<Connection>(std::move(stream), open_connections_);
+        connection->endpoint_generation = endpoint->generation;
         co_return Connected{std::move(connection), {}};
     }
-    auto connection = std::make_unique<Connection>(std::move(stream), *tls_context_);
-    connection->endpoint_generation = generation;
+    auto connection = std::make_unique<Connection>(std::move(stream), endpoint->tls_context, open_connections_);
+    connection->endpoint_generation = endpoint->generation;
     auto& tls = *connection->tls;
     const bool ip_literal = is_ip_literal(url.host);
     if (!ip_literal && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str()))
         co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE",
                                                     "cannot set TLS SNI host name " + url.host, {}}};
-    if (options_.tls_verify) tls.set_verify_callback(VerifyHostName{ssl::host_name_verification(url.host), ip_literal});
+    if (endpoint->options.tls_verify)
+        tls.set_verify_callback(VerifyHostName{ssl::host_name_verification(url.host), ip_literal});
     auto [handshake_error] = co_await tls.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable));
+    if (!handshake_error && Clock::now() >= deadline) handshake_error = beast::error::timeout;
     if (handshake_error) {
         resolve_needed_ = true;  // perhaps another host answers at that address now
         const long verify_result = SSL_get_verify_result(tls.native_handle());
         if (handshake_error == beast::error::timeout || verify_result == X509_V_OK)
-            co_return Connected{nullptr, outcome_from_error(handshake_error, "TLS handshake with", peer, options_.timeout)};
+            co_return Connected{nullptr, outcome_from_error(handshake_error, "TLS handshake with", peer, timeout)};
         co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, std::string(tls_code(verify_result)),
                                                     "TLS certificate of " + peer + " rejected: " +
                                                         X509_verify_cert_error_string(verify_result),
                                                     {}}};
     }
-    ++open_connections_;
     co_return Connected{std::move(connection), {}};
 }
 
-awaitable<AttemptOutcome> HttpClient::exchange(Connection& connection, std::string_view body, const HeaderList& headers,
-                                               Clock::time_point deadline, bool& keep_alive) {
-    const auto& url = options_.url;
-    const auto peer = [&] { return url.host + ":" + url.port; };
+namespace {
+
+// Writes the request and feeds the response to `reader` until it is complete or failed. The
+// deadline is hard: tcp_stream closes the socket when it passes during a read or write, and a
+// peer that keeps a read busy with a byte now and then is cut off at the first read after it.
+template <class Stream>
+awaitable<boost::system::error_code> write_and_read(Stream& stream, const std::array<asio::const_buffer, 2>& request,
+                                                    HttpResponseReader& reader, Clock::time_point deadline) {
+    auto [write_error, written] = co_await asio::async_write(stream, request, as_tuple(use_awaitable));
+    if (write_error) co_return write_error;
+    while (reader.state() == HttpResponseReader::State::reading) {
+        const auto space = reader.prepare();
+        auto [ec, count] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()),
+                                                           as_tuple(use_awaitable));
+        reader.commit(count);
+        if (reader.state() != HttpResponseReader::State::reading) break;
+        if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+            reader.finish();
+            break;
+        }
+        if (ec) co_return ec;
+        if (Clock::now() >= deadline) co_return beast::error::timeout;
+    }
+    co_return boost::system::error_code{};
+}
+
+AttemptOutcome outcome_from_response(const HttpResponse& response) {
+    AttemptOutcome outcome;
+    outcome.status = response.status;
+    if (outcome.status >= 200 && outcome.status < 300) return outcome;
+    outcome.kind = FailureKind::http_status;
+    outcome.code = "HTTP " + std::to_string(outcome.status);
+    outcome.message = "Request failed with status code " + std::to_string(outcome.status);
+    if (!response.reason.empty()) outcome.message += " " + response.reason;
+    outcome.location = response.location;
+    if (!response.retry_after.empty())
+        outcome.retry_after = parse_retry_after(response.retry_after, std::chrono::system_clock::now());
+    if (!response.body.empty()) outcome.message += ": " + response.body.substr(0, response_snippet);
+    return outcome;
+}
+
+}  // namespace
+
+awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, const Endpoint& endpoint,
+                                                      std::string_view body, const HeaderList& headers,
+                                                      Clock::time_point deadline) {
     // The head is written by hand: Beast's serializer took about 40% of the daemon's instructions
     // per event (tests/bench/README.md). Every header value is validated printable ASCII (event
     // id, agent_id) or made by us, so none can break the framing.
     std::string head;
-    head.reserve(fixed_head_.size() + 256);
-    head.append(fixed_head_);
+    head.reserve(endpoint.fixed_head.size() + 256);
+    head.append(endpoint.fixed_head);
     for (const auto& [name, value] : headers) head.append(name).append(": ").append(value).append("\r\n");
     head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
     const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(body)};
 
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(response_body_limit);
+    HttpResponseReader reader(response_limits);
     connection.tcp().expires_at(deadline);
-
-    auto run = [&](auto& stream) -> awaitable<boost::system::error_code> {
-        auto [write_error, written] = co_await asio::async_write(stream, request, as_tuple(use_awaitable));
-        if (write_error) co_return write_error;
-        auto [read_error, read] = co_await http::async_read(stream, connection.buffer, parser, as_tuple(use_awaitable));
-        co_return read_error;
-    };
-    const auto ec = connection.tls ? co_await run(*connection.tls) : co_await run(*connection.plain);
+    const auto ec = connection.tls ? co_await write_and_read(*connection.tls, request, reader, deadline)
+                                   : co_await write_and_read(*connection.plain, request, reader, deadline);
     connection.reused = true;
-    keep_alive = false;
-
-    if (ec && !(ec == http::error::body_limit && parser.is_header_done()))
-        co_return outcome_from_error(ec, "POST", peer(), options_.timeout);
-
-    const auto& response = parser.get();
-    keep_alive = !ec && response.keep_alive();
-    AttemptOutcome outcome;
-    outcome.status = static_cast<int>(response.result_int());
-    if (outcome.status >= 200 && outcome.status < 300) co_return outcome;
-
-    outcome.kind = FailureKind::http_status;
-    outcome.code = "HTTP " + std::to_string(outcome.status);
-    outcome.message = "Request failed with status code " + std::to_string(outcome.status);
-    if (const auto reason = response.reason(); !reason.empty()) outcome.message += " " + std::string(reason);
-    if (const auto location = response.find(http::field::location); location != response.end())
-        outcome.location = std::string(location->value());
-    if (const auto retry_after = response.find(http::field::retry_after); retry_after != response.end())
-        outcome.retry_after = parse_retry_after(retry_after->value(), std::chrono::system_clock::now());
-    if (!response.body().empty())
-        outcome.message += ": " + response.body().substr(0, response_snippet);
-    co_return outcome;
+    Exchanged result;
+    result.response_started = reader.bytes_received() > 0;
+    if (ec) {
+        result.outcome = outcome_from_error(ec, "POST", endpoint.peer, endpoint.options.timeout);
+        co_return result;
+    }
+    if (reader.state() == HttpResponseReader::State::failed) {
+        const bool reset = reader.failure() == HttpResponseReader::Failure::reset;
+        result.outcome.kind = reset ? FailureKind::reset : FailureKind::protocol;
+        result.outcome.code = reset ? "ECONNRESET" : "EPROTO";
+        result.outcome.message = reset ? "socket hang up: " + reader.failure_message() + " (POST " + endpoint.peer + ")"
+                                       : "invalid HTTP response from " + endpoint.peer + ": " + reader.failure_message();
+        co_return result;
+    }
+    const auto& response = reader.response();
+    if (response.body_truncated)
+        logger_.warn("delivery: response of " + endpoint.peer + " (HTTP " + std::to_string(response.status) +
+                     ") has a body larger than " + std::to_string(response_limits.body) +
+                     " bytes; its status counts, the connection is closed");
+    // Decrypted bytes OpenSSL holds beyond the response are unread too.
+    result.reusable = reader.reusable() && !(connection.tls && SSL_pending(connection.tls->native_handle()) > 0);
+    result.outcome = outcome_from_response(response);
+    co_return result;
 }
 
 awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderList& headers) {
-    const auto deadline = Clock::now() + options_.timeout;
+    const auto endpoint = endpoint_;  // this attempt's configuration, whatever a reload does meanwhile
+    const auto deadline = Clock::now() + endpoint->options.timeout;
     for (;;) {
-        auto connection = take_idle();
+        auto connection = take_idle(endpoint->generation);
         if (!connection) {
-            auto connected = co_await connect(deadline);
+            auto connected = co_await connect(endpoint, deadline);
             if (!connected.connection) co_return std::move(connected.failure);
             connection = std::move(connected.connection);
         }
         const bool was_reused = connection->reused;
-        bool keep_alive = false;
-        auto outcome = co_await exchange(*connection, body, headers, deadline, keep_alive);
+        auto exchanged = co_await exchange(*connection, *endpoint, body, headers, deadline);
         // A connection to the endpoint of before a reconfiguration is closed, not kept.
-        if (keep_alive && connection->endpoint_generation == endpoint_generation_ &&
-            idle_.size() < options_.max_idle_connections) {
+        if (exchanged.reusable && connection->endpoint_generation == endpoint_generation_ &&
+            idle_.size() < endpoint_->options.max_idle_connections) {
             connection->tcp().expires_never();
             idle_.push_back(std::move(connection));
-        } else {
-            --open_connections_;
         }
         // A kept-alive connection the server dropped just as we reused it: the request never
         // reached it, so try once more on a fresh connection within the same attempt.
-        if (was_reused && outcome.kind == FailureKind::reset && Clock::now() < deadline) {
+        if (was_reused && !exchanged.response_started && exchanged.outcome.kind == FailureKind::reset &&
+            Clock::now() < deadline) {
             logger_.debug("delivery: reused connection was closed by the server; reconnecting");
             continue;
         }
-        co_return outcome;
+        co_return std::move(exchanged.outcome);
     }
 }
 

@@ -33,8 +33,12 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(bool verify, 
 
 // A keep-alive HTTP/1.1 client for one endpoint. Connections are reused; an idle connection the
 // server has closed is detected before reuse, and a reused connection that fails before any
-// response byte is replaced once within the same attempt. Every phase runs under the attempt's
-// deadline. Used from a single thread (the io_context's).
+// response byte is replaced once within the same attempt. The attempt's deadline is hard: it
+// bounds every phase, and a peer that trickles bytes is cut off at it. Responses are read by
+// HttpResponseReader (1xx skipped, head and body bounded); a connection goes back to the pool
+// only when its response was complete, keep-alive, and nothing unread is left. Each attempt
+// works on a snapshot of the options, so a reload never changes an attempt under way. Used from a
+// single thread (the io_context's).
 class HttpClient {
 public:
     HttpClient(boost::asio::any_io_executor executor, HttpClientOptions options, Logger& logger);
@@ -47,31 +51,33 @@ public:
     void update(HttpClientOptions options);
     void close_idle();
 
-    std::size_t open_connections() const { return open_connections_; }
+    std::size_t open_connections() const { return *open_connections_; }
     std::size_t connections_opened() const { return connections_opened_; }
-    const HttpClientOptions& options() const { return options_; }
+    const HttpClientOptions& options() const;
 
 private:
+    struct Endpoint;
     struct Connection;
     struct Connected;
-    boost::asio::awaitable<Connected> connect(std::chrono::steady_clock::time_point deadline);
-    boost::asio::awaitable<AttemptOutcome> exchange(Connection& connection, std::string_view body,
-                                                    const HeaderList& headers,
-                                                    std::chrono::steady_clock::time_point deadline,
-                                                    bool& keep_alive);
-    std::unique_ptr<Connection> take_idle();
+    struct Exchanged;
+    boost::asio::awaitable<Connected> connect(std::shared_ptr<const Endpoint> endpoint,
+                                              std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<Exchanged> exchange(Connection& connection, const Endpoint& endpoint,
+                                               std::string_view body, const HeaderList& headers,
+                                               std::chrono::steady_clock::time_point deadline);
+    std::unique_ptr<Connection> take_idle(std::uint64_t generation);
 
     boost::asio::any_io_executor executor_;
-    HttpClientOptions options_;
     Logger& logger_;
-    std::shared_ptr<boost::asio::ssl::context> tls_context_;
+    std::shared_ptr<const Endpoint> endpoint_;  // replaced, never modified, by update()
     std::vector<std::unique_ptr<Connection>> idle_;
     boost::asio::ip::tcp::resolver::results_type endpoints_;
     bool resolve_needed_ = true;
     std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
-    std::size_t open_connections_ = 0;
+    // Shared with every Connection, which counts itself for exactly its lifetime (it may outlive
+    // the client in a coroutine frame destroyed later).
+    std::shared_ptr<std::size_t> open_connections_ = std::make_shared<std::size_t>(0);
     std::size_t connections_opened_ = 0;
-    std::string fixed_head_;  // request line, Host, User-Agent, Content-Type
 };
 
 // Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
