@@ -114,6 +114,7 @@ struct DeadLetterWriter::Shared {
     std::condition_variable wake;     // work for the thread, or stop
     std::condition_variable settled;  // the thread has nothing left in hand
     std::vector<Item> todo;
+    std::size_t todo_bytes = 0;
     std::vector<std::pair<Completion, Outcome>> done;
     bool busy = false;
     bool stop = false;
@@ -134,14 +135,22 @@ bool DeadLetterWriter::full() const { return shared_->full; }
 std::size_t DeadLetterWriter::pending() const { return shared_->pending; }
 
 void DeadLetterWriter::append(std::string line, Completion done) {
-    if (finished_ || !enabled()) {
-        done(Outcome{Result::failed, finished_ ? "the dead-letter writer has stopped" : "no dead-letter file"});
-        return;
+    std::string refusal;
+    if (finished_ || !enabled()) refusal = finished_ ? "the dead-letter writer has stopped" : "no dead-letter file";
+    {
+        std::lock_guard lock(shared_->mutex);
+        if (refusal.empty() && shared_->todo_bytes + line.size() > max_backlog_bytes)
+            refusal = "the dead-letter file is not keeping up (" + std::to_string(max_backlog_bytes >> 20) +
+                      " MiB waiting to be written)";
+        if (refusal.empty()) {
+            shared_->todo_bytes += line.size();
+            shared_->todo.push_back(Shared::Item{std::move(line), std::move(done)});
+            shared_->wake.notify_one();
+            ++shared_->pending;
+            return;
+        }
     }
-    ++shared_->pending;
-    std::lock_guard lock(shared_->mutex);
-    shared_->todo.push_back(Shared::Item{std::move(line), std::move(done)});
-    shared_->wake.notify_one();
+    done(Outcome{Result::failed, refusal, std::move(line)});
 }
 
 void DeadLetterWriter::run(const std::shared_ptr<Shared>& shared) {
@@ -151,6 +160,7 @@ void DeadLetterWriter::run(const std::shared_ptr<Shared>& shared) {
         if (shared->todo.empty()) break;  // stopping, and nothing left
         std::vector<Shared::Item> batch;
         batch.swap(shared->todo);
+        shared->todo_bytes = 0;
         shared->busy = true;
         lock.unlock();
 
@@ -163,9 +173,9 @@ void DeadLetterWriter::run(const std::shared_ptr<Shared>& shared) {
         lock.lock();
         const bool post = shared->done.empty();
         for (std::size_t i = 0; i < batch.size(); ++i) {
-            Outcome outcome{Result::written, {}};
-            if (!result.error.empty()) outcome = Outcome{Result::failed, result.error};
-            else if (i >= result.written) outcome = Outcome{Result::overflow, {}};
+            Outcome outcome{Result::written, {}, {}};
+            if (!result.error.empty()) outcome = Outcome{Result::failed, result.error, std::move(lines[i])};
+            else if (i >= result.written) outcome = Outcome{Result::overflow, {}, std::move(lines[i])};
             shared->done.emplace_back(std::move(batch[i].done), std::move(outcome));
         }
         shared->busy = false;
@@ -205,7 +215,8 @@ void DeadLetterWriter::finish(std::chrono::milliseconds budget) {
     run_completions(*shared_);
     for (auto& item : untaken) {
         --shared_->pending;
-        item.done(Outcome{Result::failed, "the dead-letter file did not take the line within the shutdown budget"});
+        item.done(Outcome{Result::failed, "the dead-letter file did not take the line within the shutdown budget",
+                          std::move(item.line)});
     }
 }
 

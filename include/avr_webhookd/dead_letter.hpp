@@ -56,8 +56,13 @@ public:
     struct Outcome {
         Result result;
         std::string error;  // for failed
+        std::string line;   // the line, when it was not written (the caller logs it instead)
     };
     using Completion = std::function<void(const Outcome&)>;
+
+    // Lines waiting for the thread beyond this are not queued but complete as failed at once
+    // (the caller logs them), so a disk that hangs cannot grow the daemon without bound.
+    static constexpr std::size_t max_backlog_bytes = 64u << 20;
 
     // max_bytes 0 = no bound. Throws std::runtime_error when the file cannot be opened.
     DeadLetterWriter(boost::asio::any_io_executor executor, std::string path, std::uint64_t max_bytes);
