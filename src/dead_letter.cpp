@@ -180,7 +180,8 @@ void DeadLetterWriter::run(const std::shared_ptr<Shared>& shared) {
         }
         shared->busy = false;
         shared->settled.notify_all();
-        if (post)
+        // After finish() began, the loop may be gone: finish() runs the completions itself.
+        if (post && !shared->stop)
             boost::asio::post(shared->executor, [weak = std::weak_ptr<Shared>(shared)] {
                 if (auto alive = weak.lock()) run_completions(*alive);
             });

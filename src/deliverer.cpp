@@ -177,15 +177,15 @@ awaitable<void> Deliverer::schedule() {
 // helper) gives that event up as internal_error; its call moves on and the daemon keeps serving.
 awaitable<void> Deliverer::attempt(CallQueues::Job job) {
     bool settled = false;  // finish() or retry_at() was called for the job
-    std::string what;
+    std::optional<std::string> failure;
     try {
         co_await try_attempt(job, settled);
     } catch (const std::exception& error) {
-        what = error.what();
+        failure = error.what();
     } catch (...) {
-        what = "unknown exception";
+        failure = "unknown exception";
     }
-    if (!what.empty() && !settled && !aborted_) fail_internally(job, what);
+    if (failure && !settled && !aborted_) fail_internally(job, *failure);
     after_change();
 }
 
@@ -197,7 +197,11 @@ void Deliverer::fail_internally(const CallQueues::Job& job, std::string_view wha
         metrics_.count_failed_attempt("internal_error");
         give_up(event, "internal_error", not_attempted("INTERNAL_ERROR", "internal error: " + std::string(what)),
                 job.attempt);
-    } catch (...) {  // not even that worked (memory): the log line above is the event's record
+    } catch (...) {  // not even that worked (memory): the log is the event's last record
+        try {
+            logger_.error("delivery: could not dead-letter event " + event.id + "; the event was: " + event.body);
+        } catch (...) {
+        }
     }
     queues_.finish(job, Clock::now());
 }
