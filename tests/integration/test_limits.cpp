@@ -24,7 +24,9 @@ Event make_event(std::string id, std::size_t body_size) {
     event.uuid = std::string(call);
     event.type = "transcription";
     event.timestamp = "2024-01-01T12:00:00.000Z";
-    event.body = std::string(body_size, 'x');
+    // A body as intake makes it, its text `body_size` bytes long.
+    event.body = R"({"uuid":")" + event.uuid + R"(","type":"transcription","timestamp":")" + event.timestamp +
+                 R"(","payload":{"role":"user","text":")" + std::string(body_size, 'x') + R"("}})";
     event.accepted_at = std::chrono::steady_clock::now();
     event.accepted_wall = std::chrono::system_clock::now();
     return event;
@@ -137,8 +139,8 @@ TEST_CASE("an exception while attempting one event dead-letters it as internal_e
     const auto dead = read_lines(dir / "dead-letter.ndjson");
     REQUIRE(dead.size() == 1);
     const auto failure = boost::json::parse(dead[0]).as_object().at("failure").as_object();
-    CHECK(failure.at("reason") == "internal_error");
-    CHECK(failure.at("code") == "INTERNAL_ERROR");
+    CHECK(failure.at("reason").as_string() == "internal_error");
+    CHECK(failure.at("code").as_string() == "INTERNAL_ERROR");
     CHECK_THAT(std::string(failure.at("message").as_string()), Catch::Contains("injected failure"));
     CHECK(daemon.metrics.delivery_attempts_failed.at("internal_error") == 1);
 
