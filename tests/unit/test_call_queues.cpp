@@ -26,7 +26,8 @@ std::string uuid_of(const std::string& name) {
 
 Event make_event(std::string uuid, std::string type, std::string id) {
     Event event;
-    event.uuid = uuid.size() == 36 ? std::move(uuid) : uuid_of(uuid);
+    if (uuid.size() != 36) uuid = uuid_of(uuid);
+    event.uuid = std::move(uuid);
     event.type = std::move(type);
     event.id = std::move(id);
     event.accepted_at = t0;

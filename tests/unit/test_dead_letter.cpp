@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 using namespace avr_webhookd;
 using namespace std::chrono_literals;
