@@ -1,19 +1,72 @@
 #include <avr_webhookd/call_queues.hpp>
 
+#include <avr_webhookd/uuid.hpp>
+
 #include <algorithm>
 #include <cassert>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace avr_webhookd {
 
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;  // is_canonical_uuid admitted only hex digits
+}
+
+}  // namespace
+
+std::optional<CallKey> call_key(std::string_view uuid) {
+    if (!is_canonical_uuid(uuid)) return std::nullopt;
+    CallKey key{};
+    std::size_t byte = 0;
+    for (std::size_t i = 0; i < uuid.size(); ++i) {
+        if (uuid[i] == '-') continue;
+        const int high = hex_value(uuid[i]);
+        const int low = hex_value(uuid[++i]);
+        key[byte++] = static_cast<std::uint8_t>(high << 4 | low);
+    }
+    return key;
+}
+
+std::size_t CallQueues::CallKeyHash::operator()(const CallKey& key) const noexcept {
+    // Random v4 uuids are uniform already; mixing both halves also spreads hand-made ones.
+    std::uint64_t high = 0;
+    std::uint64_t low = 0;
+    std::memcpy(&high, key.data(), 8);
+    std::memcpy(&low, key.data() + 8, 8);
+    return static_cast<std::size_t>((high ^ (low * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull >> 7);
+}
+
+std::size_t CallQueues::event_cost(const Event& event) {
+    return event.body.size() + event.id.size() + event.uuid.size() + event.type.size() + event.timestamp.size() +
+           event_overhead_bytes;
+}
+
 std::uint64_t CallQueues::push(Event event, TimePoint now) {
-    auto [position, inserted] = calls_.try_emplace(event.uuid);
+    const auto key = call_key(event.uuid);
+    if (!key) throw std::invalid_argument("call queues: not a canonical call uuid: " + event.uuid);
+    auto [position, inserted] = active_.try_emplace(*key);
     Call& call = position->second;
-    if (inserted) call.uuid = position->first;
+    if (inserted) {
+        call.key = *key;
+        if (auto idle = idle_.find(*key); idle != idle_.end()) {  // the call wakes up: its counter goes on
+            call.next_sequence = idle->second.next_sequence;
+            unlink(idle->second);
+            idle_.erase(idle);
+        }
+    }
+    (void)now;  // an active call never expires; its last activity counts from when it goes idle
     const std::uint64_t sequence = call.next_sequence++;
+    queued_bytes_ += event_cost(event);
     call.events.emplace_back(std::move(event), sequence);
-    call.last_activity = now;
     ++queued_;
-    if (call.state == Call::State::idle) {
+    if (inserted) {
+        add_head(call);
         call.state = Call::State::ready;
         ready_.push_back(&call);
     }
@@ -24,7 +77,9 @@ std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
     // Due retries go before new work, earliest due first.
     std::size_t promoted = 0;
     while (!delayed_.empty() && delayed_.top().due <= now) {
-        ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(promoted++), delayed_.top().call);
+        Call* call = delayed_.top().call;
+        call->state = Call::State::ready;
+        ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(promoted++), call);
         delayed_.pop();
     }
     if (ready_.empty()) return std::nullopt;
@@ -47,19 +102,18 @@ void CallQueues::retry_at(const Job& job, TimePoint due) {
 void CallQueues::finish(const Job& job, TimePoint now) {
     assert(in_flight_ > 0);
     --in_flight_;
-    --queued_;
-    Call* call = job.call;
-    if (call->events.front().first.type == "call_ended") call->ended = true;
-    call->events.pop_front();
-    call->attempt = 1;
-    call->last_activity = now;
-    if (!call->events.empty()) {
-        call->state = Call::State::ready;
-        ready_.push_back(call);
-    } else if (call->ended) {
-        erase(call);
+    Call& call = *job.call;
+    if (call.events.front().first.type == "call_ended") call.ended = true;
+    pop_head(call);
+    call.attempt = 1;
+    if (!call.events.empty()) {
+        add_head(call);
+        call.state = Call::State::ready;
+        ready_.push_back(&call);
+    } else if (call.ended) {
+        active_.erase(call.key);
     } else {
-        call->state = Call::State::idle;
+        make_idle(call, now);
     }
 }
 
@@ -69,17 +123,24 @@ std::optional<CallQueues::TimePoint> CallQueues::next_due() const {
 }
 
 std::size_t CallQueues::expire_idle(TimePoint now, Clock::duration idle) {
-    return std::erase_if(calls_, [&](const auto& entry) {
-        const Call& call = entry.second;
-        return call.state == Call::State::idle && call.events.empty() && now - call.last_activity >= idle;
-    });
+    std::size_t expired = 0;
+    while (idle_oldest_ && now - idle_oldest_->last_activity >= idle) {
+        IdleCall& oldest = *idle_oldest_;
+        const CallKey key = *oldest.key;
+        unlink(oldest);
+        idle_.erase(key);
+        ++expired;
+    }
+    return expired;
 }
 
 std::vector<CallQueues::Pending> CallQueues::drain() {
     std::vector<Pending> pending;
     ready_.clear();
     while (!delayed_.empty()) delayed_.pop();
-    for (auto position = calls_.begin(); position != calls_.end();) {
+    heads_.clear();
+    queued_bytes_ = 0;
+    for (auto position = active_.begin(); position != active_.end();) {
         Call& call = position->second;
         // An event in flight is not taken: its attempt still decides its fate.
         const bool keep_head = call.state == Call::State::in_flight;
@@ -91,30 +152,65 @@ std::vector<CallQueues::Pending> CallQueues::drain() {
         }
         call.events.erase(call.events.begin() + (keep_head ? 1 : 0), call.events.end());
         if (keep_head) {
+            add_head(call);
+            queued_bytes_ += event_cost(call.events.front().first);
             ++position;
         } else {
-            position = calls_.erase(position);
+            position = active_.erase(position);
         }
     }
+    idle_.clear();
+    idle_oldest_ = idle_newest_ = nullptr;
     queued_ = in_flight_;  // only the heads being attempted remain
     return pending;
 }
 
 std::vector<CallQueues::InFlight> CallQueues::in_flight_events() const {
     std::vector<InFlight> events;
-    for (const auto& [uuid, call] : calls_)
+    for (const auto& [key, call] : active_)
         if (call.state == Call::State::in_flight) events.push_back({&call.events.front().first, call.attempt});
     return events;
 }
 
 std::optional<CallQueues::TimePoint> CallQueues::oldest_accepted() const {
-    std::optional<TimePoint> oldest;
-    for (const auto& [uuid, call] : calls_)
-        if (!call.events.empty() && (!oldest || call.events.front().first.accepted_at < *oldest))
-            oldest = call.events.front().first.accepted_at;
-    return oldest;
+    if (heads_.empty()) return std::nullopt;
+    return heads_.begin()->first;
 }
 
-void CallQueues::erase(Call* call) { calls_.erase(call->uuid); }
+void CallQueues::pop_head(Call& call) {
+    const Event& head = call.events.front().first;
+    heads_.erase(Head{head.accepted_at, &call});
+    queued_bytes_ -= event_cost(head);
+    --queued_;
+    call.events.pop_front();
+}
+
+void CallQueues::add_head(const Call& call) { heads_.insert(Head{call.events.front().first.accepted_at, &call}); }
+
+// The call's FIFO is empty: it shrinks to an IdleCall at the newest end of the activity list.
+void CallQueues::make_idle(Call& call, TimePoint now) {
+    const CallKey key = call.key;
+    const std::uint64_t next_sequence = call.next_sequence;
+    active_.erase(key);
+    auto [position, inserted] = idle_.try_emplace(key);
+    assert(inserted);
+    IdleCall& idle = position->second;
+    idle.next_sequence = next_sequence;
+    idle.last_activity = now;
+    idle.key = &position->first;
+    idle.older = idle_newest_;
+    idle.newer = nullptr;
+    if (idle_newest_) idle_newest_->newer = &idle;
+    idle_newest_ = &idle;
+    if (!idle_oldest_) idle_oldest_ = &idle;
+}
+
+void CallQueues::unlink(IdleCall& idle) {
+    if (idle.older) idle.older->newer = idle.newer;
+    else idle_oldest_ = idle.newer;
+    if (idle.newer) idle.newer->older = idle.older;
+    else idle_newest_ = idle.older;
+    idle.older = idle.newer = nullptr;
+}
 
 }  // namespace avr_webhookd

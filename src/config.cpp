@@ -376,6 +376,9 @@ constexpr std::array settings{
     Setting{{"max_queue", "most events waiting in memory (1..10000000)", false, true}, "N",
             [](Config& c, const Value& v) { c.max_queue = static_cast<std::size_t>(integer_in(v, 1, 10'000'000)); },
             [](const Config& c) { return std::to_string(c.max_queue); }},
+    Setting{{"max_queue_bytes", "most bytes of events waiting in memory (65536..68719476736)", false, true}, "BYTES",
+            [](Config& c, const Value& v) { c.max_queue_bytes = static_cast<std::uint64_t>(integer_in(v, 64 << 10, 64ll << 30)); },
+            [](const Config& c) { return std::to_string(c.max_queue_bytes); }},
     Setting{{"queue_full", "when the queue is full: block (stop reading) or reject the line", false, true},
             "POLICY",
             [](Config& c, const Value& v) { c.queue_full = choice(v, {QueueFullPolicy::block, QueueFullPolicy::reject}); },
@@ -392,6 +395,13 @@ constexpr std::array settings{
                 c.dead_letter = v.text().empty() ? std::string{} : absolute_path(v, SIZE_MAX, ", or empty for off");
             },
             [](const Config& c) { return shown_text(c.dead_letter); }},
+    Setting{{"dead_letter_max_bytes", "dead-letter file size beyond which events are only logged; 0 = no bound", false,
+             true},
+            "BYTES",
+            [](Config& c, const Value& v) {
+                c.dead_letter_max_bytes = static_cast<std::uint64_t>(integer_in(v, 0, 1ll << 50, " (0 = no bound)"));
+            },
+            [](const Config& c) { return std::to_string(c.dead_letter_max_bytes); }},
     Setting{{"shutdown_timeout", "on stop, time allowed to finish deliveries in flight", false, true}, "DURATION",
             [](Config& c, const Value& v) { c.shutdown_timeout = duration_in(v, 0ms, 1h); },
             [](const Config& c) { return format_duration(c.shutdown_timeout); }},

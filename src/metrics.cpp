@@ -174,12 +174,23 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("delivery_retries_total", "counter",
                "Failed delivery attempts that were scheduled to be tried again.",
                metrics.delivery_retries);
+    out.labelled_counter("queue_full_total", "Times the queue filled up (max_queue or max_queue_bytes), by limit.",
+                         "limit", metrics.queue_full);
+    out.single("dead_letter_overflow_total", "counter",
+               "Given-up events only logged because the dead-letter file reached dead_letter_max_bytes.",
+               metrics.dead_letter_overflow);
+    out.single("dead_letter_write_failures_total", "counter",
+               "Given-up events only logged because writing the dead-letter file failed.",
+               metrics.dead_letter_write_failures);
 
     out.single("events_in_flight", "gauge", "Events with a delivery attempt in progress.",
                metrics.in_flight);
     out.single("events_queued", "gauge",
                "Accepted events waiting for an attempt, including those waiting to retry.",
                metrics.queued);
+    out.single("queued_bytes", "gauge",
+               "Bytes that undelivered events (in flight included) count against max_queue_bytes.",
+               metrics.queued_bytes);
     out.single("live_calls", "gauge", "Calls whose state the daemon currently holds.",
                metrics.live_calls);
     out.single("open_connections", "gauge", "Open connections to the webhook receiver.",

@@ -3,6 +3,7 @@
 #include <avr_webhookd/signature.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <map>
 #include <optional>
@@ -48,10 +49,12 @@ struct Config {
     std::size_t max_line = 65536;                     // bytes, 256..16 MiB
     unsigned max_connections = 256;                   // producers at once, 1..65535
     std::size_t max_queue = 100000;                   // events queued in memory, 1..10'000'000
+    std::uint64_t max_queue_bytes = 256ull << 20;     // bytes of queued events (CallQueues::event_cost), 64 KiB..64 GiB
     QueueFullPolicy queue_full = QueueFullPolicy::block;
     AckMode ack = AckMode::errors;
     bool allow_unknown_types = false;
     std::string dead_letter;                          // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
+    std::uint64_t dead_letter_max_bytes = 1ull << 30; // beyond this size lines go to the error log instead; 0 = no bound
     std::chrono::milliseconds shutdown_timeout{10000};
     std::chrono::milliseconds call_idle_timeout{900000};  // free a call's state after this idle time
     LogLevel log_level = LogLevel::info;

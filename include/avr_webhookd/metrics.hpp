@@ -55,10 +55,14 @@ struct Metrics {
     std::uint64_t admin_connections_evicted = 0;     // oldest waiting admin connection closed for a new one
     std::uint64_t admin_connections_refused = 0;     // admin limit reached and every connection busy answering
     std::uint64_t admin_requests_timed_out = 0;      // admin request not read within its deadline
+    LabelledCounter queue_full;                      // times the queue filled up, by limit: events, bytes
+    std::uint64_t dead_letter_overflow = 0;          // dead letters only logged: the file reached dead_letter_max_bytes
+    std::uint64_t dead_letter_write_failures = 0;    // dead letters only logged: the write or sync failed
 
     // Gauges.
     std::uint64_t in_flight = 0;  // events with an attempt in progress
     std::uint64_t queued = 0;     // events waiting for an attempt (first or retry), not in flight
+    std::uint64_t queued_bytes = 0;  // what all undelivered events count against max_queue_bytes
     std::uint64_t live_calls = 0;
     std::uint64_t open_connections = 0;
     std::uint64_t producer_connections = 0;
