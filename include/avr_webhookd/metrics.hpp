@@ -52,6 +52,10 @@ struct Metrics {
     LabelledCounter delivery_attempts_failed;  // by to_string(FailureKind): timeout, tls ...
     std::uint64_t delivery_retries = 0;        // failed attempts that were scheduled again
     std::uint64_t producer_connections_refused = 0;  // over max_connections
+    std::uint64_t producer_connections_evicted = 0;  // idle ones closed to make room at max_connections
+    std::uint64_t producer_connections_denied = 0;   // peers not in producer_uids / producer_gids
+    std::uint64_t producer_connection_errors = 0;    // connections ended by an internal error
+    std::uint64_t producer_replies_dropped = 0;      // replies a producer did not read (backlog full)
 
     // Gauges.
     std::uint64_t in_flight = 0;  // events with an attempt in progress
