@@ -254,7 +254,7 @@ namespace {
 void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_arguments, int signals) {
     TempDir dir;
     std::vector<std::string> arguments = {"--url", "http://127.0.0.1:1/down", "--retry", "-1", "--max-queue", "5",
-                                          "--queue-full", "block", "--retry-base", "1h"};
+                                          "--queue-full", "block", "--retry-base", "1h", "--retry-max-delay", "1h", "--max-age", "2h"};
     arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
     DaemonProcess daemon(dir, arguments);
     REQUIRE(daemon.wait_ready());
