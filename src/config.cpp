@@ -2,6 +2,7 @@
 #include <avr_webhookd/duration.hpp>
 #include <avr_webhookd/event_parser.hpp>
 #include <avr_webhookd/js_json.hpp>
+#include <avr_webhookd/producer_access.hpp>
 #include <avr_webhookd/signature.hpp>
 #include <avr_webhookd/url.hpp>
 
@@ -169,6 +170,12 @@ std::vector<std::string> type_list(const Value& value) {
         }
         rest.remove_prefix(comma + 1);
     }
+}
+
+std::vector<std::uint32_t> id_list(const Value& value) {
+    auto ids = parse_id_list(value.text());
+    if (!ids) value.reject("comma-separated numeric ids from 0 to 4294967294 (e.g. 0,1000), or empty for anyone");
+    return *ids;
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -373,6 +380,12 @@ constexpr std::array settings{
     Setting{{"max_connections", "most producers connected at once (1..65535)", false, true}, "N",
             [](Config& c, const Value& v) { c.max_connections = static_cast<unsigned>(integer_in(v, 1, 65535)); },
             [](const Config& c) { return std::to_string(c.max_connections); }},
+    Setting{{"producer_uids", "serve only producers with these uids, comma-separated; empty = anyone", false, true},
+            "LIST", [](Config& c, const Value& v) { c.producer_uids = id_list(v); },
+            [](const Config& c) { return shown_text(format_id_list(c.producer_uids)); }},
+    Setting{{"producer_gids", "serve only producers in these groups, comma-separated; empty = anyone", false, true},
+            "LIST", [](Config& c, const Value& v) { c.producer_gids = id_list(v); },
+            [](const Config& c) { return shown_text(format_id_list(c.producer_gids)); }},
     Setting{{"max_queue", "most events waiting in memory (1..10000000)", false, true}, "N",
             [](Config& c, const Value& v) { c.max_queue = static_cast<std::size_t>(integer_in(v, 1, 10'000'000)); },
             [](const Config& c) { return std::to_string(c.max_queue); }},

@@ -30,6 +30,9 @@ using asio::use_awaitable;
 namespace {
 
 constexpr auto intake_close_budget = std::chrono::seconds(3);  // producers' last lines at shutdown
+// After the second signal: time for lines already read from producers (held while the queue was
+// full) to reach the dead-letter file before the loop stops.
+constexpr auto intake_abort_budget = std::chrono::seconds(3);
 
 Logger::Options logger_options(const Config& config, const Logger& logger) {
     return Logger::Options{config.log_level, config.log_format, logger.options().journald};
@@ -154,7 +157,7 @@ awaitable<void> Daemon::handle_signals(State& state) {
         state.deliverer.abort();
         state.intake.stop();
         if (state.admin) state.admin->stop();
-        state.io.stop();
+        asio::co_spawn(state.io, finish_intake(state, intake_abort_budget), detail::rethrow_exceptions);
         co_return;
     }
 }
@@ -166,6 +169,18 @@ awaitable<void> Daemon::shut_down(State& state) {
     co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
     co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
     if (state.admin) state.admin->stop();
+    co_await finish_intake(state, intake_close_budget);
+}
+
+// Lines producers wrote before the stop, some of them held while the queue was full, are handed
+// to the sink, which now dead-letters them; only then does the loop stop (issue 7, item 9).
+awaitable<void> Daemon::finish_intake(State& state, std::chrono::steady_clock::duration budget) {
+    co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + budget);
+    if (const auto left = state.intake.connection_count())
+        logger_.error("shutdown: " + std::to_string(left) + " producer connections still open after " +
+                      format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(budget)) + " (" +
+                      std::to_string(state.intake.connections_waiting_for_room()) +
+                      " holding a line for a full queue); lines they had not handed over are lost");
     state.signals.cancel();
     state.io.stop();
 }

@@ -108,8 +108,8 @@ bool is_valid_type_name(std::string_view type) {
     return true;
 }
 
-EventParser::EventParser(EventParserOptions options)
-    : options_(options), resource_(initial_buffer_, sizeof initial_buffer_) {}
+EventParser::EventParser(EventParserOptions options, boost::json::storage_ptr upstream)
+    : options_(options), upstream_(std::move(upstream)) {}
 
 std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
                                                      std::chrono::system_clock::time_point received_at,
@@ -117,8 +117,13 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
     if (const auto bad_byte = find_invalid_utf8(line))
         return RejectReason{"invalid_utf8", "invalid UTF-8 at byte " + std::to_string(*bad_byte + 1)};
 
-    resource_.release();
-    parser_.reset(boost::json::storage_ptr(&resource_));
+    // A fresh resource per line, not release(): Boost 1.81's monotonic_resource keeps doubling
+    // its next block size across release(), so on a long-lived connection each large line asked
+    // for twice the memory of the last until std::bad_alloc (issue 7, item 1). Rebuilt, its
+    // blocks grow from 4 KiB within the line only: at most about twice what the line needs.
+    parser_.reset();  // drops the parser's reference to the previous line's resource
+    resource_.emplace(initial_buffer_, sizeof initial_buffer_, upstream_);
+    parser_.reset(boost::json::storage_ptr(&*resource_));
     boost::json::error_code ec;
     const std::size_t consumed = parser_.write(line.data(), line.size(), ec);
     if (ec)

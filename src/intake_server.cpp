@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -34,23 +35,36 @@ constexpr auto close_linger = std::chrono::seconds(2);  // time to flush replies
 }  // namespace
 
 struct IntakeServer::Connection {
-    Connection(stream_protocol::socket socket_, std::uint64_t id_, const IntakeOptions& options)
+    // Explicit, because eviction and shutdown must know whether lines are still being handled.
+    enum class State {
+        reading,           // waiting for bytes or handling the lines of a chunk
+        waiting_for_room,  // holding a read line until the queue has room (queue_full = block)
+        closing,           // read side done (EOF, stop(), eviction): flushing replies
+    };
+
+    Connection(stream_protocol::socket socket_, std::uint64_t id_, const IntakeOptions& options,
+               std::optional<PeerCredentials> peer_)
         : socket(std::move(socket_)),
           id(id_),
+          peer(std::move(peer_)),
           framer(options.max_line),
           parser(EventParserOptions{options.allow_unknown_types}),
           wake_writer(socket.get_executor()),
           writer_finished(socket.get_executor()) {}
 
+    std::string name() const { return "producer connection " + std::to_string(id) + " (" + describe(peer) + ")"; }
+
     stream_protocol::socket socket;
     std::uint64_t id;
+    std::optional<PeerCredentials> peer;
+    State state = State::reading;
+    std::chrono::steady_clock::time_point last_received = std::chrono::steady_clock::now();
     LineFramer framer;
     EventParser parser;
     std::string pending_replies;
     std::string writing;
     asio::steady_timer wake_writer;
     asio::steady_timer writer_finished;
-    bool closing = false;
     bool writer_done = false;
     bool write_failed = false;
     std::uint64_t rejections = 0;
@@ -66,6 +80,7 @@ IntakeOptions intake_options(const Config& config) {
     options.ack = config.ack;
     options.allow_unknown_types = config.allow_unknown_types;
     options.queue_full = config.queue_full;
+    options.access = ProducerAccess{config.producer_uids, config.producer_gids};
     return options;
 }
 
@@ -107,7 +122,7 @@ void IntakeServer::adopt(int listening_fd) {
 
 void IntakeServer::start() {
     accepting_ = true;
-    asio::co_spawn(io_, accept_loop(), detail::rethrow_exceptions);
+    asio::co_spawn(io_, accept_loop(), detail::rethrow_exceptions);  // a bug in the daemon's own loop
 }
 
 void IntakeServer::stop() {
@@ -131,6 +146,19 @@ void IntakeServer::update(const IntakeOptions& options) {
     options_.max_line = options.max_line;
     options_.queue_full = options.queue_full;
     options_.max_connections = options.max_connections;
+    options_.access = options.access;
+}
+
+std::size_t IntakeServer::open_connections() const {
+    return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) {
+        return c->state != Connection::State::closing;
+    }));
+}
+
+std::size_t IntakeServer::connections_waiting_for_room() const {
+    return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) {
+        return c->state == Connection::State::waiting_for_room;
+    }));
 }
 
 void IntakeServer::remove_socket_file() {
@@ -149,56 +177,145 @@ awaitable<void> IntakeServer::accept_loop() {
             co_await pause.async_wait(as_tuple(use_awaitable));
             continue;
         }
-        if (connections_.size() >= options_.max_connections) {
-            const std::string refusal = "{\"ok\":false,\"error\":\"too many producer connections (max_connections=" +
-                                        std::to_string(options_.max_connections) + ")\"}\n";
-            boost::system::error_code ignored;
-            socket.non_blocking(true, ignored);
-            socket.write_some(asio::buffer(refusal), ignored);
-            ++metrics_.producer_connections_refused;
-            logger_.warn("intake: refused a producer connection: max_connections=" +
-                         std::to_string(options_.max_connections) + " reached");
-            continue;
-        }
-        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++, options_);
+        auto peer = peer_credentials(socket.native_handle());
+        if (!admit(socket, peer)) continue;
+        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++, options_, std::move(peer));
         connections_.insert(connection);
-        logger_.debug("intake: producer connection " + std::to_string(connection->id) + " opened");
-        asio::co_spawn(io_, serve(connection), detail::rethrow_exceptions);
+        // Debug, not info: producers such as `socat` open one connection per event, and the
+        // refusals that matter are logged as warnings with the same credentials.
+        logger_.debug("intake: " + connection->name() + " opened");
+        asio::co_spawn(io_, serve(connection), connection_guard(connection, "intake"));
     }
+}
+
+namespace {
+
+void refuse(stream_protocol::socket& socket, std::string_view reason) {
+    std::string reply = "{\"ok\":false,\"error\":";
+    append_js_string(reply, reason);
+    reply.append("}\n");
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(reply), ignored);
+}
+
+}  // namespace
+
+bool IntakeServer::admit(stream_protocol::socket& socket, const std::optional<PeerCredentials>& peer) {
+    if (!options_.access.allows(peer)) {
+        refuse(socket, "producer not allowed: its uid and groups are not in producer_uids / producer_gids");
+        ++metrics_.producer_connections_denied;
+        logger_.warn("intake: refused a producer connection from " + describe(peer) +
+                     ": not in producer_uids (" + format_id_list(options_.access.uids) + ") or producer_gids (" +
+                     format_id_list(options_.access.gids) + ")");
+        return false;
+    }
+    if (open_connections() < options_.max_connections || evict_idle_connection()) return true;
+    refuse(socket, "too many producer connections (max_connections=" + std::to_string(options_.max_connections) + ")");
+    ++metrics_.producer_connections_refused;
+    logger_.warn("intake: refused a producer connection from " + describe(peer) + ": max_connections=" +
+                 std::to_string(options_.max_connections) + " reached and every connection is busy");
+    return false;
+}
+
+// At max_connections, the connection idle longest makes room for a new producer, so silent
+// sockets cannot lock real producers out (issue 7, item 7). Only a connection with nothing
+// in hand qualifies: no partial line, no line waiting for room, no unread bytes in the socket,
+// so closing it loses nothing its producer sent.
+bool IntakeServer::evict_idle_connection() {
+    std::shared_ptr<Connection> oldest;
+    for (const auto& c : connections_) {
+        if (c->state != Connection::State::reading || c->framer.buffered() > 0) continue;
+        boost::system::error_code ec;
+        if (c->socket.available(ec) > 0 || ec) continue;
+        if (!oldest || c->last_received < oldest->last_received) oldest = c;
+    }
+    if (!oldest) return false;
+    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                            oldest->last_received);
+    const std::string why = "connection closed: max_connections=" + std::to_string(options_.max_connections) +
+                            " was reached and another producer connected; this one had been idle longest (" +
+                            std::to_string(idle.count()) + "ms)";
+    queue_reply(*oldest, "{\"ok\":false,\"error\":\"" + why + "\"}\n");
+    oldest->state = Connection::State::closing;
+    boost::system::error_code ec;
+    oldest->socket.shutdown(stream_protocol::socket::shutdown_receive, ec);  // its read ends as at EOF
+    if (ec) oldest->socket.cancel(ec);
+    ++metrics_.producer_connections_evicted;
+    logger_.warn("intake: closed " + oldest->name() + ", idle for " + std::to_string(idle.count()) +
+                 "ms, to make room for a new producer (max_connections=" + std::to_string(options_.max_connections) + ")");
+    return true;
+}
+
+std::function<void(std::exception_ptr)> IntakeServer::connection_guard(std::shared_ptr<Connection> connection,
+                                                                       std::string what) {
+    return [this, connection = std::move(connection), what = std::move(what)](std::exception_ptr error) {
+        if (!error) return;
+        std::string message = "unknown exception";
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& exception) {
+            message = exception.what();
+        } catch (...) {
+        }
+        ++metrics_.producer_connection_errors;
+        logger_.error(what + ": internal error on " + connection->name() + ": " + Logger::sanitize(message) +
+                      "; the connection was closed, the daemon keeps serving");
+        forget(connection);
+    };
+}
+
+void IntakeServer::forget(const std::shared_ptr<Connection>& connection) {
+    connection->state = Connection::State::closing;
+    boost::system::error_code ignored;
+    connection->socket.close(ignored);
+    connection->wake_writer.cancel();
+    if (connections_.erase(connection) > 0) closed_signal_.notify_all();
 }
 
 awaitable<void> IntakeServer::serve(std::shared_ptr<Connection> connection) {
     Connection& c = *connection;
-    asio::co_spawn(io_, write_replies(connection), detail::rethrow_exceptions);
-    std::vector<char> buffer(read_buffer_size);
-
-    for (;;) {
-        auto [ec, size] = co_await c.socket.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
-        if (ec) {
-            if (ec != asio::error::eof && ec != asio::error::connection_reset && ec != asio::error::operation_aborted)
-                logger_.warn("intake: read from producer connection " + std::to_string(c.id) + " failed: " + ec.message());
-            break;
-        }
-        std::string_view data(buffer.data(), size);
-        while (auto frame = c.framer.next(data)) co_await handle_frame(c, *frame);
+    asio::co_spawn(io_, write_replies(connection), connection_guard(connection, "intake replies"));
+    std::optional<std::string> failure;
+    try {
+        co_await read_lines(c);
+    } catch (const std::exception& error) {  // a bug or bad_alloc: this connection ends, not the daemon
+        failure = error.what();
     }
-    if (auto frame = c.framer.finish()) co_await handle_frame(c, *frame);
+    if (failure) {
+        ++metrics_.producer_connection_errors;
+        logger_.error("intake: internal error on " + c.name() + ": " + Logger::sanitize(*failure) +
+                      "; the connection was closed after " + std::to_string(c.framer.lines_seen()) +
+                      " lines, the daemon keeps serving");
+    }
 
-    c.closing = true;
+    c.state = Connection::State::closing;
     c.wake_writer.cancel();
     if (!c.writer_done) {
         c.writer_finished.expires_after(close_linger);
         co_await c.writer_finished.async_wait(as_tuple(use_awaitable));
     }
-    boost::system::error_code ignored;
-    c.socket.close(ignored);
     if (c.dropped_replies > 0)
-        logger_.warn("intake: producer connection " + std::to_string(c.id) + " did not read " +
-                     std::to_string(c.dropped_replies) + " replies; they were dropped (its events were not)");
-    logger_.debug("intake: producer connection " + std::to_string(c.id) + " closed after " +
-                  std::to_string(c.framer.lines_seen()) + " lines");
-    connections_.erase(connection);
-    closed_signal_.notify_all();
+        logger_.warn("intake: " + c.name() + " did not read " + std::to_string(c.dropped_replies) +
+                     " replies; they were dropped (its events were not)");
+    logger_.debug("intake: " + c.name() + " closed after " + std::to_string(c.framer.lines_seen()) + " lines");
+    forget(connection);
+}
+
+awaitable<void> IntakeServer::read_lines(Connection& c) {
+    std::vector<char> buffer(read_buffer_size);
+    for (;;) {
+        auto [ec, size] = co_await c.socket.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
+        if (ec) {
+            if (ec != asio::error::eof && ec != asio::error::connection_reset && ec != asio::error::operation_aborted)
+                logger_.warn("intake: read from " + c.name() + " failed: " + ec.message());
+            break;
+        }
+        c.last_received = std::chrono::steady_clock::now();
+        std::string_view data(buffer.data(), size);
+        while (auto frame = c.framer.next(data)) co_await handle_frame(c, *frame);
+    }
+    if (auto frame = c.framer.finish()) co_await handle_frame(c, *frame);
 }
 
 awaitable<void> IntakeServer::handle_frame(Connection& c, const LineFramer::Frame& frame) {
@@ -210,7 +327,12 @@ awaitable<void> IntakeServer::handle_frame(Connection& c, const LineFramer::Fram
         co_return;
     }
     // queue_full = block: hold this producer (and only it) until delivery makes room.
-    while (options_.queue_full == QueueFullPolicy::block && !sink_.has_room()) co_await sink_.wait_for_room();
+    if (options_.queue_full == QueueFullPolicy::block && !sink_.has_room()) {
+        const auto previous = c.state;
+        c.state = Connection::State::waiting_for_room;
+        while (options_.queue_full == QueueFullPolicy::block && !sink_.has_room()) co_await sink_.wait_for_room();
+        c.state = previous;
+    }
     handle_line(c, frame.number, frame.text);
 }
 
@@ -218,7 +340,7 @@ awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connecti
     Connection& c = *connection;
     for (;;) {
         if (c.pending_replies.empty()) {
-            if (c.closing) break;
+            if (c.state == Connection::State::closing) break;
             c.wake_writer.expires_at(asio::steady_timer::time_point::max());
             co_await c.wake_writer.async_wait(as_tuple(use_awaitable));
             continue;
@@ -237,9 +359,9 @@ awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connecti
 
 void IntakeServer::queue_reply(Connection& c, std::string reply) {
     if (c.write_failed || c.pending_replies.size() + reply.size() > options_.max_reply_backlog) {
+        ++metrics_.producer_replies_dropped;
         if (c.dropped_replies++ == 0 && !c.write_failed)
-            logger_.warn("intake: producer connection " + std::to_string(c.id) +
-                         " is not reading its replies; dropping replies (events are not affected)");
+            logger_.warn("intake: " + c.name() + " is not reading its replies; dropping replies (events are not affected)");
         return;
     }
     c.pending_replies.append(reply);
@@ -265,8 +387,30 @@ void IntakeServer::reject(Connection& c, std::uint64_t number, std::string_view 
     }
 }
 
+// One line, one outcome: an exception while handling it (a bug, or bad_alloc) rejects that line
+// only, and the connection and the daemon go on.
 void IntakeServer::handle_line(Connection& c, std::uint64_t number, std::string_view line) {
     ++metrics_.events_received;
+    bool submitted = false;
+    std::string failure;
+    try {
+        accept_line(c, number, line, submitted);
+        return;
+    } catch (const std::exception& error) {
+        failure = Logger::sanitize(error.what());
+    }
+    if (submitted) {  // the event is queued; only its "ok" reply was lost
+        logger_.error("intake: " + c.name() + " line " + std::to_string(number) +
+                      ": internal error after the event was queued: " + failure + "; its reply was not sent");
+        return;
+    }
+    logger_.error("intake: " + c.name() + " line " + std::to_string(number) + ": internal error while handling it: " +
+                  failure + "; the line was rejected");
+    reject(c, number, "internal_error",
+           "internal error while handling this line (" + failure + "): the event was not accepted; send it again");
+}
+
+void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_view line, bool& submitted) {
     c.parser.set_options(EventParserOptions{options_.allow_unknown_types});  // a reload may have changed it
     auto result = c.parser.parse(line, std::chrono::system_clock::now(), ids_);
     if (auto* rejection = std::get_if<RejectReason>(&result)) {
@@ -275,7 +419,9 @@ void IntakeServer::handle_line(Connection& c, std::uint64_t number, std::string_
     }
     Event& event = std::get<Event>(result);
     std::string id = options_.ack == AckMode::all ? event.id : std::string();
-    switch (sink_.submit(std::move(event))) {
+    const auto admission = sink_.submit(std::move(event));
+    submitted = true;
+    switch (admission) {
     case EventSink::Admission::queued:
     case EventSink::Admission::filtered:
         if (options_.ack == AckMode::all) {

@@ -171,6 +171,18 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("admin_requests_timed_out_total", "counter",
                "Admin connections closed because a request was not read within the request deadline.",
                metrics.admin_requests_timed_out);
+    out.single("producer_connections_evicted_total", "counter",
+               "Idle producer connections closed to make room for a new one at max_connections.",
+               metrics.producer_connections_evicted);
+    out.single("producer_connections_denied_total", "counter",
+               "Producer connections refused because the peer is not in producer_uids or producer_gids.",
+               metrics.producer_connections_denied);
+    out.single("producer_connection_errors_total", "counter",
+               "Producer connections closed because of an internal error while serving them.",
+               metrics.producer_connection_errors);
+    out.single("producer_replies_dropped_total", "counter",
+               "Reply lines dropped because their producer did not read them (64 KiB backlog full).",
+               metrics.producer_replies_dropped);
     out.single("delivery_retries_total", "counter",
                "Failed delivery attempts that were scheduled to be tried again.",
                metrics.delivery_retries);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <span>
@@ -48,6 +49,8 @@ struct Config {
     unsigned socket_mode = 0660;                      // never world-writable
     std::size_t max_line = 65536;                     // bytes, 256..16 MiB
     unsigned max_connections = 256;                   // producers at once, 1..65535
+    std::vector<std::uint32_t> producer_uids;         // allow-list of peer uids; both empty = anyone
+    std::vector<std::uint32_t> producer_gids;         // allow-list of peer groups (effective or supplementary)
     std::size_t max_queue = 100000;                   // events queued in memory, 1..10'000'000
     std::uint64_t max_queue_bytes = 256ull << 20;     // bytes of queued events (CallQueues::event_cost), 64 KiB..64 GiB
     QueueFullPolicy queue_full = QueueFullPolicy::block;

@@ -34,6 +34,7 @@ private:
     struct State;
     boost::asio::awaitable<void> handle_signals(State& state);
     boost::asio::awaitable<void> shut_down(State& state);
+    boost::asio::awaitable<void> finish_intake(State& state, std::chrono::steady_clock::duration budget);
     boost::asio::awaitable<void> keep_watchdog_fed(State& state, std::chrono::microseconds interval);
     void reload_configuration(State& state);
     ConfigSources sources_;

@@ -6,12 +6,15 @@
 #include <avr_webhookd/line_framer.hpp>
 #include <avr_webhookd/logger.hpp>
 #include <avr_webhookd/metrics.hpp>
+#include <avr_webhookd/producer_access.hpp>
 #include <avr_webhookd/uuid.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -26,6 +29,7 @@ struct IntakeOptions {
     bool allow_unknown_types = false;
     QueueFullPolicy queue_full = QueueFullPolicy::block;
     std::size_t max_reply_backlog = 64 * 1024;  // unread reply bytes kept per producer
+    ProducerAccess access;                      // producer_uids / producer_gids
 };
 
 IntakeOptions intake_options(const Config& config);
@@ -50,22 +54,33 @@ public:
     void stop();
 
     // Reloadable options: ack, allow_unknown_types, queue_full and max_connections apply at once,
-    // max_line to connections opened afterwards.
+    // max_line and the allow-list to connections opened afterwards.
     void update(const IntakeOptions& options);
 
     // Completes when every producer connection has closed, or at `deadline`.
     boost::asio::awaitable<void> wait_until_closed(std::chrono::steady_clock::time_point deadline);
 
     std::size_t connection_count() const { return connections_.size(); }
+    // Lines read from producers and not yet handed to the sink (waiting for room), for the log.
+    std::size_t connections_waiting_for_room() const;
     bool accepting() const { return accepting_; }
 
 private:
     struct Connection;
     boost::asio::awaitable<void> accept_loop();
+    // Whether a just-accepted socket may be served; a refused one gets a reply line and is closed.
+    bool admit(boost::asio::local::stream_protocol::socket& socket, const std::optional<PeerCredentials>& peer);
+    bool evict_idle_connection();
+    std::size_t open_connections() const;
     boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
+    boost::asio::awaitable<void> read_lines(Connection& connection);
     boost::asio::awaitable<void> write_replies(std::shared_ptr<Connection> connection);
     boost::asio::awaitable<void> handle_frame(Connection& connection, const LineFramer::Frame& frame);
     void handle_line(Connection& connection, std::uint64_t number, std::string_view line);
+    void accept_line(Connection& connection, std::uint64_t number, std::string_view line, bool& submitted);
+    // Completion of a connection's coroutines: an exception ends that connection only.
+    std::function<void(std::exception_ptr)> connection_guard(std::shared_ptr<Connection> connection, std::string what);
+    void forget(const std::shared_ptr<Connection>& connection);
     void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
     void queue_reply(Connection& connection, std::string reply);
     void remove_socket_file();

@@ -58,6 +58,10 @@ struct Metrics {
     LabelledCounter queue_full;                      // times the queue filled up, by limit: events, bytes
     std::uint64_t dead_letter_overflow = 0;          // dead letters only logged: the file reached dead_letter_max_bytes
     std::uint64_t dead_letter_write_failures = 0;    // dead letters only logged: the write or sync failed
+    std::uint64_t producer_connections_evicted = 0;  // idle ones closed to make room at max_connections
+    std::uint64_t producer_connections_denied = 0;   // peers not in producer_uids / producer_gids
+    std::uint64_t producer_connection_errors = 0;    // connections ended by an internal error
+    std::uint64_t producer_replies_dropped = 0;      // replies a producer did not read (backlog full)
 
     // Gauges.
     std::uint64_t in_flight = 0;  // events with an attempt in progress

@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -116,7 +118,7 @@ TEST_CASE("intake serves many concurrent producers without losing a line", "[int
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("intake refuses connections beyond max_connections with a reply", "[integration][intake][limits]") {
+TEST_CASE("intake refuses connections beyond max_connections with a reply when none is idle", "[integration][intake][limits]") {
     TempDir dir;
     ReceiverThread receiver;
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-connections", "2"});
@@ -137,6 +139,13 @@ TEST_CASE("intake refuses connections beyond max_connections with a reply", "[in
             return got > 0 && std::string_view(reply).find("must be a JSON object") != std::string_view::npos;
         }, 10s);
         REQUIRE(served);
+        // Half a line keeps it busy: an idle one would be closed to make room (see
+        // test_hostile_producers.cpp), a busy one never is.
+        REQUIRE(::send(fd, "{\"uuid\":", 8, MSG_NOSIGNAL) == 8);
+        REQUIRE(wait_until([&] {
+            int unread = -1;
+            return ::ioctl(fd, SIOCOUTQ, &unread) == 0 && unread == 0;
+        }, 10s));
         return fd;
     };
     const int first = open_served(), second = open_served();

@@ -1,7 +1,11 @@
 #include <avr_webhookd/event_parser.hpp>
 #include <avr_webhookd/timestamp.hpp>
 
+#include <boost/json/memory_resource.hpp>
 #include <catch2/catch.hpp>
+
+#include <map>
+#include <new>
 
 using namespace avr_webhookd;
 
@@ -147,4 +151,61 @@ TEST_CASE("uuid generation yields distinct canonical version 4 ids", "[uuid]") {
     CHECK(is_canonical_uuid(a));
     CHECK(a[14] == '4');
     CHECK(std::string_view("89ab").find(a[19]) != std::string_view::npos);
+}
+
+namespace {
+
+// Upstream for the parser's JSON memory that records what is outstanding, by pointer (Boost's
+// monotonic_resource frees a block with a size different from the one it asked for).
+class CountingResource final : public boost::json::memory_resource {
+public:
+    std::size_t outstanding() const { return outstanding_; }
+    std::size_t peak() const { return peak_; }
+    std::size_t largest() const { return largest_; }
+
+private:
+    void* do_allocate(std::size_t size, std::size_t align) override {
+        void* p = ::operator new(size, std::align_val_t(align));
+        sizes_[p] = size;
+        outstanding_ += size;
+        peak_ = std::max(peak_, outstanding_);
+        largest_ = std::max(largest_, size);
+        return p;
+    }
+    void do_deallocate(void* p, std::size_t, std::size_t align) override {
+        outstanding_ -= sizes_.at(p);
+        sizes_.erase(p);
+        ::operator delete(p, std::align_val_t(align));
+    }
+    bool do_is_equal(const boost::json::memory_resource& other) const noexcept override { return this == &other; }
+
+    std::map<void*, std::size_t> sizes_;
+    std::size_t outstanding_ = 0, peak_ = 0, largest_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("event parser memory per line stays bounded over many long lines", "[event_parser][limits]") {
+    // Issue 7, item 1: one connection's parser reused for 30 lines of 5,000 characters ended in
+    // std::bad_alloc, because the JSON memory doubled with every line.
+    CountingResource counting;
+    {
+        EventParser parser({}, boost::json::storage_ptr(&counting));
+        UuidGenerator ids(7);
+        for (int i = 0; i < 1000; ++i) {
+            const std::string text(5000 + static_cast<std::size_t>(i % 7) * 100, static_cast<char>('a' + i % 26));
+            const std::string line = R"({"uuid":")" + std::string(call) + R"(","type":"transcription","payload":{"role":"agent","text":")" + text + R"("}})";
+            auto result = parser.parse(line, received_at, ids);
+            REQUIRE(std::holds_alternative<Event>(result));
+            REQUIRE(std::get<Event>(result).body.size() > 5000);
+            // A line of ~6 KB never holds more than a small multiple of its length.
+            REQUIRE(counting.peak() <= 4 * line.size());
+        }
+        // Invalid lines reuse nothing of a failed parse either.
+        for (int i = 0; i < 100; ++i)
+            REQUIRE(std::holds_alternative<RejectReason>(parser.parse("{\"a\":\"" + std::string(6000, 'x'), received_at, ids)));
+        CHECK(counting.peak() <= 4 * 6100);
+        CHECK(counting.largest() <= 16 * 1024);
+    }
+    CHECK(counting.outstanding() == 0);
 }
