@@ -338,7 +338,7 @@ TEST_CASE("one event, one failure: an exception for one line rejects that line, 
 
     const std::string digit = "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"dtmf_digit\",\"payload\":{\"digit\":\"5\"}}";
     const std::string error = "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"error\",\"payload\":{\"message\":\"m\"}}";
-    const auto replies = exchange(socket, event_line(call, "call_started", {}, "a") + "\n" + digit + "\n" +
+    const auto replies = avr_webhookd::test::exchange(socket, event_line(call, "call_started", {}, "a") + "\n" + digit + "\n" +
                                                            error + "\n" + event_line(call, "call_ended", {}, "b") + "\n");
     REQUIRE(replies.size() == 4);
     CHECK(replies[0] == R"({"ok":true,"line":1,"id":"a"})");
@@ -349,9 +349,9 @@ TEST_CASE("one event, one failure: an exception for one line rejects that line, 
     // An exception in a connection's coroutine (here while waiting for room) ends that
     // connection, not the process; the next producer is served.
     asio::post(io, [&] { sink.full = true; });
-    CHECK(exchange(socket, event_line(call, "call_started", {}, "c") + "\n", 10s).empty());
+    CHECK(avr_webhookd::test::exchange(socket, event_line(call, "call_started", {}, "c") + "\n", 10s).empty());
     asio::post(io, [&] { sink.full = false; });
-    CHECK(exchange(socket, event_line(call, "call_ended", {}, "d") + "\n").size() == 1);
+    CHECK(avr_webhookd::test::exchange(socket, event_line(call, "call_ended", {}, "d") + "\n").size() == 1);
 
     std::promise<void> stopped;
     asio::post(io, [&] {
