@@ -54,10 +54,10 @@ private:
         const EventFields& fields = record.event;
         ++out_.stats.event_records;
         note_id(fields.record_id);
-        if (fields.record_id == kRemoved || !index_.emplace(fields.record_id, out_.events.size()).second)
-            return;  // id 0 is never written, and a repeated id keeps its first record
         if (info.first_id == 0 || fields.record_id < info.first_id) info.first_id = fields.record_id;
         info.last_id = std::max(info.last_id, fields.record_id);
+        if (fields.record_id == kRemoved || !index_.emplace(fields.record_id, out_.events.size()).second)
+            return;  // id 0 is never written, and a repeated id keeps its first record
         owner_.emplace(fields.record_id, number);
         out_.events.push_back(RecoveredEvent{fields.record_id, fields.sequence, fields.accepted_ms,
                                              std::string(fields.event_id), std::string(fields.call),

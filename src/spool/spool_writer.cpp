@@ -60,20 +60,25 @@ SpoolWriter::SpoolWriter(SpoolDirectory directory, const Recovery& recovered, Sp
         Segment& segment = segments_[found.number];
         segment.number = found.number;
         segment.bytes = found.bytes;
-        segment.first_id = found.first_id;
-        if (found.last_id >= found.first_id && found.first_id != 0)
-            segment.done.assign(found.last_id - found.first_id + 1, true);
         segment.carried = found.carried;
+        segment.first_id = found.first_id;
+        segment.last_id = found.last_id;
         disk_bytes_ += found.bytes;
         highest = std::max(highest, found.number);
     }
     for (const auto& [number, error] : recovered.stats.unreadable) highest = std::max(highest, number);
+    // Only live events matter here: done ones need no bookkeeping, as their segment may go.
     for (const auto& event : recovered.events) {
-        Segment* segment = owner_of(event.record_id);
-        if (segment == nullptr) continue;
-        segment->done[event.record_id - segment->first_id] = false;
-        ++segment->live;
-        ++live_events_;
+        const auto found = segments_.find(event.locator.segment);
+        if (found == segments_.end()) continue;
+        found->second.ids.push_back(event.record_id);
+    }
+    for (auto& [number, segment] : segments_) {
+        std::sort(segment.ids.begin(), segment.ids.end());
+        segment.ids.erase(std::unique(segment.ids.begin(), segment.ids.end()), segment.ids.end());
+        segment.done.assign(segment.ids.size(), false);
+        segment.live = segment.ids.size();
+        live_events_ += segment.live;
     }
     if (auto ec = start_segment(highest + 1))
         throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
@@ -84,17 +89,27 @@ SpoolWriter::SpoolWriter(SpoolDirectory directory, const Recovery& recovered, Sp
     directory_dirty_ = false;
 }
 
-SpoolWriter::Segment* SpoolWriter::owner_of(std::uint64_t record_id) {
-    for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
-        Segment& segment = it->second;
-        if (segment.first_id != 0 && record_id >= segment.first_id && record_id - segment.first_id < segment.done.size())
-            return &segment;
-    }
-    return nullptr;
+std::optional<std::size_t> SpoolWriter::Segment::index_of(std::uint64_t record_id) const {
+    if (ids.empty() || record_id < ids.front() || record_id > ids.back()) return std::nullopt;
+    const auto it = std::lower_bound(ids.begin(), ids.end(), record_id);
+    if (it == ids.end() || *it != record_id) return std::nullopt;
+    return static_cast<std::size_t>(it - ids.begin());
 }
 
-void SpoolWriter::mark_done(Segment& segment, std::uint64_t record_id) {
-    const std::uint64_t index = record_id - segment.first_id;
+std::pair<SpoolWriter::Segment*, std::size_t> SpoolWriter::owner_of(std::uint64_t record_id) {
+    for (auto it = segments_.rbegin(); it != segments_.rend(); ++it)
+        if (const auto index = it->second.index_of(record_id)) return {&it->second, *index};
+    return {nullptr, 0};
+}
+
+bool SpoolWriter::stored_elsewhere(std::uint64_t record_id, const Segment& except) const {
+    for (const auto& [number, segment] : segments_)
+        if (&segment != &except && segment.first_id != 0 && segment.first_id <= record_id && record_id <= segment.last_id)
+            return true;
+    return false;
+}
+
+void SpoolWriter::mark_done(Segment& segment, std::size_t index) {
     if (segment.done[index]) return;
     segment.done[index] = true;
     --segment.live;
@@ -121,9 +136,9 @@ std::error_code SpoolWriter::append_event(const NewEvent& event, Appended& out) 
     if (bytes() + size > options_.max_bytes) return make_error_code(SpoolErrc::spool_full);
     const std::uint64_t offset = active_->bytes + pending_.size();
     encode_event(pending_, fields);
+    active_->ids.push_back(next_id_);  // ids only grow: the list stays sorted
     if (active_->first_id == 0) active_->first_id = next_id_;
-    // Ids are consecutive within a segment, but a segment may start after a gap.
-    active_->done.resize(next_id_ - active_->first_id, true);
+    active_->last_id = next_id_;
     active_->done.push_back(false);
     ++active_->live;
     ++live_events_;
@@ -134,9 +149,9 @@ std::error_code SpoolWriter::append_event(const NewEvent& event, Appended& out) 
 }
 
 void SpoolWriter::append_done(std::uint64_t record_id) {
-    Segment* owner = owner_of(record_id);
-    if (owner == nullptr || owner->done[record_id - owner->first_id]) return;
-    mark_done(*owner, record_id);
+    const auto [owner, index] = owner_of(record_id);
+    if (owner == nullptr || owner->done[index]) return;
+    mark_done(*owner, index);
     encode_done(pending_, record_id);
     pending_dones_.push_back(record_id);
     if (owner != active_) active_->carried.push_back(record_id);
@@ -172,7 +187,8 @@ std::error_code SpoolWriter::write_pending() {
 }
 
 void SpoolWriter::roll_back_pending() {
-    for (const auto id : pending_events_) mark_done(*active_, id);
+    for (const auto id : pending_events_)
+        if (const auto index = active_->index_of(id)) mark_done(*active_, *index);
     pending_events_.clear();
     pending_.clear();
     for (const auto id : pending_dones_) encode_done(pending_, id);
@@ -213,8 +229,7 @@ std::error_code SpoolWriter::sync() {
 bool SpoolWriter::carry_forward(Segment& segment) {
     bool carried = false;
     for (const auto id : segment.carried) {
-        const Segment* owner = owner_of(id);
-        if (owner == nullptr || owner == &segment) continue;
+        if (!stored_elsewhere(id, segment)) continue;
         encode_done(pending_, id);
         pending_dones_.push_back(id);
         active_->carried.push_back(id);

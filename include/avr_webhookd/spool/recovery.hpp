@@ -36,8 +36,8 @@ struct RecoveredEvent {
 struct RecoveredSegment {
     std::uint64_t number = 0;
     std::uint64_t bytes = 0;     // after any cut
-    std::uint64_t first_id = 0;  // record ids of its event records (0, 0 when it has none)
-    std::uint64_t last_id = 0;
+    std::uint64_t first_id = 0;  // lowest and highest record id of its event records, done ones
+    std::uint64_t last_id = 0;   // included (0, 0 when it has none)
     // Ids of done records in this segment whose event lies in an earlier segment still present:
     // they must be carried forward before this segment may be deleted.
     std::vector<std::uint64_t> carried;

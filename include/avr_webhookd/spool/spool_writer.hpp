@@ -108,15 +108,23 @@ private:
     struct Segment {
         std::uint64_t number = 0;
         std::uint64_t bytes = 0;     // written to the file
-        std::uint64_t first_id = 0;  // done[i] is for record id first_id + i
-        std::vector<bool> done;      // true when done, or when no such event is stored here
+        // Its event record ids, ascending, and whether each is done: 8 bytes and a bit per
+        // event, and no assumption that ids are dense (damage or rollbacks leave gaps).
+        std::vector<std::uint64_t> ids;  // live ones, after a restart
+        std::uint64_t first_id = 0;      // range of every event record in the file, done ones too
+        std::uint64_t last_id = 0;
+        std::vector<bool> done;
         std::uint64_t live = 0;
+        std::optional<std::size_t> index_of(std::uint64_t record_id) const;
         std::vector<std::uint64_t> carried;             // see RecoveredSegment::carried
         std::optional<std::uint64_t> retire_generation;  // deletable once this flush is durable
     };
 
-    Segment* owner_of(std::uint64_t record_id);
-    void mark_done(Segment& segment, std::uint64_t record_id);
+    // The segment holding that event, and its index there.
+    std::pair<Segment*, std::size_t> owner_of(std::uint64_t record_id);
+    void mark_done(Segment& segment, std::size_t index);
+    // Whether a segment other than `except` may still hold the event record `record_id`.
+    bool stored_elsewhere(std::uint64_t record_id, const Segment& except) const;
     std::error_code start_segment(std::uint64_t number);
     std::error_code write_pending();
     void roll_back_pending();
