@@ -65,12 +65,10 @@ TEST_CASE("a tail torn at every byte offset keeps every whole record and cuts th
     const BuiltSegment built = build_segment(4);
     const std::size_t last_two = built.starts[2];
     TempDirectory temp("spool-torn");
+    const auto directory = SpoolDirectory::open(temp.path() / "spool");
+    const auto file = directory.segment_path(1);
     for (std::size_t length = last_two; length <= built.bytes.size(); ++length) {
-        const auto dir = temp.path() / ("cut-" + std::to_string(length));
-        std::filesystem::create_directories(dir);
-        const auto file = dir / segment_file_name(1);
         write_file(file, std::string_view(built.bytes).substr(0, length));
-        const auto directory = SpoolDirectory::open(dir);
         const Recovery recovery = recover(directory);
 
         std::size_t whole = 0;
@@ -98,8 +96,7 @@ TEST_CASE("a bit flipped anywhere never crashes and loses only the record it hit
     for (std::size_t at = 0; at < built.bytes.size(); ++at) {
         std::string damaged = built.bytes;
         damaged[at] = static_cast<char>(damaged[at] ^ (1 << (random() % 8)));
-        const auto dir = temp.path() / ("flip-" + std::to_string(at));
-        std::filesystem::create_directories(dir);
+        const auto dir = temp.path();
         write_file(dir / segment_file_name(1), damaged);
         const Recovery recovery = scan_spool(dir, RepairMode::read_only);
 
