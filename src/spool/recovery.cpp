@@ -58,7 +58,6 @@ private:
         info.last_id = std::max(info.last_id, fields.record_id);
         if (fields.record_id == kRemoved || !index_.emplace(fields.record_id, out_.events.size()).second)
             return;  // id 0 is never written, and a repeated id keeps its first record
-        owner_.emplace(fields.record_id, number);
         out_.events.push_back(RecoveredEvent{fields.record_id, fields.sequence, fields.accepted_ms,
                                              std::string(fields.event_id), std::string(fields.call),
                                              std::string(fields.type),
@@ -70,8 +69,13 @@ private:
     void done(std::uint64_t id, RecoveredSegment& info) {
         ++out_.stats.done_records;
         note_id(id);
-        const auto owner = owner_.find(id);
-        if (owner != owner_.end() && owner->second != info.number) info.carried.push_back(id);
+        // Only the id ranges of the segments before are needed here, not a map of every event
+        // ever written (a full spool holds millions).
+        for (const auto& earlier : out_.segments)
+            if (earlier.first_id != 0 && earlier.first_id <= id && id <= earlier.last_id) {
+                info.carried.push_back(id);
+                break;
+            }
         const auto found = index_.find(id);
         if (found == index_.end()) return;  // its event is gone (deleted segment) or was done before
         out_.events[found->second].record_id = kRemoved;
@@ -81,8 +85,7 @@ private:
     void note_id(std::uint64_t id) { out_.next_record_id = std::max(out_.next_record_id, id + 1); }
 
     Recovery& out_;
-    std::unordered_map<std::uint64_t, std::size_t> index_;     // live event id -> position in events
-    std::unordered_map<std::uint64_t, std::uint64_t> owner_;   // event id -> its segment
+    std::unordered_map<std::uint64_t, std::size_t> index_;  // live event id -> position in events
 };
 
 }  // namespace

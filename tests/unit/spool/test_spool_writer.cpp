@@ -322,3 +322,36 @@ TEST_CASE("a write that fails is cut off the file even when part of it was writt
     CHECK(recovery.events.empty());
     CHECK(recovery.stats.torn_tails.empty());
 }
+
+TEST_CASE("after a restart, done records for older events are still carried forward", "[spool]") {
+    TempDirectory temp("spool");
+    const auto dir = temp.path() / "spool";
+    SpoolOptions options;
+    options.segment_bytes = 1;
+    Appended a, b, c;
+    {
+        auto writer = open_writer(dir, options);
+        a = append(*writer, 1, 1);
+        b = append(*writer, 2, 1);
+        REQUIRE_FALSE(writer->flush());  // segment S: a, b
+        c = append(*writer, 3, 1);
+        writer->append_done(a.record_id);
+        REQUIRE_FALSE(writer->sync());  // segment T: c, done(a); then the daemon stops
+    }
+    Recovery recovery;
+    auto writer = open_writer(dir, options, &recovery);
+    REQUIRE(recovery.events.size() == 2);
+    REQUIRE(recovery.segments.size() >= 2);
+    CHECK(recovery.segments[1].carried == std::vector<std::uint64_t>{a.record_id});
+    writer->append_done(c.record_id);
+    REQUIRE_FALSE(writer->sync());
+    REQUIRE_FALSE(writer->collect());
+    CHECK(std::filesystem::exists(dir / segment_file_name(c.locator.segment)));  // waits for done(a) again
+    REQUIRE_FALSE(writer->sync());
+    REQUIRE_FALSE(writer->collect());
+    CHECK_FALSE(std::filesystem::exists(dir / segment_file_name(c.locator.segment)));
+    writer.reset();
+    writer = open_writer(dir, {}, &recovery);
+    REQUIRE(recovery.events.size() == 1);
+    CHECK(recovery.events[0].record_id == b.record_id);
+}
