@@ -1,0 +1,97 @@
+#pragma once
+
+#include <avr_webhookd/spool/spool_directory.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace avr_webhookd::spool {
+
+// Where a record lies: its segment, the byte offset of its header and its whole length.
+struct Locator {
+    std::uint64_t segment = 0;
+    std::uint64_t offset = 0;
+    std::uint32_t length = 0;
+    bool operator==(const Locator&) const = default;
+};
+
+// An event without a done record: to be delivered again after a restart. The body stays on disk
+// (SpoolWriter::read_body), so a large backlog costs little memory.
+struct RecoveredEvent {
+    std::uint64_t record_id = 0;
+    std::uint64_t sequence = 0;
+    std::int64_t accepted_ms = 0;
+    std::string event_id;
+    std::string call;
+    std::string type;
+    Locator locator;
+};
+
+// What the writer needs to know of each segment found.
+struct RecoveredSegment {
+    std::uint64_t number = 0;
+    std::uint64_t bytes = 0;     // after any cut
+    std::uint64_t first_id = 0;  // lowest and highest record id of its event records, done ones
+    std::uint64_t last_id = 0;   // included (0, 0 when it has none)
+    // Ids of done records in this segment whose event lies in an earlier segment still present:
+    // they must be carried forward before this segment may be deleted.
+    std::vector<std::uint64_t> carried;
+};
+
+struct DamagedRange {
+    std::uint64_t segment = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+};
+
+struct RecoveryStats {
+    std::uint64_t segments = 0;
+    std::uint64_t bytes = 0;          // of all segments, after any cut
+    std::uint64_t event_records = 0;  // valid records read
+    std::uint64_t done_records = 0;
+    std::vector<DamagedRange> corrupt;     // damaged bytes followed by valid records: skipped
+    std::vector<DamagedRange> torn_tails;  // damaged or incomplete tails: cut (or, read-only, left)
+    std::vector<std::pair<std::uint64_t, std::error_code>> unreadable;  // segments that could not be read or cut
+    std::error_code list_error;  // the folder itself could not be read
+};
+
+struct Recovery {
+    std::vector<RecoveredEvent> events;  // undelivered, in log order (acceptance order)
+    // The highest sequence number of every call that still has records, so that numbering
+    // continues after a restart.
+    std::unordered_map<std::string, std::uint64_t> last_sequence;
+    std::vector<RecoveredSegment> segments;  // readable segments, ascending
+    std::uint64_t next_record_id = 1;
+    RecoveryStats stats;
+};
+
+enum class RepairMode {
+    cut_torn_tails,  // the owner at start: torn tails are truncated away (and synced)
+    read_only,       // anyone, any time: nothing is changed
+};
+
+// Scans every segment of `dir` in order. Never throws on damaged data; I/O errors of single
+// segments are reported in stats.unreadable and the scan goes on.
+Recovery scan_spool(const std::filesystem::path& dir, RepairMode mode);
+
+// The start of a daemon that holds the spool: scan_spool with torn tails cut.
+inline Recovery recover(const SpoolDirectory& dir) { return scan_spool(dir.path(), RepairMode::cut_torn_tails); }
+
+// A read-only summary from the files alone, safe while a daemon runs (no lock, no change).
+struct SpoolStatus {
+    std::uint64_t events_waiting = 0;
+    std::uint64_t calls = 0;
+    std::optional<std::int64_t> oldest_accepted_ms;
+    std::uint64_t segments = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t corrupt_records = 0;
+    std::uint64_t torn_tails = 0;
+};
+SpoolStatus spool_status(const std::filesystem::path& dir);
+
+}  // namespace avr_webhookd::spool
