@@ -255,7 +255,9 @@ struct Receiver::State {
             return recorded.size() - drop > options.max_recorded || bytes > options.max_recorded_bytes;
         };
         if (!over(0, recorded_bytes)) return;
-        const std::size_t batch = std::max<std::size_t>(1, options.max_recorded / 4);
+        // Past the count, a quarter of it goes at once (amortised); past the bytes, just enough.
+        const bool over_count = recorded.size() > options.max_recorded;
+        const std::size_t batch = over_count ? std::max<std::size_t>(1, options.max_recorded / 4) : 0;
         std::size_t drop = 0;
         std::size_t bytes = recorded_bytes;
         while (drop < recorded.size() && (over(drop, bytes) || drop < batch)) bytes -= recorded_size(recorded[drop++]);

@@ -452,7 +452,13 @@ TEST_CASE("receiver: keeps at most max_recorded_bytes of requests", "[receiver][
         CHECK(reply.status == 200);
     }
     const auto requests = receiver->requests();
-    CHECK(requests.size() == 2);  // two of about 2.3 KB each fit in 5000 bytes, a third does not
+    // Each request costs its body (about 2.1 KB) plus bookkeeping: one or two fit in 5000 bytes,
+    // never three, and the newest is always kept.
+    CHECK(requests.size() >= 1);
+    CHECK(requests.size() <= 2);
+    std::size_t body_bytes = 0;
+    for (const auto& request : requests) body_bytes += request.body.size();
+    CHECK(body_bytes <= options.max_recorded_bytes);
     CHECK(requests.size() + receiver->requests_forgotten() == 10);
 }
 
