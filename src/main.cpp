@@ -10,6 +10,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -72,6 +73,9 @@ int run_daemon_or_check(bool check_only, const std::vector<std::string>& args) {
     }
 
     Logger logger({loaded.config.log_level, loaded.config.log_format, journald});
+    // A file size limit (LimitFSIZE=, ulimit -f) must fail a dead-letter write with EFBIG, which
+    // is rolled back and logged, instead of killing the daemon with SIGXFSZ.
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
         Daemon daemon(std::move(sources), std::move(loaded), logger);
         return daemon.run();

@@ -11,6 +11,8 @@
 
 #include <fcntl.h>
 
+#include <csignal>
+
 using namespace avr_webhookd;
 using namespace avr_webhookd::test;
 
@@ -183,4 +185,44 @@ TEST_CASE("max_queue_bytes with reject through the daemon: big lines beyond the 
     REQUIRE(wait_until([&] { return read_lines(daemon.dead_letter()).size() == replies.size(); }, 10s));
     REQUIRE(daemon.stop());
     CHECK(receiver.requests().size() == 8 - replies.size());
+}
+
+TEST_CASE("a file size limit (LimitFSIZE) fails a dead-letter write instead of killing the daemon", "[integration][limits]") {
+    if (!program_available("prlimit")) {
+        WARN("prlimit (util-linux) is not installed; skipped");
+        return;
+    }
+    TempDir dir;
+    ReceiverOptions options;
+    options.status_for_type["transcription"] = 400;
+    ReceiverThread receiver(options);
+    const auto socket = dir / "daemon.sock";
+    const auto dead_letter = dir / "dead.ndjson";
+    // Every file the daemon writes (its log too) is limited to 1500 bytes: one dead-letter line
+    // of about 800 bytes fits, a second does not.
+    Process daemon({{"prlimit", "--fsize=1500", "--", daemon_binary(), "--config", "", "--socket", socket.string(),
+                     "--dead-letter", dead_letter.string(), "--url", receiver.url(), "--log-level", "error"},
+                    minimal_environment(),
+                    dir.path(),
+                    "daemon"});
+    REQUIRE(wait_until([&] { return !daemon.running() || can_connect(socket); }, 10s));
+    REQUIRE(daemon.running());
+    const std::string text(400, 'x');
+    avr_webhookd::test::exchange(socket, event_line(call, "transcription", text, "refused-1") + "\n");
+    REQUIRE(wait_until([&] { return read_lines(dead_letter).size() == 1; }, 10s));
+    // These no longer fit: each is rolled back and logged whole at error level, so the log file
+    // reaches the limit too, and a write past a file size limit raises SIGXFSZ.
+    std::string input;
+    for (int i = 2; i <= 5; ++i) input += event_line(call, "transcription", text, "refused-" + std::to_string(i)) + "\n";
+    avr_webhookd::test::exchange(socket, input + event_line(call, "call_ended", {}, "ok-6") + "\n");
+    REQUIRE(receiver.wait_for_requests(6));
+    CHECK(receiver.requests().at(5).status_sent == 200);
+    CHECK(daemon.running());
+    const auto lines = read_lines(dead_letter);
+    REQUIRE(lines.size() == 1);  // the second line did not fit and was rolled back, not torn
+    CHECK_THAT(lines[0], Catch::Contains("refused-1"));
+    daemon.send_signal(SIGTERM);
+    const auto status = daemon.wait(20s);
+    REQUIRE(status);
+    CHECK(status->exited());
 }
