@@ -380,6 +380,11 @@ constexpr std::array settings{
     Setting{{"max_connections", "most producers connected at once (1..65535)", false, true}, "N",
             [](Config& c, const Value& v) { c.max_connections = static_cast<unsigned>(integer_in(v, 1, 65535)); },
             [](const Config& c) { return std::to_string(c.max_connections); }},
+    Setting{{"partial_line_timeout",
+             "a producer silent this long in the middle of a line may be closed for a new one at max_connections",
+             false, true},
+            "DURATION", [](Config& c, const Value& v) { c.partial_line_timeout = duration_in(v, 1s, 24h); },
+            [](const Config& c) { return format_duration(c.partial_line_timeout); }},
     Setting{{"producer_uids", "serve only producers with these uids, comma-separated; empty = anyone", false, true},
             "LIST", [](Config& c, const Value& v) { c.producer_uids = id_list(v); },
             [](const Config& c) { return shown_text(format_id_list(c.producer_uids)); }},
@@ -515,8 +520,12 @@ std::pair<std::string, std::string> parse_file_line(std::string_view line, const
         }
         value = value.substr(1, close - 1);
     } else {
+        // The value lies inside `line` after the '=', so the byte before any of its characters
+        // is in `line` too (a value may start with '#': `key = # note` is an empty value).
+        const auto start = static_cast<std::size_t>(value.data() - line.data());
+        const auto before = [&](std::size_t index) { return line[start + index - 1]; };
         for (std::size_t hash = value.find('#'); hash != std::string_view::npos; hash = value.find('#', hash + 1)) {
-            if (value[hash - 1] == ' ' || value[hash - 1] == '\t') {  // hash > 0: value is trimmed
+            if (before(hash) == ' ' || before(hash) == '\t') {
                 value = trim(value.substr(0, hash));
                 break;
             }

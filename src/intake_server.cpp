@@ -77,6 +77,7 @@ IntakeOptions intake_options(const Config& config) {
     options.socket_mode = config.socket_mode;
     options.max_line = config.max_line;
     options.max_connections = config.max_connections;
+    options.partial_line_timeout = config.partial_line_timeout;
     options.ack = config.ack;
     options.allow_unknown_types = config.allow_unknown_types;
     options.queue_full = config.queue_full;
@@ -146,6 +147,7 @@ void IntakeServer::update(const IntakeOptions& options) {
     options_.max_line = options.max_line;
     options_.queue_full = options.queue_full;
     options_.max_connections = options.max_connections;
+    options_.partial_line_timeout = options.partial_line_timeout;
     options_.access = options.access;
 }
 
@@ -218,17 +220,24 @@ bool IntakeServer::admit(stream_protocol::socket& socket, const std::optional<Pe
     return false;
 }
 
-// At max_connections, the connection idle longest makes room for a new producer, so silent
-// sockets cannot lock real producers out (issue 7, item 7). Only a connection with nothing
-// in hand qualifies: no partial line, no line waiting for room, no unread bytes in the socket,
-// so closing it loses nothing its producer sent.
+// At max_connections, an idle connection makes room for a new producer, so silent sockets
+// cannot lock real producers out (issue 7, item 7). A connection qualifies when closing it loses
+// nothing its producer sent: no line waiting for room, no unread bytes in the socket, and no
+// partial line, unless the producer has been silent in the middle of a line for
+// partial_line_timeout (then the partial line is answered as a rejected line at close, like any
+// line cut off by end of stream). Connections that never completed a line go first (probes,
+// abandoned clients), then the one silent longest, so a long-lived producer such as AVR Core's is
+// the last to go.
 bool IntakeServer::evict_idle_connection() {
+    const auto now = std::chrono::steady_clock::now();
     std::shared_ptr<Connection> oldest;
+    const auto rank = [](const Connection& c) { return std::pair(c.framer.lines_seen() > 0, c.last_received); };
     for (const auto& c : connections_) {
-        if (c->state != Connection::State::reading || c->framer.buffered() > 0) continue;
+        if (c->state != Connection::State::reading) continue;
+        if (c->framer.buffered() > 0 && now - c->last_received < options_.partial_line_timeout) continue;
         boost::system::error_code ec;
         if (c->socket.available(ec) > 0 || ec) continue;
-        if (!oldest || c->last_received < oldest->last_received) oldest = c;
+        if (!oldest || rank(*c) < rank(*oldest)) oldest = c;
     }
     if (!oldest) return false;
     const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -

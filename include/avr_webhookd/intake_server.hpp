@@ -25,6 +25,7 @@ struct IntakeOptions {
     unsigned socket_mode = 0660;
     std::size_t max_line = 65536;
     unsigned max_connections = 256;
+    std::chrono::milliseconds partial_line_timeout{30000};  // silent mid-line this long: evictable
     AckMode ack = AckMode::errors;
     bool allow_unknown_types = false;
     QueueFullPolicy queue_full = QueueFullPolicy::block;

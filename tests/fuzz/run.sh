@@ -15,7 +15,7 @@ for target in "${targets[@]}"; do
   work="$bin_dir/work/$name"; artifacts="$bin_dir/artifacts/$name"
   mkdir -p "$work" "$artifacts"
   echo "== fuzz $name for ${seconds}s"
-  if ! "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  if ! UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$source_dir/corpus/$name" \
         >"$bin_dir/$name.log" 2>&1; then
     tail -n 60 "$bin_dir/$name.log"

@@ -13,6 +13,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
@@ -186,6 +188,42 @@ TEST_CASE("hostile producers: busy connections at max_connections are not evicte
     send_all(first, std::string(call) + "\",\"type\":\"call_started\"}\n");
     send_all(second, std::string(call) + "\",\"type\":\"call_ended\"}\n");
     CHECK(receiver.wait_for_requests(2));
+    ::close(first);
+    ::close(second);
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("hostile producers: a producer silent mid-line past partial_line_timeout makes room at max_connections", "[integration][hostile][limits]") {
+    // One byte of a line must not pin a connection slot forever.
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-connections", "2", "--partial-line-timeout", "1s"});
+    REQUIRE(daemon.wait_ready());
+    const int first = connect_to(daemon.socket()), second = connect_to(daemon.socket());
+    send_all(first, "{");
+    send_all(second, "{");
+    REQUIRE(wait_until([&] { return all_read_by_peer(first) && all_read_by_peer(second); }, 10s));
+    const auto silent_since = std::chrono::steady_clock::now();
+    // Within the timeout both are busy: a newcomer is refused.
+    const auto early = exchange(daemon.socket(), event_line(call, "call_started") + "\n", 10s);
+    if (std::chrono::steady_clock::now() - silent_since < 900ms) {
+        REQUIRE(early.size() == 1);
+        CHECK_THAT(early[0], Catch::Contains("too many producer connections"));
+    }
+    REQUIRE(wait_until([&] { return std::chrono::steady_clock::now() - silent_since > 1100ms; }, 5s));
+    const auto replies = exchange(daemon.socket(), event_line(call, "call_started", {}, "late") + "\n", 10s);
+    CHECK(replies.empty());
+    const bool late_delivered = receiver.receiver().wait_for(
+        [](const std::vector<avr_webhookd::ReceivedRequest>& requests) {
+            return std::any_of(requests.begin(), requests.end(),
+                               [](const auto& request) { return header(request, "x-avr-webhook-id") == "late"; });
+        },
+        10s);
+    CHECK(late_delivered);
+    // The evicted producer is told why, and its partial line is answered as a rejected line.
+    const auto evicted = read_until_closed(first, 10s) + read_until_closed(second, 1s);
+    CHECK_THAT(evicted, Catch::Contains("max_connections=2 was reached"));
+    CHECK_THAT(evicted, Catch::Contains("\"line\":1"));
     ::close(first);
     ::close(second);
     REQUIRE(daemon.stop());

@@ -242,6 +242,16 @@ TEST_CASE("config: file syntax with comments, blank lines, quotes and CRLF", "[c
     CHECK(loaded.config.secret == "it\"s");
 }
 
+TEST_CASE("config: a value that starts with '#' is a comment after whitespace, text right after '='", "[config]") {
+    // Found by fuzz_config_file: the comment scan read the byte before a leading '#'.
+    TempDir dir;
+    auto sources = sources_with_url();
+    sources.config_file = dir.write("a.conf", "agent_id = # no agent\nsecret =#hash-secret\n");
+    const auto loaded = load_config(sources);
+    CHECK(loaded.config.agent_id.empty());
+    CHECK(loaded.config.secret == "#hash-secret");
+}
+
 TEST_CASE("config: file errors name the file, the line and the key", "[config]") {
     TempDir dir;
     auto sources = sources_with_url();
