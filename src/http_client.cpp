@@ -52,23 +52,31 @@ std::string fixed_head(const Url& url) {
            (url.authorization.empty() ? "" : "Authorization: " + url.authorization + "\r\n");
 }
 
-// A name lookup that an attempt can stop waiting for at its deadline: getaddrinfo cannot be
-// cancelled, so it runs on its own and reports through this shared state.
-struct Resolution {
-    Resolution(const asio::any_io_executor& executor, Clock::time_point deadline) : done(executor, deadline) {}
-    asio::steady_timer done;  // expires at the deadline; cancelled when the lookup ends first
+}  // namespace
+
+// A name lookup that attempts stop waiting for at their deadlines. getaddrinfo cannot be
+// cancelled and Asio runs lookups one after another on a single thread, so there is at most one
+// per client, shared by every attempt that needs it: with the DNS server down, attempts time out
+// while that one lookup goes on, instead of piling up lookups that would still be queued long
+// after DNS came back.
+struct HttpClient::Lookup {
+    std::uint64_t generation = 0;  // the endpoint it resolves
     bool finished = false;
     boost::system::error_code error;
     tcp::resolver::results_type results;
+    std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // each expires at its attempt's deadline
 };
 
-awaitable<void> resolve_into(std::shared_ptr<Resolution> resolution, std::string host, std::string port) {
+namespace {
+
+awaitable<void> resolve_into(std::shared_ptr<HttpClient::Lookup> lookup, std::string host, std::string port) {
     tcp::resolver resolver(co_await asio::this_coro::executor);
     auto [ec, results] = co_await resolver.async_resolve(host, port, as_tuple(use_awaitable));
-    resolution->error = ec;
-    resolution->results = std::move(results);
-    resolution->finished = true;
-    resolution->done.cancel();
+    lookup->error = ec;
+    lookup->results = std::move(results);
+    lookup->finished = true;
+    for (const auto& waiter : lookup->waiters) waiter->cancel();
+    lookup->waiters.clear();
 }
 
 }  // namespace
@@ -226,14 +234,22 @@ awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpo
     const auto& peer = endpoint->peer;
     auto endpoints = endpoints_;
     if (resolve_needed_ || endpoints.empty() || endpoint->generation != endpoint_generation_) {
-        auto resolution = std::make_shared<Resolution>(executor_, deadline);
-        asio::co_spawn(executor_, resolve_into(resolution, url.host, url.port), detail::rethrow_exceptions);
-        co_await resolution->done.async_wait(as_tuple(use_awaitable));
-        if (!resolution->finished)
+        if (!lookup_ || lookup_->finished || lookup_->generation != endpoint->generation) {
+            lookup_ = std::make_shared<Lookup>();
+            lookup_->generation = endpoint->generation;
+            asio::co_spawn(executor_, resolve_into(lookup_, url.host, url.port), detail::rethrow_exceptions);
+        }
+        const auto lookup = lookup_;
+        const auto now = Clock::now();
+        std::erase_if(lookup->waiters, [&](const auto& waiter) { return waiter->expiry() <= now; });
+        lookup->waiters.push_back(std::make_shared<asio::steady_timer>(executor_, deadline));
+        const auto waiter = lookup->waiters.back();
+        co_await waiter->async_wait(as_tuple(use_awaitable));
+        if (!lookup->finished)
             co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, timeout)};
-        if (resolution->error)
-            co_return Connected{nullptr, outcome_from_error(resolution->error, "resolve", url.host, timeout)};
-        endpoints = std::move(resolution->results);
+        if (lookup->error)
+            co_return Connected{nullptr, outcome_from_error(lookup->error, "resolve", url.host, timeout)};
+        endpoints = lookup->results;
         if (endpoint->generation == endpoint_generation_) {  // still the endpoint we are configured for
             endpoints_ = endpoints;
             resolve_needed_ = false;

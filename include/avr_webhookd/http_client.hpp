@@ -55,6 +55,8 @@ public:
     std::size_t connections_opened() const { return connections_opened_; }
     const HttpClientOptions& options() const;
 
+    struct Lookup;  // a name lookup shared by the attempts waiting for it (defined in the .cpp)
+
 private:
     struct Endpoint;
     struct Connection;
@@ -73,6 +75,7 @@ private:
     std::vector<std::unique_ptr<Connection>> idle_;
     boost::asio::ip::tcp::resolver::results_type endpoints_;
     bool resolve_needed_ = true;
+    std::shared_ptr<Lookup> lookup_;  // the name lookup in progress, shared by every attempt waiting for it
     std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
     // Shared with every Connection, which counts itself for exactly its lifetime (it may outlive
     // the client in a coroutine frame destroyed later).
