@@ -88,7 +88,8 @@ std::optional<std::string> parse_port(std::string_view text, std::string& error)
     unsigned long value = 0;
     for (char c : text) {
         if (!is_digit(c)) {
-            error = "port '" + std::string(text) + "' is not a number";
+            // The text is not repeated: it may be part of a password that holds a '/' (user:pa/ss@h).
+            error = "the port is not a number (a password with '/', '?' or '#' must be percent-encoded)";
             return std::nullopt;
         }
         value = value * 10 + static_cast<unsigned long>(c - '0');
@@ -228,12 +229,10 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
 
 namespace {
 
-// Appends the path: its first segment as written, anything after it as "/<redacted>".
+// Appends the path as "/<redacted>" ("/" stays "/"). No segment is kept: services put the token
+// anywhere in the path, the first segment included (https://webhook.site/<token>).
 void append_redacted_path(std::string& out, std::string_view path) {
-    const auto first_end = path.find('/', 1);
-    out.append(path.substr(0, first_end));
-    if (first_end == std::string_view::npos) return;
-    out.append(path.size() == first_end + 1 ? "/" : "/<redacted>");
+    out.append(path.size() <= 1 ? path : std::string_view("/<redacted>"));
 }
 
 }  // namespace
@@ -251,6 +250,16 @@ std::string redact_url(std::string_view url) {
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
         out.append("<redacted>@");
         authority.remove_prefix(at + 1);
+    }
+    // A port that is not a number is what a password holding a '/' looks like (user:pa/ss@h):
+    // the authority is then shown as <redacted> and so is everything after it.
+    const auto bracket = authority.rfind(']');
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket) &&
+        !std::all_of(authority.begin() + static_cast<std::ptrdiff_t>(colon) + 1, authority.end(), is_digit)) {
+        out.append("<redacted>");
+        if (!rest.substr(authority_end).empty()) out.append("/<redacted>");
+        return out;
     }
     out.append(authority);
     rest.remove_prefix(authority_end);

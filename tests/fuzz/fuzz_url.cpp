@@ -33,6 +33,8 @@ void check_redacted(std::string_view redacted) {
     if (const auto query = after_authority.find('?'); query != std::string_view::npos)
         check(after_authority.substr(query) == "?<redacted>");
     check(after_authority.find('#') == std::string_view::npos);  // fragments are dropped
+    const auto path = after_authority.substr(0, after_authority.find('?'));
+    check(path.empty() || path == "/" || path == "/<redacted>");  // no path segment is ever shown
 }
 
 }  // namespace

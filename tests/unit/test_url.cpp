@@ -150,25 +150,34 @@ TEST_CASE("url: user:password@ becomes Authorization: Basic, as axios sends it",
     CHECK_THAT(rejection("https://user:pw@/x"), Catch::Contains("no host"));
 }
 
-TEST_CASE("url: redaction keeps scheme, host, port and the first path segment", "[url][redact]") {
+TEST_CASE("url: redaction keeps scheme, host and port only", "[url][redact]") {
     using avr_webhookd::redact_url;
     CHECK(redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET") ==
-          "https://hooks.slack.com/services/<redacted>");
+          "https://hooks.slack.com/<redacted>");
+    CHECK(redact_url("https://webhook.site/0f0e8c44-1e1e-4c1e-9e1e-1e1e1e1e1e1e") == "https://webhook.site/<redacted>");
     CHECK(redact_url("https://u:pw@h.example:8443/a/b?token=x#frag") ==
-          "https://<redacted>@h.example:8443/a/<redacted>?<redacted>");
-    CHECK(redact_url("http://localhost:3000/webhooks") == "http://localhost:3000/webhooks");
-    CHECK(redact_url("http://localhost:3000/webhooks/") == "http://localhost:3000/webhooks/");
-    CHECK(redact_url("http://localhost:3000/hook?key=abc") == "http://localhost:3000/hook?<redacted>");
+          "https://<redacted>@h.example:8443/<redacted>?<redacted>");
+    CHECK(redact_url("http://localhost:3000/webhooks") == "http://localhost:3000/<redacted>");
+    CHECK(redact_url("http://localhost:3000/webhooks/") == "http://localhost:3000/<redacted>");
+    CHECK(redact_url("http://localhost:3000/hook?key=abc") == "http://localhost:3000/<redacted>?<redacted>");
     CHECK(redact_url("http://h") == "http://h");
     CHECK(redact_url("http://h/") == "http://h/");
     CHECK(redact_url("http://h?q") == "http://h?<redacted>");
     CHECK(redact_url("http://h#f") == "http://h");
-    CHECK(redact_url("http://[::1]:81/x/y") == "http://[::1]:81/x/<redacted>");
+    CHECK(redact_url("http://[::1]:81/x/y") == "http://[::1]:81/<redacted>");
     CHECK(redact_url("https://user@h/") == "https://<redacted>@h/");
     // Any text, even one that is not a valid URL, is redacted the same way.
-    CHECK(redact_url("h.example/a/secret?x") == "h.example/a/<redacted>?<redacted>");
+    CHECK(redact_url("h.example/a/secret?x") == "h.example/<redacted>?<redacted>");
     CHECK(redact_url("ftp://u:p@h/") == "ftp://<redacted>@h/");
     CHECK(redact_url("") == "");
+    // A password holding an unencoded '/' ends the authority early: none of it may show.
+    CHECK(redact_url("https://user:pa/ss@h.example/x") == "https://<redacted>/<redacted>");
+    CHECK(redact_url("https://user:secret") == "https://<redacted>");
+    CHECK(redact_url("http://[::1]:8080/a") == "http://[::1]:8080/<redacted>");
+    std::string error;
+    CHECK_FALSE(avr_webhookd::parse_url("https://user:pa/ss@h.example/x", &error));
+    CHECK(error.find("'pa'") == std::string::npos);
+    CHECK(error.find("ss@") == std::string::npos);
 }
 
 TEST_CASE("url: whitespace, control and non-ASCII bytes are rejected anywhere", "[url]") {
