@@ -232,6 +232,13 @@ awaitable<void> serve(std::shared_ptr<AdminState> state, typename Protocol::sock
     beast::basic_stream<Protocol> stream(std::move(socket));
     const auto id = state->next_connection_id++;
     state->connections.emplace(id, AdminConnection{[&stream] { stream.close(); }});
+    // The entry's close() refers to `stream`: it must go with this frame whatever ends it, an
+    // exception included (the coroutine is detached), or make_room()/stop() would call freed memory.
+    struct Forget {
+        AdminState& state;
+        std::uint64_t id;
+        ~Forget() { state.connections.erase(id); }
+    } forget{*state, id};
     beast::flat_buffer buffer(state->limits.max_request_bytes);
 
     for (bool first = true; state->running && state->connections.contains(id); first = false) {

@@ -117,7 +117,8 @@ EventSink::Admission Deliverer::submit(Event&& event) {
                     not_attempted("QUEUE_FULL", "queue full (max_queue=" + std::to_string(config_.max_queue) +
                                                     ", max_queue_bytes=" + std::to_string(config_.max_queue_bytes) + ")"),
                     0);
-        return dead_letters_.enabled() ? Admission::dead_lettered : Admission::full;
+        // A full dead-letter file only logs the event: the producer must not hear it was filed.
+        return dead_letters_.enabled() && !dead_letters_.full() ? Admission::dead_lettered : Admission::full;
     }
     queues_.push(std::move(event), Clock::now());
     if (config_.queue_full == QueueFullPolicy::block && !has_room()) note_queue_full();

@@ -427,6 +427,14 @@ void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_
         return;
     }
     Event& event = std::get<Event>(result);
+    // Numbers are re-serialised as JSON.stringify prints them (1e20 becomes 21 digits), so a body
+    // can outgrow its line; the queue's bounds count on at most twice max_line.
+    if (event.body.size() > 2 * options_.max_line) {
+        reject(c, number, "too_large",
+               "the event is larger than 2 x max_line=" + std::to_string(options_.max_line) +
+                   " bytes once its numbers are written out as JSON.stringify does");
+        return;
+    }
     std::string id = options_.ack == AckMode::all ? event.id : std::string();
     const auto admission = sink_.submit(std::move(event));
     submitted = true;

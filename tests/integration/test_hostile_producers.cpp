@@ -229,6 +229,24 @@ TEST_CASE("hostile producers: a producer silent mid-line past partial_line_timeo
     REQUIRE(daemon.stop());
 }
 
+TEST_CASE("hostile producer: numbers that grow when written out cannot make an event larger than 2 x max_line", "[integration][hostile][limits]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-line", "256", "--ack", "all"});
+    REQUIRE(daemon.wait_ready());
+    std::string numbers;
+    for (int i = 0; i < 30; ++i) numbers += std::string(i ? "," : "") + "1e20";  // 5 bytes each, 22 written out
+    const std::string grows = "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"call_initiated\",\"payload\":{\"n\":[" + numbers + "]}}";
+    REQUIRE(grows.size() <= 256);
+    const auto replies = avr_webhookd::test::exchange(daemon.socket(), grows + "\n" + event_line(call, "call_ended", {}, "fine") + "\n");
+    REQUIRE(replies.size() == 2);
+    CHECK_THAT(replies[0], Catch::Contains("\"ok\":false") && Catch::Contains("larger than 2 x max_line=256"));
+    CHECK(replies[1] == R"({"ok":true,"line":2,"id":"fine"})");
+    REQUIRE(receiver.wait_for_requests(1));
+    CHECK(receiver.requests().size() == 1);
+    REQUIRE(daemon.stop());
+}
+
 TEST_CASE("hostile producer: disconnecting mid-line or with a reset costs that line only", "[integration][hostile][intake]") {
     TempDir dir;
     ReceiverThread receiver;
