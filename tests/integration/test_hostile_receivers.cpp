@@ -266,7 +266,14 @@ TEST_CASE("hostile receivers: an endless chunk-size line is cut off at the limit
     CHECK(failure_field(lines[0], "code") == "EPROTO");
     CHECK_THAT(failure_field(lines[0], "message"), Catch::Contains("chunk header or trailer larger than"));
     CHECK(elapsed < 4s);  // at the size limit, long before the 5 s timeout
-    CHECK(peak_rss_kib(daemon.process().pid()) < 64 * 1024);
+    // Before the fix one such receiver grew the daemon to 1.5 GB. Under AddressSanitizer the
+    // daemon's own baseline and quarantine are far larger, so the bound is looser there.
+#if defined(__SANITIZE_ADDRESS__)
+    constexpr std::size_t peak_limit_kib = 384 * 1024;
+#else
+    constexpr std::size_t peak_limit_kib = 64 * 1024;
+#endif
+    CHECK(peak_rss_kib(daemon.process().pid()) < peak_limit_kib);
     hostile = false;
     check_still_delivers(daemon, receiver);
     REQUIRE(daemon.stop());
