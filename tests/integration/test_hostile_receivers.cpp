@@ -17,9 +17,11 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <sstream>
 
 using namespace avr_webhookd;
 using namespace avr_webhookd::test;
@@ -362,6 +364,23 @@ TEST_CASE("hostile receivers: a reset in the middle of the body is a reset, and 
     REQUIRE(daemon.stop());
 }
 
+// Sockets on this machine in SYN_SENT towards 127.0.0.1:port (/proc/net/tcp, state 02).
+std::size_t connects_pending_to(int port) {
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    std::getline(table, line);  // the header
+    char wanted[16];
+    std::snprintf(wanted, sizeof wanted, "0100007F:%04X", static_cast<unsigned>(port));
+    std::size_t count = 0;
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        if (remote == wanted && state == "02") ++count;
+    }
+    return count;
+}
+
 TEST_CASE("hostile receivers: a reload from https to http while a connect is pending", "[integration][hostile][reload]") {
     // A listener with a full accept queue: the daemon's SYN is dropped, so its connect stays
     // pending (the kernel retries it after about 1 s) while the reload switches to http.
@@ -383,8 +402,10 @@ TEST_CASE("hostile receivers: a reload from https to http while a connect is pen
                           << "retry_base = 20ms\nretry_max_delay = 100ms\n";
     auto daemon = DaemonProcess::with_config_file(dir, config, {});
     REQUIRE(daemon.wait_ready());
+    const auto pending_before = connects_pending_to(hanging.port);
     exchange(daemon.socket(), line_of("call_started", "", "across-reload"));
-    std::this_thread::sleep_for(200ms);  // lets the attempt start its connect (nothing to wait on)
+    // The daemon's connect is pending once one more SYN_SENT socket points at the listener.
+    REQUIRE(wait_until([&] { return connects_pending_to(hanging.port) > pending_before; }, 10s));
 
     {
         const auto temporary = config.string() + ".new";
