@@ -41,7 +41,6 @@ using stream_protocol = asio::local::stream_protocol;
 namespace {
 
 constexpr std::size_t max_admin_body = 16 * 1024 * 1024;
-constexpr auto default_timeout = std::chrono::seconds(2);
 
 struct Query {
     http::verb method;
