@@ -1,11 +1,11 @@
 // avr-webhookd: parses the command line, runs the daemon or a subcommand, maps errors to exit
 // statuses. Everything else lives in the avr_webhookd library.
-#include <avr_webhookd/config.hpp>
-#include <avr_webhookd/daemon.hpp>
-#include <avr_webhookd/healthcheck.hpp>
-#include <avr_webhookd/logger.hpp>
-#include <avr_webhookd/receiver.hpp>
-#include <avr_webhookd/send_command.hpp>
+#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/daemon/daemon.hpp>
+#include <avr_webhookd/tools/healthcheck.hpp>
+#include <avr_webhookd/ops/logger.hpp>
+#include <avr_webhookd/tools/receiver.hpp>
+#include <avr_webhookd/tools/send_command.hpp>
 #include <avr_webhookd/version.hpp>
 
 #include <boost/program_options.hpp>

@@ -20,8 +20,8 @@
 #include "support/daemon_fixture.hpp"
 #include "support/prometheus_text.hpp"
 
-#include <avr_webhookd/admin_server.hpp>
-#include <avr_webhookd/healthcheck.hpp>
+#include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/tools/healthcheck.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -4,7 +4,7 @@
 // routes' statuses, and status and metrics are asked for only where the route table says.
 //
 // Input: byte 0 picks the fake status (accepting, unhealthy); the rest is the connection's bytes.
-#include <avr_webhookd/admin_server.hpp>
+#include <avr_webhookd/ops/admin_server.hpp>
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>

@@ -3,7 +3,7 @@
 // describes itself in one line per setting.
 //
 // Input: the file's bytes. The file lives in a memfd, so no disk is touched.
-#include <avr_webhookd/config.hpp>
+#include <avr_webhookd/config/config.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>

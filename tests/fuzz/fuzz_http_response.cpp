@@ -5,7 +5,7 @@
 // Input layout: byte 0 picks the head limit (64 .. 64 + 255*64), byte 1 the body limit
 // (0 .. 255*256), byte 2 the read size (1..256), byte 3 bit 0 whether the peer closes at the end;
 // the rest is what the receiver sends.
-#include <avr_webhookd/http_response_reader.hpp>
+#include <avr_webhookd/delivery/http_response_reader.hpp>
 
 #include <algorithm>
 #include <cstdint>

@@ -7,8 +7,8 @@
 //
 // Input layout: byte 0 picks max_line (256 .. 256 + 255*64), byte 1 the read size (1..256),
 // byte 2 allow_unknown_types; the rest is the stream.
-#include <avr_webhookd/event_parser.hpp>
-#include <avr_webhookd/line_framer.hpp>
+#include <avr_webhookd/intake/event_parser.hpp>
+#include <avr_webhookd/intake/line_framer.hpp>
 
 #include <boost/json/memory_resource.hpp>
 

@@ -5,7 +5,7 @@
 //
 // Input: byte 0 the mode, bytes 1..8 "now" (any int64), then NUL-separated: secret, webhook-id,
 // webhook-timestamp, the presented signature (X-AVR-WEBHOOK-SECRET or webhook-signature), body.
-#include <avr_webhookd/signature.hpp>
+#include <avr_webhookd/delivery/signature.hpp>
 
 #include <charconv>
 #include <cstdint>

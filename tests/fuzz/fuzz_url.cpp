@@ -2,7 +2,7 @@
 // text never shows credentials or a query, whatever the input.
 //
 // Input: the URL text itself.
-#include <avr_webhookd/url.hpp>
+#include <avr_webhookd/common/url.hpp>
 
 #include <cstdint>
 #include <cstdlib>

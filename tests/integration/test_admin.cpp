@@ -1,7 +1,7 @@
 // The admin endpoint in-process (fake status and metrics), and `healthcheck` against it.
 
-#include <avr_webhookd/admin_server.hpp>
-#include <avr_webhookd/healthcheck.hpp>
+#include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/tools/healthcheck.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -2,8 +2,8 @@
 // keep-alive, signatures and shutdown.
 #include "../support/daemon_fixture.hpp"
 
-#include <avr_webhookd/signature.hpp>
-#include <avr_webhookd/url.hpp>
+#include <avr_webhookd/delivery/signature.hpp>
+#include <avr_webhookd/common/url.hpp>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>

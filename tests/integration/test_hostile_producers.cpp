@@ -3,10 +3,10 @@
 // The daemon stays up, bounded, and every line it read is accounted for (issue 7).
 #include "../support/daemon_fixture.hpp"
 
-#include <avr_webhookd/event_sink.hpp>
-#include <avr_webhookd/intake_server.hpp>
-#include <avr_webhookd/logger.hpp>
-#include <avr_webhookd/metrics.hpp>
+#include <avr_webhookd/intake/event_sink.hpp>
+#include <avr_webhookd/intake/intake_server.hpp>
+#include <avr_webhookd/ops/logger.hpp>
+#include <avr_webhookd/ops/metrics.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>

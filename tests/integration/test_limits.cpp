@@ -2,7 +2,7 @@
 // and one event's unexpected exception costing that event only.
 #include "../support/daemon_fixture.hpp"
 
-#include <avr_webhookd/deliverer.hpp>
+#include <avr_webhookd/delivery/deliverer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

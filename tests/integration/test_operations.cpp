@@ -3,9 +3,9 @@
 #include "../support/daemon_fixture.hpp"
 #include "../support/prometheus_text.hpp"
 
-#include <avr_webhookd/admin_server.hpp>
-#include <avr_webhookd/healthcheck.hpp>
-#include <avr_webhookd/url.hpp>
+#include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/tools/healthcheck.hpp>
+#include <avr_webhookd/common/url.hpp>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
-#include "avr_webhookd/receiver.hpp"
-#include "avr_webhookd/signature.hpp"
+#include "avr_webhookd/tools/receiver.hpp"
+#include "avr_webhookd/delivery/signature.hpp"
 #include "support/process.hpp"
 #include "support/test_pki.hpp"
 

@@ -1,6 +1,6 @@
 // `send` against an in-process fake daemon on a Unix socket.
 
-#include <avr_webhookd/send_command.hpp>
+#include <avr_webhookd/tools/send_command.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // The systemd side, for real: the unit files through systemd-analyze, and the daemon's notify
 // messages and socket activation against the built binary.
-#include <avr_webhookd/config.hpp>
+#include <avr_webhookd/config/config.hpp>
 
 #include "support/daemon_fixture.hpp"
 #include "support/notify_listener.hpp"

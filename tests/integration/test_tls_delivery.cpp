@@ -4,7 +4,7 @@
 #include "../support/daemon_fixture.hpp"
 #include "../support/test_pki.hpp"
 
-#include <avr_webhookd/url.hpp>
+#include <avr_webhookd/common/url.hpp>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>

@@ -5,7 +5,7 @@
 
 #include "process.hpp"
 
-#include <avr_webhookd/receiver.hpp>
+#include <avr_webhookd/tools/receiver.hpp>
 
 #include <boost/asio/io_context.hpp>
 

@@ -1,0 +1,142 @@
+#pragma once
+
+#include <avr_webhookd/delivery/signature.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace boost::program_options {
+class options_description;
+class variables_map;
+}  // namespace boost::program_options
+
+namespace avr_webhookd {
+
+enum class LogLevel { debug, info, warn, error };
+enum class LogFormat { text, json };
+enum class AckMode { errors, all };
+enum class QueueFullPolicy { block, reject };
+
+// The daemon's effective settings. One rule names each setting: config-file key `foo_bar`,
+// command-line flag `--foo-bar`, environment variable `WEBHOOK_FOO_BAR`.
+struct Config {
+    std::string url;                                  // required, http:// or https://
+    std::string secret;                               // "" = none; never printed. Holds the file's
+                                                      // contents when secret_file is used.
+    std::string secret_file;                          // read secret from file (trailing newline stripped)
+    SignatureMode signature = SignatureMode::plain;
+    std::chrono::milliseconds timeout{3000};          // per attempt
+    int retry = 0;                                    // extra attempts; -1 = unlimited (bounded by max_age)
+    std::chrono::milliseconds retry_base{1000};
+    std::chrono::milliseconds retry_max_delay{60000};
+    std::chrono::milliseconds max_age{3600000};       // give an event up after this age
+    std::string agent_id;                             // X-AVR-AGENT-ID when set
+    std::string ca_file;                              // extra CA bundle
+    bool tls_verify = true;
+    unsigned concurrency = 64;                        // max requests in flight, 1..4096
+    std::vector<std::string> types;                   // forward only these types; empty = all
+    std::string socket = "/run/avr-webhookd/events.sock";
+    unsigned socket_mode = 0660;                      // never world-writable
+    std::size_t max_line = 65536;                     // bytes, 256..16 MiB
+    unsigned max_connections = 256;                   // producers at once, 1..65535
+    std::chrono::milliseconds partial_line_timeout{30000};  // silent mid-line: evictable at max_connections
+    std::vector<std::uint32_t> producer_uids;         // allow-list of peer uids; both empty = anyone
+    std::vector<std::uint32_t> producer_gids;         // allow-list of peer groups (effective or supplementary)
+    std::size_t max_queue = 100000;                   // events queued in memory, 1..10'000'000
+    std::uint64_t max_queue_bytes = 256ull << 20;     // bytes of queued events (CallQueues::event_cost), 64 KiB..64 GiB
+    QueueFullPolicy queue_full = QueueFullPolicy::block;
+    AckMode ack = AckMode::errors;
+    bool allow_unknown_types = false;
+    std::string dead_letter;                          // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
+    std::uint64_t dead_letter_max_bytes = 1ull << 30; // beyond this size lines go to the error log instead; 0 = no bound
+    std::chrono::milliseconds shutdown_timeout{10000};
+    std::chrono::milliseconds call_idle_timeout{900000};  // free a call's state after this idle time
+    LogLevel log_level = LogLevel::info;
+    LogFormat log_format = LogFormat::text;
+    std::string admin;                                // "" = off; "HOST:PORT", "[::1]:PORT" or an absolute Unix socket path
+};
+
+// Where a setting's effective value came from (for check-config).
+enum class Origin { built_in, config_file, environment, command_line };
+
+// Thrown for any invalid setting. what() is one line naming the setting, the value and what is
+// allowed; secret values appear as <redacted>. `setting` is the key ("" when not about one key).
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+    ConfigError(std::string setting_key, const std::string& message)
+        : std::runtime_error(message), setting(std::move(setting_key)) {}
+    std::string setting;
+};
+
+struct SettingInfo {
+    std::string_view key;        // foo_bar
+    std::string_view help;       // one line
+    bool secret;                 // value never printed
+    bool reloadable;             // may change without restarting the listener
+};
+// Every setting, in documentation order. One table drives flags, environment, file and docs.
+std::span<const SettingInfo> all_settings();
+
+std::string flag_name(std::string_view key);             // max_line -> max-line (the flag without its "--")
+std::string environment_name(std::string_view key);      // max_line -> WEBHOOK_MAX_LINE
+
+using Environment = std::map<std::string, std::string>;  // variable -> value
+Environment environment_from(char** envp);
+
+inline constexpr std::string_view default_config_file = "/etc/avr-webhookd/avr-webhookd.conf";
+inline constexpr std::string_view config_file_variable = "WEBHOOK_CONFIG";
+
+struct ConfigSources {
+    std::map<std::string, std::string> command_line;  // key (foo_bar) -> raw text
+    // From --config. nullopt: WEBHOOK_CONFIG if set, else `default_file` if it exists.
+    // A named file that is missing is an error; an empty name reads no file.
+    std::optional<std::string> config_file;
+    Environment environment;
+    std::string default_file{default_config_file};    // tests point this elsewhere
+};
+
+struct LoadedConfig {
+    Config config;
+    std::map<std::string, Origin> origins;            // every key -> origin of its value
+    std::string config_file_used;                     // "" when none was read
+    // Non-fatal findings for the log, e.g. an unknown WEBHOOK_* variable.
+    std::vector<std::string> warnings;
+};
+
+LoadedConfig load_config(const ConfigSources& sources);  // throws ConfigError
+
+// One setting's text as given (command line, else environment, else config file), validated on
+// its own, without requiring the rest of the configuration (e.g. `url`): for subcommands such as
+// healthcheck and send. nullopt when the setting is not given anywhere. Throws ConfigError for an
+// unknown key, an invalid value of this setting or an unreadable config file.
+std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key);
+
+// check-config output: one "key = value  (origin)" line per setting, secrets as <redacted>.
+std::string describe(const LoadedConfig& loaded);
+
+// Registers --foo-bar for every setting plus --config. Boolean flags given alone mean true.
+void add_setting_options(boost::program_options::options_description& options);
+// The settings given on the command line, key -> raw text.
+std::map<std::string, std::string> command_line_settings(const boost::program_options::variables_map& vm);
+// --config's value, if given.
+std::optional<std::string> command_line_config_file(const boost::program_options::variables_map& vm);
+// All three sources at once.
+ConfigSources config_sources(const boost::program_options::variables_map& vm, Environment environment);
+
+std::string_view to_string(Origin origin);            // "built-in", "config file", ...
+std::string_view to_string(LogLevel level);
+std::string_view to_string(LogFormat format);
+std::string_view to_string(AckMode mode);
+std::string_view to_string(QueueFullPolicy policy);
+
+}  // namespace avr_webhookd

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/ops/logger.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+
+namespace avr_webhookd {
+
+// Exit statuses of the daemon and its subcommands (sysexits.h where one fits).
+namespace exit_status {
+inline constexpr int ok = 0;
+inline constexpr int failure = 1;       // could not start (socket in use, cannot bind, ...)
+inline constexpr int usage = 64;        // EX_USAGE: bad command line
+inline constexpr int software = 70;     // EX_SOFTWARE: an internal error
+inline constexpr int config = 78;       // EX_CONFIG: an invalid setting
+}  // namespace exit_status
+
+// Wires intake, delivery, the admin endpoint, signals and systemd notification together and
+// runs them on one io_context until SIGTERM/SIGINT. SIGHUP reloads the configuration.
+class Daemon {
+public:
+    // `sources` are kept so SIGHUP can reload with the same command line.
+    Daemon(ConfigSources sources, LoadedConfig loaded, Logger& logger);
+    ~Daemon();
+
+    // Runs until shut down; returns the exit status. Throws std::runtime_error for start-up
+    // failures (socket in use, cannot bind, dead-letter file not writable).
+    int run();
+
+private:
+    struct State;
+    boost::asio::awaitable<void> handle_signals(State& state);
+    boost::asio::awaitable<void> shut_down(State& state);
+    boost::asio::awaitable<void> finish_intake(State& state, std::chrono::steady_clock::duration budget);
+    boost::asio::awaitable<void> keep_watchdog_fed(State& state, std::chrono::microseconds interval);
+    void reload_configuration(State& state);
+    ConfigSources sources_;
+    LoadedConfig loaded_;
+    Logger& logger_;
+};
+
+}  // namespace avr_webhookd

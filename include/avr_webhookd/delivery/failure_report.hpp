@@ -1,0 +1,43 @@
+#pragma once
+
+#include <avr_webhookd/delivery/retry_policy.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace avr_webhookd {
+
+// The text of a given-up event shared by the log and the dead-letter file.
+
+// The specification's failure block, lines joined by '\n', no trailing newline:
+//   [WEBHOOK][CALL_STARTED] Retry failed
+//   Webhook Error:
+//   Message: <human-readable reason>
+//   Code: <code>
+//   URL: <url>
+//   Method: POST
+//   Status: <HTTP status, or nothing after "Status: " when there was none>
+// The type is upper-cased. Every inserted value is made single-line, so a server's message
+// cannot forge log lines. An empty message falls back to the code, an empty code to
+// "HTTP <status>" or "UNKNOWN".
+std::string failure_block(std::string_view event_type, const AttemptOutcome& last,
+                          std::string_view url_for_log);
+
+// Collapses each run of spaces and control characters (CR, LF, tab, other C0, DEL) into one
+// space and trims the ends.
+std::string single_line(std::string_view text);
+
+// One dead-letter NDJSON line, without its newline: the event as an intake line plus a failure:
+//   {"id":"<id>","uuid":...,"type":...,"timestamp":...,"payload":{...},
+//    "failure":{"reason":"...","code":"...","message":"...","status":503|null,"attempts":4,
+//               "time":"2026-01-02T03:04:05.678Z"}}
+// `body` is the event's compact POST body ({"uuid":...}); it is spliced in, not re-parsed.
+// Should a body ever not be a JSON object, it is kept as the string "body" so nothing is lost.
+// Strings are JSON-escaped; invalid UTF-8 in them becomes U+FFFD so the line always parses.
+// `status` is null when no response was read.
+std::string dead_letter_line(std::string_view event_id, std::string_view body,
+                             std::string_view reason, const AttemptOutcome& last, int attempts,
+                             std::chrono::system_clock::time_point when);
+
+}  // namespace avr_webhookd

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <avr_webhookd/ops/logger.hpp>
+#include <avr_webhookd/delivery/retry_policy.hpp>
+#include <avr_webhookd/delivery/signature.hpp>
+#include <avr_webhookd/common/url.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace avr_webhookd {
+
+struct HttpClientOptions {
+    Url url;
+    std::chrono::milliseconds timeout{3000};  // bounds a whole attempt: resolve, connect, TLS, write, read
+    bool tls_verify = true;
+    std::string ca_file;                      // added to the system trust store
+    std::size_t max_idle_connections = 64;
+};
+
+// Builds the TLS client context: peer verification against the system store (plus ca_file),
+// TLS 1.2 or newer. Throws std::runtime_error when ca_file cannot be loaded.
+std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(bool verify, const std::string& ca_file);
+
+// A keep-alive HTTP/1.1 client for one endpoint. Connections are reused; an idle connection the
+// server has closed is detected before reuse, and a reused connection that fails before any
+// response byte is replaced once within the same attempt. The attempt's deadline is hard: it
+// bounds every phase, and a peer that trickles bytes is cut off at it. Responses are read by
+// HttpResponseReader (1xx skipped, head and body bounded); a connection goes back to the pool
+// only when its response was complete, keep-alive, and nothing unread is left. Each attempt
+// works on a snapshot of the options, so a reload never changes an attempt under way. Used from a
+// single thread (the io_context's).
+class HttpClient {
+public:
+    HttpClient(boost::asio::any_io_executor executor, HttpClientOptions options, Logger& logger);
+    ~HttpClient();
+
+    // POSTs `body` (Content-Type: application/json) with the extra `headers`.
+    boost::asio::awaitable<AttemptOutcome> post(std::string_view body, const HeaderList& headers);
+
+    // Applies new options (reload); idle connections to a changed endpoint are dropped.
+    void update(HttpClientOptions options);
+    void close_idle();
+
+    std::size_t open_connections() const { return *open_connections_; }
+    std::size_t connections_opened() const { return connections_opened_; }
+    const HttpClientOptions& options() const;
+
+    struct Lookup;  // a name lookup shared by the attempts waiting for it (defined in the .cpp)
+
+private:
+    struct Endpoint;
+    struct Connection;
+    struct Connected;
+    struct Exchanged;
+    boost::asio::awaitable<Connected> connect(std::shared_ptr<const Endpoint> endpoint,
+                                              std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<Exchanged> exchange(Connection& connection, const Endpoint& endpoint,
+                                               std::string_view body, const HeaderList& headers,
+                                               std::chrono::steady_clock::time_point deadline);
+    std::unique_ptr<Connection> take_idle(std::uint64_t generation);
+
+    boost::asio::any_io_executor executor_;
+    Logger& logger_;
+    std::shared_ptr<const Endpoint> endpoint_;  // replaced, never modified, by update()
+    std::vector<std::unique_ptr<Connection>> idle_;
+    boost::asio::ip::tcp::resolver::results_type endpoints_;
+    bool resolve_needed_ = true;
+    std::shared_ptr<Lookup> lookup_;  // the name lookup in progress, shared by every attempt waiting for it
+    std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
+    // Shared with every Connection, which counts itself for exactly its lifetime (it may outlive
+    // the client in a coroutine frame destroyed later).
+    std::shared_ptr<std::size_t> open_connections_ = std::make_shared<std::size_t>(0);
+    std::size_t connections_opened_ = 0;
+};
+
+// Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
+// (Node-style codes: ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, ...).
+AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
+                                  std::string_view peer, std::chrono::milliseconds timeout);
+
+}  // namespace avr_webhookd

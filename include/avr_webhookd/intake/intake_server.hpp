@@ -1,0 +1,104 @@
+#pragma once
+
+#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/common/signal.hpp>
+#include <avr_webhookd/intake/event_sink.hpp>
+#include <avr_webhookd/intake/line_framer.hpp>
+#include <avr_webhookd/ops/logger.hpp>
+#include <avr_webhookd/ops/metrics.hpp>
+#include <avr_webhookd/intake/producer_access.hpp>
+#include <avr_webhookd/common/uuid.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace avr_webhookd {
+
+struct IntakeOptions {
+    std::string socket_path;
+    unsigned socket_mode = 0660;
+    std::size_t max_line = 65536;
+    unsigned max_connections = 256;
+    std::chrono::milliseconds partial_line_timeout{30000};  // silent mid-line this long: evictable
+    AckMode ack = AckMode::errors;
+    bool allow_unknown_types = false;
+    QueueFullPolicy queue_full = QueueFullPolicy::block;
+    std::size_t max_reply_backlog = 64 * 1024;  // unread reply bytes kept per producer
+    ProducerAccess access;                      // producer_uids / producer_gids
+};
+
+IntakeOptions intake_options(const Config& config);
+
+// The Unix-socket intake: accepts producers, frames their NDJSON, validates each line and hands
+// accepted events to the EventSink. Replies go back on the same connection and never block
+// intake: a producer that never reads loses replies, never events.
+class IntakeServer {
+public:
+    IntakeServer(boost::asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger,
+                 Metrics& metrics);
+    ~IntakeServer();
+
+    // Creates the socket's directory if needed and binds with socket_mode. A stale socket file
+    // (no listener) is replaced; a live one means another instance runs: std::runtime_error.
+    void bind();
+    // Socket activation: takes over an already listening socket (it is never unlinked by us).
+    void adopt(int listening_fd);
+
+    void start();
+    // Stops accepting; open connections read what is already buffered, then close.
+    void stop();
+
+    // Reloadable options: ack, allow_unknown_types, queue_full and max_connections apply at once,
+    // max_line and the allow-list to connections opened afterwards.
+    void update(const IntakeOptions& options);
+
+    // Completes when every producer connection has closed, or at `deadline`.
+    boost::asio::awaitable<void> wait_until_closed(std::chrono::steady_clock::time_point deadline);
+
+    std::size_t connection_count() const { return connections_.size(); }
+    // Lines read from producers and not yet handed to the sink (waiting for room), for the log.
+    std::size_t connections_waiting_for_room() const;
+    bool accepting() const { return accepting_; }
+
+private:
+    struct Connection;
+    boost::asio::awaitable<void> accept_loop();
+    // Whether a just-accepted socket may be served; a refused one gets a reply line and is closed.
+    bool admit(boost::asio::local::stream_protocol::socket& socket, const std::optional<PeerCredentials>& peer);
+    bool evict_idle_connection();
+    std::size_t open_connections() const;
+    boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
+    boost::asio::awaitable<void> read_lines(Connection& connection);
+    boost::asio::awaitable<void> write_replies(std::shared_ptr<Connection> connection);
+    boost::asio::awaitable<void> handle_frame(Connection& connection, const LineFramer::Frame& frame);
+    void handle_line(Connection& connection, std::uint64_t number, std::string_view line);
+    void accept_line(Connection& connection, std::uint64_t number, std::string_view line, bool& submitted);
+    // Completion of a connection's coroutines: an exception ends that connection only.
+    std::function<void(std::exception_ptr)> connection_guard(std::shared_ptr<Connection> connection, std::string what);
+    void forget(const std::shared_ptr<Connection>& connection);
+    void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
+    void queue_reply(Connection& connection, std::string reply);
+    void remove_socket_file();
+
+    boost::asio::io_context& io_;
+    IntakeOptions options_;
+    EventSink& sink_;
+    Logger& logger_;
+    Metrics& metrics_;
+    UuidGenerator ids_;
+    detail::Signal closed_signal_;
+    boost::asio::local::stream_protocol::acceptor acceptor_;
+    std::set<std::shared_ptr<Connection>> connections_;
+    std::uint64_t next_connection_id_ = 1;
+    bool accepting_ = false;
+    bool bound_by_us_ = false;
+    unsigned long long socket_inode_ = 0;
+};
+
+}  // namespace avr_webhookd

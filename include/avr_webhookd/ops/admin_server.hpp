@@ -1,0 +1,111 @@
+#pragma once
+
+#include <avr_webhookd/ops/logger.hpp>
+#include <avr_webhookd/ops/metrics.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace avr_webhookd {
+
+namespace detail {
+struct AdminServerState;
+}  // namespace detail
+
+// What /healthz and /readyz report, asked for on every request.
+struct AdminStatus {
+    bool accepting = false;                 // the intake accepts events
+    std::optional<std::string> unhealthy;   // why delivery is stuck, e.g. "receiver down for 5m"
+};
+
+// Where the admin endpoint listens (setting `admin`).
+struct AdminAddress {
+    std::string unix_path;  // set: a Unix stream socket at this absolute path; host and port unused
+    std::string host;       // IPv4 or IPv6 literal (without brackets) or a name such as localhost
+    std::string port;       // decimal 0..65535; 0 (tests only) picks a free port
+
+    bool is_unix() const { return !unix_path.empty(); }
+};
+
+// "HOST:PORT", "[IPv6]:PORT" or an absolute Unix socket path. On failure returns nullopt and,
+// when `error` is given, stores a one-line reason in it.
+std::optional<AdminAddress> parse_admin_address(std::string_view text, std::string* error = nullptr);
+
+// "127.0.0.1:9464", "[::1]:9464" or the socket path.
+std::string to_string(const AdminAddress& address);
+
+inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+// One admin response before it becomes HTTP (sans-io, so the route table is unit-tested).
+struct AdminResponse {
+    unsigned status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;   // for HEAD: the body a GET would get; only its length is sent
+    std::string allow;  // the Allow header of a 405
+};
+
+// The route table. GET or HEAD on /healthz (200 "ok" when accepting and healthy, else 503 with
+// the reason), /readyz (200 when accepting, else 503) and /metrics (the Prometheus text); other
+// methods on those paths get 405, other paths 404. A query string is ignored. `status` is called
+// for /healthz and /readyz only, `metrics` for /metrics only.
+AdminResponse route_admin_request(boost::beast::http::verb method, std::string_view target,
+                                  const std::function<AdminStatus()>& status,
+                                  const std::function<std::string()>& metrics);
+
+// The admin endpoint's limits, so that no client (a slowloris holding partial requests, idle
+// keep-alive connections) can keep /healthz from answering.
+struct AdminLimits {
+    // To read one request, from the end of the previous response (idle keep-alive included) to the
+    // end of its head and body; past it the connection is closed and counted as timed out.
+    std::chrono::milliseconds request_deadline{5000};
+    std::chrono::milliseconds response_deadline{10000};  // to write one response
+    // Connections open at once. A new one past the limit evicts the oldest connection that is
+    // waiting for (or still reading) a request; only when all are busy answering is it closed.
+    std::size_t max_connections = 16;
+    std::size_t max_request_bytes = 16 * 1024;  // header and body together; more closes the connection
+};
+
+// What the admin limits did, also added to a Metrics given to the server.
+struct AdminCounters {
+    std::uint64_t connections_evicted = 0;
+    std::uint64_t connections_refused = 0;
+    std::uint64_t requests_timed_out = 0;
+};
+
+// The admin HTTP/1.1 endpoint: /healthz, /readyz and /metrics, with keep-alive. Runs on the
+// io_context's thread; status() and metrics() are called there, per request.
+class AdminServer {
+public:
+    AdminServer(boost::asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
+                std::function<std::string()> metrics, Logger& logger, AdminLimits limits = {},
+                Metrics* counted_in = nullptr);  // admin_* counters are added there too (io thread)
+    ~AdminServer();  // stop()
+    AdminServer(const AdminServer&) = delete;
+    AdminServer& operator=(const AdminServer&) = delete;
+
+    // Binds and starts accepting. Throws std::runtime_error with a message naming the address
+    // when it is invalid or cannot be bound. A Unix socket path that is a stale socket (nobody
+    // listening) is replaced; a live one or a non-socket file is an error.
+    void start();
+    // Stops accepting, closes open admin connections and removes our Unix socket file. Idempotent.
+    // Afterwards status() and metrics() are no longer called.
+    void stop();
+
+    // The bound address, with the real port when 0 was asked for; the `listen` text before start().
+    std::string local_address() const;
+    std::size_t connection_count() const;
+    AdminCounters counters() const;
+
+private:
+    std::shared_ptr<detail::AdminServerState> state_;  // shared with the coroutines, which may outlive this object
+};
+
+}  // namespace avr_webhookd

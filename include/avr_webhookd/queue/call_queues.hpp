@@ -1,0 +1,158 @@
+#pragma once
+
+#include <avr_webhookd/common/event.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <queue>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace avr_webhookd {
+
+// A call uuid as its 16 bytes: the key of every per-call map (a std::string key would cost a
+// heap block per call for 36 characters).
+using CallKey = std::array<std::uint8_t, 16>;
+// The canonical 8-4-4-4-12 uuid as bytes, or nullopt for anything else.
+std::optional<CallKey> call_key(std::string_view uuid);
+
+// Per-call delivery order and fairness (sans-io; time is passed in).
+//
+// Each call uuid has a FIFO of events. At most one event per call is handed out at a time and
+// the next one only after the previous was finished (delivered or given up), so a call's events
+// reach the receiver strictly in order. Calls with work wait in one round-robin ready list, so
+// calls share delivery slots fairly; a call waiting for a retry sits in a timer heap and holds
+// no slot.
+//
+// Memory follows live calls, not calls ever seen, and an idle call is small: a call with nothing
+// queued keeps only an IdleCall record (its sequence counter and when it was last active) in
+// last-activity order, so idle calls expire from the front without scanning the others. The full
+// Call with its FIFO exists only while the call has events queued. A call's state is erased when
+// its call_ended event is finished, or when it has been idle for the idle timeout. Nothing here
+// that runs per request (oldest_accepted, the counters) scans the calls.
+class CallQueues {
+public:
+    using Clock = std::chrono::steady_clock;
+    using TimePoint = Clock::time_point;
+
+    struct Call;  // opaque to users; a Job's handle
+
+    struct Job {
+        Call* call;
+        const Event* event;     // valid until finish() or retry_at() for this job
+        std::uint64_t sequence; // 1, 2, 3 ... per call uuid
+        int attempt;            // 1 for the first attempt
+    };
+
+    struct Pending {  // an undelivered event taken out by drain()
+        Event event;
+        std::uint64_t sequence;
+        int attempts_made;
+    };
+
+    // What a queued event is counted as against max_queue_bytes: its strings plus an estimate of
+    // the bookkeeping around it (queue slot, string blocks, the call's FIFO).
+    static constexpr std::size_t event_overhead_bytes = 512;
+    static std::size_t event_cost(const Event& event);
+
+    CallQueues() = default;
+    CallQueues(const CallQueues&) = delete;
+    CallQueues& operator=(const CallQueues&) = delete;
+
+    // Appends an event to its call's queue; returns its sequence number within the call.
+    // The event's uuid must be canonical (intake validated it): std::invalid_argument otherwise.
+    std::uint64_t push(Event event, TimePoint now);
+
+    // The next deliverable event: retries that are due first, then calls in round-robin order.
+    std::optional<Job> take(TimePoint now);
+
+    // The job's attempt failed and will be tried again at `due`; the call waits, holding no slot.
+    void retry_at(const Job& job, TimePoint due);
+
+    // The job's event is done with (delivered or given up): the call moves on to its next event.
+    void finish(const Job& job, TimePoint now);
+
+    // When the earliest waiting retry becomes due.
+    std::optional<TimePoint> next_due() const;
+
+    // Erases calls that have had nothing queued for `idle`; returns how many. Visits only the
+    // calls it erases (plus one), oldest first; `now` is expected not to go backwards.
+    std::size_t expire_idle(TimePoint now, Clock::duration idle);
+
+    // Takes every event that is not being attempted right now, for dead-lettering at shutdown.
+    std::vector<Pending> drain();
+
+    // The events being attempted right now and their attempt numbers (for an immediate stop).
+    struct InFlight {
+        const Event* event;
+        int attempt;
+    };
+    std::vector<InFlight> in_flight_events() const;
+
+    std::size_t queued() const { return queued_; }             // all undelivered events, in flight included
+    std::size_t queued_bytes() const { return queued_bytes_; } // event_cost() of those events
+    std::size_t in_flight() const { return in_flight_; }
+    std::size_t live_calls() const { return active_.size() + idle_.size(); }
+    std::size_t idle_calls() const { return idle_.size(); }
+    std::size_t waiting_retry() const { return delayed_.size(); }
+    std::optional<TimePoint> oldest_accepted() const;
+
+    struct CallKeyHash {
+        std::size_t operator()(const CallKey& key) const noexcept;
+    };
+
+    // A call with nothing queued: what must survive until it expires, and its place in the
+    // last-activity list (oldest at the front).
+    struct IdleCall {
+        std::uint64_t next_sequence = 1;
+        TimePoint last_activity{};
+        const CallKey* key = nullptr;  // the map node's own key
+        IdleCall* older = nullptr;
+        IdleCall* newer = nullptr;
+    };
+
+    struct Call {
+        CallKey key{};
+        std::deque<std::pair<Event, std::uint64_t>> events;  // event, sequence; never empty while the Call exists
+        std::uint64_t next_sequence = 1;
+        int attempt = 1;          // attempt number of the head event
+        enum class State { ready, waiting_retry, in_flight } state = State::ready;
+        bool ended = false;       // its call_ended was finished
+    };
+
+private:
+    struct Delayed {
+        TimePoint due;
+        std::uint64_t order;
+        Call* call;
+        bool operator>(const Delayed& other) const {
+            return due != other.due ? due > other.due : order > other.order;
+        }
+    };
+    using Head = std::pair<TimePoint, const Call*>;  // a call's head event's accepted_at
+
+    void pop_head(Call& call);
+    void add_head(const Call& call);
+    void make_idle(Call& call, TimePoint now);
+    void unlink(IdleCall& idle);
+
+    std::unordered_map<CallKey, Call, CallKeyHash> active_;
+    std::unordered_map<CallKey, IdleCall, CallKeyHash> idle_;
+    IdleCall* idle_oldest_ = nullptr;
+    IdleCall* idle_newest_ = nullptr;
+    std::set<Head> heads_;
+    std::deque<Call*> ready_;
+    std::priority_queue<Delayed, std::vector<Delayed>, std::greater<>> delayed_;
+    std::uint64_t delayed_order_ = 0;
+    std::size_t queued_ = 0;
+    std::size_t queued_bytes_ = 0;
+    std::size_t in_flight_ = 0;
+};
+
+}  // namespace avr_webhookd

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/config/config.hpp>
+
+#include <boost/beast/http/verb.hpp>
+
+#include <chrono>
+#include <iosfwd>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace avr_webhookd {
+
+// What one request to the admin endpoint came to.
+struct AdminReply {
+    bool reached = false;  // a whole response was read; otherwise see `error`
+    std::string error;     // "Connection refused", "timed out after 2s", ...
+    unsigned status = 0;
+    std::string content_type;
+    std::string allow;
+    std::string body;      // empty for HEAD
+};
+
+// One HTTP/1.1 request (Connection: close) to the admin endpoint, all of it within `timeout`.
+AdminReply query_admin(const AdminAddress& address, boost::beast::http::verb method, std::string_view target,
+                       std::chrono::milliseconds timeout);
+
+// `avr-webhookd healthcheck [--admin ADDR] [--config FILE] [--timeout 2s]`; `args` are the
+// arguments after "healthcheck". Without --admin, the `admin` setting comes from WEBHOOK_ADMIN,
+// else from the config file (--config, WEBHOOK_CONFIG or the default file), and nothing else of
+// the configuration is needed. Sends GET /healthz and prints one line: "healthy", "unhealthy:
+// <reason>" (to `out`) or why the endpoint could not be asked (to `err`). Returns 0 for a 200,
+// else 1 (also for usage errors and when admin is off), as container health checks expect.
+int run_healthcheck_command(const std::vector<std::string>& args, const Environment& env, std::ostream& out,
+                            std::ostream& err);
+int run_healthcheck_command(const std::vector<std::string>& args, const Environment& env);  // std::cout, std::cerr
+
+}  // namespace avr_webhookd

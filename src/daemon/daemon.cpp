@@ -1,0 +1,222 @@
+#include <avr_webhookd/daemon/daemon.hpp>
+#include <avr_webhookd/common/rethrow.hpp>
+
+#include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/delivery/deliverer.hpp>
+#include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/intake/intake_server.hpp>
+#include <avr_webhookd/ops/metrics.hpp>
+#include <avr_webhookd/ops/sd_notify.hpp>
+#include <avr_webhookd/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <csignal>
+#include <memory>
+#include <optional>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr auto intake_close_budget = std::chrono::seconds(3);  // producers' last lines at shutdown
+// After the second signal: time for lines already read from producers (held while the queue was
+// full) to reach the dead-letter file before the loop stops.
+constexpr auto intake_abort_budget = std::chrono::seconds(3);
+
+Logger::Options logger_options(const Config& config, const Logger& logger) {
+    return Logger::Options{config.log_level, config.log_format, logger.options().journald};
+}
+
+// Settings that only take effect when the daemon restarts.
+// Puts the running value of a restart-only setting back into a reloaded configuration, so the
+// next reload compares against what actually runs; says whether the file asked for a change.
+template <auto member>
+bool keep_running_value(Config& fresh, const Config& running) {
+    const bool changed = fresh.*member != running.*member;
+    fresh.*member = running.*member;
+    return changed;
+}
+
+struct RestartOnly {
+    std::string_view key;
+    bool (*keep_running)(Config& fresh, const Config& running);
+};
+constexpr RestartOnly restart_only[] = {
+    {"socket", keep_running_value<&Config::socket>},
+    {"socket_mode", keep_running_value<&Config::socket_mode>},
+    {"call_idle_timeout", keep_running_value<&Config::call_idle_timeout>},
+    {"dead_letter", keep_running_value<&Config::dead_letter>},
+    {"admin", keep_running_value<&Config::admin>},
+};
+
+}  // namespace
+
+struct Daemon::State {
+    State(const Config& config, Logger& logger)
+        : deliverer(io, config, logger, metrics),
+          intake(io, intake_options(config), deliverer, logger, metrics),
+          signals(io, SIGINT, SIGTERM, SIGHUP),
+          notifier(SystemdNotifier::from_environment()) {}
+
+    asio::io_context io{1};
+    Metrics metrics;
+    Deliverer deliverer;
+    IntakeServer intake;
+    std::unique_ptr<AdminServer> admin;
+    asio::signal_set signals;
+    SystemdNotifier notifier;
+    bool shutting_down = false;
+};
+
+Daemon::Daemon(ConfigSources sources, LoadedConfig loaded, Logger& logger)
+    : sources_(std::move(sources)), loaded_(std::move(loaded)), logger_(logger) {}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run() {
+    const Config& config = loaded_.config;
+    for (const auto& warning : loaded_.warnings) logger_.warn("config: " + warning);
+    if (!config.tls_verify)
+        logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
+
+    State state(config, logger_);
+
+    std::string activation_error;
+    if (auto fd = listen_fd_from_environment(&activation_error)) {
+        state.intake.adopt(*fd);
+        logger_.info("intake: using the socket passed by systemd socket activation");
+    } else if (!activation_error.empty()) {
+        throw std::runtime_error("socket activation: " + activation_error);
+    } else {
+        state.intake.bind();
+    }
+
+    auto metrics_text = [&state] {
+        state.deliverer.update_gauges();
+        state.metrics.producer_connections = state.intake.connection_count();
+        return render_prometheus(state.metrics);
+    };
+    if (!config.admin.empty()) {
+        auto status = [&state] {
+            AdminStatus result;
+            result.accepting = state.intake.accepting() && !state.shutting_down;
+            result.unhealthy = state.shutting_down ? std::optional<std::string>("shutting down")
+                                                   : state.deliverer.unhealthy_reason();
+            if (!state.intake.accepting() && !result.unhealthy) result.unhealthy = "not accepting events";
+            return result;
+        };
+        state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_, AdminLimits{},
+                                                     &state.metrics);
+        state.admin->start();
+        logger_.info("admin: serving /healthz, /readyz and /metrics on " + state.admin->local_address());
+    }
+
+    state.deliverer.start();
+    state.intake.start();
+
+    asio::co_spawn(state.io, handle_signals(state), detail::rethrow_exceptions);
+    if (const auto interval = state.notifier.watchdog_interval())
+        asio::co_spawn(state.io, keep_watchdog_fed(state, *interval), detail::rethrow_exceptions);
+
+    logger_.info(std::string("avr-webhookd ") + version + " accepting events on " + config.socket + ", delivering to " +
+                 url_for_log(config.url) + " (concurrency " + std::to_string(config.concurrency) + ", timeout " +
+                 format_duration(config.timeout) + ", retry " + std::to_string(config.retry) + ")");
+    state.notifier.ready("accepting events on " + config.socket);
+
+    state.io.run();
+    logger_.info("stopped");
+    return exit_status::ok;
+}
+
+// Shutdown on the first SIGTERM/SIGINT, at once on the second; reload on SIGHUP.
+awaitable<void> Daemon::handle_signals(State& state) {
+    for (;;) {
+        auto [ec, signal_number] = co_await state.signals.async_wait(as_tuple(use_awaitable));
+        if (ec) co_return;
+        if (signal_number == SIGHUP) {
+            if (!state.shutting_down) reload_configuration(state);
+            continue;
+        }
+        if (!state.shutting_down) {
+            state.shutting_down = true;
+            asio::co_spawn(state.io, shut_down(state), detail::rethrow_exceptions);
+            continue;
+        }
+        logger_.warn("second signal: stopping at once; undelivered events go to the dead-letter file");
+        state.deliverer.abort();
+        state.intake.stop();
+        if (state.admin) state.admin->stop();
+        asio::co_spawn(state.io, finish_intake(state, intake_abort_budget), detail::rethrow_exceptions);
+        co_return;
+    }
+}
+
+awaitable<void> Daemon::shut_down(State& state) {
+    state.notifier.stopping();
+    logger_.info("shutting down: no new events accepted");
+    state.intake.stop();
+    co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
+    co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
+    if (state.admin) state.admin->stop();
+    co_await finish_intake(state, intake_close_budget);
+}
+
+// Lines producers wrote before the stop, some of them held while the queue was full, are handed
+// to the sink, which now dead-letters them; only then does the loop stop (issue 7, item 9).
+awaitable<void> Daemon::finish_intake(State& state, std::chrono::steady_clock::duration budget) {
+    co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + budget);
+    if (const auto left = state.intake.connection_count())
+        logger_.error("shutdown: " + std::to_string(left) + " producer connections still open after " +
+                      format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(budget)) + " (" +
+                      std::to_string(state.intake.connections_waiting_for_room()) +
+                      " holding a line for a full queue); lines they had not handed over are lost");
+    state.signals.cancel();
+    state.io.stop();
+}
+
+// Sent from the event loop itself, so systemd restarts a daemon whose loop is stuck.
+awaitable<void> Daemon::keep_watchdog_fed(State& state, std::chrono::microseconds interval) {
+    asio::steady_timer timer(state.io);
+    for (;;) {
+        state.notifier.watchdog();
+        timer.expires_after(interval);
+        auto [ec] = co_await timer.async_wait(as_tuple(use_awaitable));
+        if (ec) co_return;
+    }
+}
+
+void Daemon::reload_configuration(State& state) {
+    state.notifier.reloading();
+    try {
+        LoadedConfig fresh = load_config(sources_);
+        for (const auto& item : restart_only)
+            if (item.keep_running(fresh.config, loaded_.config))
+                logger_.warn("reload: setting " + std::string(item.key) + " changed; it takes effect after a restart");
+        for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
+        state.deliverer.reconfigure(fresh.config);
+        state.intake.update(intake_options(fresh.config));
+        logger_.set_options(logger_options(fresh.config, logger_));
+        if (!fresh.config.tls_verify && loaded_.config.tls_verify)
+            logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
+        loaded_ = std::move(fresh);
+        logger_.info("reload: configuration applied" +
+                     (loaded_.config_file_used.empty() ? std::string() : " from " + loaded_.config_file_used) +
+                     "; delivering to " + url_for_log(loaded_.config.url));
+    } catch (const std::runtime_error& error) {  // ConfigError, or an unreadable ca_file
+        logger_.error(std::string("reload refused, keeping the running configuration: ") + error.what());
+    }
+    state.notifier.ready("accepting events on " + loaded_.config.socket);
+}
+
+}  // namespace avr_webhookd

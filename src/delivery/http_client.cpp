@@ -1,0 +1,414 @@
+#include <avr_webhookd/delivery/http_client.hpp>
+#include <avr_webhookd/common/rethrow.hpp>
+#include <avr_webhookd/delivery/tls_client.hpp>
+#include <avr_webhookd/delivery/http_response_reader.hpp>
+
+#include <avr_webhookd/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <optional>
+#include <stdexcept>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using detail::is_ip_literal;
+using detail::tls_code;
+using detail::VerifyHostName;
+
+namespace {
+
+constexpr HttpResponseLimits response_limits{};  // 16 KiB head, 64 KiB body (README, Limits)
+constexpr std::size_t response_snippet = 200;  // how much of an error body a log line repeats
+
+// The part of a request head that is the same for every event.
+std::string fixed_head(const Url& url) {
+    return "POST " + url.target + " HTTP/1.1\r\nHost: " + url.host_header + "\r\nUser-Agent: avr-webhookd/" +
+           std::string(version) + "\r\nContent-Type: application/json\r\n" +
+           (url.authorization.empty() ? "" : "Authorization: " + url.authorization + "\r\n");
+}
+
+}  // namespace
+
+// A name lookup that attempts stop waiting for at their deadlines. getaddrinfo cannot be
+// cancelled and Asio runs lookups one after another on a single thread, so there is at most one
+// per client, shared by every attempt that needs it: with the DNS server down, attempts time out
+// while that one lookup goes on, instead of piling up lookups that would still be queued long
+// after DNS came back.
+struct HttpClient::Lookup {
+    std::uint64_t generation = 0;  // the endpoint it resolves
+    bool finished = false;
+    boost::system::error_code error;
+    tcp::resolver::results_type results;
+    std::vector<std::shared_ptr<asio::steady_timer>> waiters;  // each expires at its attempt's deadline
+};
+
+namespace {
+
+awaitable<void> resolve_into(std::shared_ptr<HttpClient::Lookup> lookup, std::string host, std::string port) {
+    tcp::resolver resolver(co_await asio::this_coro::executor);
+    auto [ec, results] = co_await resolver.async_resolve(host, port, as_tuple(use_awaitable));
+    lookup->error = ec;
+    lookup->results = std::move(results);
+    lookup->finished = true;
+    for (const auto& waiter : lookup->waiters) waiter->cancel();
+    lookup->waiters.clear();
+}
+
+}  // namespace
+
+AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
+                                  std::string_view peer, std::chrono::milliseconds timeout) {
+    AttemptOutcome outcome;
+    const std::string where = std::string(phase) + " " + std::string(peer);
+    if (ec == beast::error::timeout || ec == asio::error::timed_out || ec == asio::error::operation_aborted) {
+        outcome.kind = FailureKind::timeout;
+        outcome.code = "ETIMEDOUT";
+        outcome.message = "timeout of " + std::to_string(timeout.count()) + "ms exceeded (" + std::string(phase) + ")";
+    } else if (ec == asio::error::connection_refused) {
+        outcome.kind = FailureKind::connect_refused;
+        outcome.code = "ECONNREFUSED";
+        outcome.message = "connect ECONNREFUSED " + std::string(peer);
+    } else if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
+               ec == asio::error::no_data) {
+        outcome.kind = FailureKind::dns;
+        outcome.code = ec == asio::error::host_not_found_try_again ? "EAI_AGAIN" : "ENOTFOUND";
+        outcome.message = "getaddrinfo " + outcome.code + " " + std::string(peer);
+    } else if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+               ec == ssl::error::stream_truncated || ec == http::error::end_of_stream) {
+        outcome.kind = FailureKind::reset;
+        outcome.code = "ECONNRESET";
+        outcome.message = ec == asio::error::eof || ec == ssl::error::stream_truncated || ec == http::error::end_of_stream
+                              ? "socket hang up: the server closed the connection without a response (" + where + ")"
+                              : where + " ECONNRESET";
+    } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
+        outcome.kind = FailureKind::connect_failed;
+        outcome.code = ec == asio::error::network_unreachable ? "ENETUNREACH" : "EHOSTUNREACH";
+        outcome.message = "connect " + outcome.code + " " + std::string(peer);
+    } else if (ec.category() == make_error_code(http::error::end_of_stream).category()) {
+        outcome.kind = FailureKind::protocol;
+        outcome.code = "EPROTO";
+        outcome.message = "invalid HTTP response from " + std::string(peer) + ": " + ec.message();
+    } else if (ec.category() == asio::error::get_ssl_category() || ec.category() == ssl::error::get_stream_category()) {
+        outcome.kind = FailureKind::tls;
+        outcome.code = "ERR_TLS_HANDSHAKE";
+        outcome.message = "TLS error with " + std::string(peer) + ": " + ec.message();
+    } else {
+        outcome.kind = FailureKind::connect_failed;
+        outcome.code = "E" + std::to_string(ec.value());
+        outcome.message = where + " failed: " + ec.message();
+    }
+    return outcome;
+}
+
+// Counts one open connection for exactly the lifetime of its owner.
+class OpenConnectionCount {
+public:
+    explicit OpenConnectionCount(std::shared_ptr<std::size_t> counter) : counter_(std::move(counter)) { ++*counter_; }
+    ~OpenConnectionCount() { --*counter_; }
+    OpenConnectionCount(const OpenConnectionCount&) = delete;
+    OpenConnectionCount& operator=(const OpenConnectionCount&) = delete;
+
+private:
+    std::shared_ptr<std::size_t> counter_;
+};
+
+// What one attempt needs of the configuration, fixed when it starts: update() makes a new one.
+struct HttpClient::Endpoint {
+    HttpClientOptions options;
+    std::shared_ptr<ssl::context> tls_context;  // null for http://
+    std::string fixed_head;                     // request line, Host, User-Agent, Content-Type
+    std::string peer;                           // host:port, for messages
+    std::uint64_t generation = 0;
+};
+
+struct HttpClient::Connection {
+    Connection(beast::tcp_stream stream, std::shared_ptr<std::size_t> counter)
+        : count(std::move(counter)), plain(std::move(stream)) {}
+    Connection(beast::tcp_stream stream, std::shared_ptr<ssl::context> context, std::shared_ptr<std::size_t> counter)
+        : count(std::move(counter)), tls_context(std::move(context)), tls(std::in_place, std::move(stream), *tls_context) {}
+
+    beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+
+    // True when the peer closed or sent something while the connection sat idle: such a
+    // connection cannot carry a new request.
+    bool peer_closed_while_idle() {
+        char byte;
+        const auto got = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+
+    OpenConnectionCount count;
+    std::shared_ptr<ssl::context> tls_context;  // outlives `tls`, which uses it, whatever a reload does
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+    bool reused = false;
+    std::uint64_t endpoint_generation = 0;  // HttpClient::endpoint_generation_ when it was opened
+};
+
+struct HttpClient::Connected {
+    std::unique_ptr<Connection> connection;
+    AttemptOutcome failure;
+};
+
+struct HttpClient::Exchanged {
+    AttemptOutcome outcome;
+    bool reusable = false;           // complete keep-alive response, nothing unread
+    bool response_started = false;  // some response byte arrived
+};
+
+HttpClient::HttpClient(asio::any_io_executor executor, HttpClientOptions options, Logger& logger)
+    : executor_(std::move(executor)), logger_(logger) {
+    update(std::move(options));
+}
+
+HttpClient::~HttpClient() = default;
+
+const HttpClientOptions& HttpClient::options() const { return endpoint_->options; }
+
+void HttpClient::update(HttpClientOptions options) {
+    auto endpoint = std::make_shared<Endpoint>();
+    const auto* old = endpoint_.get();
+    const bool endpoint_changed = !old || options.url.tls != old->options.url.tls ||
+                                  options.url.host != old->options.url.host ||
+                                  options.url.port != old->options.url.port ||
+                                  options.tls_verify != old->options.tls_verify || options.ca_file != old->options.ca_file;
+    if (endpoint_changed) {
+        endpoint->tls_context = options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
+        if (old) {
+            close_idle();
+            ++endpoint_generation_;  // connections open now are not kept once their attempt ends
+            resolve_needed_ = true;
+        }
+    } else {
+        endpoint->tls_context = old->tls_context;
+    }
+    endpoint->fixed_head = fixed_head(options.url);
+    endpoint->peer = options.url.host + ":" + options.url.port;
+    endpoint->generation = endpoint_generation_;
+    endpoint->options = std::move(options);
+    endpoint_ = std::move(endpoint);
+}
+
+void HttpClient::close_idle() { idle_.clear(); }
+
+std::unique_ptr<HttpClient::Connection> HttpClient::take_idle(std::uint64_t generation) {
+    while (!idle_.empty()) {
+        auto connection = std::move(idle_.back());
+        idle_.pop_back();
+        if (connection->endpoint_generation == generation && !connection->peer_closed_while_idle()) return connection;
+        logger_.debug("delivery: dropped a keep-alive connection the server had closed");
+    }
+    return nullptr;
+}
+
+// Everything after an await reads only `endpoint` (this attempt's snapshot) and locals: a reload
+// may replace endpoint_, its TLS context and options while this waits.
+awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpoint> endpoint, Clock::time_point deadline) {
+    const auto& url = endpoint->options.url;
+    const auto timeout = endpoint->options.timeout;
+    const auto& peer = endpoint->peer;
+    auto endpoints = endpoints_;
+    if (resolve_needed_ || endpoints.empty() || endpoint->generation != endpoint_generation_) {
+        if (!lookup_ || lookup_->finished || lookup_->generation != endpoint->generation) {
+            lookup_ = std::make_shared<Lookup>();
+            lookup_->generation = endpoint->generation;
+            asio::co_spawn(executor_, resolve_into(lookup_, url.host, url.port), detail::rethrow_exceptions);
+        }
+        const auto lookup = lookup_;
+        const auto now = Clock::now();
+        std::erase_if(lookup->waiters, [&](const auto& waiter) { return waiter->expiry() <= now; });
+        lookup->waiters.push_back(std::make_shared<asio::steady_timer>(executor_, deadline));
+        const auto waiter = lookup->waiters.back();
+        co_await waiter->async_wait(as_tuple(use_awaitable));
+        if (!lookup->finished)
+            co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, timeout)};
+        if (lookup->error)
+            co_return Connected{nullptr, outcome_from_error(lookup->error, "resolve", url.host, timeout)};
+        endpoints = lookup->results;
+        if (endpoint->generation == endpoint_generation_) {  // still the endpoint we are configured for
+            endpoints_ = endpoints;
+            resolve_needed_ = false;
+        }
+    }
+
+    beast::tcp_stream stream(executor_);
+    stream.expires_at(deadline);
+    auto [ec, address] = co_await stream.async_connect(endpoints, as_tuple(use_awaitable));
+    if (!ec && Clock::now() >= deadline) ec = beast::error::timeout;
+    if (ec) {
+        resolve_needed_ = true;  // the address may have moved
+        co_return Connected{nullptr, outcome_from_error(ec, "connect", peer, timeout)};
+    }
+    stream.socket().set_option(tcp::no_delay(true), ec);
+    ++connections_opened_;
+
+    if (!url.tls) {
+        auto connection = std::make_unique<Connection>(std::move(stream), open_connections_);
+        connection->endpoint_generation = endpoint->generation;
+        co_return Connected{std::move(connection), {}};
+    }
+    auto connection = std::make_unique<Connection>(std::move(stream), endpoint->tls_context, open_connections_);
+    connection->endpoint_generation = endpoint->generation;
+    auto& tls = *connection->tls;
+    const bool ip_literal = is_ip_literal(url.host);
+    if (!ip_literal && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str()))
+        co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE",
+                                                    "cannot set TLS SNI host name " + url.host, {}}};
+    if (endpoint->options.tls_verify)
+        tls.set_verify_callback(VerifyHostName{ssl::host_name_verification(url.host), ip_literal});
+    auto [handshake_error] = co_await tls.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable));
+    if (!handshake_error && Clock::now() >= deadline) handshake_error = beast::error::timeout;
+    if (handshake_error) {
+        resolve_needed_ = true;  // perhaps another host answers at that address now
+        const long verify_result = SSL_get_verify_result(tls.native_handle());
+        if (handshake_error == beast::error::timeout || verify_result == X509_V_OK)
+            co_return Connected{nullptr, outcome_from_error(handshake_error, "TLS handshake with", peer, timeout)};
+        co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, std::string(tls_code(verify_result)),
+                                                    "TLS certificate of " + peer + " rejected: " +
+                                                        X509_verify_cert_error_string(verify_result),
+                                                    {}}};
+    }
+    co_return Connected{std::move(connection), {}};
+}
+
+namespace {
+
+// Writes the request and feeds the response to `reader` until it is complete or failed. The
+// deadline is hard: tcp_stream closes the socket when it passes during a read or write, and a
+// peer that keeps a read busy with a byte now and then is cut off at the first read after it.
+template <class Stream>
+awaitable<boost::system::error_code> write_and_read(Stream& stream, const std::array<asio::const_buffer, 2>& request,
+                                                    HttpResponseReader& reader, Clock::time_point deadline) {
+    auto [write_error, written] = co_await asio::async_write(stream, request, as_tuple(use_awaitable));
+    if (write_error) co_return write_error;
+    while (reader.state() == HttpResponseReader::State::reading) {
+        const auto space = reader.prepare();
+        auto [ec, count] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()),
+                                                           as_tuple(use_awaitable));
+        reader.commit(count);
+        if (reader.state() != HttpResponseReader::State::reading) break;
+        if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+            reader.finish();
+            break;
+        }
+        if (ec) co_return ec;
+        if (Clock::now() >= deadline) co_return beast::error::timeout;
+    }
+    co_return boost::system::error_code{};
+}
+
+AttemptOutcome outcome_from_response(const HttpResponse& response) {
+    AttemptOutcome outcome;
+    outcome.status = response.status;
+    if (outcome.status >= 200 && outcome.status < 300) return outcome;
+    outcome.kind = FailureKind::http_status;
+    outcome.code = "HTTP " + std::to_string(outcome.status);
+    outcome.message = "Request failed with status code " + std::to_string(outcome.status);
+    if (!response.reason.empty()) outcome.message += " " + response.reason;
+    outcome.location = response.location;
+    if (!response.retry_after.empty())
+        outcome.retry_after = parse_retry_after(response.retry_after, std::chrono::system_clock::now());
+    if (!response.body.empty()) outcome.message += ": " + response.body.substr(0, response_snippet);
+    return outcome;
+}
+
+}  // namespace
+
+awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, const Endpoint& endpoint,
+                                                      std::string_view body, const HeaderList& headers,
+                                                      Clock::time_point deadline) {
+    // The head is written by hand: Beast's serializer took about 40% of the daemon's instructions
+    // per event (tests/bench/README.md). Every header value is validated printable ASCII (event
+    // id, agent_id) or made by us, so none can break the framing.
+    std::string head;
+    head.reserve(endpoint.fixed_head.size() + 256);
+    head.append(endpoint.fixed_head);
+    for (const auto& [name, value] : headers) head.append(name).append(": ").append(value).append("\r\n");
+    head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
+    const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(body)};
+
+    HttpResponseReader reader(response_limits);
+    connection.tcp().expires_at(deadline);
+    const auto ec = connection.tls ? co_await write_and_read(*connection.tls, request, reader, deadline)
+                                   : co_await write_and_read(*connection.plain, request, reader, deadline);
+    connection.reused = true;
+    Exchanged result;
+    result.response_started = reader.bytes_received() > 0;
+    if (ec) {
+        result.outcome = outcome_from_error(ec, "POST", endpoint.peer, endpoint.options.timeout);
+        co_return result;
+    }
+    if (reader.state() == HttpResponseReader::State::failed) {
+        const bool reset = reader.failure() == HttpResponseReader::Failure::reset;
+        result.outcome.kind = reset ? FailureKind::reset : FailureKind::protocol;
+        result.outcome.code = reset ? "ECONNRESET" : "EPROTO";
+        result.outcome.message = reset ? "socket hang up: " + reader.failure_message() + " (POST " + endpoint.peer + ")"
+                                       : "invalid HTTP response from " + endpoint.peer + ": " + reader.failure_message();
+        co_return result;
+    }
+    const auto& response = reader.response();
+    if (response.body_truncated)
+        logger_.warn("delivery: response of " + endpoint.peer + " (HTTP " + std::to_string(response.status) +
+                     ") has a body larger than " + std::to_string(response_limits.body) +
+                     " bytes; its status counts, the connection is closed");
+    // Decrypted bytes OpenSSL holds beyond the response are unread too.
+    result.reusable = reader.reusable() && !(connection.tls && SSL_pending(connection.tls->native_handle()) > 0);
+    result.outcome = outcome_from_response(response);
+    co_return result;
+}
+
+awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderList& headers) {
+    const auto endpoint = endpoint_;  // this attempt's configuration, whatever a reload does meanwhile
+    const auto deadline = Clock::now() + endpoint->options.timeout;
+    for (;;) {
+        auto connection = take_idle(endpoint->generation);
+        if (!connection) {
+            auto connected = co_await connect(endpoint, deadline);
+            if (!connected.connection) co_return std::move(connected.failure);
+            connection = std::move(connected.connection);
+        }
+        const bool was_reused = connection->reused;
+        auto exchanged = co_await exchange(*connection, *endpoint, body, headers, deadline);
+        // A connection to the endpoint of before a reconfiguration is closed, not kept.
+        if (exchanged.reusable && connection->endpoint_generation == endpoint_generation_ &&
+            idle_.size() < endpoint_->options.max_idle_connections) {
+            connection->tcp().expires_never();
+            idle_.push_back(std::move(connection));
+        }
+        // A kept-alive connection the server dropped just as we reused it: the request never
+        // reached it, so try once more on a fresh connection within the same attempt.
+        if (was_reused && !exchanged.response_started && exchanged.outcome.kind == FailureKind::reset &&
+            Clock::now() < deadline) {
+            logger_.debug("delivery: reused connection was closed by the server; reconnecting");
+            continue;
+        }
+        co_return std::move(exchanged.outcome);
+    }
+}
+
+}  // namespace avr_webhookd

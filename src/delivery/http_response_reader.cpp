@@ -1,0 +1,166 @@
+#include <avr_webhookd/delivery/http_response_reader.hpp>
+
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace avr_webhookd {
+
+namespace http = boost::beast::http;
+
+struct HttpResponseReader::Parser {
+    explicit Parser(const HttpResponseLimits& limits) {
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.head, UINT32_MAX)));
+        parser.body_limit(limits.body);
+        parser.eager(false);  // stop after the head, so that its exact size is known; eager for the body
+    }
+    http::response_parser<http::string_body> parser;
+};
+
+HttpResponseReader::HttpResponseReader(HttpResponseLimits limits) : limits_(limits) {}
+
+HttpResponseReader::~HttpResponseReader() = default;
+
+std::span<char> HttpResponseReader::prepare() {
+    if (state_ != State::reading) return {};
+    // parse() fails the read before the buffer is full, so there is always room here.
+    const auto wanted = std::min(buffered_ + read_size, max_buffered());
+    if (buffer_.size() < wanted) buffer_.resize(wanted);
+    return {buffer_.data() + buffered_, std::min(read_size, buffer_.size() - buffered_)};
+}
+
+void HttpResponseReader::commit(std::size_t count) {
+    if (state_ != State::reading || count == 0) return;
+    count = std::min(count, buffer_.size() - buffered_);
+    buffered_ += count;
+    bytes_received_ += count;
+    parse();
+}
+
+void HttpResponseReader::feed(std::string_view bytes) {
+    while (!bytes.empty() && state_ == State::reading) {
+        const auto space = prepare();
+        const auto count = std::min(space.size(), bytes.size());
+        std::memcpy(space.data(), bytes.data(), count);
+        bytes.remove_prefix(count);
+        commit(count);
+    }
+    if (!bytes.empty() && state_ == State::complete) reusable_ = false;  // bytes nobody asked for
+}
+
+void HttpResponseReader::finish() {
+    if (state_ != State::reading) return;
+    if (bytes_received_ == 0) {
+        fail(Failure::reset, "the server closed the connection without a response");
+        return;
+    }
+    if (parser_ && parser_->parser.is_header_done() && parser_->parser.need_eof() && buffered_ == 0) {
+        boost::system::error_code ec;
+        parser_->parser.put_eof(ec);
+        if (!ec) {
+            complete(false);
+            reusable_ = false;  // the close was the end of the body
+            return;
+        }
+    }
+    fail(Failure::reset, "the server closed the connection in the middle of the response");
+}
+
+void HttpResponseReader::parse() {
+    while (state_ == State::reading && step()) {
+    }
+    if (state_ == State::reading && buffered_ >= max_buffered()) {
+        const bool in_head = !parser_ || !parser_->parser.is_header_done();
+        fail(Failure::protocol, in_head ? "response head larger than " + std::to_string(limits_.head) + " bytes"
+                                        : "response chunk header or trailer larger than " +
+                                              std::to_string(max_buffered()) + " bytes");
+    }
+}
+
+bool HttpResponseReader::step() {
+    if (buffered_ == 0) return false;
+    if (!parser_) {
+        parser_ = std::make_unique<Parser>(limits_);
+        response_wire_bytes_ = 0;
+    }
+    auto& parser = parser_->parser;
+    // Beast asserts that a chunked body's unparsed rest, once it has seen the last chunk's "0\r\n",
+    // is at least 5 bytes. Waiting for 5 never stalls: the last chunk and its CRLF (5 bytes) are
+    // only consumed together, when the message completes. (Found by fuzzing, a Debug build abort.)
+    if (parser.is_header_done() && parser.chunked() && buffered_ < 5) return false;
+    const bool in_head = !parser.is_header_done();
+    boost::system::error_code ec;
+    const auto consumed = parser.put(boost::asio::buffer(buffer_.data(), buffered_), ec);
+    std::memmove(buffer_.data(), buffer_.data() + consumed, buffered_ - consumed);
+    buffered_ -= consumed;
+    response_wire_bytes_ += consumed;
+    if (in_head && parser.is_header_done()) {
+        // Beast applies its header_limit to the status line and the fields separately; this is
+        // the limit on the whole head (Beast consumes a head only once it is complete).
+        if (response_wire_bytes_ > limits_.head) {
+            fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
+            return false;
+        }
+        const auto status = parser.get().result_int();
+        if (status < 100) {
+            fail(Failure::protocol, "invalid HTTP response: status " + std::to_string(status));
+            return false;
+        }
+        if (status == 101) {
+            fail(Failure::protocol, "unexpected 101 Switching Protocols in answer to a POST");
+            return false;
+        }
+        parser.eager(true);
+    }
+
+    if (ec == http::error::body_limit && parser.is_header_done()) {
+        complete(true);
+        return false;
+    }
+    if (ec == http::error::header_limit) {
+        fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
+        return false;
+    }
+    if (ec && ec != http::error::need_more) {
+        fail(Failure::protocol, "invalid HTTP response: " + ec.message());
+        return false;
+    }
+    if (!parser.is_done()) {
+        // A body in progress: its framing (chunk sizes, extensions) may not take the wire forever.
+        if (parser.is_header_done() && response_wire_bytes_ > max_wire_bytes()) {
+            complete(true);
+            return false;
+        }
+        return !ec && consumed > 0;
+    }
+    if (parser.get().result_int() >= 200) {
+        complete(false);
+        return false;
+    }
+    ++interim_responses_;  // 100 Continue, 102 Processing, 103 Early Hints ...: the final one follows
+    parser_.reset();
+    return true;
+}
+
+void HttpResponseReader::complete(bool body_truncated) {
+    const auto& message = parser_->parser.get();
+    response_.status = static_cast<int>(message.result_int());
+    response_.reason = std::string(message.reason());
+    if (const auto it = message.find(http::field::location); it != message.end())
+        response_.location = std::string(it->value());
+    if (const auto it = message.find(http::field::retry_after); it != message.end())
+        response_.retry_after = std::string(it->value());
+    response_.body = message.body().substr(0, limits_.body);
+    response_.body_truncated = body_truncated;
+    reusable_ = !body_truncated && parser_->parser.is_done() && message.keep_alive() && !parser_->parser.need_eof();
+    state_ = State::complete;
+}
+
+void HttpResponseReader::fail(Failure failure, std::string message) {
+    state_ = State::failed;
+    failure_ = failure;
+    failure_message_ = std::move(message);
+}
+
+}  // namespace avr_webhookd

@@ -1,0 +1,390 @@
+#include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/common/unix_socket.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/basic_stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+
+#include <cerrno>
+#include <charconv>
+#include <map>
+#include <stdexcept>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using stream_protocol = asio::local::stream_protocol;
+
+namespace {
+
+// Longest path that fits sockaddr_un::sun_path with its terminating NUL.
+constexpr std::size_t max_socket_path = 107;
+constexpr unsigned admin_socket_mode = 0660;
+
+bool set_error(std::string* error, std::string message) {
+    if (error) *error = std::move(message);
+    return false;
+}
+
+bool is_port_text(std::string_view text) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return !text.empty() && ec == std::errc{} && end == text.data() + text.size() && value <= 65535;
+}
+
+std::string_view trailing_newline_removed(std::string_view text) {
+    while (text.ends_with('\n')) text.remove_suffix(1);
+    return text;
+}
+
+AdminResponse plain(unsigned status, std::string body) {
+    AdminResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    return response;
+}
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+    const auto address = endpoint.address();
+    const auto host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return host + ":" + std::to_string(endpoint.port());
+}
+
+}  // namespace
+
+std::optional<AdminAddress> parse_admin_address(std::string_view text, std::string* error) {
+    constexpr std::string_view expected =
+        "expected HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, or an absolute Unix socket path";
+    AdminAddress address;
+    if (text.starts_with('/')) {
+        if (text.size() > max_socket_path || text.ends_with('/') || text.find('\0') != std::string_view::npos) {
+            set_error(error, "invalid admin socket path: at most " + std::to_string(max_socket_path) +
+                                 " bytes, not ending in /");
+            return std::nullopt;
+        }
+        address.unix_path = text;
+        return address;
+    }
+    std::string_view host;
+    std::string_view rest;
+    std::string_view host_characters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) {
+            set_error(error, std::string{expected} + " (missing ])");
+            return std::nullopt;
+        }
+        host = text.substr(1, close - 1);
+        rest = text.substr(close + 1);
+        host_characters = "0123456789abcdefABCDEF:.";
+    } else {
+        const auto colon = text.find(':');
+        host = text.substr(0, colon);
+        rest = colon == std::string_view::npos ? std::string_view{} : text.substr(colon);
+    }
+    if (host.empty() || host.find_first_not_of(host_characters) != std::string_view::npos || !rest.starts_with(':') ||
+        !is_port_text(rest.substr(1))) {
+        set_error(error, std::string{expected});
+        return std::nullopt;
+    }
+    address.host = host;
+    address.port = rest.substr(1);
+    return address;
+}
+
+std::string to_string(const AdminAddress& address) {
+    if (address.is_unix()) return address.unix_path;
+    const bool bracketed = address.host.find(':') != std::string::npos;
+    return (bracketed ? "[" + address.host + "]" : address.host) + ":" + address.port;
+}
+
+AdminResponse route_admin_request(http::verb method, std::string_view target,
+                                  const std::function<AdminStatus()>& status,
+                                  const std::function<std::string()>& metrics) {
+    const auto path = target.substr(0, target.find('?'));
+    if (path != "/healthz" && path != "/readyz" && path != "/metrics") return plain(404, "not found\n");
+    if (method != http::verb::get && method != http::verb::head) {
+        auto response = plain(405, "method not allowed\n");
+        response.allow = "GET, HEAD";
+        return response;
+    }
+    if (path == "/metrics") {
+        auto response = plain(200, metrics());
+        response.content_type = prometheus_content_type;
+        return response;
+    }
+    const AdminStatus now = status();
+    if (!now.accepting) return plain(503, "not accepting events\n");
+    if (path == "/healthz" && now.unhealthy)
+        return plain(503, std::string{trailing_newline_removed(*now.unhealthy)} + "\n");
+    return plain(200, path == "/healthz" ? "ok\n" : "ready\n");
+}
+
+// Where an admin connection is: only one that waits for a request may be evicted.
+enum class AdminConnectionPhase { reading_request, answering };
+
+struct AdminConnection {
+    std::function<void()> close;
+    AdminConnectionPhase phase = AdminConnectionPhase::reading_request;
+};
+
+struct detail::AdminServerState {
+    AdminServerState(asio::io_context& io_, std::string listen_, std::function<AdminStatus()> status_,
+          std::function<std::string()> metrics_, Logger& logger_, AdminLimits limits_, Metrics* counted_in_)
+        : io(io_), listen(std::move(listen_)), status(std::move(status_)), metrics(std::move(metrics_)),
+          logger(logger_), limits(limits_), counted_in(counted_in_) {}
+
+    asio::io_context& io;
+    std::string listen;
+    std::function<AdminStatus()> status;
+    std::function<std::string()> metrics;
+    Logger& logger;
+    AdminLimits limits;
+    std::optional<tcp::acceptor> tcp_acceptor;
+    std::optional<stream_protocol::acceptor> unix_acceptor;
+    std::string bound_address;
+    std::string socket_path;  // set while we own a socket file
+    unsigned long long socket_inode = 0;
+    bool running = false;
+    Metrics* counted_in;
+    AdminCounters counters;
+    std::map<std::uint64_t, AdminConnection> connections;  // by id, so the oldest comes first
+    std::uint64_t next_connection_id = 1;
+    bool warned_connection_limit = false;
+    bool warned_timeout = false;
+
+    // Logged at warn the first time (then debug: a scanner must not flood the log), always counted.
+    void note_timeout() {
+        ++counters.requests_timed_out;
+        if (counted_in) ++counted_in->admin_requests_timed_out;
+        const std::string message = "admin: closed a connection that sent no complete request within " +
+                                    std::to_string(limits.request_deadline.count()) +
+                                    "ms (counted in avr_webhookd_admin_requests_timed_out_total)";
+        warned_timeout ? logger.debug(message) : logger.warn(message);
+        warned_timeout = true;
+    }
+    void note_limit(bool evicted) {
+        ++(evicted ? counters.connections_evicted : counters.connections_refused);
+        if (counted_in) ++(evicted ? counted_in->admin_connections_evicted : counted_in->admin_connections_refused);
+        const std::string message =
+            "admin: " + std::to_string(limits.max_connections) + " admin connections open; " +
+            (evicted ? "closed the oldest one waiting for a request to serve a new one"
+                     : "all are answering, closed the new one") +
+            " (counted in avr_webhookd_admin_connections_" + (evicted ? "evicted" : "refused") + "_total)";
+        warned_connection_limit ? logger.debug(message) : logger.warn(message);
+        warned_connection_limit = true;
+    }
+    // Makes room for one more connection; false when every connection is busy answering.
+    bool make_room() {
+        if (connections.size() < limits.max_connections) return true;
+        for (auto it = connections.begin(); it != connections.end(); ++it) {
+            if (it->second.phase != AdminConnectionPhase::reading_request) continue;
+            auto close = std::move(it->second.close);
+            connections.erase(it);  // its coroutine ends on the closed socket and erases nothing more
+            close();
+            note_limit(true);
+            return true;
+        }
+        note_limit(false);
+        return false;
+    }
+    void set_phase(std::uint64_t id, AdminConnectionPhase phase) {
+        if (const auto it = connections.find(id); it != connections.end()) it->second.phase = phase;
+    }
+};
+
+// Coroutines get the state by shared_ptr and check `running` after every wait, so stop() (and
+// the server's destruction) only leaves them finishing on cancellation errors.
+namespace {
+
+using AdminState = detail::AdminServerState;
+
+http::response<http::string_body> admin_response(AdminState& state, const http::request<http::string_body>& request) {
+    const AdminResponse routed = route_admin_request(request.method(), request.target(), state.status, state.metrics);
+    http::response<http::string_body> response{static_cast<http::status>(routed.status), request.version()};
+    response.set(http::field::content_type, routed.content_type);
+    response.set(http::field::cache_control, "no-store");
+    if (!routed.allow.empty()) response.set(http::field::allow, routed.allow);
+    response.keep_alive(request.keep_alive());
+    response.content_length(routed.body.size());
+    if (request.method() != http::verb::head) response.body() = routed.body;
+    return response;
+}
+
+template <class Protocol>
+awaitable<void> serve(std::shared_ptr<AdminState> state, typename Protocol::socket socket) {
+    beast::basic_stream<Protocol> stream(std::move(socket));
+    const auto id = state->next_connection_id++;
+    state->connections.emplace(id, AdminConnection{[&stream] { stream.close(); }});
+    // The entry's close() refers to `stream`: it must go with this frame whatever ends it, an
+    // exception included (the coroutine is detached), or make_room()/stop() would call freed memory.
+    struct Forget {
+        AdminState& state;
+        std::uint64_t id;
+        ~Forget() { state.connections.erase(id); }
+    } forget{*state, id};
+    beast::flat_buffer buffer(state->limits.max_request_bytes);
+
+    for (bool first = true; state->running && state->connections.contains(id); first = false) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(state->limits.max_request_bytes));
+        parser.body_limit(state->limits.max_request_bytes);
+        state->set_phase(id, AdminConnectionPhase::reading_request);
+        stream.expires_after(state->limits.request_deadline);  // one deadline for the whole request
+        auto [read_error, read_size] = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
+        if (!state->running || !state->connections.contains(id)) break;  // stopped, or evicted
+        if (read_error == beast::error::timeout) {
+            // A keep-alive connection idle past the deadline is simply done; a partial request or a
+            // connection that never sent one is what a slowloris does.
+            if (first || parser.got_some() || buffer.size() > 0) state->note_timeout();
+            break;
+        }
+        if (read_error) {
+            const bool too_large = read_error == http::error::header_limit || read_error == http::error::body_limit ||
+                                   read_error == http::error::buffer_overflow;
+            if (too_large) state->logger.debug("admin: closed a connection whose request was too large");
+            break;
+        }
+        state->set_phase(id, AdminConnectionPhase::answering);
+        auto response = admin_response(*state, parser.get());
+        stream.expires_after(state->limits.response_deadline);
+        auto [write_error, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
+        if (write_error || !response.keep_alive()) break;
+    }
+    if (state->connections.erase(id) > 0) {
+        beast::error_code ignored;
+        stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
+        stream.close();
+    }
+}
+
+template <class Acceptor>
+awaitable<void> accept_loop(std::shared_ptr<AdminState> state, Acceptor& acceptor) {
+    using Protocol = typename Acceptor::protocol_type;
+    while (state->running) {
+        auto [ec, socket] = co_await acceptor.async_accept(as_tuple(use_awaitable));
+        if (!state->running) break;
+        if (ec) {
+            state->logger.warn("admin: accept failed: " + ec.message());
+            asio::steady_timer pause(state->io, std::chrono::milliseconds(100));  // e.g. out of file descriptors
+            co_await pause.async_wait(as_tuple(use_awaitable));
+            continue;
+        }
+        if (!state->make_room()) continue;  // the socket closes as it goes out of scope
+        asio::co_spawn(state->io, serve<Protocol>(state, std::move(socket)), asio::detached);
+    }
+}
+
+}  // namespace
+
+namespace {
+
+void bind_tcp(AdminState& state, const AdminAddress& address) {
+    tcp::resolver resolver(state.io);
+    boost::system::error_code ec;
+    const auto endpoints = resolver.resolve(address.host, address.port, tcp::resolver::passive, ec);
+    if (ec) throw std::runtime_error("cannot resolve admin address " + state.listen + ": " + ec.message());
+    for (const auto& entry : endpoints) {
+        tcp::acceptor acceptor(state.io);
+        const auto endpoint = entry.endpoint();
+        acceptor.open(endpoint.protocol(), ec);
+        if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) acceptor.bind(endpoint, ec);
+        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) continue;
+        state.bound_address = endpoint_text(acceptor.local_endpoint());
+        state.tcp_acceptor.emplace(std::move(acceptor));
+        return;
+    }
+    throw std::runtime_error("cannot listen on admin address " + state.listen + ": " +
+                             (ec ? ec.message() : std::string{"no address found"}));
+}
+
+void bind_unix(AdminState& state, const std::string& path) {
+    stream_protocol::acceptor acceptor(state.io);
+    state.socket_inode = bind_unix_listener(acceptor, path, admin_socket_mode, "admin socket", "admin", state.logger);
+    state.socket_path = path;
+    state.bound_address = path;
+    state.unix_acceptor.emplace(std::move(acceptor));
+}
+
+void remove_socket_file(AdminState& state) {
+    if (state.socket_path.empty()) return;
+    remove_own_socket_file(state.socket_path, state.socket_inode);
+    state.socket_path.clear();
+}
+
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
+                         std::function<std::string()> metrics, Logger& logger, AdminLimits limits,
+                         Metrics* counted_in)
+    : state_(std::make_shared<detail::AdminServerState>(io, std::move(listen), std::move(status), std::move(metrics),
+                                                        logger, limits, counted_in)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::start() {
+    auto& state = *state_;
+    if (state.running) return;
+    std::string error;
+    const auto address = parse_admin_address(state.listen, &error);
+    if (!address) throw std::runtime_error("invalid admin address \"" + state.listen + "\": " + error);
+    try {
+        if (address->is_unix())
+            bind_unix(state, address->unix_path);
+        else
+            bind_tcp(state, *address);
+    } catch (...) {
+        remove_socket_file(state);
+        throw;
+    }
+    state.running = true;
+    if (state.tcp_acceptor)
+        asio::co_spawn(state.io, accept_loop(state_, *state.tcp_acceptor), asio::detached);
+    else
+        asio::co_spawn(state.io, accept_loop(state_, *state.unix_acceptor), asio::detached);
+}
+
+void AdminServer::stop() {
+    auto& state = *state_;
+    const bool was_running = state.running;
+    state.running = false;
+    boost::system::error_code ignored;
+    if (state.tcp_acceptor) state.tcp_acceptor->close(ignored);
+    if (state.unix_acceptor) state.unix_acceptor->close(ignored);
+    remove_socket_file(state);
+    for (const auto& [id, connection] : state.connections) connection.close();
+    if (was_running) {
+        // The callbacks may reference objects that die after stop(); coroutines finishing later
+        // must not call them (they check `running`, but be sure).
+        state.status = [] { return AdminStatus{}; };
+        state.metrics = [] { return std::string{}; };
+    }
+}
+
+std::string AdminServer::local_address() const {
+    return state_->bound_address.empty() ? state_->listen : state_->bound_address;
+}
+
+std::size_t AdminServer::connection_count() const { return state_->connections.size(); }
+
+AdminCounters AdminServer::counters() const { return state_->counters; }
+
+}  // namespace avr_webhookd

@@ -1,0 +1,222 @@
+#include <avr_webhookd/ops/metrics.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <stdexcept>
+
+namespace avr_webhookd {
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : upper_bounds_(std::move(upper_bounds)), bucket_counts_(upper_bounds_.size() + 1, 0) {
+    const bool all_finite = std::all_of(upper_bounds_.begin(), upper_bounds_.end(),
+                                        [](double bound) { return std::isfinite(bound); });
+    const bool ascending =
+        std::adjacent_find(upper_bounds_.begin(), upper_bounds_.end(),
+                           [](double a, double b) { return a >= b; }) == upper_bounds_.end();
+    if (!all_finite || !ascending)
+        throw std::invalid_argument("histogram bounds must be finite and strictly ascending");
+}
+
+void Histogram::observe(double value) {
+    if (std::isnan(value)) return;
+    const auto bucket = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value);
+    ++bucket_counts_[static_cast<std::size_t>(bucket - upper_bounds_.begin())];
+    ++count_;
+    sum_ += value;
+}
+
+std::vector<double> default_latency_buckets() {
+    return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+}
+
+void Metrics::observe_delivery_latency(std::chrono::nanoseconds latency) {
+    const auto seconds = std::chrono::duration<double>(latency).count();
+    delivery_latency.observe(std::max(seconds, 0.0));
+}
+
+std::uint64_t& Metrics::at(LabelledCounter& counter, std::string_view label) {
+    auto found = counter.find(label);
+    if (found == counter.end()) found = counter.emplace(std::string(label), 0).first;
+    return found->second;
+}
+
+namespace {
+
+constexpr std::string_view prefix = "avr_webhookd_";
+
+// Go's ParseFloat spellings, which Prometheus reads.
+std::string format_number(double value) {
+    if (std::isnan(value)) return "NaN";
+    if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+    char text[32];
+    const auto result = std::to_chars(std::begin(text), std::end(text), value);
+    return std::string(text, result.ptr);
+}
+
+std::string format_number(std::uint64_t value) { return std::to_string(value); }
+
+// In label values: backslash, double quote and line feed are escaped.
+std::string escape_label_value(std::string_view value) {
+    std::string escaped;
+    escaped.reserve(value.size());
+    for (char c : value) {
+        if (c == '\\') escaped += "\\\\";
+        else if (c == '"') escaped += "\\\"";
+        else if (c == '\n') escaped += "\\n";
+        else escaped.push_back(c);
+    }
+    return escaped;
+}
+
+std::string label(std::string_view name, std::string_view value) {
+    std::string text;
+    text.reserve(name.size() + value.size() + 3);
+    text.append(name).append("=\"").append(escape_label_value(value)).append("\"");
+    return text;
+}
+
+// Appends to a reserved string instead of chaining operator+, which trips GCC 12's
+// -Warray-bounds false positive (GCC bug 105329).
+std::string concat(std::string_view first, std::string_view second) {
+    std::string text;
+    text.reserve(first.size() + second.size());
+    text.append(first).append(second);
+    return text;
+}
+
+class Exposition {
+public:
+    // HELP texts here are constants without backslashes or line feeds, so need no escaping.
+    void family(std::string_view name, std::string_view type, std::string_view help) {
+        out_.append("# HELP ").append(prefix).append(name).append(" ").append(help).append("\n");
+        out_.append("# TYPE ").append(prefix).append(name).append(" ").append(type).append("\n");
+    }
+
+    template <typename Number>
+    void sample(std::string_view name, std::string_view labels, Number value) {
+        out_.append(prefix).append(name);
+        if (!labels.empty()) out_.append("{").append(labels).append("}");
+        out_.append(" ").append(format_number(value)).append("\n");
+    }
+
+    template <typename Number>
+    void single(std::string_view name, std::string_view type, std::string_view help,
+                Number value) {
+        family(name, type, help);
+        sample(name, {}, value);
+    }
+
+    void labelled_counter(std::string_view name, std::string_view help,
+                          std::string_view label_name, const Metrics::LabelledCounter& counter) {
+        family(name, "counter", help);
+        for (const auto& [label_value, count] : counter)
+            sample(name, label(label_name, label_value), count);
+    }
+
+    void histogram(std::string_view name, std::string_view help, const Histogram& histogram) {
+        family(name, "histogram", help);
+        const std::string bucket_name = concat(name, "_bucket");
+        std::uint64_t cumulative = 0;
+        const auto& bounds = histogram.upper_bounds();
+        const auto& counts = histogram.bucket_counts();
+        for (std::size_t i = 0; i < bounds.size(); ++i) {
+            cumulative += counts[i];
+            sample(bucket_name, label("le", format_number(bounds[i])), cumulative);
+        }
+        sample(bucket_name, label("le", "+Inf"), histogram.count());
+        sample(concat(name, "_sum"), {}, histogram.sum());
+        sample(concat(name, "_count"), {}, histogram.count());
+    }
+
+    std::string take() { return std::move(out_); }
+
+private:
+    std::string out_;
+};
+
+}  // namespace
+
+std::string render_prometheus(const Metrics& metrics, std::string_view build_version) {
+    Exposition out;
+    out.family("build_info", "gauge", "Version of the running avr-webhookd; the value is always 1.");
+    out.sample("build_info", label("version", build_version), std::uint64_t{1});
+
+    out.single("events_received_total", "counter",
+               "Event lines read from producers, valid or not.", metrics.events_received);
+    out.labelled_counter("events_rejected_total", "Event lines rejected at intake, by reason.",
+                         "reason", metrics.events_rejected);
+    out.single("events_filtered_total", "counter",
+               "Accepted events not forwarded because their type is not in `types`.",
+               metrics.events_filtered);
+    out.single("events_delivered_total", "counter",
+               "Events delivered, answered with a 2xx status.", metrics.events_delivered);
+    out.single("events_dead_lettered_total", "counter",
+               "Events given up after their last attempt and dead-lettered.",
+               metrics.events_dead_lettered);
+    out.single("delivery_attempts_total", "counter", "HTTP delivery attempts started.",
+               metrics.delivery_attempts);
+    out.labelled_counter("delivery_attempts_failed_total",
+                         "Delivery attempts that failed, by kind of failure.", "kind",
+                         metrics.delivery_attempts_failed);
+    out.single("producer_connections_refused_total", "counter",
+               "Producer connections refused because max_connections was reached.",
+               metrics.producer_connections_refused);
+    out.single("admin_connections_evicted_total", "counter",
+               "Admin connections waiting for a request closed to make room for a new one (admin limit).",
+               metrics.admin_connections_evicted);
+    out.single("admin_connections_refused_total", "counter",
+               "Admin connections closed at once: the limit was reached and none could be evicted.",
+               metrics.admin_connections_refused);
+    out.single("admin_requests_timed_out_total", "counter",
+               "Admin connections closed because a request was not read within the request deadline.",
+               metrics.admin_requests_timed_out);
+    out.single("producer_connections_evicted_total", "counter",
+               "Idle producer connections closed to make room for a new one at max_connections.",
+               metrics.producer_connections_evicted);
+    out.single("producer_connections_denied_total", "counter",
+               "Producer connections refused because the peer is not in producer_uids or producer_gids.",
+               metrics.producer_connections_denied);
+    out.single("producer_connection_errors_total", "counter",
+               "Producer connections closed because of an internal error while serving them.",
+               metrics.producer_connection_errors);
+    out.single("producer_replies_dropped_total", "counter",
+               "Reply lines dropped because their producer did not read them (64 KiB backlog full).",
+               metrics.producer_replies_dropped);
+    out.single("delivery_retries_total", "counter",
+               "Failed delivery attempts that were scheduled to be tried again.",
+               metrics.delivery_retries);
+    out.labelled_counter("queue_full_total", "Times the queue filled up (max_queue or max_queue_bytes), by limit.",
+                         "limit", metrics.queue_full);
+    out.single("dead_letter_overflow_total", "counter",
+               "Given-up events only logged because the dead-letter file reached dead_letter_max_bytes.",
+               metrics.dead_letter_overflow);
+    out.single("dead_letter_write_failures_total", "counter",
+               "Given-up events only logged because writing the dead-letter file failed.",
+               metrics.dead_letter_write_failures);
+
+    out.single("events_in_flight", "gauge", "Events with a delivery attempt in progress.",
+               metrics.in_flight);
+    out.single("events_queued", "gauge",
+               "Accepted events waiting for an attempt, including those waiting to retry.",
+               metrics.queued);
+    out.single("queued_bytes", "gauge",
+               "Bytes that undelivered events (in flight included) count against max_queue_bytes.",
+               metrics.queued_bytes);
+    out.single("live_calls", "gauge", "Calls whose state the daemon currently holds.",
+               metrics.live_calls);
+    out.single("open_connections", "gauge", "Open connections to the webhook receiver.",
+               metrics.open_connections);
+    out.single("producer_connections", "gauge", "Producers connected to the event socket.",
+               metrics.producer_connections);
+    out.single("oldest_undelivered_event_age_seconds", "gauge",
+               "Age of the oldest accepted event not yet delivered or given up.",
+               metrics.oldest_undelivered_age_seconds);
+
+    out.histogram("delivery_latency_seconds",
+                  "Time from an event's acceptance to its 2xx response, retries included.",
+                  metrics.delivery_latency);
+    return out.take();
+}
+
+}  // namespace avr_webhookd

@@ -1,0 +1,216 @@
+#include <avr_webhookd/queue/call_queues.hpp>
+
+#include <avr_webhookd/common/uuid.hpp>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace avr_webhookd {
+
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;  // is_canonical_uuid admitted only hex digits
+}
+
+}  // namespace
+
+std::optional<CallKey> call_key(std::string_view uuid) {
+    if (!is_canonical_uuid(uuid)) return std::nullopt;
+    CallKey key{};
+    std::size_t byte = 0;
+    for (std::size_t i = 0; i < uuid.size(); ++i) {
+        if (uuid[i] == '-') continue;
+        const int high = hex_value(uuid[i]);
+        const int low = hex_value(uuid[++i]);
+        key[byte++] = static_cast<std::uint8_t>(high << 4 | low);
+    }
+    return key;
+}
+
+std::size_t CallQueues::CallKeyHash::operator()(const CallKey& key) const noexcept {
+    // Random v4 uuids are uniform already; mixing both halves also spreads hand-made ones.
+    std::uint64_t high = 0;
+    std::uint64_t low = 0;
+    std::memcpy(&high, key.data(), 8);
+    std::memcpy(&low, key.data() + 8, 8);
+    return static_cast<std::size_t>((high ^ (low * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull >> 7);
+}
+
+std::size_t CallQueues::event_cost(const Event& event) {
+    return event.body.size() + event.id.size() + event.uuid.size() + event.type.size() + event.timestamp.size() +
+           event_overhead_bytes;
+}
+
+std::uint64_t CallQueues::push(Event event, TimePoint now) {
+    const auto key = call_key(event.uuid);
+    if (!key) throw std::invalid_argument("call queues: not a canonical call uuid: " + event.uuid);
+    auto [position, inserted] = active_.try_emplace(*key);
+    Call& call = position->second;
+    if (inserted) {
+        call.key = *key;
+        if (auto idle = idle_.find(*key); idle != idle_.end()) {  // the call wakes up: its counter goes on
+            call.next_sequence = idle->second.next_sequence;
+            unlink(idle->second);
+            idle_.erase(idle);
+        }
+    }
+    (void)now;  // an active call never expires; its last activity counts from when it goes idle
+    const std::uint64_t sequence = call.next_sequence++;
+    queued_bytes_ += event_cost(event);
+    call.events.emplace_back(std::move(event), sequence);
+    ++queued_;
+    if (inserted) {
+        add_head(call);
+        call.state = Call::State::ready;
+        ready_.push_back(&call);
+    }
+    return sequence;
+}
+
+std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
+    // Due retries go before new work, earliest due first.
+    std::size_t promoted = 0;
+    while (!delayed_.empty() && delayed_.top().due <= now) {
+        Call* call = delayed_.top().call;
+        call->state = Call::State::ready;
+        ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(promoted++), call);
+        delayed_.pop();
+    }
+    if (ready_.empty()) return std::nullopt;
+    Call* call = ready_.front();
+    ready_.pop_front();
+    call->state = Call::State::in_flight;
+    ++in_flight_;
+    auto& [event, sequence] = call->events.front();
+    return Job{call, &event, sequence, call->attempt};
+}
+
+void CallQueues::retry_at(const Job& job, TimePoint due) {
+    assert(in_flight_ > 0);
+    --in_flight_;
+    ++job.call->attempt;
+    job.call->state = Call::State::waiting_retry;
+    delayed_.push(Delayed{due, delayed_order_++, job.call});
+}
+
+void CallQueues::finish(const Job& job, TimePoint now) {
+    assert(in_flight_ > 0);
+    --in_flight_;
+    Call& call = *job.call;
+    if (call.events.front().first.type == "call_ended") call.ended = true;
+    pop_head(call);
+    call.attempt = 1;
+    if (!call.events.empty()) {
+        add_head(call);
+        call.state = Call::State::ready;
+        ready_.push_back(&call);
+    } else if (call.ended) {
+        active_.erase(call.key);
+    } else {
+        make_idle(call, now);
+    }
+}
+
+std::optional<CallQueues::TimePoint> CallQueues::next_due() const {
+    if (delayed_.empty()) return std::nullopt;
+    return delayed_.top().due;
+}
+
+std::size_t CallQueues::expire_idle(TimePoint now, Clock::duration idle) {
+    std::size_t expired = 0;
+    while (idle_oldest_ && now - idle_oldest_->last_activity >= idle) {
+        IdleCall& oldest = *idle_oldest_;
+        const CallKey key = *oldest.key;
+        unlink(oldest);
+        idle_.erase(key);
+        ++expired;
+    }
+    return expired;
+}
+
+std::vector<CallQueues::Pending> CallQueues::drain() {
+    std::vector<Pending> pending;
+    ready_.clear();
+    while (!delayed_.empty()) delayed_.pop();
+    heads_.clear();
+    queued_bytes_ = 0;
+    for (auto position = active_.begin(); position != active_.end();) {
+        Call& call = position->second;
+        // An event in flight is not taken: its attempt still decides its fate.
+        const bool keep_head = call.state == Call::State::in_flight;
+        int attempts_made = keep_head ? 0 : call.attempt - 1;
+        for (std::size_t i = keep_head ? 1 : 0; i < call.events.size(); ++i) {
+            auto& [event, sequence] = call.events[i];
+            pending.push_back(Pending{std::move(event), sequence, attempts_made});
+            attempts_made = 0;
+        }
+        call.events.erase(call.events.begin() + (keep_head ? 1 : 0), call.events.end());
+        if (keep_head) {
+            add_head(call);
+            queued_bytes_ += event_cost(call.events.front().first);
+            ++position;
+        } else {
+            position = active_.erase(position);
+        }
+    }
+    idle_.clear();
+    idle_oldest_ = idle_newest_ = nullptr;
+    queued_ = in_flight_;  // only the heads being attempted remain
+    return pending;
+}
+
+std::vector<CallQueues::InFlight> CallQueues::in_flight_events() const {
+    std::vector<InFlight> events;
+    for (const auto& [key, call] : active_)
+        if (call.state == Call::State::in_flight) events.push_back({&call.events.front().first, call.attempt});
+    return events;
+}
+
+std::optional<CallQueues::TimePoint> CallQueues::oldest_accepted() const {
+    if (heads_.empty()) return std::nullopt;
+    return heads_.begin()->first;
+}
+
+void CallQueues::pop_head(Call& call) {
+    const Event& head = call.events.front().first;
+    heads_.erase(Head{head.accepted_at, &call});
+    queued_bytes_ -= event_cost(head);
+    --queued_;
+    call.events.pop_front();
+}
+
+void CallQueues::add_head(const Call& call) { heads_.insert(Head{call.events.front().first.accepted_at, &call}); }
+
+// The call's FIFO is empty: it shrinks to an IdleCall at the newest end of the activity list.
+void CallQueues::make_idle(Call& call, TimePoint now) {
+    const CallKey key = call.key;
+    const std::uint64_t next_sequence = call.next_sequence;
+    active_.erase(key);
+    auto [position, inserted] = idle_.try_emplace(key);
+    assert(inserted);
+    IdleCall& idle = position->second;
+    idle.next_sequence = next_sequence;
+    idle.last_activity = now;
+    idle.key = &position->first;
+    idle.older = idle_newest_;
+    idle.newer = nullptr;
+    if (idle_newest_) idle_newest_->newer = &idle;
+    idle_newest_ = &idle;
+    if (!idle_oldest_) idle_oldest_ = &idle;
+}
+
+void CallQueues::unlink(IdleCall& idle) {
+    if (idle.older) idle.older->newer = idle.newer;
+    else idle_oldest_ = idle.newer;
+    if (idle.newer) idle.newer->older = idle.older;
+    else idle_newest_ = idle.older;
+    idle.older = idle.newer = nullptr;
+}
+
+}  // namespace avr_webhookd

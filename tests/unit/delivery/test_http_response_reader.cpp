@@ -1,0 +1,275 @@
+// The client's sans-io HTTP response reader: bytes in, outcome out.
+#include <avr_webhookd/delivery/http_response_reader.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace avr_webhookd;
+using State = HttpResponseReader::State;
+using Failure = HttpResponseReader::Failure;
+
+namespace {
+
+// Feeds `bytes` in pieces of `piece` bytes, as reads from a socket would deliver them.
+void feed_in_pieces(HttpResponseReader& reader, std::string_view bytes, std::size_t piece) {
+    while (!bytes.empty() && reader.state() == State::reading) {
+        const auto take = std::min(piece, bytes.size());
+        reader.feed(bytes.substr(0, take));
+        bytes.remove_prefix(take);
+    }
+}
+
+const std::string ok_200 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+}  // namespace
+
+TEST_CASE("response reader: a plain 200 is complete and reusable", "[unit][http_response]") {
+    for (const std::size_t piece : {std::size_t{1}, std::size_t{3}, std::size_t{4096}}) {
+        HttpResponseReader reader;
+        feed_in_pieces(reader, ok_200, piece);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 200);
+        CHECK(reader.response().body == "ok");
+        CHECK(reader.reusable());
+        CHECK(reader.buffered() == 0);
+    }
+}
+
+TEST_CASE("response reader: 103 Early Hints then 400 is a 400", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad");
+    REQUIRE(reader.state() == State::complete);
+    CHECK(reader.response().status == 400);
+    CHECK(reader.response().reason == "Bad Request");
+    CHECK(reader.response().body == "bad");
+    CHECK(reader.interim_responses() == 1);
+    CHECK(reader.reusable());
+}
+
+TEST_CASE("response reader: interim responses arriving apart are all skipped", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed("HTTP/1.1 100 Continue\r\n\r\n");
+    CHECK(reader.state() == State::reading);
+    reader.feed("HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n");
+    CHECK(reader.state() == State::reading);
+    feed_in_pieces(reader, ok_200, 1);
+    REQUIRE(reader.state() == State::complete);
+    CHECK(reader.response().status == 200);
+    CHECK(reader.interim_responses() == 3);
+}
+
+TEST_CASE("response reader: 101 Switching Protocols is a protocol error", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+    REQUIRE(reader.state() == State::failed);
+    CHECK(reader.failure() == Failure::protocol);
+    CHECK_THAT(reader.failure_message(), Catch::Contains("101"));
+}
+
+TEST_CASE("response reader: bytes after the final response make it not reusable", "[unit][http_response]") {
+    SECTION("in the same read") {
+        HttpResponseReader reader;
+        reader.feed(ok_200 + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 200);
+        CHECK_FALSE(reader.reusable());
+    }
+    SECTION("in a later feed") {
+        HttpResponseReader reader;
+        reader.feed(ok_200);
+        REQUIRE(reader.reusable());
+        reader.feed("garbage");
+        CHECK_FALSE(reader.reusable());
+    }
+}
+
+TEST_CASE("response reader: Connection close and HTTP/1.0 are not reusable", "[unit][http_response]") {
+    HttpResponseReader close;
+    close.feed("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(close.state() == State::complete);
+    CHECK_FALSE(close.reusable());
+    HttpResponseReader old;
+    old.feed("HTTP/1.0 204 No Content\r\n\r\n");
+    REQUIRE(old.state() == State::complete);
+    CHECK(old.response().status == 204);
+    CHECK_FALSE(old.reusable());
+}
+
+TEST_CASE("response reader: chunked body", "[unit][http_response]") {
+    // Piece sizes 1..7 move every boundary across the last chunk (fuzzing found a Beast assertion
+    // there, for a rest of 4 bytes after "0\r\n").
+    for (std::size_t piece = 1; piece <= 7; ++piece) {
+        HttpResponseReader reader;
+        feed_in_pieces(reader,
+                       "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
+                       "5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+                       piece);
+        INFO(piece);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 503);
+        CHECK(reader.response().body == "hello world");
+        CHECK(reader.response().retry_after == "7");
+        CHECK(reader.reusable());
+    }
+    HttpResponseReader minimal;
+    feed_in_pieces(minimal, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 1);
+    REQUIRE(minimal.state() == State::complete);
+    CHECK(minimal.reusable());
+}
+
+TEST_CASE("response reader: head at and over the limit", "[unit][http_response]") {
+    const HttpResponseLimits limits{1024, 1024};
+    const std::string start = "HTTP/1.1 200 OK\r\nX-Pad: ";
+    const std::string end = "\r\nContent-Length: 0\r\n\r\n";
+    SECTION("a head of exactly the limit is read") {
+        HttpResponseReader reader(limits);
+        reader.feed(start + std::string(limits.head - start.size() - end.size(), 'a') + end);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 200);
+    }
+    SECTION("one byte more is a protocol failure, whatever the pieces") {
+        for (const std::size_t piece : {std::size_t{1}, std::size_t{100}, std::size_t{5000}}) {
+            HttpResponseReader reader(limits);
+            feed_in_pieces(reader, start + std::string(limits.head - start.size() - end.size() + 1, 'a') + end, piece);
+            REQUIRE(reader.state() == State::failed);
+            CHECK(reader.failure() == Failure::protocol);
+            CHECK(reader.failure_message() == "response head larger than 1024 bytes");
+        }
+    }
+    SECTION("an endless head stops at the buffer bound") {
+        HttpResponseReader reader(limits);
+        reader.feed(start);
+        while (reader.state() == State::reading) {
+            reader.feed(std::string(100, 'a'));
+            REQUIRE(reader.buffered() <= reader.max_buffered());
+        }
+        CHECK(reader.failure() == Failure::protocol);
+        CHECK(reader.bytes_received() <= reader.max_buffered() + 100);
+    }
+}
+
+TEST_CASE("response reader: an endless chunk-size line is a bounded protocol failure", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;");
+    std::size_t fed = 0;
+    while (reader.state() == State::reading && fed < 10'000'000) {
+        reader.feed("a=b;");
+        fed += 4;
+        REQUIRE(reader.buffered() <= reader.max_buffered());
+    }
+    REQUIRE(reader.state() == State::failed);
+    CHECK(reader.failure() == Failure::protocol);
+    CHECK_THAT(reader.failure_message(), Catch::Contains("chunk header"));
+    CHECK(fed <= reader.max_buffered());
+}
+
+TEST_CASE("response reader: endless small chunks with extensions end at the wire bound", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const std::string chunk = "1;" + std::string(200, 'x') + "\r\nz\r\n";
+    std::size_t fed = 0;
+    while (reader.state() == State::reading && fed < 10'000'000) {
+        reader.feed(chunk);
+        fed += chunk.size();
+    }
+    REQUIRE(reader.state() == State::complete);
+    CHECK(reader.response().status == 200);
+    CHECK(reader.response().body_truncated);
+    CHECK_FALSE(reader.reusable());
+    CHECK(fed <= reader.max_wire_bytes() + chunk.size());
+}
+
+TEST_CASE("response reader: a body over the limit keeps its status, not the connection", "[unit][http_response]") {
+    const HttpResponseLimits limits{1024, 100};
+    SECTION("declared by Content-Length") {
+        HttpResponseReader reader(limits);
+        reader.feed("HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n");
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 200);
+        CHECK(reader.response().body_truncated);
+        CHECK_FALSE(reader.reusable());
+    }
+    SECTION("a body of exactly the limit is read whole") {
+        HttpResponseReader reader(limits);
+        reader.feed("HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'e'));
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().body.size() == 100);
+        CHECK_FALSE(reader.response().body_truncated);
+        CHECK(reader.reusable());
+    }
+    SECTION("chunked") {
+        HttpResponseReader reader(limits);
+        reader.feed("HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + std::string(100, 'e') +
+                    "\r\n1\r\n");
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 502);
+        CHECK(reader.response().body_truncated);
+        CHECK(reader.response().body.size() <= 100);
+        CHECK_FALSE(reader.reusable());
+    }
+    SECTION("until EOF") {
+        HttpResponseReader reader(limits);
+        reader.feed("HTTP/1.1 200 OK\r\n\r\n" + std::string(200, 'e'));
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().body_truncated);
+        CHECK_FALSE(reader.reusable());
+    }
+}
+
+TEST_CASE("response reader: garbage status line is a protocol failure", "[unit][http_response]") {
+    for (const std::string garbage : {"HTTP/1.1 2000 OK\r\n\r\n", "SSH-2.0-OpenSSH_9.2\r\n\r\n", "hello world\r\n\r\n",
+                                      "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                                      // found by fuzzing: a status below 100 with a body running to EOF
+                                      "HTTP/1.1 051 Early Hints\r\nLink: preload\r\n\r\nbody"}) {
+        HttpResponseReader reader;
+        reader.feed(garbage);
+        INFO(garbage);
+        REQUIRE(reader.state() == State::failed);
+        CHECK(reader.failure() == Failure::protocol);
+        CHECK_THAT(reader.failure_message(), Catch::StartsWith("invalid HTTP response"));
+    }
+}
+
+TEST_CASE("response reader: the peer closing early", "[unit][http_response]") {
+    SECTION("before any byte: reset, nothing received") {
+        HttpResponseReader reader;
+        reader.finish();
+        REQUIRE(reader.state() == State::failed);
+        CHECK(reader.failure() == Failure::reset);
+        CHECK(reader.bytes_received() == 0);
+    }
+    SECTION("in the middle of the body: reset") {
+        HttpResponseReader reader;
+        reader.feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345");
+        reader.finish();
+        REQUIRE(reader.state() == State::failed);
+        CHECK(reader.failure() == Failure::reset);
+        CHECK_THAT(reader.failure_message(), Catch::Contains("middle of the response"));
+    }
+    SECTION("in the middle of the head: reset") {
+        HttpResponseReader reader;
+        reader.feed("HTTP/1.1 200 OK\r\nContent-Le");
+        reader.finish();
+        CHECK(reader.failure() == Failure::reset);
+    }
+    SECTION("a body that runs to EOF is complete, not reusable") {
+        HttpResponseReader reader;
+        reader.feed("HTTP/1.1 200 OK\r\n\r\nall of it");
+        CHECK(reader.state() == State::reading);
+        reader.finish();
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().body == "all of it");
+        CHECK_FALSE(reader.reusable());
+    }
+}
+
+TEST_CASE("response reader: Location and Retry-After are kept", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(reader.state() == State::complete);
+    CHECK(reader.response().status == 429);
+    CHECK(reader.response().retry_after == "120");
+    CHECK(reader.response().location == "/elsewhere");
+}
