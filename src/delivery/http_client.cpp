@@ -1,5 +1,6 @@
 #include <avr_webhookd/delivery/http_client.hpp>
 #include <avr_webhookd/common/rethrow.hpp>
+#include <avr_webhookd/delivery/connection_count.hpp>
 #include <avr_webhookd/delivery/tls_client.hpp>
 #include <avr_webhookd/delivery/http_response_reader.hpp>
 
@@ -18,7 +19,6 @@
 #include <boost/beast/ssl.hpp>
 
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -36,9 +36,7 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-using detail::is_ip_literal;
-using detail::tls_code;
-using detail::VerifyHostName;
+using detail::set_server_identity;
 
 namespace {
 
@@ -81,62 +79,6 @@ awaitable<void> resolve_into(std::shared_ptr<HttpClient::Lookup> lookup, std::st
 
 }  // namespace
 
-AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
-                                  std::string_view peer, std::chrono::milliseconds timeout) {
-    AttemptOutcome outcome;
-    const std::string where = std::string(phase) + " " + std::string(peer);
-    if (ec == beast::error::timeout || ec == asio::error::timed_out || ec == asio::error::operation_aborted) {
-        outcome.kind = FailureKind::timeout;
-        outcome.code = "ETIMEDOUT";
-        outcome.message = "timeout of " + std::to_string(timeout.count()) + "ms exceeded (" + std::string(phase) + ")";
-    } else if (ec == asio::error::connection_refused) {
-        outcome.kind = FailureKind::connect_refused;
-        outcome.code = "ECONNREFUSED";
-        outcome.message = "connect ECONNREFUSED " + std::string(peer);
-    } else if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
-               ec == asio::error::no_data) {
-        outcome.kind = FailureKind::dns;
-        outcome.code = ec == asio::error::host_not_found_try_again ? "EAI_AGAIN" : "ENOTFOUND";
-        outcome.message = "getaddrinfo " + outcome.code + " " + std::string(peer);
-    } else if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-               ec == ssl::error::stream_truncated || ec == http::error::end_of_stream) {
-        outcome.kind = FailureKind::reset;
-        outcome.code = "ECONNRESET";
-        outcome.message = ec == asio::error::eof || ec == ssl::error::stream_truncated || ec == http::error::end_of_stream
-                              ? "socket hang up: the server closed the connection without a response (" + where + ")"
-                              : where + " ECONNRESET";
-    } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
-        outcome.kind = FailureKind::connect_failed;
-        outcome.code = ec == asio::error::network_unreachable ? "ENETUNREACH" : "EHOSTUNREACH";
-        outcome.message = "connect " + outcome.code + " " + std::string(peer);
-    } else if (ec.category() == make_error_code(http::error::end_of_stream).category()) {
-        outcome.kind = FailureKind::protocol;
-        outcome.code = "EPROTO";
-        outcome.message = "invalid HTTP response from " + std::string(peer) + ": " + ec.message();
-    } else if (ec.category() == asio::error::get_ssl_category() || ec.category() == ssl::error::get_stream_category()) {
-        outcome.kind = FailureKind::tls;
-        outcome.code = "ERR_TLS_HANDSHAKE";
-        outcome.message = "TLS error with " + std::string(peer) + ": " + ec.message();
-    } else {
-        outcome.kind = FailureKind::connect_failed;
-        outcome.code = "E" + std::to_string(ec.value());
-        outcome.message = where + " failed: " + ec.message();
-    }
-    return outcome;
-}
-
-// Counts one open connection for exactly the lifetime of its owner.
-class OpenConnectionCount {
-public:
-    explicit OpenConnectionCount(std::shared_ptr<std::size_t> counter) : counter_(std::move(counter)) { ++*counter_; }
-    ~OpenConnectionCount() { --*counter_; }
-    OpenConnectionCount(const OpenConnectionCount&) = delete;
-    OpenConnectionCount& operator=(const OpenConnectionCount&) = delete;
-
-private:
-    std::shared_ptr<std::size_t> counter_;
-};
-
 // What one attempt needs of the configuration, fixed when it starts: update() makes a new one.
 struct HttpClient::Endpoint {
     HttpClientOptions options;
@@ -162,7 +104,7 @@ struct HttpClient::Connection {
         return got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
     }
 
-    OpenConnectionCount count;
+    ConnectionCount count;
     std::shared_ptr<ssl::context> tls_context;  // outlives `tls`, which uses it, whatever a reload does
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
@@ -226,72 +168,93 @@ std::unique_ptr<HttpClient::Connection> HttpClient::take_idle(std::uint64_t gene
     return nullptr;
 }
 
+namespace {
+
+using PhaseFailure = std::optional<AttemptOutcome>;  // why a phase failed, if it did
+
+// Phase 2: a TCP connection to the first address that answers, by the deadline.
+awaitable<PhaseFailure> connect_tcp(beast::tcp_stream& stream, const tcp::resolver::results_type& addresses,
+                                    const std::string& peer, std::chrono::milliseconds timeout,
+                                    Clock::time_point deadline) {
+    stream.expires_at(deadline);
+    auto [ec, address] = co_await stream.async_connect(addresses, as_tuple(use_awaitable));
+    if (!ec && Clock::now() >= deadline) ec = beast::error::timeout;
+    if (ec) co_return outcome_from_error(ec, "connect", peer, timeout);
+    stream.socket().set_option(tcp::no_delay(true), ec);
+    co_return std::nullopt;
+}
+
+// Phase 3: SNI, and with tls_verify the check of the certificate's names.
+PhaseFailure prepare_tls(beast::ssl_stream<beast::tcp_stream>& tls, const std::string& host, bool verify) {
+    if (set_server_identity(tls, host, verify)) return std::nullopt;
+    return AttemptOutcome{FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE", "cannot set TLS SNI host name " + host, {}};
+}
+
+// Phase 4: the TLS handshake, by the deadline.
+awaitable<PhaseFailure> tls_handshake(beast::ssl_stream<beast::tcp_stream>& tls, const std::string& peer,
+                                      std::chrono::milliseconds timeout, Clock::time_point deadline) {
+    beast::get_lowest_layer(tls).expires_at(deadline);
+    auto [ec] = co_await tls.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable));
+    if (!ec && Clock::now() >= deadline) ec = beast::error::timeout;
+    if (!ec) co_return std::nullopt;
+    co_return outcome_from_handshake(ec, SSL_get_verify_result(tls.native_handle()), peer, timeout);
+}
+
+}  // namespace
+
+// Phase 1: the endpoint's addresses: those found before, or those of the client's one lookup in
+// progress (started when none is), waited for until the deadline.
+awaitable<PhaseFailure> HttpClient::resolve(const Endpoint& endpoint, Clock::time_point deadline,
+                                            tcp::resolver::results_type& addresses) {
+    addresses = endpoints_;
+    if (!resolve_needed_ && !addresses.empty() && endpoint.generation == endpoint_generation_) co_return std::nullopt;
+    const auto& url = endpoint.options.url;
+    if (!lookup_ || lookup_->finished || lookup_->generation != endpoint.generation) {
+        lookup_ = std::make_shared<Lookup>();
+        lookup_->generation = endpoint.generation;
+        ++lookups_started_;
+        asio::co_spawn(executor_, resolve_into(lookup_, url.host, url.port), detail::rethrow_exceptions);
+    }
+    const auto lookup = lookup_;
+    const auto now = Clock::now();
+    std::erase_if(lookup->waiters, [&](const auto& waiter) { return waiter->expiry() <= now; });
+    lookup->waiters.push_back(std::make_shared<asio::steady_timer>(executor_, deadline));
+    const auto waiter = lookup->waiters.back();
+    co_await waiter->async_wait(as_tuple(use_awaitable));
+    if (!lookup->finished) co_return outcome_from_error(beast::error::timeout, "resolve", endpoint.peer, endpoint.options.timeout);
+    if (lookup->error) co_return outcome_from_error(lookup->error, "resolve", url.host, endpoint.options.timeout);
+    addresses = lookup->results;
+    if (endpoint.generation == endpoint_generation_) {  // still the endpoint we are configured for
+        endpoints_ = addresses;
+        resolve_needed_ = false;
+    }
+    co_return std::nullopt;
+}
+
 // Everything after an await reads only `endpoint` (this attempt's snapshot) and locals: a reload
 // may replace endpoint_, its TLS context and options while this waits.
 awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpoint> endpoint, Clock::time_point deadline) {
     const auto& url = endpoint->options.url;
     const auto timeout = endpoint->options.timeout;
-    const auto& peer = endpoint->peer;
-    auto endpoints = endpoints_;
-    if (resolve_needed_ || endpoints.empty() || endpoint->generation != endpoint_generation_) {
-        if (!lookup_ || lookup_->finished || lookup_->generation != endpoint->generation) {
-            lookup_ = std::make_shared<Lookup>();
-            lookup_->generation = endpoint->generation;
-            asio::co_spawn(executor_, resolve_into(lookup_, url.host, url.port), detail::rethrow_exceptions);
-        }
-        const auto lookup = lookup_;
-        const auto now = Clock::now();
-        std::erase_if(lookup->waiters, [&](const auto& waiter) { return waiter->expiry() <= now; });
-        lookup->waiters.push_back(std::make_shared<asio::steady_timer>(executor_, deadline));
-        const auto waiter = lookup->waiters.back();
-        co_await waiter->async_wait(as_tuple(use_awaitable));
-        if (!lookup->finished)
-            co_return Connected{nullptr, outcome_from_error(beast::error::timeout, "resolve", peer, timeout)};
-        if (lookup->error)
-            co_return Connected{nullptr, outcome_from_error(lookup->error, "resolve", url.host, timeout)};
-        endpoints = lookup->results;
-        if (endpoint->generation == endpoint_generation_) {  // still the endpoint we are configured for
-            endpoints_ = endpoints;
-            resolve_needed_ = false;
-        }
-    }
+    tcp::resolver::results_type addresses;
+    if (auto failure = co_await resolve(*endpoint, deadline, addresses)) co_return Connected{nullptr, std::move(*failure)};
 
     beast::tcp_stream stream(executor_);
-    stream.expires_at(deadline);
-    auto [ec, address] = co_await stream.async_connect(endpoints, as_tuple(use_awaitable));
-    if (!ec && Clock::now() >= deadline) ec = beast::error::timeout;
-    if (ec) {
+    if (auto failure = co_await connect_tcp(stream, addresses, endpoint->peer, timeout, deadline)) {
         resolve_needed_ = true;  // the address may have moved
-        co_return Connected{nullptr, outcome_from_error(ec, "connect", peer, timeout)};
+        co_return Connected{nullptr, std::move(*failure)};
     }
-    stream.socket().set_option(tcp::no_delay(true), ec);
     ++connections_opened_;
-
-    if (!url.tls) {
-        auto connection = std::make_unique<Connection>(std::move(stream), open_connections_);
-        connection->endpoint_generation = endpoint->generation;
-        co_return Connected{std::move(connection), {}};
-    }
-    auto connection = std::make_unique<Connection>(std::move(stream), endpoint->tls_context, open_connections_);
+    auto connection = url.tls ? std::make_unique<Connection>(std::move(stream), endpoint->tls_context, open_connections_)
+                              : std::make_unique<Connection>(std::move(stream), open_connections_);
     connection->endpoint_generation = endpoint->generation;
-    auto& tls = *connection->tls;
-    const bool ip_literal = is_ip_literal(url.host);
-    if (!ip_literal && !SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str()))
-        co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE",
-                                                    "cannot set TLS SNI host name " + url.host, {}}};
-    if (endpoint->options.tls_verify)
-        tls.set_verify_callback(VerifyHostName{ssl::host_name_verification(url.host), ip_literal});
-    auto [handshake_error] = co_await tls.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable));
-    if (!handshake_error && Clock::now() >= deadline) handshake_error = beast::error::timeout;
-    if (handshake_error) {
+    if (!url.tls) co_return Connected{std::move(connection), {}};
+
+    if (auto failure = prepare_tls(*connection->tls, url.host, endpoint->options.tls_verify))
+        co_return Connected{nullptr, std::move(*failure)};
+    if (auto failure = co_await tls_handshake(*connection->tls, endpoint->peer, timeout, deadline)) {
         resolve_needed_ = true;  // perhaps another host answers at that address now
-        const long verify_result = SSL_get_verify_result(tls.native_handle());
-        if (handshake_error == beast::error::timeout || verify_result == X509_V_OK)
-            co_return Connected{nullptr, outcome_from_error(handshake_error, "TLS handshake with", peer, timeout)};
-        co_return Connected{nullptr, AttemptOutcome{FailureKind::tls, 0, std::nullopt, std::string(tls_code(verify_result)),
-                                                    "TLS certificate of " + peer + " rejected: " +
-                                                        X509_verify_cert_error_string(verify_result),
-                                                    {}}};
+        co_return Connected{nullptr, std::move(*failure)};
     }
     co_return Connected{std::move(connection), {}};
 }

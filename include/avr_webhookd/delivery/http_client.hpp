@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,7 @@ public:
 
     std::size_t open_connections() const { return *open_connections_; }
     std::size_t connections_opened() const { return connections_opened_; }
+    std::size_t lookups_started() const { return lookups_started_; }  // name lookups, shared or not
     const HttpClientOptions& options() const;
 
     struct Lookup;  // a name lookup shared by the attempts waiting for it (defined in the .cpp)
@@ -62,8 +64,13 @@ private:
     struct Connection;
     struct Connected;
     struct Exchanged;
+    // One step per phase, as Beast's examples go: resolve, TCP connect, then for https:// SNI and
+    // certificate checks and the handshake; each ends at the attempt's deadline.
     boost::asio::awaitable<Connected> connect(std::shared_ptr<const Endpoint> endpoint,
                                               std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<std::optional<AttemptOutcome>> resolve(
+        const Endpoint& endpoint, std::chrono::steady_clock::time_point deadline,
+        boost::asio::ip::tcp::resolver::results_type& addresses);
     boost::asio::awaitable<Exchanged> exchange(Connection& connection, const Endpoint& endpoint,
                                                std::string_view body, const HeaderList& headers,
                                                std::chrono::steady_clock::time_point deadline);
@@ -81,11 +88,16 @@ private:
     // the client in a coroutine frame destroyed later).
     std::shared_ptr<std::size_t> open_connections_ = std::make_shared<std::size_t>(0);
     std::size_t connections_opened_ = 0;
+    std::size_t lookups_started_ = 0;
 };
 
 // Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
 // (Node-style codes: ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, ...).
 AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
                                   std::string_view peer, std::chrono::milliseconds timeout);
+// A failed TLS handshake: the certificate's verification error (CERT_HAS_EXPIRED,
+// ERR_TLS_CERT_ALTNAME_INVALID ...) when there is one, else as outcome_from_error.
+AttemptOutcome outcome_from_handshake(const boost::system::error_code& ec, long verify_result, std::string_view peer,
+                                      std::chrono::milliseconds timeout);
 
 }  // namespace avr_webhookd

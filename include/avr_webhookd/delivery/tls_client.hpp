@@ -5,6 +5,8 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/verify_context.hpp>
 
+#include <openssl/ssl.h>
+
 #include <string>
 #include <string_view>
 
@@ -21,5 +23,16 @@ struct VerifyHostName {
     bool ip_literal;
     bool operator()(bool preverified, boost::asio::ssl::verify_context& context) const;
 };
+
+// Who the server must be, set on a client stream before its handshake: SNI (not for an IP
+// literal, which TLS does not allow there) and, when `verify`, the check of the certificate's
+// names against `host`. False when SNI cannot be set.
+template <class SslStream>
+bool set_server_identity(SslStream& stream, const std::string& host, bool verify) {
+    const bool ip_literal = is_ip_literal(host);
+    if (!ip_literal && !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) return false;
+    if (verify) stream.set_verify_callback(VerifyHostName{boost::asio::ssl::host_name_verification(host), ip_literal});
+    return true;
+}
 
 }  // namespace avr_webhookd::detail
