@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string_view>
+#include <utility>
 
 namespace avr_webhookd::spool {
 namespace {
@@ -45,10 +47,18 @@ std::error_code read_all_at(int fd, char* into, std::size_t size, std::uint64_t 
 
 }  // namespace
 
+std::error_code system_sync(int fd, SyncTarget target) {
+    const int result = target == SyncTarget::segment ? ::fdatasync(fd) : ::fsync(fd);
+    return result == 0 ? std::error_code{} : last_error();
+}
+
 std::error_code SyncPoint::sync() const {
+    const auto sync_one = [this](const FileHandle& file, SyncTarget target) {
+        return sync_file_ ? sync_file_(file.get(), target) : system_sync(file.get(), target);
+    };
     for (const auto& file : files_)
-        if (::fdatasync(file->get()) != 0) return last_error();
-    if (directory_ && ::fsync(directory_->get()) != 0) return last_error();
+        if (auto ec = sync_one(*file, SyncTarget::segment)) return ec;
+    if (directory_) return sync_one(*directory_, SyncTarget::directory);
     return {};
 }
 
@@ -125,7 +135,7 @@ std::error_code SpoolWriter::start_segment(std::uint64_t number) {
     active_ = &segment;
     active_file_ = std::make_shared<FileHandle>(std::move(fd));
     directory_dirty_ = true;
-    rotate_needed_ = false;
+    active_state_ = ActiveState::writable;
     return {};
 }
 
@@ -154,35 +164,59 @@ void SpoolWriter::append_done(std::uint64_t record_id) {
     mark_done(*owner, index);
     encode_done(pending_, record_id);
     pending_dones_.push_back(record_id);
-    if (owner != active_) active_->carried.push_back(record_id);
+    // Another segment may hold the event (its own, or one it was written to before a failed sync).
+    if (stored_elsewhere(record_id, *active_)) active_->carried.push_back(record_id);
 }
 
 std::error_code SpoolWriter::flush() {
+    if (active_state_ == ActiveState::untrusted) {
+        if (auto ec = leave_untrusted_segment()) {
+            roll_back_pending();
+            return ec;
+        }
+    }
     if (!pending_.empty()) {
         if (auto ec = write_pending()) return ec;
     }
     // A rotation that fails is tried again at the next flush; the data above is written.
-    if ((active_->bytes >= options_.segment_bytes || rotate_needed_) && active_->bytes > 0)
-        (void)start_segment(active_->number + 1);
+    if (active_->bytes >= options_.segment_bytes && active_->bytes > 0) (void)start_segment(active_->number + 1);
     return {};
 }
 
 std::error_code SpoolWriter::write_pending() {
-    const int fd = active_file_->get();
-    if (auto ec = write_all_at(fd, pending_, active_->bytes)) {
-        // Cut whatever part was written, so that nothing half-written stays in the file. If even
-        // that fails the tail is garbage a later recovery cuts; write no more after it.
-        if (::ftruncate(fd, static_cast<off_t>(active_->bytes)) != 0) rotate_needed_ = true;
+    if (auto ec = write_head(pending_.size())) {
         roll_back_pending();
         return ec;
     }
-    active_->bytes += pending_.size();
-    disk_bytes_ += pending_.size();
-    pending_.clear();
     pending_events_.clear();
     pending_dones_.clear();
-    if (dirty_files_.empty() || dirty_files_.back() != active_file_) dirty_files_.push_back(active_file_);
+    return {};
+}
+
+// Writes the first `length` bytes of pending_ (at least the records written again) to the end of
+// the active segment, as one flush.
+std::error_code SpoolWriter::write_head(std::size_t length) {
+    const int fd = active_file_->get();
+    if (auto ec = write_all_at(fd, std::string_view(pending_).substr(0, length), active_->bytes)) {
+        // Cut whatever part was written, so that nothing half-written stays in the file. If even
+        // that fails the tail is garbage a later recovery cuts; write no more after it.
+        if (::ftruncate(fd, static_cast<off_t>(active_->bytes)) != 0) active_state_ = ActiveState::untrusted;
+        return ec;
+    }
     ++flush_generation_;
+    SyncLedger::Batch batch{flush_generation_, rewrite_bytes_ > 0 ? rewrite_from_ : flush_generation_,
+                            active_->number, active_->bytes, {}, false};
+    if (length == pending_.size()) {
+        batch.bytes = std::exchange(pending_, {});
+    } else {
+        batch.bytes = pending_.substr(0, length);
+        pending_.erase(0, length);
+    }
+    ledger_.flushed(std::move(batch));
+    rewrite_bytes_ = 0;
+    active_->bytes += length;
+    disk_bytes_ += length;
+    if (dirty_files_.empty() || dirty_files_.back() != active_file_) dirty_files_.push_back(active_file_);
     return {};
 }
 
@@ -190,29 +224,42 @@ void SpoolWriter::roll_back_pending() {
     for (const auto id : pending_events_)
         if (const auto index = active_->index_of(id)) mark_done(*active_, *index);
     pending_events_.clear();
-    pending_.clear();
+    forget_relocations_into(active_->number, active_->bytes + rewrite_bytes_);
+    pending_.resize(rewrite_bytes_);  // records written again after a failed sync are kept
     for (const auto id : pending_dones_) encode_done(pending_, id);
 }
 
 SyncPoint SpoolWriter::sync_point() {
     SyncPoint point;
-    point.files_ = std::move(dirty_files_);
-    dirty_files_.clear();
+    point.files_ = std::exchange(dirty_files_, {});
     if (directory_dirty_) point.directory_ = directory_handle_;
     directory_dirty_ = false;
-    point.generation_ = flush_generation_;
+    point.first_generation_ = last_point_generation_ + 1;
+    point.generation_ = last_point_generation_ = flush_generation_;
+    point.sync_file_ = options_.sync_file;
     return point;
 }
 
+// Every flush up to the result is confirmed: synced, or written again and that copy synced.
+std::uint64_t SpoolWriter::durable_floor() const {
+    std::uint64_t floor = flush_generation_;
+    if (const auto oldest = ledger_.oldest_unconfirmed()) floor = std::min(floor, *oldest - 1);
+    if (rewrite_bytes_ > 0) floor = std::min(floor, rewrite_from_ - 1);
+    return floor;
+}
+
 void SpoolWriter::synced(const SyncPoint& point) {
-    durable_generation_ = std::max(durable_generation_, point.generation_);
+    ledger_.synced(point.first_generation_, point.generation_);
+    durable_generation_ = std::max(durable_generation_, durable_floor());
 }
 
 void SpoolWriter::sync_failed(const SyncPoint& point) {
-    // After a failed fdatasync the kernel may have dropped the dirty pages: never trust that
-    // segment's tail again; continue in a fresh one.
     if (point.directory_) directory_dirty_ = true;
-    rotate_needed_ = true;
+    ledger_.failed();
+    active_state_ = ActiveState::untrusted;
+    // At once, so that a new sync point is all the caller needs; what fails here the next flush
+    // tries again.
+    if (!leave_untrusted_segment() && rewrite_bytes_ > 0) (void)write_head(rewrite_bytes_);
 }
 
 std::error_code SpoolWriter::sync() {
@@ -241,6 +288,7 @@ bool SpoolWriter::carry_forward(Segment& segment) {
 
 std::error_code SpoolWriter::remove(Segment& segment) {
     if (::unlink(directory_.segment_path(segment.number).c_str()) != 0 && errno != ENOENT) return last_error();
+    forget_relocations_into(segment.number);
     disk_bytes_ -= segment.bytes;
     segments_.erase(segment.number);
     return {};
@@ -258,7 +306,8 @@ std::error_code SpoolWriter::collect() {
     return {};
 }
 
-std::error_code SpoolWriter::read_body(const Locator& at, std::string& body) const {
+std::error_code SpoolWriter::read_body(const Locator& requested, std::string& body) const {
+    const Locator at = current_location(requested);
     const auto found = segments_.find(at.segment);
     if (found == segments_.end() || at.length < kRecordHeaderSize) return make_error_code(SpoolErrc::unknown_record);
     const Segment& segment = found->second;

@@ -2,8 +2,10 @@
 
 #include <avr_webhookd/spool/recovery.hpp>
 #include <avr_webhookd/spool/spool_directory.hpp>
+#include <avr_webhookd/spool/sync_ledger.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +16,11 @@
 
 namespace avr_webhookd::spool {
 
+// How SyncPoint::sync makes one file durable: fdatasync(2) for a segment, fsync(2) for the folder.
+enum class SyncTarget { segment, directory };
+using SyncFunction = std::function<std::error_code(int fd, SyncTarget target)>;
+std::error_code system_sync(int fd, SyncTarget target);  // the one used unless a test replaces it
+
 struct SpoolOptions {
     // A segment is closed and a new one started at the first flush that finds it this large, so
     // a segment may exceed it by one flushed batch.
@@ -21,6 +28,9 @@ struct SpoolOptions {
     // append_event refuses (SpoolErrc::spool_full, nothing written) an event that would take the
     // spool's files past this. Done records are always accepted: they are tiny and free space.
     std::uint64_t max_bytes = 1ull << 30;
+    // A test seam: when set, SyncPoint::sync calls this instead of system_sync (to make a sync
+    // fail as a failing disk does).
+    SyncFunction sync_file;
 };
 
 struct NewEvent {
@@ -39,7 +49,8 @@ struct Appended {
 
 // The files written since the previous sync point: fdatasync them (and fsync the folder when a
 // segment was created) on any thread, while the writer goes on appending on its own. Holds the
-// files open, so a rotation or deletion meanwhile is harmless.
+// files open, so a rotation or deletion meanwhile is harmless. It covers the flush generations
+// after the previous point's up to generation().
 class SyncPoint {
 public:
     std::error_code sync() const;
@@ -50,7 +61,9 @@ private:
     friend class SpoolWriter;
     std::vector<std::shared_ptr<FileHandle>> files_;
     std::shared_ptr<FileHandle> directory_;
+    std::uint64_t first_generation_ = 1;
     std::uint64_t generation_ = 0;
+    SyncFunction sync_file_;
 };
 
 // Appends records to the active segment of a held spool folder (single-threaded; only
@@ -67,6 +80,19 @@ private:
 // appended since the last successful flush is dropped (the caller rejects them); done records
 // stay pending and are written by the next flush. The writer stays usable; when the disk has
 // room again the next flush succeeds.
+//
+// A failed sync loses nothing that was acknowledged: after a failed fdatasync the kernel may have
+// dropped the pages it could not write and report the next sync of that file as a success, so
+// the writer never trusts that segment's unsynced part again. sync_failed() moves on to a new
+// segment and writes there again, ahead of anything new, every record whose sync was not
+// confirmed (from a copy kept in memory until its sync succeeds; events already done are left
+// out), and durable_generation stays below the failed flushes until a sync of the copy succeeds.
+// The caller needs only a new sync point; events keep their record ids, read_body follows them
+// to their new place, and an event may afterwards be found twice on disk (recovery keeps the
+// first valid copy). Should the new segment or its write fail, the next flush tries again first
+// (and drops the new events it fails for, as any failed flush does); meanwhile durable_generation
+// does not move. The copy costs memory: what is written between two syncs (while syncs keep
+// failing, what was written since the last good one, within max_bytes).
 class SpoolWriter {
 public:
     // Takes over the folder after recover(): starts a new segment after the highest one found.
@@ -82,10 +108,17 @@ public:
     // Writes everything pending (one write). On failure see the class comment.
     std::error_code flush();
 
+    // Sync points may be synced in any order, even at the same time, but durable_generation only
+    // counts a flush once the points of every flush up to it succeeded (and a failure makes the
+    // unsettled ones suspect too). Sync them one at a time, as group commit does: when two syncs
+    // of a file overlap, the one that succeeds may have done so only because the other one was
+    // told of the error. A point whose result is never reported holds durable_generation back.
     SyncPoint sync_point();
-    void synced(const SyncPoint& point);       // its sync() succeeded
-    void sync_failed(const SyncPoint& point);  // its sync() failed: the data may not be durable
-    std::error_code sync();                    // flush + sync_point + sync + synced, here
+    void synced(const SyncPoint& point);  // its sync() succeeded
+    // Its sync() failed: continue in a new segment and write the unconfirmed records again there
+    // (see the class comment; does I/O, on this thread).
+    void sync_failed(const SyncPoint& point);
+    std::error_code sync();  // flush + sync_point + sync + synced (or sync_failed), here
 
     // Deletes segments that are not active and whose events are all done. Done records in such
     // a segment for events of older segments still present are first written again to the
@@ -101,6 +134,9 @@ public:
     std::size_t pending_bytes() const { return pending_.size(); }
     std::uint64_t active_segment() const { return active_->number; }
     std::uint64_t flush_generation() const { return flush_generation_; }
+    // Every record of every flush up to this one is on stable storage (after a failed sync:
+    // written again, and that copy synced). An event flushed at generation g may be acknowledged
+    // with spool_sync = always once this reaches g.
     std::uint64_t durable_generation() const { return durable_generation_; }
     const std::filesystem::path& path() const { return directory_.path(); }
 
@@ -127,9 +163,23 @@ private:
     bool stored_elsewhere(std::uint64_t record_id, const Segment& except) const;
     std::error_code start_segment(std::uint64_t number);
     std::error_code write_pending();
+    std::error_code write_head(std::size_t length);
     void roll_back_pending();
     bool carry_forward(Segment& segment);
     std::error_code remove(Segment& segment);
+    std::uint64_t durable_floor() const;
+    // After a failed sync (spool_rewrite.cpp).
+    std::error_code leave_untrusted_segment();
+    void carry_over(std::string_view bytes, std::uint64_t segment, std::uint64_t offset, std::string& out);
+    bool move_to_active(std::uint64_t record_id);
+    void relocate(const Locator& from, const Locator& to);
+    void forget_relocations_into(std::uint64_t segment, std::uint64_t offset = 0);
+    Locator current_location(const Locator& at) const;
+
+    // Whether the next flush may append to the active segment: not after a failed sync of it (or
+    // a failed write that could not be cut back off it).
+    enum class ActiveState { writable, untrusted };
+    using Place = std::pair<std::uint64_t, std::uint64_t>;  // segment, offset
 
     SpoolDirectory directory_;
     SpoolOptions options_;
@@ -142,11 +192,21 @@ private:
     std::vector<std::uint64_t> pending_dones_;
     std::vector<std::shared_ptr<FileHandle>> dirty_files_;
     bool directory_dirty_ = false;
-    bool rotate_needed_ = false;
+    ActiveState active_state_ = ActiveState::writable;
+    SyncLedger ledger_;
+    // The head of pending_ holds this many bytes of records written again after a failed sync
+    // (not the caller's to lose when a flush fails), of flushes from rewrite_from_ on.
+    std::size_t rewrite_bytes_ = 0;
+    std::uint64_t rewrite_from_ = 0;
+    // Events written again elsewhere: where the caller's locator pointed -> where they are now,
+    // and back, until their new segment is deleted.
+    std::map<Place, Locator> relocated_;
+    std::map<Place, Place> relocated_from_;
     std::uint64_t next_id_ = 1;
     std::uint64_t disk_bytes_ = 0;
     std::uint64_t live_events_ = 0;
     std::uint64_t flush_generation_ = 0;
+    std::uint64_t last_point_generation_ = 0;
     std::uint64_t durable_generation_ = 0;
 };
 

@@ -5,11 +5,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <csignal>
 #include <thread>
 
 using namespace avr_webhookd::spool;
@@ -18,14 +13,6 @@ using avr_webhookd::test::TempDirectory;
 using avr_webhookd::test::read_file;
 
 namespace {
-
-Appended append(SpoolWriter& writer, int call, std::uint64_t sequence) {
-    Appended appended;
-    const auto ec = writer.append_event(make_event(call, sequence).view(), appended);
-    INFO(ec.message());
-    REQUIRE_FALSE(ec);
-    return appended;
-}
 
 std::size_t segment_files(const std::filesystem::path& dir) {
     std::error_code ec;
@@ -238,47 +225,29 @@ TEST_CASE("a sync point taken on the loop can be synced on another thread while 
     CHECK(writer->sync_point().generation() == writer->flush_generation());
 }
 
-// The disk fills up while writing (RLIMIT_FSIZE makes write(2) fail with EFBIG just like ENOSPC,
-// after a partial write): in a child process, so that the limit and SIGXFSZ stay there.
+// The disk fills up while writing (see limit_file_size), in a child process.
 TEST_CASE("a full disk fails the flush, leaves the spool recoverable and the writer usable", "[spool]") {
     TempDirectory temp("spool");
     const auto dir = temp.path() / "spool";
     constexpr int kAcknowledged = 10;
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        int status = 0;
-        try {
-            std::signal(SIGXFSZ, SIG_IGN);
-            auto writer = open_writer(dir);
-            Appended appended;
-            for (int i = 1; i <= kAcknowledged; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
-            if (writer->sync()) std::_Exit(10);
-            const std::uint64_t size = writer->bytes();
-            rlimit limit{};
-            ::getrlimit(RLIMIT_FSIZE, &limit);
-            rlimit small = limit;
-            small.rlim_cur = size + 100;  // part of the next batch fits: a partial write
-            ::setrlimit(RLIMIT_FSIZE, &small);
-            writer->append_done(appended.record_id);  // the last event was delivered
-            for (int i = kAcknowledged + 1; i <= kAcknowledged + 5; ++i)
-                (void)writer->append_event(make_event(1, i).view(), appended);
-            const auto failed = writer->flush();
-            if (failed != std::errc::file_too_large) status = 11;
-            if (size_on_disk(dir / segment_file_name(writer->active_segment())) != size) status = 12;
-            if (writer->live_events() != kAcknowledged - 1 || writer->pending_bytes() != kEncodedDoneSize) status = 13;
-            ::setrlimit(RLIMIT_FSIZE, &limit);  // space is back
-            if (writer->sync()) status = 14;    // the kept done record is written now
-            if (writer->append_event(make_event(2, 1).view(), appended) || writer->sync()) status = 15;
-        } catch (...) {
-            status = 16;
-        }
-        std::_Exit(status);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(exit_status_in_child([&] {
+        auto writer = open_writer(dir);
+        Appended appended;
+        for (int i = 1; i <= kAcknowledged; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
+        if (writer->sync()) return 10;
+        const std::uint64_t size = writer->bytes();
+        const rlimit before = limit_file_size(size + 100);  // part of the next batch fits: a partial write
+        writer->append_done(appended.record_id);              // the last event was delivered
+        for (int i = kAcknowledged + 1; i <= kAcknowledged + 5; ++i)
+            (void)writer->append_event(make_event(1, i).view(), appended);
+        if (writer->flush() != std::errc::file_too_large) return 11;
+        if (size_on_disk(dir / segment_file_name(writer->active_segment())) != size) return 12;
+        if (writer->live_events() != kAcknowledged - 1 || writer->pending_bytes() != kEncodedDoneSize) return 13;
+        ::setrlimit(RLIMIT_FSIZE, &before);  // space is back
+        if (writer->sync()) return 14;       // the kept done record is written now
+        if (writer->append_event(make_event(2, 1).view(), appended) || writer->sync()) return 15;
+        return 0;
+    }) == 0);
 
     Recovery recovery;
     auto writer = open_writer(dir, {}, &recovery);
@@ -292,30 +261,15 @@ TEST_CASE("a full disk fails the flush, leaves the spool recoverable and the wri
 TEST_CASE("a write that fails is cut off the file even when part of it was written", "[spool]") {
     TempDirectory temp("spool");
     const auto dir = temp.path() / "spool";
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        int status = 0;
-        try {
-            std::signal(SIGXFSZ, SIG_IGN);
-            auto writer = open_writer(dir);
-            rlimit limit{};
-            ::getrlimit(RLIMIT_FSIZE, &limit);
-            limit.rlim_cur = 300;
-            ::setrlimit(RLIMIT_FSIZE, &limit);
-            Appended appended;
-            for (int i = 1; i <= 20; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
-            if (!writer->flush()) status = 20;
-            if (writer->bytes() != 0 || writer->live_events() != 0) status = 21;
-        } catch (...) {
-            status = 22;
-        }
-        std::_Exit(status);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(exit_status_in_child([&] {
+        auto writer = open_writer(dir);
+        limit_file_size(300);
+        Appended appended;
+        for (int i = 1; i <= 20; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
+        if (!writer->flush()) return 20;
+        if (writer->bytes() != 0 || writer->live_events() != 0) return 21;
+        return 0;
+    }) == 0);
     std::error_code ec;
     for (const auto number : list_segments(dir, ec)) CHECK(size_on_disk(dir / segment_file_name(number)) == 0);
     const Recovery recovery = scan_spool(dir, RepairMode::read_only);
