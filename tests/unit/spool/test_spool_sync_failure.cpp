@@ -10,6 +10,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <random>
+#include <set>
+
 using namespace avr_webhookd::spool;
 using namespace avr_webhookd::spool::test;
 using avr_webhookd::test::TempDirectory;
@@ -229,4 +233,111 @@ TEST_CASE("the sync ledger keeps what is not confirmed in order and hands over w
     CHECK(ledger.oldest_unconfirmed() == 5u);
     ledger.synced(8, 8);
     CHECK_FALSE(ledger.oldest_unconfirmed());
+}
+
+namespace {
+
+// The model of a random run: what was appended and what is done.
+struct Model {
+    struct Event {
+        Appended appended;
+        int call = 0;
+        std::uint64_t sequence = 0;
+        bool done = false;
+    };
+    std::vector<Event> events;
+    std::map<int, std::uint64_t> last_sequence;
+
+    std::vector<std::size_t> live() const {
+        std::vector<std::size_t> indexes;
+        for (std::size_t i = 0; i < events.size(); ++i)
+            if (!events[i].done) indexes.push_back(i);
+        return indexes;
+    }
+};
+
+// Everything the writer says about the model's events holds.
+void check_writer(const SpoolWriter& writer, const Model& model) {
+    const auto live = model.live();
+    REQUIRE(writer.live_events() == live.size());
+    REQUIRE(writer.durable_generation() <= writer.flush_generation());
+    std::string body;
+    for (const auto index : live) {
+        const auto& event = model.events[index];
+        REQUIRE_FALSE(writer.read_body(event.appended.locator, body));
+        REQUIRE(body == body_for(event.call, event.sequence));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("random runs with failing syncs keep every live event readable and recoverable", "[spool]") {
+    int failed_syncs = 0;
+    for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+        INFO("seed " << seed);
+        FailingSpool spool;
+        std::mt19937 random(seed);
+        const auto chance = [&](int percent) { return static_cast<int>(random() % 100) < percent; };
+        Model model;
+        {
+            auto writer = spool.open();
+            std::vector<SyncPoint> in_flight;
+            const auto report = [&](std::size_t which) {
+                spool.failing.fail_next = chance(30) ? 1 : 0;
+                if (in_flight[which].sync()) {
+                    writer->sync_failed(in_flight[which]);
+                    ++failed_syncs;
+                } else {
+                    writer->synced(in_flight[which]);
+                }
+                in_flight.erase(in_flight.begin() + static_cast<std::ptrdiff_t>(which));
+            };
+            for (int step = 0; step < 150; ++step) {
+                const int call = static_cast<int>(random() % 4) + 1;
+                const auto live = model.live();
+                if (chance(45)) {
+                    const std::uint64_t sequence = ++model.last_sequence[call];
+                    model.events.push_back({append(*writer, call, sequence), call, sequence, false});
+                } else if (chance(40) && !live.empty()) {
+                    auto& event = model.events[live[random() % live.size()]];
+                    writer->append_done(event.appended.record_id);
+                    event.done = true;
+                } else if (chance(50)) {
+                    REQUIRE_FALSE(writer->flush());
+                    if (in_flight.size() < 2) in_flight.push_back(writer->sync_point());
+                } else if (!in_flight.empty()) {
+                    report(random() % in_flight.size());
+                } else {
+                    REQUIRE_FALSE(writer->collect());
+                }
+                check_writer(*writer, model);
+            }
+            while (!in_flight.empty()) report(0);
+            spool.failing.fail_next = 0;
+            REQUIRE_FALSE(writer->sync());
+            CHECK(writer->durable_generation() == writer->flush_generation());
+            check_writer(*writer, model);
+        }
+        Recovery recovery;
+        auto writer = open_writer(spool.dir, {}, &recovery);
+        std::set<std::uint64_t> expected, found;
+        for (const auto index : model.live()) expected.insert(model.events[index].appended.record_id);
+        for (const auto& event : recovery.events) found.insert(event.record_id);
+        CHECK(found == expected);
+        REQUIRE(recovery.events.size() == expected.size());
+        std::map<std::string, std::uint64_t> last_seen;
+        for (const auto& event : recovery.events) {
+            CHECK(event.sequence > last_seen[event.call]);  // per-call order
+            last_seen[event.call] = event.sequence;
+            writer->append_done(event.record_id);
+        }
+        for (int round = 0; round < 3; ++round) {
+            REQUIRE_FALSE(writer->sync());
+            REQUIRE_FALSE(writer->collect());
+        }
+        CHECK(writer->segments() == 1);
+        writer.reset();
+        CHECK(scan_spool(spool.dir, RepairMode::read_only).events.empty());
+    }
+    CHECK(failed_syncs >= 20);
 }
