@@ -6,6 +6,7 @@
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/tools/receiver.hpp>
 #include <avr_webhookd/tools/send_command.hpp>
+#include <avr_webhookd/tools/spool_status.hpp>
 #include <avr_webhookd/version.hpp>
 
 #include <boost/program_options.hpp>
@@ -30,6 +31,7 @@ constexpr std::string_view usage_text =
     "       avr-webhookd send [--socket PATH] [FILE ...]\n"
     "       avr-webhookd receive --listen HOST:PORT [--secret S] [--signature MODE] [--tls-cert C --tls-key K]\n"
     "       avr-webhookd healthcheck [--admin ADDRESS] [--config FILE]\n"
+    "       avr-webhookd spool-status [--spool-dir DIR] [--config FILE]\n"
     "\n"
     "Relays AVR call events from a Unix socket (newline-delimited JSON) to a webhook URL.\n"
     "Every setting can be given as --foo-bar, as WEBHOOK_FOO_BAR in the environment, or as\n"
@@ -100,6 +102,8 @@ int main(int argc, char** argv) {
         if (command == "send") return run_send_command(args, environment_from(environ), std::cout, std::cerr);
         if (command == "healthcheck") return run_healthcheck_command(args, environment_from(environ));
         if (command == "receive") return run_receive_command(argc - 1, argv + 1);
+        if (command == "spool-status")
+            return run_spool_status_command(args, environment_from(environ), std::cout, std::cerr);
         std::cerr << "avr-webhookd: unknown command '" << command << "' (see avr-webhookd --help)\n";
         return exit_status::usage;
     } catch (const std::exception& error) {

@@ -1,4 +1,6 @@
 #include <avr_webhookd/config/config.hpp>
+
+#include <unistd.h>
 #include <avr_webhookd/common/duration.hpp>
 #include <avr_webhookd/intake/event_parser.hpp>
 #include <avr_webhookd/common/js_json.hpp>
@@ -420,6 +422,26 @@ constexpr std::array settings{
                 c.dead_letter_max_bytes = static_cast<std::uint64_t>(integer_in(v, 0, 1ll << 50, " (0 = no bound)"));
             },
             [](const Config& c) { return std::to_string(c.dead_letter_max_bytes); }},
+    Setting{{"spool_dir", "folder of the crash-safe spool; default a state folder; empty = memory only", false,
+             false},
+            "PATH",
+            [](Config& c, const Value& v) {
+                c.spool_dir = v.text().empty() ? std::string{} : absolute_path(v, SIZE_MAX, ", or empty for off");
+            },
+            [](const Config& c) { return shown_text(c.spool_dir); }},
+    Setting{{"spool_sync", "acknowledge after fdatasync (always) or after the write (interval)", false, false},
+            "MODE", [](Config& c, const Value& v) { c.spool_sync = choice(v, {SpoolSync::always, SpoolSync::interval}); },
+            [](const Config& c) { return std::string{to_string(c.spool_sync)}; }},
+    Setting{{"spool_sync_interval", "spool_sync = interval: fdatasync this often", false, false}, "DURATION",
+            [](Config& c, const Value& v) { c.spool_sync_interval = duration_in(v, 1ms, 60s); },
+            [](const Config& c) { return format_duration(c.spool_sync_interval); }},
+    Setting{{"spool_max_bytes", "most bytes of spool files; beyond it queue_full applies (1048576..1125899906842624)",
+             false, false},
+            "BYTES",
+            [](Config& c, const Value& v) {
+                c.spool_max_bytes = static_cast<std::uint64_t>(integer_in(v, 1ll << 20, 1ll << 50));
+            },
+            [](const Config& c) { return std::to_string(c.spool_max_bytes); }},
     Setting{{"shutdown_timeout", "on stop, time allowed to finish deliveries in flight", false, true}, "DURATION",
             [](Config& c, const Value& v) { c.shutdown_timeout = duration_in(v, 0ms, 1h); },
             [](const Config& c) { return format_duration(c.shutdown_timeout); }},
@@ -649,7 +671,7 @@ bool sends_plain_secret_in_clear(const Config& config) {
 }
 
 // Rules that involve more than one setting, and the values derived from others.
-void resolve(LoadedConfig& loaded, const RawValues& raw) {
+void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
     auto& config = loaded.config;
     if (config.url.empty()) {
         throw ConfigError("url", "missing setting url: set " + environment_name("url") + ", --url or url in the "
@@ -702,6 +724,7 @@ void resolve(LoadedConfig& loaded, const RawValues& raw) {
     if (!raw.contains("dead_letter")) {
         config.dead_letter = (std::filesystem::path(config.socket).parent_path() / "dead-letter.ndjson").string();
     }
+    if (!raw.contains("spool_dir")) config.spool_dir = default_spool_dir(environment, ::geteuid() == 0);
 }
 
 // "environment WEBHOOK_TIMEOUT", "command line --timeout", "config file /etc/x.conf", "built-in".
@@ -792,7 +815,7 @@ LoadedConfig load_config(const ConfigSources& sources) {
         setting.parse(loaded.config, Value{setting.info, given->second});
         loaded.origins[key] = given->second.origin;
     }
-    resolve(loaded, raw);
+    resolve(loaded, raw, sources.environment);
     return loaded;
 }
 
@@ -897,6 +920,27 @@ std::string_view to_string(LogFormat format) {
 
 std::string_view to_string(AckMode mode) {
     return mode == AckMode::all ? "all" : "errors";
+}
+
+std::string_view to_string(SpoolSync mode) {
+    return mode == SpoolSync::interval ? "interval" : "always";
+}
+
+// systemd's StateDirectory= sets STATE_DIRECTORY (several folders are separated by colons; the
+// first is ours). Without it the XDG base directory rules give each user a folder of their own.
+std::string default_spool_dir(const Environment& environment, bool running_as_root) {
+    const auto variable = [&](const char* name) -> std::string {
+        const auto found = environment.find(name);
+        return found == environment.end() ? std::string{} : found->second;
+    };
+    if (auto state = variable("STATE_DIRECTORY"); !state.empty() && state.front() == '/')
+        return state.substr(0, state.find(':'));
+    if (running_as_root) return "/var/lib/avr-webhookd";
+    if (auto xdg = variable("XDG_STATE_HOME"); !xdg.empty() && xdg.front() == '/')
+        return (std::filesystem::path(xdg) / "avr-webhookd").string();
+    if (auto home = variable("HOME"); !home.empty() && home.front() == '/')
+        return (std::filesystem::path(home) / ".local/state/avr-webhookd").string();
+    return "/var/lib/avr-webhookd";
 }
 
 std::string_view to_string(QueueFullPolicy policy) {

@@ -1,5 +1,6 @@
-// SpoolWriter after a failed sync: moving on to a new segment and writing the unconfirmed records
-// again there (see the class comment in spool_writer.hpp).
+// SpoolWriter moving on to a new segment with what it must still write: after a failed sync, the
+// records it did not confirm (see the class comment in spool_writer.hpp); on rotate_soon(), the
+// done records waiting.
 
 #include <avr_webhookd/spool/spool_writer.hpp>
 
@@ -9,11 +10,11 @@
 
 namespace avr_webhookd::spool {
 
-// Everything not known to be durable goes to a new segment, oldest first: the batches whose sync
-// failed, then what was pending for the old segment (records an earlier failure already wanted
-// written again, then the caller's new ones). Only the first two are kept if a flush fails.
-std::error_code SpoolWriter::leave_untrusted_segment() {
-    if (active_state_ != ActiveState::untrusted) return {};
+// Starts a new segment and makes it the home of everything not known to be durable, oldest first:
+// the batches whose sync failed, then what was pending for the old segment (records an earlier
+// failure already wanted written again, then the caller's new ones). Only the first two are kept
+// if a flush fails.
+std::error_code SpoolWriter::continue_in_new_segment() {
     const Segment& old = *active_;
     const std::uint64_t old_number = old.number;
     const std::uint64_t old_end = old.bytes;

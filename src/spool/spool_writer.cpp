@@ -169,17 +169,23 @@ void SpoolWriter::append_done(std::uint64_t record_id) {
 }
 
 std::error_code SpoolWriter::flush() {
+    // A new segment first: after a failed sync, and when a rotation was asked for while only done
+    // records wait (on a full disk the old segment can then be deleted by collect() although those
+    // records cannot be written yet; the new segment carries them for the segments they are about).
     if (active_state_ == ActiveState::untrusted) {
-        if (auto ec = leave_untrusted_segment()) {
+        if (auto ec = continue_in_new_segment()) {
             roll_back_pending();
             return ec;
         }
+    } else if (active_state_ == ActiveState::rotate_soon && pending_events_.empty() && active_->bytes > 0) {
+        (void)continue_in_new_segment();  // failing, it rotates after the write below
     }
     if (!pending_.empty()) {
         if (auto ec = write_pending()) return ec;
     }
     // A rotation that fails is tried again at the next flush; the data above is written.
-    if (active_->bytes >= options_.segment_bytes && active_->bytes > 0) (void)start_segment(active_->number + 1);
+    if ((active_->bytes >= options_.segment_bytes || active_state_ == ActiveState::rotate_soon) && active_->bytes > 0)
+        (void)start_segment(active_->number + 1);
     return {};
 }
 
@@ -205,7 +211,7 @@ std::error_code SpoolWriter::write_head(std::size_t length) {
     }
     ++flush_generation_;
     SyncLedger::Batch batch{flush_generation_, rewrite_bytes_ > 0 ? rewrite_from_ : flush_generation_,
-                            active_->number, active_->bytes, {}, false};
+                            active_->number, active_->bytes, {}, false, active_file_};
     if (length == pending_.size()) {
         batch.bytes = std::exchange(pending_, {});
     } else {
@@ -259,12 +265,16 @@ void SpoolWriter::sync_failed(const SyncPoint& point) {
     active_state_ = ActiveState::untrusted;
     // At once, so that a new sync point is all the caller needs; what fails here the next flush
     // tries again.
-    if (!leave_untrusted_segment() && rewrite_bytes_ > 0) (void)write_head(rewrite_bytes_);
+    if (!continue_in_new_segment() && rewrite_bytes_ > 0) (void)write_head(rewrite_bytes_);
 }
 
 std::error_code SpoolWriter::sync() {
     if (auto ec = flush()) return ec;
-    const SyncPoint point = sync_point();
+    SyncPoint point = sync_point();
+    // Everything written so far, also what points whose result was never reported cover.
+    point.first_generation_ = 1;
+    for (auto& file : ledger_.unconfirmed_files())
+        if (std::find(point.files_.begin(), point.files_.end(), file) == point.files_.end()) point.files_.push_back(file);
     if (auto ec = point.sync()) {
         sync_failed(point);
         return ec;

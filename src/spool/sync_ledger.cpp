@@ -30,6 +30,14 @@ std::vector<SyncLedger::Batch> SyncLedger::take_failed() {
     return std::exchange(failed_, {});
 }
 
+std::vector<std::shared_ptr<FileHandle>> SyncLedger::unconfirmed_files() const {
+    std::vector<std::shared_ptr<FileHandle>> files;
+    for (const auto& batch : unconfirmed_)
+        if (!batch.confirmed && batch.file && std::find(files.begin(), files.end(), batch.file) == files.end())
+            files.push_back(batch.file);
+    return files;
+}
+
 std::optional<std::uint64_t> SyncLedger::oldest_unconfirmed() const {
     std::optional<std::uint64_t> oldest;
     const auto note = [&](const Batch& batch) {

@@ -15,6 +15,7 @@ inline constexpr int ok = 0;
 inline constexpr int failure = 1;       // could not start (socket in use, cannot bind, ...)
 inline constexpr int usage = 64;        // EX_USAGE: bad command line
 inline constexpr int software = 70;     // EX_SOFTWARE: an internal error
+inline constexpr int cannot_create = 73;  // EX_CANTCREAT: the spool folder cannot be created or locked
 inline constexpr int config = 78;       // EX_CONFIG: an invalid setting
 }  // namespace exit_status
 

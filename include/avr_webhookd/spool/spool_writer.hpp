@@ -112,13 +112,17 @@ public:
     // counts a flush once the points of every flush up to it succeeded (and a failure makes the
     // unsettled ones suspect too). Sync them one at a time, as group commit does: when two syncs
     // of a file overlap, the one that succeeds may have done so only because the other one was
-    // told of the error. A point whose result is never reported holds durable_generation back.
+    // told of the error. A point whose result is never reported holds durable_generation back
+    // until sync() covers it.
     SyncPoint sync_point();
     void synced(const SyncPoint& point);  // its sync() succeeded
     // Its sync() failed: continue in a new segment and write the unconfirmed records again there
     // (see the class comment; does I/O, on this thread).
     void sync_failed(const SyncPoint& point);
-    std::error_code sync();  // flush + sync_point + sync + synced (or sync_failed), here
+    // flush + sync_point + sync + synced (or sync_failed), here, for everything written so far:
+    // the point also covers the files of earlier points not yet reported (at shutdown, a point
+    // whose sync thread was stopped). Only call it when no other point is being synced.
+    std::error_code sync();
 
     // Deletes segments that are not active and whose events are all done. Done records in such
     // a segment for events of older segments still present are first written again to the
@@ -133,6 +137,12 @@ public:
     std::uint64_t live_events() const { return live_events_; }
     std::size_t pending_bytes() const { return pending_.size(); }
     std::uint64_t active_segment() const { return active_->number; }
+    std::uint64_t active_segment_bytes() const { return active_->bytes; }
+    // The next flush starts a new segment (when the active one is not empty), so that collect()
+    // can delete the old one once its events are done: how space comes back on a small disk.
+    void rotate_soon() {
+        if (active_state_ == ActiveState::writable) active_state_ = ActiveState::rotate_soon;
+    }
     std::uint64_t flush_generation() const { return flush_generation_; }
     // Every record of every flush up to this one is on stable storage (after a failed sync:
     // written again, and that copy synced). An event flushed at generation g may be acknowledged
@@ -168,17 +178,18 @@ private:
     bool carry_forward(Segment& segment);
     std::error_code remove(Segment& segment);
     std::uint64_t durable_floor() const;
-    // After a failed sync (spool_rewrite.cpp).
-    std::error_code leave_untrusted_segment();
+    // After a failed sync or on rotate_soon (spool_rewrite.cpp).
+    std::error_code continue_in_new_segment();
     void carry_over(std::string_view bytes, std::uint64_t segment, std::uint64_t offset, std::string& out);
     bool move_to_active(std::uint64_t record_id);
     void relocate(const Locator& from, const Locator& to);
     void forget_relocations_into(std::uint64_t segment, std::uint64_t offset = 0);
     Locator current_location(const Locator& at) const;
 
-    // Whether the next flush may append to the active segment: not after a failed sync of it (or
-    // a failed write that could not be cut back off it).
-    enum class ActiveState { writable, untrusted };
+    // What the next flush does with the active segment: append to it; start a new one (before
+    // writing when only done records wait, else after; rotate_soon); or never write to it again,
+    // after a failed sync of it or a failed write that could not be cut back off it (untrusted).
+    enum class ActiveState { writable, rotate_soon, untrusted };
     using Place = std::pair<std::uint64_t, std::uint64_t>;  // segment, offset
 
     SpoolDirectory directory_;

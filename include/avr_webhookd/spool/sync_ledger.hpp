@@ -1,8 +1,11 @@
 #pragma once
 
+#include <avr_webhookd/spool/spool_directory.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +27,7 @@ public:
         std::uint64_t offset = 0;
         std::string bytes;
         bool confirmed = false;  // its sync point succeeded, but an older one has not yet
+        std::shared_ptr<FileHandle> file;  // the segment, open
     };
 
     void flushed(Batch batch);
@@ -37,6 +41,8 @@ public:
     std::vector<Batch> take_failed();
     bool has_failed() const { return !failed_.empty(); }
 
+    // The files of the batches not yet confirmed (each once).
+    std::vector<std::shared_ptr<FileHandle>> unconfirmed_files() const;
     // The oldest generation not known to be durable: durable_generation must stay below it.
     std::optional<std::uint64_t> oldest_unconfirmed() const;
     std::size_t bytes() const { return bytes_; }  // held in memory

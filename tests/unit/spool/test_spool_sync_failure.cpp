@@ -137,6 +137,17 @@ TEST_CASE("a sync that succeeds does not cover an earlier one that failed or is 
     check_recovered(spool.dir, {events[0], events[1], later[0], later[1]});
 }
 
+TEST_CASE("sync() covers what a sync point whose result was dropped covered", "[spool]") {
+    FailingSpool spool;
+    auto writer = spool.open();
+    append(*writer, 1, 1);
+    REQUIRE_FALSE(writer->flush());
+    const SyncPoint dropped = writer->sync_point();  // its thread was stopped at shutdown
+    REQUIRE(dropped.generation() == 1);
+    REQUIRE_FALSE(writer->sync());  // nothing new: its own point covers no flush
+    CHECK(writer->durable_generation() == 1);
+}
+
 TEST_CASE("records survive two failed syncs in a row, and the segments they left go once all is done", "[spool]") {
     FailingSpool spool;
     auto writer = spool.open();
@@ -203,7 +214,7 @@ TEST_CASE("records to write again that cannot be written stay pending, ahead of 
 TEST_CASE("the sync ledger keeps what is not confirmed in order and hands over what failed", "[spool]") {
     SyncLedger ledger;
     const auto flush = [&](std::uint64_t generation, std::uint64_t covers_from, std::string bytes) {
-        ledger.flushed({generation, covers_from, 1, generation * 10, std::move(bytes), false});
+        ledger.flushed({generation, covers_from, 1, generation * 10, std::move(bytes), false, nullptr});
     };
     for (std::uint64_t generation = 1; generation <= 4; ++generation) flush(generation, generation, "0123456789");
     CHECK(ledger.bytes() == 40);
