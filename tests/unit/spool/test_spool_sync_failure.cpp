@@ -282,7 +282,7 @@ void check_writer(const SpoolWriter& writer, const Model& model) {
 
 }  // namespace
 
-TEST_CASE("random runs with failing syncs keep every live event readable and recoverable", "[spool]") {
+TEST_CASE("random runs with failing syncs and rotations keep every live event readable and recoverable", "[spool]") {
     int failed_syncs = 0;
     for (std::uint32_t seed = 1; seed <= 20; ++seed) {
         INFO("seed " << seed);
@@ -319,6 +319,7 @@ TEST_CASE("random runs with failing syncs keep every live event readable and rec
                 } else if (!in_flight.empty()) {
                     report(random() % in_flight.size());
                 } else {
+                    if (chance(50)) writer->rotate_soon();
                     REQUIRE_FALSE(writer->collect());
                 }
                 check_writer(*writer, model);
