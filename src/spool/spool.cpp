@@ -32,6 +32,25 @@ bool is_out_of_space(std::error_code error) {
            error == std::error_code(EFBIG, std::system_category()) || error == SpoolErrc::spool_full;
 }
 
+// A segment that cannot be read may hold the highest record ids and the oldest events: starting
+// without it would reuse its ids (its events then look done) and replay calls out of order.
+Recovery recover_or_refuse(const SpoolDirectory& directory) {
+    Recovery recovery = recover(directory);
+    const auto& stats = recovery.stats;
+    if (stats.list_error)
+        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
+                             "spool: cannot list " + directory.path().string() + ": " + stats.list_error.message());
+    if (!stats.unreadable.empty()) {
+        const auto& [segment, error] = stats.unreadable.front();
+        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
+                             "spool: " + (directory.path() / segment_file_name(segment)).string() +
+                                 " cannot be read (" + error.message() +
+                                 "); not starting, so that its events are neither lost nor reordered: "
+                                 "make it readable, or move it out of the spool to give its events up");
+    }
+    return recovery;
+}
+
 }  // namespace
 
 SpoolSettings spool_settings(const Config& config) {
@@ -94,7 +113,7 @@ Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metri
       settings_(std::move(settings)),
       logger_(logger),
       metrics_(metrics),
-      recovery_(recover(directory)),
+      recovery_(recover_or_refuse(directory)),
       writer_(std::move(directory), recovery_, writer_options(settings_)),
       timer_(io) {
     sync_thread_ = std::make_unique<SyncThread>(
@@ -118,8 +137,6 @@ void Spool::log_recovery() {
         logger_.warn("spool: torn tail of " + segment_file_name(range.segment) + " cut at byte " +
                      std::to_string(range.offset) + " (" + std::to_string(range.length) +
                      " bytes; a write the crash interrupted, never acknowledged)");
-    for (const auto& [segment, error] : stats.unreadable)
-        logger_.error("spool: " + segment_file_name(segment) + " could not be read: " + error.message());
     std::unordered_set<std::string_view> calls;
     for (const auto& event : recovery_.events) calls.insert(event.call);
     logger_.info("spool: " + path().string() + ": " + std::to_string(recovery_.events.size()) +

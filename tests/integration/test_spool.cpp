@@ -255,7 +255,7 @@ TEST_CASE("spool: a full disk rejects lines with a clear reply and recovers on i
     TempDir dir;
     const auto spool = dir / "tmpfs";
     fs::create_directories(spool);
-    if (::mount("tmpfs", spool.c_str(), "tmpfs", 0, "size=512k") != 0) {
+    if (::mount("tmpfs", spool.c_str(), "tmpfs", 0, "size=512k,mode=0700") != 0) {
         WARN("skipped: cannot mount a small tmpfs here (" << std::strerror(errno) << "); needs root");
         return;
     }
@@ -303,6 +303,29 @@ TEST_CASE("spool: a second daemon on the same spool and a folder that cannot be 
     REQUIRE(status);
     CHECK((status->exited() && status->code == 73));
     CHECK(first.stop());
+
+    // A folder others may write to could be fed records that get delivered: refused.
+    fs::create_directories(dir / "shared");
+    fs::permissions(dir / "shared", fs::perms::all);
+    DaemonProcess shared(dir, {"--url", unreachable_url, "--spool-dir", (dir / "shared").string()}, {}, "shared");
+    status = shared.process().wait(20s);
+    REQUIRE(status);
+    CHECK((status->exited() && status->code == 73));
+    CHECK_THAT(shared.log(), Catch::Contains("writable by it alone"));
+
+    // A segment that cannot be read may hold the newest record ids: no start without it.
+    fs::create_directories(spool / "segment-00000000000000ff.log");
+    DaemonProcess unreadable(dir, {"--url", unreachable_url, "--spool-dir", spool.string()}, {}, "unreadable");
+    status = unreadable.process().wait(20s);
+    REQUIRE(status);
+    CHECK((status->exited() && status->code == 73));
+    CHECK_THAT(unreadable.log(), Catch::Contains("cannot be read"));
+    Process spool_status({{daemon_binary(), "spool-status", "--spool-dir", spool.string()}, minimal_environment(),
+                          dir.path(), "spool-status"});
+    status = spool_status.wait(20s);
+    REQUIRE(status);
+    CHECK((status->exited() && status->code == 1));  // its counts would be incomplete
+    fs::remove(spool / "segment-00000000000000ff.log");
 
     DaemonProcess memory_only(dir, {"--url", unreachable_url, "--spool-dir", ""}, {}, "memory");
     REQUIRE(memory_only.wait_ready());
