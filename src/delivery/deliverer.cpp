@@ -93,7 +93,16 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       idle_signal_(io.get_executor()),
       written_signal_(io.get_executor()),
       spool_(spool) {
-    if (spool_) spool_->on_room([this] { after_change(); });
+    if (spool_) {
+        spool_->on_room([this] { after_change(); });
+        spool_->on_checkpoint([this] {
+            spool::Spool::Numbering numbering;
+            queues_.for_each_numbering([&](const CallKey& key, std::uint64_t last) {
+                if (last > 0) numbering.emplace_back(uuid_text(key), last);
+            });
+            return numbering;
+        });
+    }
 }
 
 Deliverer::~Deliverer() {

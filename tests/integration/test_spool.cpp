@@ -332,3 +332,33 @@ TEST_CASE("spool: a second daemon on the same spool and a folder that cannot be 
     CHECK_THAT(memory_only.log(), Catch::Contains("events are kept in memory only"));
     CHECK(memory_only.stop());
 }
+
+TEST_CASE("spool: a call's numbering goes on after a restart although its segments were deleted",
+          "[integration][spool]") {
+    TempDir dir;
+    const auto spool = dir / "spool";
+    ReceiverThread receiver;
+    const std::vector<std::string> flags = {"--url", receiver.url(), "--ack", "all", "--spool-dir", spool.string()};
+    const auto call = call_uuid(42);
+    {
+        DaemonProcess daemon(dir, flags, {}, "first");
+        REQUIRE(daemon.wait_ready());
+        std::string input;
+        for (int i = 1; i <= 3; ++i) input += event_line(call, "transcription", "x", "x-" + std::to_string(i)) + "\n";
+        for (unsigned i = 0; i < 400; ++i) input += event_with_id(43, i, 300);  // fills a segment past 64 KiB
+        REQUIRE(acknowledged_ids(exchange(daemon.socket(), input)).size() == 403);
+        REQUIRE(receiver.wait_for_requests(403));
+        // Everything is delivered: the spool starts a new segment and deletes the old ones.
+        const auto first_segment = segment_files(spool).front();
+        REQUIRE(wait_until([&] { return !fs::exists(first_segment); }, 20s));
+        REQUIRE(daemon.stop());
+    }
+    DaemonProcess daemon(dir, flags, {}, "second");
+    REQUIRE(daemon.wait_ready());
+    REQUIRE(acknowledged_ids(exchange(daemon.socket(), event_line(call, "call_ended", {}, "x-4") + "\n")).size() == 1);
+    REQUIRE(receiver.wait_for_requests(404));
+    const auto last = receiver.requests().back();
+    CHECK(header(last, "x-avr-webhook-id") == "x-4");
+    CHECK(header(last, "x-avr-webhook-sequence") == "4");
+    CHECK(daemon.stop());
+}
