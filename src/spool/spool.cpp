@@ -295,7 +295,8 @@ void Spool::sync_finished(const SyncPoint& point, std::error_code error, std::ch
         sync_error_.clear();
         if (on_durable_) on_durable_(writer_.durable_generation());
     }
-    if (wanted || error || writer_.flush_generation() > writer_.durable_generation()) request_sync();
+    // After a failure the timer tries again (a second apart), so a broken disk is not spun on.
+    if (!error && (wanted || writer_.flush_generation() > writer_.durable_generation())) request_sync();
 }
 
 void Spool::run_timer() {
@@ -306,8 +307,9 @@ void Spool::run_timer() {
     timer_.expires_after(period);
     timer_.async_wait([this](boost::system::error_code ec) {
         if (ec || closed_) return;
-        if (writer_.pending_bytes() > 0) flush_now();
-        if (settings_.sync == SpoolSync::interval && writer_.flush_generation() > writer_.durable_generation())
+        if (writer_.pending_bytes() > 0 || sync_error_) flush_now();
+        if ((settings_.sync == SpoolSync::interval || sync_error_) &&
+            writer_.flush_generation() > writer_.durable_generation())
             request_sync();
         if (Clock::now() - last_collect_ >= collect_period) {
             last_collect_ = Clock::now();
