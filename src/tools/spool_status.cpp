@@ -69,7 +69,13 @@ int run_spool_status_command(const std::vector<std::string>& args, const Environ
         err << "spool-status: " << dir << " is not a folder" << (ec ? ": " + ec.message() : std::string{}) << "\n";
         return 1;
     }
-    print_status(out, dir, spool::spool_status(dir));
+    const auto status = spool::spool_status(dir);
+    print_status(out, dir, status);
+    for (const auto& error : status.errors) err << "spool-status: cannot read " << error << "\n";
+    if (!status.errors.empty()) {
+        err << "spool-status: the counts above are incomplete\n";
+        return 1;
+    }
     return 0;
 }
 
