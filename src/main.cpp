@@ -7,6 +7,7 @@
 #include <avr_webhookd/tools/healthcheck.hpp>
 #include <avr_webhookd/tools/receive_command.hpp>
 #include <avr_webhookd/tools/send_command.hpp>
+#include <avr_webhookd/tools/spool_status.hpp>
 
 #include <exception>
 #include <iostream>
@@ -31,6 +32,7 @@ constexpr Subcommand subcommands[] = {
     {"send", run_send_command},
     {"receive", run_receive_command},
     {"healthcheck", run_healthcheck_command},
+    {"spool-status", run_spool_status_command},
 };
 
 }  // namespace

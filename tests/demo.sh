@@ -29,7 +29,7 @@ url="$(grep -o 'http://[^ ]*' "$tmp/receiver.out" | head -n1)/webhooks/avr"
 
 echo "== starting avr-webhookd: socket $tmp/events.sock -> $url"
 WEBHOOK_SECRET=demo-secret "$bin" --config "" --url "$url" --socket "$tmp/events.sock" --log-level debug \
-  --dead-letter "$tmp/dead-letter.ndjson" --ack all 2>"$tmp/daemon.log" &
+  --dead-letter "$tmp/dead-letter.ndjson" --spool-dir "$tmp/spool" --ack all 2>"$tmp/daemon.log" &
 daemon_pid=$!
 wait_for 10 test -S "$tmp/events.sock"
 

@@ -27,6 +27,7 @@ constexpr std::string_view usage_text =
     "       avr-webhookd send [--socket PATH] [FILE ...]\n"
     "       avr-webhookd receive --listen HOST:PORT [--secret S] [--signature MODE] [--tls-cert C --tls-key K]\n"
     "       avr-webhookd healthcheck [--admin ADDRESS] [--config FILE]\n"
+    "       avr-webhookd spool-status [--spool-dir DIR] [--config FILE]\n"
     "\n"
     "Relays AVR call events from a Unix socket (newline-delimited JSON) to a webhook URL.\n"
     "Every setting can be given as --foo-bar, as WEBHOOK_FOO_BAR in the environment, or as\n"

@@ -1,5 +1,7 @@
 #include <avr_webhookd/config/config.hpp>
 
+#include <filesystem>
+
 namespace avr_webhookd {
 
 std::string_view to_string(Origin origin) {
@@ -14,6 +16,27 @@ std::string_view to_string(Origin origin) {
 
 std::string_view to_string(AckMode mode) {
     return mode == AckMode::all ? "all" : "errors";
+}
+
+std::string_view to_string(SpoolSync mode) {
+    return mode == SpoolSync::interval ? "interval" : "always";
+}
+
+// systemd's StateDirectory= sets STATE_DIRECTORY (several folders are separated by colons; the
+// first is ours). Without it the XDG base directory rules give each user a folder of their own.
+std::string default_spool_dir(const Environment& environment, bool running_as_root) {
+    const auto variable = [&](const char* name) -> std::string {
+        const auto found = environment.find(name);
+        return found == environment.end() ? std::string{} : found->second;
+    };
+    if (auto state = variable("STATE_DIRECTORY"); !state.empty() && state.front() == '/')
+        return state.substr(0, state.find(':'));
+    if (running_as_root) return "/var/lib/avr-webhookd";
+    if (auto xdg = variable("XDG_STATE_HOME"); !xdg.empty() && xdg.front() == '/')
+        return (std::filesystem::path(xdg) / "avr-webhookd").string();
+    if (auto home = variable("HOME"); !home.empty() && home.front() == '/')
+        return (std::filesystem::path(home) / ".local/state/avr-webhookd").string();
+    return "/var/lib/avr-webhookd";
 }
 
 std::string_view to_string(QueueFullPolicy policy) {

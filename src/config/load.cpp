@@ -9,6 +9,8 @@
 #include <avr_webhookd/delivery/signature.hpp>
 #include <avr_webhookd/intake/event_parser.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -81,7 +83,7 @@ bool sends_plain_secret_in_clear(const Config& config) {
 }
 
 // Rules that involve more than one setting, and the values derived from others.
-void resolve(LoadedConfig& loaded, const RawValues& raw) {
+void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
     auto& config = loaded.config;
     if (config.url.empty()) {
         throw ConfigError("url", "missing setting url: set " + environment_name("url") + ", --url or url in the "
@@ -134,6 +136,7 @@ void resolve(LoadedConfig& loaded, const RawValues& raw) {
     if (!raw.contains("dead_letter")) {
         config.dead_letter = (std::filesystem::path(config.socket).parent_path() / "dead-letter.ndjson").string();
     }
+    if (!raw.contains("spool_dir")) config.spool_dir = default_spool_dir(environment, ::geteuid() == 0);
 }
 
 }  // namespace
@@ -151,7 +154,7 @@ LoadedConfig load_config(const ConfigSources& sources) {
         setting.parse(loaded.config, Value{setting.info, given->second});
         loaded.origins[key] = given->second.origin;
     }
-    resolve(loaded, raw);
+    resolve(loaded, raw, sources.environment);
     return loaded;
 }
 

@@ -10,6 +10,8 @@
 #include <avr_webhookd/intake/intake_server.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
 #include <avr_webhookd/ops/sd_notify.hpp>
+#include <avr_webhookd/spool/spool.hpp>
+#include <avr_webhookd/spool/spool_error.hpp>
 #include <avr_webhookd/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -41,17 +43,28 @@ Logger::Options logger_options(const Config& config, const Logger& logger) {
     return Logger::Options{config.log_level, config.log_format, logger.options().journald};
 }
 
+std::unique_ptr<spool::Spool> open_spool(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics) {
+    if (config.spool_dir.empty()) {
+        logger.warn("spool_dir is empty: events are kept in memory only, so an acknowledged event that is not "
+                    "delivered yet is lost if the daemon crashes or is killed");
+        return nullptr;
+    }
+    return std::make_unique<spool::Spool>(io, spool::spool_settings(config), logger, metrics);
+}
+
 }  // namespace
 
 struct Daemon::State {
     State(const Config& config, Logger& logger)
-        : deliverer(io, config, logger, metrics),
+        : spool(open_spool(io, config, logger, metrics)),
+          deliverer(io, config, logger, metrics, spool.get()),
           intake(io, intake_options(config), deliverer, logger, metrics),
           signals(io, SIGINT, SIGTERM, SIGHUP),
           notifier(SystemdNotifier::from_environment()) {}
 
     asio::io_context io{1};
     Metrics metrics;
+    std::unique_ptr<spool::Spool> spool;  // before the deliverer, which uses it until its end
     Deliverer deliverer;
     IntakeServer intake;
     std::unique_ptr<AdminServer> admin;
@@ -71,7 +84,20 @@ int Daemon::run() {
     if (!config.tls_verify)
         logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");
 
-    State state(config, logger_);
+    std::unique_ptr<State> created;
+    try {
+        created = std::make_unique<State>(config, logger_);
+    } catch (const spool::SpoolOpenError& error) {
+        logger_.error(error.what());
+        return exit_code::cannot_create;
+    }
+    State& state = *created;
+    // Recovered events go first, ahead of anything a producer sends after the start.
+    state.deliverer.restore_from_spool();
+    if (state.spool) {
+        state.spool->on_durable([&state](std::uint64_t ticket) { state.intake.durable_through(ticket); });
+        state.spool->start();
+    }
 
     std::string activation_error;
     if (auto fd = listen_fd_from_environment(&activation_error)) {
@@ -134,7 +160,8 @@ awaitable<void> Daemon::handle_signals(State& state) {
             asio::co_spawn(state.io, shut_down(state), detail::rethrow_exceptions);
             continue;
         }
-        logger_.warn("second signal: stopping at once; undelivered events go to the dead-letter file");
+        logger_.warn(state.spool ? "second signal: stopping at once; undelivered events stay in the spool"
+                                 : "second signal: stopping at once; undelivered events go to the dead-letter file");
         state.deliverer.abort();
         state.intake.stop();
         if (state.admin) state.admin->stop();
@@ -162,6 +189,7 @@ awaitable<void> Daemon::finish_intake(State& state, std::chrono::steady_clock::d
                       format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(budget)) + " (" +
                       std::to_string(state.intake.connections_waiting_for_room()) +
                       " holding a line for a full queue); lines they had not handed over are lost");
+    if (state.spool) state.spool->close();
     state.signals.cancel();
     state.io.stop();
 }

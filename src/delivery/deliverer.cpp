@@ -70,7 +70,8 @@ HttpClientOptions Deliverer::client_options(const Config& config) {
     return options;
 }
 
-Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics)
+Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics,
+                     spool::Spool* spool)
     : io_(io),
       config_(config),
       logger_(logger),
@@ -85,7 +86,10 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       work_signal_(io.get_executor()),
       room_signal_(io.get_executor()),
       idle_signal_(io.get_executor()),
-      written_signal_(io.get_executor()) {}
+      written_signal_(io.get_executor()),
+      spool_(spool) {
+    if (spool_) spool_->on_room([this] { after_change(); });
+}
 
 Deliverer::~Deliverer() {
     dead_letters_.finish(dead_letter_flush_budget);
@@ -98,39 +102,47 @@ void Deliverer::start() {
     asio::co_spawn(io_, expire_idle_calls(), detail::rethrow_exceptions);
 }
 
-EventSink::Admission Deliverer::submit(Event&& event) {
+EventSink::Receipt Deliverer::submit(Event&& event) {
     if (!forwarded_types_.empty() && !forwarded_types_.contains(event.type)) {
         ++metrics_.events_filtered;
         logger_.debug("delivery: " + describe(event) + " not forwarded: its type is not in `types`");
         return Admission::filtered;
     }
-    if (drained_) {  // too late to deliver, and its call's queue is already written out
+    if (finished() && spool_) return store_and_queue(std::move(event));  // kept for the next start
+    if (finished()) {  // too late to deliver, and its call's queue is already written out
         give_up(event, "shutdown", not_attempted("SHUTDOWN", "the event arrived while the daemon was shutting down"), 0);
         return Admission::shutting_down;
     }
     const auto cost = CallQueues::event_cost(event);
     // With queue_full = block intake only reads a line when has_room(), which leaves room for the
     // largest possible event; a line from before a max_line reload may overshoot by itself.
-    if (!(config_.queue_full == QueueFullPolicy::block && has_room()) && !fits(cost)) {
-        note_queue_full();
-        // With no file, the log keeps the whole event.
-        dead_letter(event, "queue_full",
-                    not_attempted("QUEUE_FULL", "queue full (max_queue=" + std::to_string(config_.max_queue) +
-                                                    ", max_queue_bytes=" + std::to_string(config_.max_queue_bytes) + ")"),
-                    0);
-        // A full dead-letter file only logs the event: the producer must not hear it was filed.
-        return dead_letters_.enabled() && !dead_letters_.full() ? Admission::dead_lettered : Admission::full;
-    }
+    if (!(config_.queue_full == QueueFullPolicy::block && has_room()) && !fits(cost)) return refuse_full(event);
+    if (spool_) return store_and_queue(std::move(event));
     queues_.push(std::move(event), Clock::now());
     if (config_.queue_full == QueueFullPolicy::block && !has_room()) note_queue_full();
     work_signal_.notify_all();
     return Admission::queued;
 }
 
+// The queue (or the spool) is full: the event is dead-lettered as queue_full; with no file the
+// log keeps the whole event.
+EventSink::Receipt Deliverer::refuse_full(const Event& event) {
+    note_queue_full();
+    dead_letter(event, "queue_full",
+                not_attempted("QUEUE_FULL", "queue full (max_queue=" + std::to_string(config_.max_queue) +
+                                                ", max_queue_bytes=" + std::to_string(config_.max_queue_bytes) +
+                                                (spool_ ? ", spool_max_bytes=" + std::to_string(config_.spool_max_bytes) : "") +
+                                                ")"),
+                0);
+    // A full dead-letter file only logs the event: the producer must not hear it was filed.
+    return dead_letters_.enabled() && !dead_letters_.full() ? Admission::dead_lettered : Admission::full;
+}
+
 // Whether an event of `cost` bytes may be queued now. An empty queue takes any one event, so an
 // event larger than max_queue_bytes is still delivered, alone.
 bool Deliverer::fits(std::size_t cost) const {
-    if (stopping_) return true;
+    if (stopping()) return true;
+    if (spool_ && !spool_->has_room(cost)) return false;
     if (queues_.queued() >= config_.max_queue) return false;
     return queues_.queued() == 0 || queues_.queued_bytes() + cost <= config_.max_queue_bytes;
 }
@@ -141,13 +153,15 @@ bool Deliverer::has_room() const { return fits(2 * config_.max_line + CallQueues
 // Logged and counted once each time the queue fills up, not per held or refused line.
 void Deliverer::note_queue_full() {
     if (full_limit_ != FullLimit::none) return;
-    const bool by_events = queues_.queued() >= config_.max_queue;
-    full_limit_ = by_events ? FullLimit::events : FullLimit::bytes;
-    ++metrics_.queue_full[by_events ? "events" : "bytes"];
+    const bool by_spool = spool_ && !spool_->has_room(2 * config_.max_line + CallQueues::event_overhead_bytes);
+    const bool by_events = !by_spool && queues_.queued() >= config_.max_queue;
+    full_limit_ = by_spool ? FullLimit::spool : by_events ? FullLimit::events : FullLimit::bytes;
+    ++metrics_.queue_full[by_spool ? "spool_bytes" : by_events ? "events" : "bytes"];
     logger_.warn("delivery: queue full (" + std::to_string(queues_.queued()) + " events, " +
                  std::to_string(queues_.queued_bytes()) + " bytes; " +
-                 (by_events ? "max_queue=" + std::to_string(config_.max_queue)
-                            : "max_queue_bytes=" + std::to_string(config_.max_queue_bytes)) +
+                 (by_spool    ? "spool_max_bytes=" + std::to_string(config_.spool_max_bytes)
+                  : by_events ? "max_queue=" + std::to_string(config_.max_queue)
+                              : "max_queue_bytes=" + std::to_string(config_.max_queue_bytes)) +
                  "): " +
                  (config_.queue_full == QueueFullPolicy::block ? "producers wait until there is room"
                                                                  : "new events are dead-lettered"));
@@ -156,16 +170,17 @@ void Deliverer::note_queue_full() {
 awaitable<void> Deliverer::wait_for_room() { co_await room_signal_.wait(); }
 
 awaitable<void> Deliverer::schedule() {
-    while (!aborted_) {
+    while (!finished()) {
         const auto now = Clock::now();
-        // Once the shutdown budget is spent nothing new starts: what is queued is dead-lettered.
-        while (!abandoning_ && queues_.in_flight() < config_.concurrency) {
+        // Once the shutdown budget is spent nothing new starts: what is queued is dead-lettered
+        // (or, with a spool, stays there); with a spool nothing new starts once the stop began.
+        while (may_start() && queues_.in_flight() < config_.concurrency) {
             auto job = queues_.take(now);
             if (!job) break;
             asio::co_spawn(io_, attempt(*job), detail::rethrow_exceptions);
         }
         // With every slot busy, only a finished attempt can let more work start.
-        const auto due = !abandoning_ && queues_.in_flight() < config_.concurrency ? queues_.next_due() : std::nullopt;
+        const auto due = may_start() && queues_.in_flight() < config_.concurrency ? queues_.next_due() : std::nullopt;
         if (due)
             co_await work_signal_.wait_until(*due);
         else
@@ -185,7 +200,7 @@ awaitable<void> Deliverer::attempt(CallQueues::Job job) {
     } catch (...) {
         failure = "unknown exception";
     }
-    if (failure && !settled && !aborted_) fail_internally(job, *failure);
+    if (failure && !settled && phase_ != Phase::aborted) fail_internally(job, *failure);
     after_change();
 }
 
@@ -221,7 +236,7 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
 
     ++metrics_.delivery_attempts;
     const AttemptOutcome outcome = co_await client_.post(event.body, headers);
-    if (aborted_) {  // abort() already dead-lettered this event
+    if (phase_ == Phase::aborted) {  // abort() dead-lettered this event, or it stays in the spool
         settled = true;
         co_return;
     }
@@ -240,13 +255,16 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
         if (logger_.enabled(LogLevel::debug))
             logger_.debug("delivery: " + describe(event) + " delivered (HTTP " + std::to_string(outcome.status) +
                           ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) + ")");
+        forget_in_spool(event);
         settled = true;
         queues_.finish(job, now);
         break;
     case Verdict::retry:
         metrics_.count_failed_attempt(to_string(outcome.kind));
-        if (abandoning_) {
-            give_up(event, "shutdown", outcome, job.attempt);
+        if (abandoning() || (spool_ && stopping())) {
+            // Without a spool the budget is spent: dead-lettered now. With one it stays there for
+            // the next start.
+            if (!spool_) give_up(event, "shutdown", outcome, job.attempt);
             settled = true;
             queues_.finish(job, now);
             break;
@@ -285,18 +303,25 @@ void Deliverer::dead_letter(const Event& event, std::string_view reason, const A
         // No file: the log is the only record left, so the whole event goes there.
         logger_.error("delivery: " + describe(event) + " given up (" + std::string(reason) +
                       "); dead_letter is off, the event was: " + line);
+        forget_in_spool(event);
         return;
     }
     std::string what = describe(event) + " given up after " + std::to_string(attempts) + " attempt" +
                        (attempts == 1 ? "" : "s") + " (" + std::string(reason) + ")";
-    dead_letters_.append(std::move(line), [this, what = std::move(what), quiet](const DeadLetterWriter::Outcome& outcome) {
-        on_dead_letter_outcome(outcome, what, quiet);
+    dead_letters_.append(std::move(line), [this, what = std::move(what), quiet, record = event.spool_record](
+                                              const DeadLetterWriter::Outcome& outcome) {
+        on_dead_letter_outcome(outcome, what, quiet, record);
     });
 }
 
-void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet) {
+// The spool forgets the event once its dead-letter line is synced, or once the log holds it
+// because the file is full. A line that could not be written keeps the event in the spool: the
+// next start tries it again.
+void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet,
+                                       std::uint64_t spool_record) {
     ++metrics_.events_dead_lettered;
     written_signal_.notify_all();
+    if (spool_ && spool_record != 0 && outcome.result != DeadLetterWriter::Result::failed) spool_->done(spool_record);
     switch (outcome.result) {
     case DeadLetterWriter::Result::written:
         if (quiet) ++batch_written_;
@@ -329,7 +354,7 @@ awaitable<void> Deliverer::expire_idle_calls() {
     const auto period = std::clamp<Clock::duration>(config_.call_idle_timeout / 4, std::chrono::seconds(1),
                                                     std::chrono::seconds(60));
     asio::steady_timer timer(io_);
-    while (!aborted_ && !stopping_) {
+    while (!stopping()) {
         timer.expires_after(period);
         co_await timer.async_wait(as_tuple(use_awaitable));
         if (const auto expired = queues_.expire_idle(Clock::now(), config_.call_idle_timeout))
@@ -338,34 +363,47 @@ awaitable<void> Deliverer::expire_idle_calls() {
 }
 
 awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
-    stopping_ = true;
+    if (phase_ != Phase::running) co_return;
+    phase_ = Phase::draining;
     room_signal_.notify_all();
     const auto deadline = Clock::now() + budget;
+    if (spool_) {
+        co_await leave_in_spool(deadline, budget);
+        co_return;
+    }
     if (queues_.queued() > 0)
         logger_.info("shutdown: delivering " + std::to_string(queues_.queued()) + " queued events for up to " +
                      format_delay(budget));
-    while (queues_.queued() > 0 && Clock::now() < deadline && !aborted_) co_await idle_signal_.wait_until(deadline);
-    if (aborted_) co_return;
+    while (queues_.queued() > 0 && Clock::now() < deadline && phase_ != Phase::aborted)
+        co_await idle_signal_.wait_until(deadline);
+    if (phase_ == Phase::aborted) co_return;
 
     // Budget spent: attempts in flight end (a failure is dead-lettered at once, no retry), and
     // only then is the rest written, so each call's events stay in order in the file.
-    abandoning_ = true;
-    while (queues_.in_flight() > 0 && !aborted_) co_await idle_signal_.wait();
-    if (aborted_) co_return;
+    phase_ = Phase::abandoning;
+    while (queues_.in_flight() > 0 && phase_ != Phase::aborted) co_await idle_signal_.wait();
+    if (phase_ == Phase::aborted) co_return;
     auto pending = queues_.drain();
-    drained_ = true;
+    phase_ = Phase::drained;  // stops the scheduler
     if (!pending.empty())
         logger_.warn("shutdown: " + std::to_string(pending.size()) + " events not delivered within shutdown_timeout");
     dead_letter_all(pending, not_attempted("SHUTDOWN", "the daemon stopped before the event could be delivered"));
     co_await wait_for_dead_letters();
     client_.close_idle();
-    aborted_ = true;  // stops the scheduler
     work_signal_.notify_all();
 }
 
 void Deliverer::abort() {
-    if (aborted_) return;
-    stopping_ = abandoning_ = aborted_ = drained_ = true;
+    if (phase_ == Phase::aborted) return;
+    phase_ = Phase::aborted;
+    work_signal_.notify_all();
+    idle_signal_.notify_all();
+    room_signal_.notify_all();
+    if (spool_) {
+        logger_.warn("shutdown: stopping at once; " + std::to_string(queues_.queued()) +
+                     " undelivered events stay in the spool (one in flight may reach the receiver twice)");
+        return;
+    }
     std::vector<CallQueues::Pending> pending;
     for (const auto& [event, attempt] : queues_.in_flight_events())  // each call's head comes first
         pending.push_back(CallQueues::Pending{*event, 0, attempt});
@@ -373,9 +411,6 @@ void Deliverer::abort() {
     std::move(queued.begin(), queued.end(), std::back_inserter(pending));
     dead_letter_all(pending, not_attempted("SHUTDOWN", "the daemon was stopped at once (second signal); an event "
                                                        "in flight may have reached the receiver too"));
-    work_signal_.notify_all();
-    idle_signal_.notify_all();
-    room_signal_.notify_all();
 }
 
 void Deliverer::dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome) {
@@ -411,12 +446,15 @@ void Deliverer::update_gauges() {
     metrics_.queued_bytes = queues_.queued_bytes();
     metrics_.live_calls = queues_.live_calls();
     metrics_.open_connections = client_.open_connections();
+    if (spool_) spool_->update_gauges();
     const auto oldest = queues_.oldest_accepted();
     metrics_.oldest_undelivered_age_seconds =
         oldest ? std::chrono::duration<double>(Clock::now() - *oldest).count() : 0.0;
 }
 
 std::optional<std::string> Deliverer::unhealthy_reason() const {
+    if (spool_)
+        if (auto reason = spool_->unhealthy_reason()) return reason;
     if (dead_letters_.full())
         return "the dead-letter file " + dead_letters_.path() + " is full (dead_letter_max_bytes=" +
                std::to_string(dead_letters_.max_bytes()) + "): given-up events are only logged";

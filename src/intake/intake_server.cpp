@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <deque>
 #include <stdexcept>
 #include <vector>
 
@@ -62,6 +63,14 @@ struct IntakeServer::Connection {
     LineFramer framer;
     EventParser parser;
     std::string pending_replies;
+    // Replies waiting until the spool is durable up to their ticket (an "ok" with spool_sync =
+    // always), and every reply after them, so that replies keep the order of their lines.
+    struct HeldReply {
+        std::uint64_t ticket;
+        std::string text;
+    };
+    std::deque<HeldReply> held_replies;
+    std::size_t held_bytes = 0;
     std::string writing;
     asio::steady_timer wake_writer;
     asio::steady_timer writer_finished;
@@ -349,7 +358,7 @@ awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connecti
     Connection& c = *connection;
     for (;;) {
         if (c.pending_replies.empty()) {
-            if (c.state == Connection::State::closing) break;
+            if (c.state == Connection::State::closing && c.held_replies.empty()) break;
             c.wake_writer.expires_at(asio::steady_timer::time_point::max());
             co_await c.wake_writer.async_wait(as_tuple(use_awaitable));
             continue;
@@ -366,11 +375,34 @@ awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connecti
     c.writer_finished.cancel();
 }
 
-void IntakeServer::queue_reply(Connection& c, std::string reply) {
-    if (c.write_failed || c.pending_replies.size() + reply.size() > options_.max_reply_backlog) {
+void IntakeServer::durable_through(std::uint64_t ticket) {
+    durable_ = std::max(durable_, ticket);
+    for (const auto& connection : connections_)
+        if (!connection->held_replies.empty()) release_replies(*connection);
+}
+
+void IntakeServer::release_replies(Connection& c) {
+    bool released = false;
+    while (!c.held_replies.empty() && c.held_replies.front().ticket <= durable_) {
+        auto& front = c.held_replies.front();
+        c.held_bytes -= front.text.size();
+        c.pending_replies.append(front.text);
+        c.held_replies.pop_front();
+        released = true;
+    }
+    if (released) c.wake_writer.cancel();
+}
+
+void IntakeServer::queue_reply(Connection& c, std::string reply, std::uint64_t ticket) {
+    if (c.write_failed || c.pending_replies.size() + c.held_bytes + reply.size() > options_.max_reply_backlog) {
         ++metrics_.producer_replies_dropped;
         if (c.dropped_replies++ == 0 && !c.write_failed)
             logger_.warn("intake: " + c.name() + " is not reading its replies; dropping replies (events are not affected)");
+        return;
+    }
+    if (ticket > durable_ || !c.held_replies.empty()) {
+        c.held_bytes += reply.size();
+        c.held_replies.push_back(Connection::HeldReply{ticket, std::move(reply)});
         return;
     }
     c.pending_replies.append(reply);
@@ -436,17 +468,20 @@ void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_
         return;
     }
     std::string id = options_.ack == AckMode::all ? event.id : std::string();
-    const auto admission = sink_.submit(std::move(event));
+    const auto receipt = sink_.submit(std::move(event));
     submitted = true;
-    switch (admission) {
+    switch (receipt.admission) {
     case EventSink::Admission::queued:
     case EventSink::Admission::filtered:
         if (options_.ack == AckMode::all) {
             std::string reply = "{\"ok\":true,\"line\":" + std::to_string(number) + ",\"id\":";
             append_js_string(reply, id);
             reply.append("}\n");
-            queue_reply(c, std::move(reply));
+            queue_reply(c, std::move(reply), receipt.ticket);  // "ok" only once the spool keeps it
         }
+        break;
+    case EventSink::Admission::not_stored:
+        reject(c, number, "spool_write_failed", receipt.detail);
         break;
     case EventSink::Admission::dead_lettered:
         reject(c, number, "queue_full", "queue full (max_queue reached): the event was written to the dead-letter file");

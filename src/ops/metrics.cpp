@@ -30,6 +30,10 @@ std::vector<double> default_latency_buckets() {
     return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
 }
 
+std::vector<double> spool_sync_buckets() {
+    return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+}
+
 void Metrics::observe_delivery_latency(std::chrono::nanoseconds latency) {
     const auto seconds = std::chrono::duration<double>(latency).count();
     delivery_latency.observe(std::max(seconds, 0.0));
@@ -195,6 +199,17 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
                "Given-up events only logged because writing the dead-letter file failed.",
                metrics.dead_letter_write_failures);
 
+    out.single("spool_recovered_total", "counter",
+               "Undelivered events found in the spool at start, to be delivered again.", metrics.spool_recovered);
+    out.single("spool_corrupt_records_total", "counter",
+               "Damaged spool ranges found at start: skipped, or cut when at the end of a segment.",
+               metrics.spool_corrupt_records);
+    out.single("spool_write_failures_total", "counter",
+               "Spool writes that failed (disk full, I/O error); the lines were rejected.",
+               metrics.spool_write_failures);
+    out.single("spool_sync_failures_total", "counter", "Spool fdatasync calls that failed.",
+               metrics.spool_sync_failures);
+
     out.single("events_in_flight", "gauge", "Events with a delivery attempt in progress.",
                metrics.in_flight);
     out.single("events_queued", "gauge",
@@ -213,6 +228,16 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
                "Age of the oldest accepted event not yet delivered or given up.",
                metrics.oldest_undelivered_age_seconds);
 
+    out.single("spool_bytes", "gauge", "Bytes of the spool's segment files.", metrics.spool_bytes);
+    out.single("spool_records", "gauge", "Events in the spool not yet delivered or dead-lettered.",
+               metrics.spool_records);
+    out.single("spool_segments", "gauge", "Segment files of the spool.", metrics.spool_segments);
+    out.single("spool_disk_full", "gauge",
+               "1 while spool writes fail for want of space (ENOSPC, EDQUOT or spool_max_bytes), else 0.",
+               metrics.spool_disk_full);
+
+    out.histogram("spool_sync_seconds", "Time one fdatasync of the spool took (one covers many events).",
+                  metrics.spool_sync_latency);
     out.histogram("delivery_latency_seconds",
                   "Time from an event's acceptance to its 2xx response, retries included.",
                   metrics.delivery_latency);

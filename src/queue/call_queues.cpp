@@ -47,7 +47,30 @@ std::size_t CallQueues::event_cost(const Event& event) {
            event_overhead_bytes;
 }
 
-std::uint64_t CallQueues::push(Event event, TimePoint now) {
+std::uint64_t CallQueues::push(Event event, TimePoint now) { return push(std::move(event), now, 0); }
+
+std::uint64_t CallQueues::next_sequence(const CallKey& key) const {
+    if (const auto active = active_.find(key); active != active_.end()) return active->second.next_sequence;
+    if (const auto idle = idle_.find(key); idle != idle_.end()) return idle->second.next_sequence;
+    return 1;
+}
+
+void CallQueues::continue_numbering(const CallKey& key, std::uint64_t last, TimePoint now) {
+    if (const auto active = active_.find(key); active != active_.end()) {
+        active->second.next_sequence = std::max(active->second.next_sequence, last + 1);
+        return;
+    }
+    if (const auto idle = idle_.find(key); idle != idle_.end()) {
+        idle->second.next_sequence = std::max(idle->second.next_sequence, last + 1);
+        return;
+    }
+    Call call;
+    call.key = key;
+    call.next_sequence = last + 1;
+    make_idle(call, now);
+}
+
+std::uint64_t CallQueues::push(Event event, TimePoint now, std::uint64_t restored_sequence) {
     const auto key = call_key(event.uuid);
     if (!key) throw std::invalid_argument("call queues: not a canonical call uuid: " + event.uuid);
     auto [position, inserted] = active_.try_emplace(*key);
@@ -61,6 +84,12 @@ std::uint64_t CallQueues::push(Event event, TimePoint now) {
         }
     }
     (void)now;  // an active call never expires; its last activity counts from when it goes idle
+    if (restored_sequence != 0) {
+        if (restored_sequence < call.next_sequence)
+            throw std::invalid_argument("call queues: restored sequence " + std::to_string(restored_sequence) +
+                                        " below the call's next " + std::to_string(call.next_sequence));
+        call.next_sequence = restored_sequence;
+    }
     const std::uint64_t sequence = call.next_sequence++;
     queued_bytes_ += event_cost(event);
     call.events.emplace_back(std::move(event), sequence);

@@ -158,6 +158,11 @@ void SpoolWriter::append_done(std::uint64_t record_id) {
 }
 
 std::error_code SpoolWriter::flush() {
+    // A rotation asked for while only done records wait goes first: on a full disk the old
+    // segment can then be deleted (collect) although those records cannot be written yet. They
+    // now go to the new segment, which carries them for the older segments they are about.
+    if (rotate_needed_ && pending_events_.empty() && active_->bytes > 0 && !start_segment(active_->number + 1))
+        active_->carried.insert(active_->carried.end(), pending_dones_.begin(), pending_dones_.end());
     if (!pending_.empty()) {
         if (auto ec = write_pending()) return ec;
     }

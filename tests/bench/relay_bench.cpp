@@ -59,6 +59,7 @@ struct Settings {
     unsigned concurrency = 64;
     unsigned repeat = 3;
     std::string daemon = avr_webhookd::test::daemon_binary();
+    std::string spool = "none";  // none, always or interval
 };
 
 // A transcription event of about 200 bytes, as AVR writes it.
@@ -224,6 +225,11 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
     options.arguments = {settings.daemon, "--config", "", "--socket", (dir / "in.sock").string(),
                          "--url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook",
                          "--concurrency", std::to_string(settings.concurrency), "--log-level", "warn"};
+    // The crash-safe spool: none (memory only), or a spool in the temporary folder with its sync mode.
+    const std::vector<std::string> spool =
+        settings.spool == "none" ? std::vector<std::string>{"--spool-dir", ""}
+                                 : std::vector<std::string>{"--spool-dir", (dir / "spool").string(), "--spool-sync", settings.spool};
+    options.arguments.insert(options.arguments.end(), spool.begin(), spool.end());
     options.output_directory = dir.path();
     options.name = "daemon";
     Process daemon(std::move(options));
@@ -310,6 +316,7 @@ Settings parse_arguments(int argc, char** argv) {
         else if (name == "--concurrency") settings.concurrency = static_cast<unsigned>(number_argument(name, value));
         else if (name == "--repeat") settings.repeat = static_cast<unsigned>(number_argument(name, value));
         else if (name == "--daemon") settings.daemon = value;
+        else if (name == "--spool") settings.spool = value;
         else throw std::invalid_argument("unknown option " + name);
     }
     return settings;

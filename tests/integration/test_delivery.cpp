@@ -251,13 +251,14 @@ TEST_CASE("delivery signs with hmac-sha256 and standard webhooks as receivers ve
     }
 }
 
+// Memory only (spool_dir = ""); with the spool, test_spool.cpp checks that a stop leaves them there.
 TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout leaves", "[integration][delivery][shutdown]") {
     TempDir dir;
     ReceiverOptions options;
     options.delay = 100ms;
     ReceiverThread receiver(options);
     SECTION("enough time: everything is delivered") {
-        DaemonProcess daemon(dir, {"--url", receiver.url(), "--shutdown-timeout", "20s"});
+        DaemonProcess daemon(dir, {"--url", receiver.url(), "--spool-dir", "", "--shutdown-timeout", "20s"});
         REQUIRE(daemon.wait_ready());
         std::string input;
         for (int i = 0; i < 10; ++i) input += event_line(call, "transcription", std::to_string(i)) + "\n";
@@ -269,7 +270,7 @@ TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout
         CHECK(read_lines(daemon.dead_letter()).empty());
     }
     SECTION("too little time: the rest goes to the dead-letter file") {
-        DaemonProcess daemon(dir, {"--url", receiver.url(), "--shutdown-timeout", "250ms"});
+        DaemonProcess daemon(dir, {"--url", receiver.url(), "--spool-dir", "", "--shutdown-timeout", "250ms"});
         REQUIRE(daemon.wait_ready());
         std::string input;
         for (int i = 0; i < 20; ++i) input += event_line(call, "transcription", std::to_string(i)) + "\n";
@@ -348,7 +349,7 @@ TEST_CASE("a second signal stops at once and dead-letters what is left", "[integ
     ReceiverOptions options;
     options.delay = 2000ms;
     ReceiverThread receiver(options);
-    DaemonProcess daemon(dir, {"--url", receiver.url(), "--shutdown-timeout", "60s", "--timeout", "10s"});
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--spool-dir", "", "--shutdown-timeout", "60s", "--timeout", "10s"});
     REQUIRE(daemon.wait_ready());
     std::string input;
     for (int i = 0; i < 5; ++i) input += event_line(call, "transcription", std::to_string(i)) + "\n";

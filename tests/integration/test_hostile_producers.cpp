@@ -307,11 +307,13 @@ namespace {
 
 // Lines waiting for room (queue_full = block) when the daemon is stopped at once: every one the
 // daemon read must end in the dead-letter file (issue 7, item 9).
-void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_arguments, int signals) {
+// Without a spool the held lines are dead-lettered; with one they are stored there.
+void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_arguments, int signals, bool spool = false) {
     TempDir dir;
     std::vector<std::string> arguments = {"--url", "http://127.0.0.1:1/down", "--retry", "-1", "--max-queue", "5",
                                           "--queue-full", "block", "--retry-base", "1h", "--retry-max-delay", "1h", "--max-age", "2h"};
     arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
+    if (!spool) arguments.insert(arguments.end(), {"--spool-dir", ""});
     DaemonProcess daemon(dir, arguments);
     REQUIRE(daemon.wait_ready());
     constexpr int lines = 200;
@@ -332,10 +334,18 @@ void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_argu
     CHECK(exit->success());
     ::close(fd);
 
+    INFO(daemon.log());
+    if (spool) {
+        CHECK(read_lines(daemon.dead_letter()).empty());
+        Process status({{daemon_binary(), "spool-status", "--spool-dir", daemon.spool().string()},
+                        minimal_environment(), dir.path(), "status"});
+        REQUIRE(status.wait(20s));
+        CHECK_THAT(status.stdout_text(), Catch::Contains("events waiting: " + std::to_string(lines)));
+        return;
+    }
     std::set<std::string> dead;
     for (const auto& line : read_lines(daemon.dead_letter()))
         dead.insert(std::string(boost::json::parse(line).as_object().at("id").as_string()));
-    INFO(daemon.log());
     CHECK(dead.size() == lines);
     for (int i = 0; i < lines; ++i) CHECK(dead.contains("held-" + std::to_string(i)));
 }
@@ -350,12 +360,18 @@ TEST_CASE("shutdown_timeout = 0 dead-letters lines read from producers and waiti
     stop_with_lines_waiting_for_room({"--shutdown-timeout", "0"}, 1);
 }
 
+TEST_CASE("with a spool, both stops keep lines read from producers and waiting for room in the spool",
+          "[integration][hostile][shutdown][spool]") {
+    SECTION("second signal") { stop_with_lines_waiting_for_room({}, 2, true); }
+    SECTION("shutdown_timeout = 0") { stop_with_lines_waiting_for_room({"--shutdown-timeout", "0"}, 1, true); }
+}
+
 namespace {
 
 // A sink whose submit() fails for some lines, and whose wait for room can fail too.
 class FaultySink final : public avr_webhookd::EventSink {
 public:
-    Admission submit(avr_webhookd::Event&& event) override {
+    Receipt submit(avr_webhookd::Event&& event) override {
         if (event.type == "dtmf_digit") throw std::bad_alloc();
         if (event.type == "error") throw std::runtime_error("a bug in submit");
         accepted.push_back(event.id);

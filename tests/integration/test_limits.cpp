@@ -201,7 +201,8 @@ TEST_CASE("a file size limit (LimitFSIZE) fails a dead-letter write instead of k
     // Every file the daemon writes (its log too) is limited to 1500 bytes: one dead-letter line
     // of about 800 bytes fits, a second does not.
     Process daemon({{"prlimit", "--fsize=1500", "--", daemon_binary(), "--config", "", "--socket", socket.string(),
-                     "--dead-letter", dead_letter.string(), "--url", receiver.url(), "--log-level", "error"},
+                     "--dead-letter", dead_letter.string(), "--spool-dir", "", "--url", receiver.url(),
+                     "--log-level", "error"},
                     minimal_environment(),
                     dir.path(),
                     "daemon"});

@@ -209,7 +209,7 @@ TEST_CASE("socket activation: the daemon accepts events on the socket it inherit
     Process activator({.arguments = {"systemd-socket-activate", "-l", socket.string(),
                                      "-E", "NOTIFY_SOCKET=" + listener.address(), "-E", "WEBHOOK_CONFIG=",
                                      daemon_binary, "--url", unreachable_url, "--socket", socket.string(),
-                                     "--ack", "all"},
+                                     "--spool-dir", (directory / "spool").string(), "--ack", "all"},
                        .output_directory = directory.path(),
                        .name = "activated"});
     REQUIRE_WITH_OUTPUT(activator.wait_for_output("Listening on", 15s), activator.output_for_diagnosis());
@@ -237,7 +237,8 @@ TEST_CASE("socket activation: more than one inherited socket is refused", "[sock
     auto socket = directory / "events.sock";
     Process activator({.arguments = {"systemd-socket-activate", "-l", socket.string(), "-l",
                                      (directory / "other.sock").string(), "-E", "WEBHOOK_CONFIG=",
-                                     daemon_binary, "--url", unreachable_url, "--socket", socket.string()},
+                                     daemon_binary, "--url", unreachable_url, "--socket", socket.string(),
+                                     "--spool-dir", (directory / "spool").string()},
                        .output_directory = directory.path(),
                        .name = "activated"});
     REQUIRE_WITH_OUTPUT(activator.wait_for_output("Listening on", 15s), activator.output_for_diagnosis());

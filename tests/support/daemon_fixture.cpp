@@ -1,5 +1,7 @@
 #include "daemon_fixture.hpp"
 
+#include <algorithm>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <poll.h>
@@ -53,10 +55,20 @@ DaemonProcess::DaemonProcess(const TempDir& dir, std::string config_file, std::v
                              std::vector<std::string> environment, std::string name, std::filesystem::path socket)
     : socket_(socket.empty() ? dir / (name + ".sock") : std::move(socket)),
       dead_letter_(dir / (name + "-dead.ndjson")),
+      spool_(dir / (name + ".spool")),
       process_([&] {
           Process::Options options;
           options.arguments = {daemon_binary(), "--config", config_file, "--socket", socket_.string(), "--dead-letter",
                                dead_letter_.string()};
+          // Each daemon has its own spool unless the test chooses one (or none).
+          const auto chooses = [](const std::string& item) {
+              return item.starts_with("--spool-dir") || item.starts_with("WEBHOOK_SPOOL_DIR=");
+          };
+          if (std::none_of(arguments.begin(), arguments.end(), chooses) &&
+              std::none_of(environment.begin(), environment.end(), chooses)) {
+              options.arguments.push_back("--spool-dir");
+              options.arguments.push_back(spool_.string());
+          }
           options.arguments.insert(options.arguments.end(), arguments.begin(), arguments.end());
           options.environment.insert(options.environment.end(), environment.begin(), environment.end());
           options.output_directory = dir.path();

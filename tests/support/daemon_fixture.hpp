@@ -54,6 +54,8 @@ public:
                                           std::vector<std::string> environment = {}, std::string name = "daemon");
     std::filesystem::path socket() const { return socket_; }
     std::filesystem::path dead_letter() const { return dead_letter_; }
+    // <dir>/<name>.spool, unless the test gave --spool-dir or WEBHOOK_SPOOL_DIR itself.
+    std::filesystem::path spool() const { return spool_; }
     Process& process() { return process_; }
     // Waits until the socket accepts connections.
     bool wait_ready(std::chrono::milliseconds timeout = 10s);
@@ -67,6 +69,7 @@ private:
 
     std::filesystem::path socket_;
     std::filesystem::path dead_letter_;
+    std::filesystem::path spool_;
     Process process_;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace avr_webhookd {
@@ -16,6 +17,7 @@ struct Event {
     std::string body;
     std::chrono::steady_clock::time_point accepted_at{};   // for latency and max_age
     std::chrono::system_clock::time_point accepted_wall{};  // for logs and dead letters
+    std::uint64_t spool_record = 0;  // its record in the crash-safe spool; 0 when not spooled
 };
 
 }  // namespace avr_webhookd

@@ -19,6 +19,7 @@ namespace avr_webhookd {
 
 enum class AckMode { errors, all };
 enum class QueueFullPolicy { block, reject };
+enum class SpoolSync { always, interval };
 
 // The daemon's effective settings. One rule names each setting: config-file key `foo_bar`,
 // command-line flag `--foo-bar`, environment variable `WEBHOOK_FOO_BAR`. The settings table
@@ -54,6 +55,12 @@ struct Config {
     bool allow_unknown_types = false;
     std::string dead_letter;                          // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
     std::uint64_t dead_letter_max_bytes = 1ull << 30; // beyond this size lines go to the error log instead; 0 = no bound
+    // The crash-safe spool. Resolved: unset = $STATE_DIRECTORY (systemd), /var/lib/avr-webhookd as
+    // root, else $XDG_STATE_HOME/avr-webhookd or ~/.local/state/avr-webhookd; "" = memory only.
+    std::string spool_dir;
+    SpoolSync spool_sync = SpoolSync::always;         // ack after fdatasync, or after the write
+    std::chrono::milliseconds spool_sync_interval{100};  // spool_sync = interval: fdatasync this often
+    std::uint64_t spool_max_bytes = 1ull << 30;       // spool files beyond this: queue_full applies
     std::chrono::milliseconds shutdown_timeout{10000};
     std::chrono::milliseconds call_idle_timeout{900000};  // free a call's state after this idle time
     LogLevel log_level = LogLevel::info;
@@ -108,5 +115,9 @@ std::optional<std::string> find_setting_text(const ConfigSources& sources, std::
 std::string_view to_string(Origin origin);            // "built-in", "config file", ...
 std::string_view to_string(AckMode mode);
 std::string_view to_string(QueueFullPolicy policy);
+std::string_view to_string(SpoolSync mode);
+
+// The spool folder used when spool_dir is not set, from the environment the daemon runs in.
+std::string default_spool_dir(const Environment& environment, bool running_as_root);
 
 }  // namespace avr_webhookd

@@ -10,6 +10,7 @@
 #include <avr_webhookd/ops/metrics.hpp>
 #include <avr_webhookd/delivery/retry_policy.hpp>
 #include <avr_webhookd/delivery/signature.hpp>
+#include <avr_webhookd/spool/spool.hpp>
 
 #include <boost/asio/io_context.hpp>
 
@@ -30,20 +31,29 @@ class Deliverer final : public EventSink {
 public:
     // Throws std::runtime_error for start-up errors (bad URL, unreadable ca_file, dead-letter
     // file not writable).
-    Deliverer(boost::asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics);
+    // With a spool, every accepted event is stored there before it is queued, and removed from it
+    // once delivered or durably dead-lettered; a stop leaves undelivered events in it.
+    Deliverer(boost::asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics,
+              spool::Spool* spool = nullptr);
     // Completes the dead-letter lines still being written (after an abort() the loop has stopped).
     ~Deliverer() override;
 
-    Admission submit(Event&& event) override;
+    Receipt submit(Event&& event) override;
     bool has_room() const override;
     boost::asio::awaitable<void> wait_for_room() override;
 
+    // Queues the undelivered events the spool held at start, in their order and with their ids
+    // and sequence numbers, ahead of anything new. Call before start().
+    void restore_from_spool();
     void start();
 
-    // Graceful shutdown: keeps delivering until nothing is queued or `budget` has passed, then
-    // dead-letters what is left (reason "shutdown") and waits for attempts in flight to end.
+    // Graceful shutdown. Without a spool: keeps delivering until nothing is queued or `budget`
+    // has passed, then dead-letters what is left (reason "shutdown") and waits for attempts in
+    // flight to end. With a spool: starts nothing new, lets attempts in flight end within
+    // `budget`, and leaves every undelivered event in the spool for the next start.
     boost::asio::awaitable<void> shut_down(std::chrono::milliseconds budget);
-    // Immediate shutdown (second signal): dead-letters everything, in-flight events included.
+    // Immediate shutdown (second signal): without a spool dead-letters everything, in-flight
+    // events included; with one, leaves it all in the spool.
     void abort();
 
     // Applies a reloaded configuration to the next attempts; queued events keep their order.
@@ -68,7 +78,11 @@ private:
     void fail_internally(const CallQueues::Job& job, std::string_view what);
     bool fits(std::size_t cost) const;
     void note_queue_full();
-    void on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet);
+    void on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet,
+                                std::uint64_t spool_record);
+    Receipt refuse_full(const Event& event);
+    boost::asio::awaitable<void> leave_in_spool(std::chrono::steady_clock::time_point deadline,
+                                                std::chrono::milliseconds budget);
     boost::asio::awaitable<void> wait_for_dead_letters();
     boost::asio::awaitable<void> expire_idle_calls();
     void give_up(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
@@ -95,12 +109,22 @@ private:
     detail::Signal room_signal_;   // the queue dropped below max_queue
     detail::Signal idle_signal_;   // an attempt ended (shutdown waits on it)
     detail::Signal written_signal_;  // a dead-letter line was synced or not written
-    bool stopping_ = false;        // shutting down: no room limit, finish what can be finished
-    bool abandoning_ = false;      // shutdown budget spent: failed attempts are dead-lettered
-    bool aborted_ = false;
-    bool drained_ = false;         // the queues were written out: later events go straight there
+    // running -> draining (stop asked: no room limit; with a spool nothing new starts)
+    //         -> abandoning (budget spent: nothing starts; without a spool failures are dead-lettered)
+    //         -> drained (queues written out or left in the spool; later events go straight there)
+    // and aborted (second signal) from any phase. The scheduler runs until drained or aborted.
+    enum class Phase { running, draining, abandoning, drained, aborted };
+    Phase phase_ = Phase::running;
+    bool stopping() const { return phase_ != Phase::running; }
+    bool abandoning() const { return phase_ >= Phase::abandoning; }
+    bool finished() const { return phase_ >= Phase::drained; }
+    // Attempts may start: running, or (without a spool) draining.
+    bool may_start() const { return phase_ == Phase::running || (phase_ == Phase::draining && !spool_); }
+    void forget_in_spool(const Event& event);
+    Receipt store_and_queue(Event&& event);
+    spool::Spool* spool_ = nullptr;
     std::size_t batch_written_ = 0;  // shutdown dead letters synced, for one summary line
-    enum class FullLimit { none, events, bytes } full_limit_ = FullLimit::none;  // logged once per episode
+    enum class FullLimit { none, events, bytes, spool } full_limit_ = FullLimit::none;  // logged once per episode
     std::function<void(const Event&)> attempt_hook_;
     // Health: the last finished event was given up while the receiver failed, nothing since.
     bool last_given_up_ = false;

@@ -61,6 +61,9 @@ public:
     // Completes when every producer connection has closed, or at `deadline`.
     boost::asio::awaitable<void> wait_until_closed(std::chrono::steady_clock::time_point deadline);
 
+    // The crash-safe spool is durable up to `ticket`: "ok" replies waiting for it go out.
+    void durable_through(std::uint64_t ticket);
+
     std::size_t connection_count() const { return connections_.size(); }
     // Lines read from producers and not yet handed to the sink (waiting for room), for the log.
     std::size_t connections_waiting_for_room() const;
@@ -83,7 +86,8 @@ private:
     std::function<void(std::exception_ptr)> connection_guard(std::shared_ptr<Connection> connection, std::string what);
     void forget(const std::shared_ptr<Connection>& connection);
     void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
-    void queue_reply(Connection& connection, std::string reply);
+    void queue_reply(Connection& connection, std::string reply, std::uint64_t ticket = 0);
+    void release_replies(Connection& connection);
     void remove_socket_file();
 
     boost::asio::io_context& io_;
@@ -96,6 +100,7 @@ private:
     boost::asio::local::stream_protocol::acceptor acceptor_;
     std::set<std::shared_ptr<Connection>> connections_;
     std::uint64_t next_connection_id_ = 1;
+    std::uint64_t durable_ = 0;  // see durable_through
     bool accepting_ = false;
     bool bound_by_us_ = false;
     unsigned long long socket_inode_ = 0;

@@ -68,6 +68,14 @@ public:
     // Appends an event to its call's queue; returns its sequence number within the call.
     // The event's uuid must be canonical (intake validated it): std::invalid_argument otherwise.
     std::uint64_t push(Event event, TimePoint now);
+    // The same with the sequence number it had before a restart (recovered from the spool). It
+    // must not be below the call's next number; numbering continues after it.
+    std::uint64_t push(Event event, TimePoint now, std::uint64_t sequence);
+    // The sequence number the call's next pushed event gets (the uuid must be canonical).
+    std::uint64_t next_sequence(const CallKey& key) const;
+    // After a restart: the call's numbering goes on after `last` although none of its events is
+    // queued (an idle call, expiring as any other). No effect on a call already numbered beyond.
+    void continue_numbering(const CallKey& key, std::uint64_t last, TimePoint now);
 
     // The next deliverable event: retries that are due first, then calls in round-robin order.
     std::optional<Job> take(TimePoint now);

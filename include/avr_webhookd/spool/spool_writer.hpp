@@ -100,6 +100,10 @@ public:
     std::uint64_t live_events() const { return live_events_; }
     std::size_t pending_bytes() const { return pending_.size(); }
     std::uint64_t active_segment() const { return active_->number; }
+    std::uint64_t active_segment_bytes() const { return active_->bytes; }
+    // The next flush starts a new segment (when the active one is not empty), so that collect()
+    // can delete the old one once its events are done: how space comes back on a small disk.
+    void rotate_soon() { rotate_needed_ = true; }
     std::uint64_t flush_generation() const { return flush_generation_; }
     std::uint64_t durable_generation() const { return durable_generation_; }
     const std::filesystem::path& path() const { return directory_.path(); }

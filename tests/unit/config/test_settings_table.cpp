@@ -16,7 +16,8 @@ TEST_CASE("settings: the restart-only settings are the table's non-reloadable on
     for (const auto& setting : all_settings())
         if (!setting.reloadable) restart_only.insert(setting.key);
     // The list daemon.cpp kept by hand before it was derived from the table.
-    for (const char* key : {"socket", "socket_mode", "call_idle_timeout", "dead_letter", "admin"})
+    for (const char* key : {"socket", "socket_mode", "call_idle_timeout", "dead_letter", "admin", "spool_dir",
+                            "spool_sync", "spool_sync_interval", "spool_max_bytes"})
         CHECK(restart_only.contains(key));
     for (const char* key : {"url", "secret", "timeout", "retry", "concurrency", "types", "log_level", "max_queue"})
         CHECK_FALSE(restart_only.contains(key));
@@ -41,9 +42,12 @@ TEST_CASE("settings: a reload keeps the running value of every restart-only sett
     fresh.call_idle_timeout = 1min;
     fresh.dead_letter = "";
     fresh.admin = "/run/b/admin.sock";
+    fresh.spool_sync = SpoolSync::interval;
     const auto changed = keep_restart_only_settings(fresh, running);
     CHECK(std::set<std::string_view>(changed.begin(), changed.end()) ==
-          std::set<std::string_view>{"socket", "socket_mode", "call_idle_timeout", "dead_letter", "admin"});
+          std::set<std::string_view>{"socket", "socket_mode", "call_idle_timeout", "dead_letter", "admin",
+                                     "spool_sync"});
+    CHECK(fresh.spool_sync == running.spool_sync);
     CHECK(fresh.socket == running.socket);
     CHECK(fresh.socket_mode == running.socket_mode);
     CHECK(fresh.call_idle_timeout == running.call_idle_timeout);

@@ -75,6 +75,15 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_producer_connections",
     "avr_webhookd_oldest_undelivered_event_age_seconds",
     "avr_webhookd_delivery_latency_seconds",
+    "avr_webhookd_spool_recovered_total",
+    "avr_webhookd_spool_corrupt_records_total",
+    "avr_webhookd_spool_write_failures_total",
+    "avr_webhookd_spool_sync_failures_total",
+    "avr_webhookd_spool_bytes",
+    "avr_webhookd_spool_records",
+    "avr_webhookd_spool_segments",
+    "avr_webhookd_spool_disk_full",
+    "avr_webhookd_spool_sync_seconds",
 };
 
 }  // namespace
@@ -96,6 +105,8 @@ TEST_CASE("metrics: a fresh registry renders every family", "[metrics]") {
     const auto buckets = check_histogram(families.at("avr_webhookd_delivery_latency_seconds"),
                                          "avr_webhookd_delivery_latency_seconds");
     CHECK(buckets.size() == default_latency_buckets().size() + 1);
+    CHECK(check_histogram(families.at("avr_webhookd_spool_sync_seconds"), "avr_webhookd_spool_sync_seconds").size() ==
+          spool_sync_buckets().size() + 1);
 }
 
 TEST_CASE("metrics: the default version is the build's", "[metrics]") {

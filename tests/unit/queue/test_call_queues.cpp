@@ -287,3 +287,30 @@ TEST_CASE("call queues hold 100,000 idle calls in well under 40 MB", "[call_queu
     CHECK(per_call < 200);  // ~100 measured (hash node and bucket); 40 MB would be 400
     CHECK(queues.expire_idle(t0 + 1s, 1s) == calls);
 }
+
+TEST_CASE("call queues: restored events keep their sequence numbers and numbering goes on", "[call_queues]") {
+    CallQueues queues;
+    const auto a = *call_key(uuid_of("a"));
+    const auto b = *call_key(uuid_of("b"));
+    CHECK(queues.next_sequence(a) == 1);
+    // After a restart: call a had events 4 and 5 undelivered; call b's events were all done up to 9.
+    CHECK(queues.push(make_event("a", "transcription", "a4"), t0, 4) == 4);
+    CHECK(queues.push(make_event("a", "transcription", "a5"), t0, 5) == 5);
+    queues.continue_numbering(a, 5, t0);
+    queues.continue_numbering(b, 9, t0);
+    CHECK(queues.next_sequence(a) == 6);
+    CHECK(queues.next_sequence(b) == 10);
+    CHECK(queues.idle_calls() == 1);  // b holds only its counter
+    CHECK(queues.push(make_event("a", "transcription", "a6"), t0) == 6);
+    CHECK(queues.push(make_event("b", "transcription", "b10"), t0) == 10);
+    // A sequence below the call's next one would break the receiver's order: refused.
+    CHECK_THROWS_AS(queues.push(make_event("a", "transcription", "late"), t0, 3), std::invalid_argument);
+    // continue_numbering never lowers a counter.
+    queues.continue_numbering(a, 2, t0);
+    CHECK(queues.next_sequence(a) == 7);
+
+    auto job = queues.take(t0);
+    REQUIRE(job);
+    CHECK(job->event->id == "a4");
+    CHECK(job->sequence == 4);
+}

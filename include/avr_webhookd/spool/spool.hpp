@@ -1,0 +1,112 @@
+#pragma once
+
+#include <avr_webhookd/common/event.hpp>
+#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/ops/logger.hpp>
+#include <avr_webhookd/ops/metrics.hpp>
+#include <avr_webhookd/spool/recovery.hpp>
+#include <avr_webhookd/spool/spool_writer.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+
+namespace avr_webhookd::spool {
+
+struct SpoolSettings {
+    std::filesystem::path dir;
+    SpoolSync sync = SpoolSync::always;
+    std::chrono::milliseconds sync_interval{100};
+    std::uint64_t max_bytes = 1ull << 30;
+};
+SpoolSettings spool_settings(const Config& config);
+
+// The daemon's side of the spool: the SpoolWriter driven from the event loop, with its fdatasync
+// on a thread of its own so that the loop never waits for the disk.
+//
+// store() writes an event's record at once (one write; delivery may start right after). With
+// spool_sync = always it returns a ticket, a flush generation: the event may be acknowledged once
+// durable() reaches it. One fdatasync runs at a time and covers every record written before it
+// started (group commit); records written meanwhile wait for the next one, which starts as soon
+// as the previous ends. With interval the ticket is 0 (acknowledge now) and a timer syncs.
+// done() records that an event was delivered or durably dead-lettered; done records ride along
+// with the next write, and segments whose events are all done are deleted every second.
+class Spool {
+public:
+    // Opens and locks the folder and recovers what it holds. Throws SpoolOpenError.
+    Spool(boost::asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics);
+    ~Spool();
+    Spool(const Spool&) = delete;
+    Spool& operator=(const Spool&) = delete;
+
+    // The undelivered events found at start (bodies via read_body); emptied by release_recovered().
+    const Recovery& recovered() const { return recovery_; }
+    void release_recovered();
+    std::error_code read_body(const Locator& at, std::string& body) const { return writer_.read_body(at, body); }
+
+    struct Stored {
+        std::error_code error;  // SpoolErrc::spool_full, record_too_large, or the file system's
+        std::uint64_t record_id = 0;
+        std::uint64_t ticket = 0;  // acknowledge once durable() >= ticket; 0: at once
+    };
+    Stored store(const Event& event, std::uint64_t sequence);
+    void done(std::uint64_t record_id);
+
+    // Whether `bytes` more fit under spool_max_bytes.
+    bool has_room(std::uint64_t bytes) const { return writer_.bytes() + bytes <= settings_.max_bytes; }
+    std::uint64_t durable() const { return writer_.durable_generation(); }
+    // Called on the loop whenever durable() advances.
+    void on_durable(std::function<void(std::uint64_t)> callback) { on_durable_ = std::move(callback); }
+    // Called on the loop after deleted segments made room.
+    void on_room(std::function<void()> callback) { on_room_ = std::move(callback); }
+
+    void start();
+    // Writes and syncs what is pending and stops the timers (shutdown; blocks on the disk).
+    void close();
+
+    std::optional<std::string> unhealthy_reason() const;
+    void update_gauges();
+    const std::filesystem::path& path() const { return writer_.path(); }
+    const SpoolSettings& settings() const { return settings_; }
+
+private:
+    class SyncThread;
+    Spool(boost::asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics,
+          SpoolDirectory directory);
+    void request_sync();
+    void sync_finished(const SyncPoint& point, std::error_code error, std::chrono::nanoseconds took);
+    void schedule_flush();
+    void flush_now();
+    void note_write_result(std::error_code error);
+    void run_timer();
+    void log_recovery();
+
+    boost::asio::io_context& io_;
+    SpoolSettings settings_;
+    Logger& logger_;
+    Metrics& metrics_;
+    Recovery recovery_;
+    SpoolWriter writer_;
+    std::unique_ptr<SyncThread> sync_thread_;
+    boost::asio::steady_timer timer_;
+    std::function<void(std::uint64_t)> on_durable_;
+    std::function<void()> on_room_;
+    enum class SyncState { idle, running, running_and_wanted } sync_state_ = SyncState::idle;
+    bool flush_posted_ = false;
+    bool closed_ = false;
+    std::chrono::steady_clock::time_point last_collect_{};
+    std::error_code write_error_;  // the last write's failure, until a write succeeds
+    std::error_code sync_error_;   // the last sync's failure, until a sync succeeds
+};
+
+}  // namespace avr_webhookd::spool

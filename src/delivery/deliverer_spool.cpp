@@ -1,0 +1,96 @@
+#include <avr_webhookd/delivery/deliverer.hpp>
+
+#include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/spool/spool_error.hpp>
+
+#include <boost/asio/use_awaitable.hpp>
+
+#include <stdexcept>
+
+// The Deliverer's side of the crash-safe spool: storing before queueing, forgetting after
+// delivery, restoring at start and leaving events in the spool at a stop.
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using Clock = std::chrono::steady_clock;
+
+// Stored in the spool (written at once) before it is queued, with the sequence number the queue
+// is about to give it, so that numbering continues after a restart.
+EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
+    const auto key = call_key(event.uuid);
+    if (!key) throw std::invalid_argument("delivery: not a canonical call uuid: " + event.uuid);
+    const auto sequence = queues_.next_sequence(*key);
+    const auto stored = spool_->store(event, sequence);
+    if (stored.error == spool::SpoolErrc::spool_full) return refuse_full(event);
+    if (stored.error)
+        return Receipt(Admission::not_stored, 0,
+                       "the spool could not store the event (" + stored.error.message() +
+                           "): it was not accepted; send it again later");
+    event.spool_record = stored.record_id;
+    queues_.push(std::move(event), Clock::now(), sequence);
+    if (config_.queue_full == QueueFullPolicy::block && !has_room()) note_queue_full();
+    work_signal_.notify_all();
+    return Receipt(Admission::queued, stored.ticket);
+}
+
+void Deliverer::forget_in_spool(const Event& event) {
+    if (spool_ && event.spool_record != 0) spool_->done(event.spool_record);
+}
+
+// Events come back in log order, which is each call's order; numbering goes on after the
+// highest sequence each call had, also for calls whose events were all done.
+void Deliverer::restore_from_spool() {
+    if (!spool_) return;
+    const auto& recovery = spool_->recovered();
+    const auto now = Clock::now();
+    const auto wall_now = std::chrono::system_clock::now();
+    std::size_t restored = 0;
+    for (const auto& record : recovery.events) {
+        Event event;
+        event.id = record.event_id;
+        event.uuid = record.call;
+        event.type = record.type;
+        event.spool_record = record.record_id;
+        event.accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
+        const auto age = std::max(wall_now - event.accepted_wall, std::chrono::system_clock::duration::zero());
+        event.accepted_at = now - std::chrono::duration_cast<Clock::duration>(age);
+        if (const auto error = spool_->read_body(record.locator, event.body)) {
+            logger_.error("spool: the body of event " + event.id + " of call " + event.uuid +
+                          " could not be read (" + error.message() + "); the event is lost");
+            spool_->done(record.record_id);
+            continue;
+        }
+        try {
+            queues_.push(std::move(event), now, record.sequence);
+            ++restored;
+        } catch (const std::invalid_argument& error) {  // damaged metadata that still passed its checksum
+            logger_.error("spool: event record " + std::to_string(record.record_id) + " not restored: " + error.what());
+        }
+    }
+    for (const auto& [call, last] : recovery.last_sequence)
+        if (const auto key = call_key(call)) queues_.continue_numbering(*key, last, now);
+    spool_->release_recovered();
+    if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");
+}
+
+// With a spool nothing new starts; attempts in flight get until the deadline, and every event
+// not delivered by then stays in the spool for the next start.
+awaitable<void> Deliverer::leave_in_spool(Clock::time_point deadline, std::chrono::milliseconds budget) {
+    work_signal_.notify_all();
+    if (queues_.in_flight() > 0)
+        logger_.info("shutdown: waiting up to " + format_duration(budget) + " for " + std::to_string(queues_.in_flight()) +
+                     " deliveries in flight");
+    while (queues_.in_flight() > 0 && Clock::now() < deadline && phase_ != Phase::aborted)
+        co_await idle_signal_.wait_until(deadline);
+    if (phase_ == Phase::aborted) co_return;
+    phase_ = Phase::drained;
+    if (const auto left = queues_.queued())
+        logger_.warn("shutdown: " + std::to_string(left) + " undelivered events stay in the spool " +
+                     spool_->path().string() + " and are delivered after the next start");
+    co_await wait_for_dead_letters();
+    client_.close_idle();
+    work_signal_.notify_all();
+}
+
+}  // namespace avr_webhookd

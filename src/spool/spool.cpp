@@ -1,0 +1,288 @@
+#include <avr_webhookd/spool/spool.hpp>
+
+#include <avr_webhookd/spool/spool_error.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <unordered_set>
+
+namespace avr_webhookd::spool {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto collect_period = std::chrono::seconds(1);
+constexpr std::uint64_t rotate_when_idle_bytes = 64 << 10;
+
+SpoolOptions writer_options(const SpoolSettings& settings) {
+    SpoolOptions options;
+    options.max_bytes = settings.max_bytes;
+    // Space comes back a segment at a time: keep several segments under the bound.
+    options.segment_bytes = std::clamp<std::uint64_t>(settings.max_bytes / 8, 64 << 10, 64ull << 20);
+    return options;
+}
+
+bool is_out_of_space(std::error_code error) {
+    return error == std::error_code(ENOSPC, std::system_category()) ||
+           error == std::error_code(EDQUOT, std::system_category()) ||
+           error == std::error_code(EFBIG, std::system_category()) || error == SpoolErrc::spool_full;
+}
+
+}  // namespace
+
+SpoolSettings spool_settings(const Config& config) {
+    return SpoolSettings{config.spool_dir, config.spool_sync, config.spool_sync_interval, config.spool_max_bytes};
+}
+
+// Runs SyncPoint::sync() one at a time off the event loop and posts the result back to it.
+class Spool::SyncThread {
+public:
+    using Done = std::function<void(const SyncPoint&, std::error_code, std::chrono::nanoseconds)>;
+
+    SyncThread(asio::io_context& io, Done done) : io_(io), done_(std::move(done)), thread_([this] { run(); }) {}
+    ~SyncThread() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_one();
+        thread_.join();
+    }
+
+    void submit(SyncPoint point) {
+        {
+            std::lock_guard lock(mutex_);
+            job_ = std::move(point);
+        }
+        wake_.notify_one();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [this] { return stop_ || job_.has_value(); });
+            if (!job_) return;  // stopping with nothing left to sync
+            SyncPoint point = std::move(*job_);
+            job_.reset();
+            lock.unlock();
+            const auto started = Clock::now();
+            const auto error = point.sync();
+            const auto took = Clock::now() - started;
+            asio::post(io_, [done = done_, point = std::move(point), error, took] { done(point, error, took); });
+        }
+    }
+
+    asio::io_context& io_;
+    Done done_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::optional<SyncPoint> job_;
+    bool stop_ = false;
+    std::thread thread_;  // last: starts once the members above exist
+};
+
+Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics)
+    : Spool(io, settings, logger, metrics, SpoolDirectory::open(settings.dir)) {}
+
+Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics, SpoolDirectory directory)
+    : io_(io),
+      settings_(std::move(settings)),
+      logger_(logger),
+      metrics_(metrics),
+      recovery_(recover(directory)),
+      writer_(std::move(directory), recovery_, writer_options(settings_)),
+      timer_(io) {
+    sync_thread_ = std::make_unique<SyncThread>(
+        io, [this](const SyncPoint& point, std::error_code error, std::chrono::nanoseconds took) {
+            sync_finished(point, error, took);
+        });
+    log_recovery();
+}
+
+Spool::~Spool() { sync_thread_.reset(); }
+
+void Spool::log_recovery() {
+    const auto& stats = recovery_.stats;
+    metrics_.spool_recovered = recovery_.events.size();
+    metrics_.spool_corrupt_records = stats.corrupt.size() + stats.torn_tails.size();
+    for (const auto& range : stats.corrupt)
+        logger_.error("spool: damaged record in " + segment_file_name(range.segment) + " at byte " +
+                      std::to_string(range.offset) + " (" + std::to_string(range.length) +
+                      " bytes) skipped; the events it held are lost");
+    for (const auto& range : stats.torn_tails)
+        logger_.warn("spool: torn tail of " + segment_file_name(range.segment) + " cut at byte " +
+                     std::to_string(range.offset) + " (" + std::to_string(range.length) +
+                     " bytes; a write the crash interrupted, never acknowledged)");
+    for (const auto& [segment, error] : stats.unreadable)
+        logger_.error("spool: " + segment_file_name(segment) + " could not be read: " + error.message());
+    std::unordered_set<std::string_view> calls;
+    for (const auto& event : recovery_.events) calls.insert(event.call);
+    logger_.info("spool: " + path().string() + ": " + std::to_string(recovery_.events.size()) +
+                 " undelivered events of " + std::to_string(calls.size()) + " calls recovered from " +
+                 std::to_string(stats.segments) + " segments; spool_sync = " + std::string(to_string(settings_.sync)));
+}
+
+void Spool::release_recovered() {
+    recovery_.events = {};
+    recovery_.last_sequence = {};
+}
+
+void Spool::start() { run_timer(); }
+
+Spool::Stored Spool::store(const Event& event, std::uint64_t sequence) {
+    Stored stored;
+    const auto accepted_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 event.accepted_wall.time_since_epoch()).count();
+    Appended appended;
+    stored.error = writer_.append_event(
+        NewEvent{event.id, event.uuid, event.type, event.body, sequence, accepted_ms}, appended);
+    if (stored.error) {
+        note_write_result(stored.error);
+        return stored;
+    }
+    // Written at once: delivery may start as soon as this returns, and a crash from here on keeps it.
+    stored.error = writer_.flush();
+    note_write_result(stored.error);
+    if (stored.error) return stored;
+    stored.record_id = appended.record_id;
+    if (settings_.sync == SpoolSync::always) {
+        stored.ticket = writer_.flush_generation();
+        request_sync();
+    }
+    return stored;
+}
+
+void Spool::done(std::uint64_t record_id) {
+    writer_.append_done(record_id);
+    schedule_flush();
+}
+
+void Spool::note_write_result(std::error_code error) {
+    if (!error) {
+        if (write_error_) logger_.info("spool: writes succeed again");
+        write_error_.clear();
+        metrics_.spool_disk_full = 0;
+        return;
+    }
+    if (error == SpoolErrc::record_too_large) return;  // one event's problem, not the disk's
+    const bool first = !write_error_;
+    write_error_ = error;
+    metrics_.spool_disk_full = is_out_of_space(error) ? 1 : 0;
+    if (error == SpoolErrc::spool_full) return;  // the queue_full machinery logs and counts it
+    ++metrics_.spool_write_failures;
+    if (first)
+        logger_.error("spool: write to " + path().string() + " failed: " + error.message() +
+                      "; new events are rejected until writes succeed again");
+}
+
+// Done records need no sync of their own (a lost one means a duplicate delivery, not a loss):
+// one write per loop turn carries them, unless an event's write took them along first.
+void Spool::schedule_flush() {
+    if (flush_posted_ || closed_) return;
+    flush_posted_ = true;
+    asio::post(io_, [this] {
+        flush_posted_ = false;
+        if (!closed_ && writer_.pending_bytes() > 0) flush_now();
+    });
+}
+
+void Spool::flush_now() {
+    const auto error = writer_.flush();
+    if (error && !write_error_) logger_.warn("spool: writing done records failed: " + error.message());
+    if (!error && settings_.sync == SpoolSync::always) request_sync();
+}
+
+void Spool::request_sync() {
+    switch (sync_state_) {
+    case SyncState::idle:
+        break;
+    case SyncState::running:
+    case SyncState::running_and_wanted:
+        sync_state_ = SyncState::running_and_wanted;
+        return;
+    }
+    SyncPoint point = writer_.sync_point();
+    if (point.empty()) return;
+    sync_state_ = SyncState::running;
+    sync_thread_->submit(std::move(point));
+}
+
+void Spool::sync_finished(const SyncPoint& point, std::error_code error, std::chrono::nanoseconds took) {
+    const bool wanted = sync_state_ == SyncState::running_and_wanted;
+    sync_state_ = SyncState::idle;
+    if (closed_) return;
+    metrics_.spool_sync_latency.observe(std::chrono::duration<double>(took).count());
+    if (error) {
+        writer_.sync_failed(point);
+        ++metrics_.spool_sync_failures;
+        if (!sync_error_)
+            logger_.error("spool: fdatasync of " + path().string() + " failed: " + error.message() +
+                          "; acknowledgements wait until a sync succeeds");
+        sync_error_ = error;
+    } else {
+        writer_.synced(point);
+        if (sync_error_) logger_.info("spool: fdatasync succeeds again");
+        sync_error_.clear();
+        if (on_durable_) on_durable_(writer_.durable_generation());
+    }
+    if (wanted || error || writer_.flush_generation() > writer_.durable_generation()) request_sync();
+}
+
+void Spool::run_timer() {
+    if (closed_) return;
+    const auto period = settings_.sync == SpoolSync::interval
+                            ? std::min<Clock::duration>(settings_.sync_interval, collect_period)
+                            : Clock::duration(collect_period);
+    timer_.expires_after(period);
+    timer_.async_wait([this](boost::system::error_code ec) {
+        if (ec || closed_) return;
+        if (writer_.pending_bytes() > 0) flush_now();
+        if (settings_.sync == SpoolSync::interval && writer_.flush_generation() > writer_.durable_generation())
+            request_sync();
+        if (Clock::now() - last_collect_ >= collect_period) {
+            last_collect_ = Clock::now();
+            // Everything is done: start afresh, so that the old segment goes (a full disk frees up).
+            if (writer_.live_events() == 0 && writer_.active_segment_bytes() >= rotate_when_idle_bytes) {
+                writer_.rotate_soon();
+                flush_now();
+            }
+            const auto before = writer_.bytes();
+            if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
+            if (writer_.bytes() < before && on_room_) on_room_();
+        }
+        run_timer();
+    });
+}
+
+void Spool::close() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    sync_thread_.reset();  // waits for a sync in progress
+    if (const auto error = writer_.sync())
+        logger_.error("spool: final write and sync of " + path().string() + " failed: " + error.message());
+    else if (on_durable_)
+        on_durable_(writer_.durable_generation());
+    if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
+}
+
+std::optional<std::string> Spool::unhealthy_reason() const {
+    if (write_error_ == SpoolErrc::spool_full)
+        return "the spool is full (spool_max_bytes=" + std::to_string(settings_.max_bytes) + ")";
+    if (write_error_) return "spool writes fail: " + write_error_.message() + "; new events are rejected";
+    if (sync_error_) return "spool fdatasync fails: " + sync_error_.message() + "; acknowledgements wait";
+    return std::nullopt;
+}
+
+void Spool::update_gauges() {
+    metrics_.spool_bytes = writer_.bytes();
+    metrics_.spool_records = writer_.live_events();
+    metrics_.spool_segments = writer_.segments();
+}
+
+}  // namespace avr_webhookd::spool
