@@ -87,13 +87,13 @@ int Daemon::run() {
     std::unique_ptr<State> created;
     try {
         created = std::make_unique<State>(config, logger_);
+        // Recovered events go first, ahead of anything a producer sends after the start.
+        created->deliverer.restore_from_spool();
     } catch (const spool::SpoolOpenError& error) {
         logger_.error(error.what());
         return exit_code::cannot_create;
     }
     State& state = *created;
-    // Recovered events go first, ahead of anything a producer sends after the start.
-    state.deliverer.restore_from_spool();
     if (state.spool) {
         state.spool->on_durable([&state](std::uint64_t ticket) { state.intake.durable_through(ticket); });
         state.spool->start();

@@ -39,13 +39,11 @@ std::string format_delay(std::chrono::milliseconds delay) {
     return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(delay).count()) + "s";
 }
 
-// The outcome recorded for an event that was given up without (another) attempt.
-AttemptOutcome not_attempted(std::string code, std::string message) {
-    AttemptOutcome outcome;
-    outcome.code = std::move(code);
-    outcome.message = std::move(message);
-    return outcome;
-}
+
+// A dead-letter line whose write failed is written again this often while the spool keeps its
+// event, up to this many lines.
+constexpr std::chrono::seconds dead_letter_retry_period{5};
+constexpr std::size_t max_dead_letter_retries = 10000;
 
 // How long a stop waits for the dead-letter thread to sync what it was given.
 constexpr std::chrono::seconds dead_letter_flush_budget{30};
@@ -55,6 +53,14 @@ std::string describe(const Event& event) {
 }
 
 }  // namespace
+
+// The outcome recorded for an event that was given up without (another) attempt.
+AttemptOutcome Deliverer::not_attempted(std::string code, std::string message) {
+    AttemptOutcome outcome;
+    outcome.code = std::move(code);
+    outcome.message = std::move(message);
+    return outcome;
+}
 
 std::string url_for_log(std::string_view url) {
     return redact_url(url);
@@ -88,7 +94,16 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       idle_signal_(io.get_executor()),
       written_signal_(io.get_executor()),
       spool_(spool) {
-    if (spool_) spool_->on_room([this] { after_change(); });
+    if (spool_) {
+        spool_->on_room([this] { after_change(); });
+        spool_->on_checkpoint([this] {
+            spool::Spool::Numbering numbering;
+            queues_.for_each_numbering([&](const CallKey& key, std::uint64_t last) {
+                if (last > 0) numbering.emplace_back(uuid_text(key), last);
+            });
+            return numbering;
+        });
+    }
 }
 
 Deliverer::~Deliverer() {
@@ -335,7 +350,32 @@ void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome,
     case DeadLetterWriter::Result::failed:
         ++metrics_.dead_letter_write_failures;
         logger_.error("delivery: " + what + "; " + outcome.error + "; the event was: " + outcome.line);
+        // The spool still has it: the line is written again later, and only then is it forgotten.
+        if (spool_ && spool_record != 0) retry_dead_letter(outcome.line, what, spool_record);
         return;
+    }
+}
+
+// Bounded: beyond max_dead_letter_retries the event stays in the spool and is tried again
+// (delivered, then dead-lettered) after the next start.
+void Deliverer::retry_dead_letter(const std::string& line, const std::string& what, std::uint64_t spool_record) {
+    if (dead_letter_retries_.size() >= max_dead_letter_retries) return;
+    dead_letter_retries_.push_back(PendingDeadLetter{line, what, spool_record});
+    if (dead_letter_retries_.size() == 1) asio::co_spawn(io_, write_dead_letters_again(), detail::rethrow_exceptions);
+}
+
+awaitable<void> Deliverer::write_dead_letters_again() {
+    asio::steady_timer timer(io_);
+    while (!dead_letter_retries_.empty() && phase_ != Phase::aborted) {
+        timer.expires_after(dead_letter_retry_period);
+        co_await timer.async_wait(as_tuple(use_awaitable));
+        auto retries = std::exchange(dead_letter_retries_, {});
+        for (auto& item : retries)
+            dead_letters_.append(std::move(item.line), [this, what = std::move(item.what), record = item.spool_record](
+                                                           const DeadLetterWriter::Outcome& outcome) {
+                --metrics_.events_dead_lettered;  // counted once, when it was first given up
+                on_dead_letter_outcome(outcome, what, false, record);
+            });
     }
 }
 

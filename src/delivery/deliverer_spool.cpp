@@ -56,17 +56,25 @@ void Deliverer::restore_from_spool() {
         const auto age = std::max(wall_now - event.accepted_wall, std::chrono::system_clock::duration::zero());
         event.accepted_at = now - std::chrono::duration_cast<Clock::duration>(age);
         if (const auto error = spool_->read_body(record.locator, event.body)) {
+            if (error != spool::SpoolErrc::corrupt_record)  // an I/O error: do not start without it
+                throw spool::SpoolOpenError(spool::SpoolOpenError::Kind::cannot_create,
+                                            "spool: the body of event " + event.id + " cannot be read (" +
+                                                error.message() + "); not starting without it");
             logger_.error("spool: the body of event " + event.id + " of call " + event.uuid +
-                          " could not be read (" + error.message() + "); the event is lost");
+                          " is damaged (checksum mismatch); the event is lost");
             spool_->done(record.record_id);
             continue;
         }
-        try {
-            queues_.push(std::move(event), now, record.sequence);
-            ++restored;
-        } catch (const std::invalid_argument& error) {  // damaged metadata that still passed its checksum
-            logger_.error("spool: event record " + std::to_string(record.record_id) + " not restored: " + error.what());
+        if (!call_key(event.uuid)) {  // cannot be queued: given up, so that its body is kept
+            give_up(event, "invalid_record",
+                    not_attempted("INVALID_RECORD", "the spool record's call uuid is not canonical"), 0);
+            continue;
         }
+        // A sequence below one already given (a record written twice after a failed write) gets
+        // a fresh number rather than breaking the call's order.
+        const bool in_order = record.sequence >= queues_.next_sequence(*call_key(event.uuid));
+        queues_.push(std::move(event), now, in_order ? record.sequence : 0);
+        ++restored;
     }
     for (const auto& [call, last] : recovery.last_sequence)
         if (const auto key = call_key(call)) queues_.continue_numbering(*key, last, now);

@@ -32,6 +32,8 @@ namespace {
 constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr std::uint64_t rejections_logged_per_connection = 100;
 constexpr auto close_linger = std::chrono::seconds(2);  // time to flush replies at close
+// ... and, while "ok" replies still wait for the spool's fdatasync, at most this long.
+constexpr auto durable_linger = std::chrono::seconds(30);
 
 }  // namespace
 
@@ -285,6 +287,8 @@ std::function<void(std::exception_ptr)> IntakeServer::connection_guard(std::shar
 
 void IntakeServer::forget(const std::shared_ptr<Connection>& connection) {
     connection->state = Connection::State::closing;
+    connection->held_replies.clear();  // so that its writer ends: nothing will release them now
+    connection->held_bytes = 0;
     boost::system::error_code ignored;
     connection->socket.close(ignored);
     connection->wake_writer.cancel();
@@ -309,10 +313,17 @@ awaitable<void> IntakeServer::serve(std::shared_ptr<Connection> connection) {
 
     c.state = Connection::State::closing;
     c.wake_writer.cancel();
-    if (!c.writer_done) {
-        c.writer_finished.expires_after(close_linger);
+    // Replies still waiting for the spool (a slow or failing disk) get longer than the rest.
+    const auto linger_until = std::chrono::steady_clock::now() + close_linger;
+    const auto held_until = std::chrono::steady_clock::now() + durable_linger;
+    while (!c.writer_done && std::chrono::steady_clock::now() < (c.held_replies.empty() ? linger_until : held_until)) {
+        c.writer_finished.expires_at(c.held_replies.empty() ? linger_until : held_until);
         co_await c.writer_finished.async_wait(as_tuple(use_awaitable));
     }
+    if (!c.held_replies.empty())
+        logger_.warn("intake: " + c.name() + " closed with " + std::to_string(c.held_replies.size()) +
+                     " replies still waiting for the spool's fdatasync; their events are stored and will be "
+                     "delivered, but the producer was not told");
     if (c.dropped_replies > 0)
         logger_.warn("intake: " + c.name() + " did not read " + std::to_string(c.dropped_replies) +
                      " replies; they were dropped (its events were not)");

@@ -33,6 +33,18 @@ std::optional<CallKey> call_key(std::string_view uuid) {
     return key;
 }
 
+std::string uuid_text(const CallKey& key) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
+        text.push_back(digits[key[i] >> 4]);
+        text.push_back(digits[key[i] & 0xF]);
+    }
+    return text;
+}
+
 std::size_t CallQueues::CallKeyHash::operator()(const CallKey& key) const noexcept {
     // Random v4 uuids are uniform already; mixing both halves also spreads hand-made ones.
     std::uint64_t high = 0;

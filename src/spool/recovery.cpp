@@ -14,7 +14,7 @@ namespace {
 constexpr std::uint64_t kRemoved = 0;  // record_id of an event whose done record was found
 
 std::error_code cut_tail(const std::filesystem::path& file, std::uint64_t size) {
-    FileHandle fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    FileHandle fd(::open(file.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 || ::fdatasync(fd.get()) != 0)
         return {errno, std::system_category()};
     return {};
@@ -93,7 +93,8 @@ private:
 Recovery scan_spool(const std::filesystem::path& dir, RepairMode mode) {
     Recovery out;
     Scanner scanner(out);
-    for (const std::uint64_t number : list_segments(dir, out.stats.list_error)) {
+    const auto numbers = list_segments(dir, out.stats.list_error);
+    for (const std::uint64_t number : numbers) {
         const auto file = dir / segment_file_name(number);
         std::error_code ec;
         const std::string bytes = read_whole_file(file, ec);
@@ -105,7 +106,13 @@ Recovery scan_spool(const std::filesystem::path& dir, RepairMode mode) {
         RecoveredSegment info;
         info.number = number;
         scanner.segment(number, bytes, info);
-        if (mode == RepairMode::cut_torn_tails && info.bytes < bytes.size()) {
+        if (info.bytes < bytes.size() && number != numbers.back()) {
+            // Only the newest segment was being written when the daemon stopped: damage at the end
+            // of an older one is damage, not a torn write. It is reported and kept as it is.
+            out.stats.corrupt.push_back(out.stats.torn_tails.back());
+            out.stats.torn_tails.pop_back();
+            info.bytes = bytes.size();
+        } else if (mode == RepairMode::cut_torn_tails && info.bytes < bytes.size()) {
             // A tail that cannot be cut stays; the writer never appends to an old segment, and
             // the next start tries again.
             if (auto cut = cut_tail(file, info.bytes)) {
@@ -136,6 +143,10 @@ SpoolStatus spool_status(const std::filesystem::path& dir) {
     status.bytes = recovery.stats.bytes;
     status.corrupt_records = recovery.stats.corrupt.size();
     status.torn_tails = recovery.stats.torn_tails.size();
+    if (recovery.stats.list_error)
+        status.errors.push_back(dir.string() + ": " + recovery.stats.list_error.message());
+    for (const auto& [segment, error] : recovery.stats.unreadable)
+        status.errors.push_back((dir / segment_file_name(segment)).string() + ": " + error.message());
     return status;
 }
 

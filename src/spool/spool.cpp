@@ -4,8 +4,12 @@
 
 #include <boost/asio/post.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <unordered_set>
 
 namespace avr_webhookd::spool {
@@ -30,6 +34,69 @@ bool is_out_of_space(std::error_code error) {
     return error == std::error_code(ENOSPC, std::system_category()) ||
            error == std::error_code(EDQUOT, std::system_category()) ||
            error == std::error_code(EFBIG, std::system_category()) || error == SpoolErrc::spool_full;
+}
+
+constexpr std::string_view checkpoint_name = "sequences";
+constexpr std::string_view checkpoint_header = "avr-webhookd sequences 1\n";
+
+// The numbering checkpoint: "<call uuid> <last sequence>" lines after a header. A missing or
+// damaged file adds nothing (the records still number what they hold).
+void merge_checkpoint(const std::filesystem::path& dir, Recovery& recovery) {
+    std::error_code ec;
+    const std::string text = read_whole_file(dir / checkpoint_name, ec);
+    if (ec || !text.starts_with(checkpoint_header)) return;
+    std::string_view rest = std::string_view(text).substr(checkpoint_header.size());
+    while (!rest.empty()) {
+        const auto end = rest.find('\n');
+        if (end == std::string_view::npos) break;  // a torn last line is ignored
+        const auto line = rest.substr(0, end);
+        rest.remove_prefix(end + 1);
+        const auto space = line.find(' ');
+        std::uint64_t sequence = 0;
+        if (space == std::string_view::npos ||
+            std::from_chars(line.data() + space + 1, line.data() + line.size(), sequence).ec != std::errc{})
+            continue;
+        auto& last = recovery.last_sequence[std::string(line.substr(0, space))];
+        last = std::max(last, sequence);
+    }
+}
+
+std::error_code write_file_durably(const SpoolWriter& writer, const std::string& text) {
+    const auto final_path = writer.path() / checkpoint_name;
+    const auto temporary = writer.path() / (std::string(checkpoint_name) + ".tmp");
+    FileHandle fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return {errno, std::system_category()};
+    for (std::size_t written = 0; written < text.size();) {
+        const auto n = ::write(fd.get(), text.data() + written, text.size() - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return {n < 0 ? errno : EIO, std::system_category()};
+        written += static_cast<std::size_t>(n);
+    }
+    if (::fdatasync(fd.get()) != 0 || ::rename(temporary.c_str(), final_path.c_str()) != 0)
+        return {errno, std::system_category()};
+    FileHandle dir(::open(writer.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir || ::fsync(dir.get()) != 0) return {errno, std::system_category()};
+    return {};
+}
+
+// A segment that cannot be read may hold the highest record ids and the oldest events: starting
+// without it would reuse its ids (its events then look done) and replay calls out of order.
+Recovery recover_or_refuse(const SpoolDirectory& directory) {
+    Recovery recovery = recover(directory);
+    const auto& stats = recovery.stats;
+    if (stats.list_error)
+        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
+                             "spool: cannot list " + directory.path().string() + ": " + stats.list_error.message());
+    if (!stats.unreadable.empty()) {
+        const auto& [segment, error] = stats.unreadable.front();
+        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
+                             "spool: " + (directory.path() / segment_file_name(segment)).string() +
+                                 " cannot be read (" + error.message() +
+                                 "); not starting, so that its events are neither lost nor reordered: "
+                                 "make it readable, or move it out of the spool to give its events up");
+    }
+    merge_checkpoint(directory.path(), recovery);
+    return recovery;
 }
 
 }  // namespace
@@ -94,7 +161,7 @@ Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metri
       settings_(std::move(settings)),
       logger_(logger),
       metrics_(metrics),
-      recovery_(recover(directory)),
+      recovery_(recover_or_refuse(directory)),
       writer_(std::move(directory), recovery_, writer_options(settings_)),
       timer_(io) {
     sync_thread_ = std::make_unique<SyncThread>(
@@ -118,8 +185,6 @@ void Spool::log_recovery() {
         logger_.warn("spool: torn tail of " + segment_file_name(range.segment) + " cut at byte " +
                      std::to_string(range.offset) + " (" + std::to_string(range.length) +
                      " bytes; a write the crash interrupted, never acknowledged)");
-    for (const auto& [segment, error] : stats.unreadable)
-        logger_.error("spool: " + segment_file_name(segment) + " could not be read: " + error.message());
     std::unordered_set<std::string_view> calls;
     for (const auto& event : recovery_.events) calls.insert(event.call);
     logger_.info("spool: " + path().string() + ": " + std::to_string(recovery_.events.size()) +
@@ -230,7 +295,8 @@ void Spool::sync_finished(const SyncPoint& point, std::error_code error, std::ch
         sync_error_.clear();
         if (on_durable_) on_durable_(writer_.durable_generation());
     }
-    if (wanted || error || writer_.flush_generation() > writer_.durable_generation()) request_sync();
+    // After a failure the timer tries again (a second apart), so a broken disk is not spun on.
+    if (!error && (wanted || writer_.flush_generation() > writer_.durable_generation())) request_sync();
 }
 
 void Spool::run_timer() {
@@ -241,22 +307,40 @@ void Spool::run_timer() {
     timer_.expires_after(period);
     timer_.async_wait([this](boost::system::error_code ec) {
         if (ec || closed_) return;
-        if (writer_.pending_bytes() > 0) flush_now();
-        if (settings_.sync == SpoolSync::interval && writer_.flush_generation() > writer_.durable_generation())
+        if (writer_.pending_bytes() > 0 || sync_error_) flush_now();
+        if ((settings_.sync == SpoolSync::interval || sync_error_) &&
+            writer_.flush_generation() > writer_.durable_generation())
             request_sync();
         if (Clock::now() - last_collect_ >= collect_period) {
             last_collect_ = Clock::now();
+            if (writer_.active_segment() != checkpointed_segment_) write_checkpoint();
             // Everything is done: start afresh, so that the old segment goes (a full disk frees up).
             if (writer_.live_events() == 0 && writer_.active_segment_bytes() >= rotate_when_idle_bytes) {
                 writer_.rotate_soon();
                 flush_now();
             }
             const auto before = writer_.bytes();
-            if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
+            if (writer_.active_segment() != checkpointed_segment_) {
+                // Without a checkpoint no segment goes: deleting one could restart a call's numbering.
+            } else if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
             if (writer_.bytes() < before && on_room_) on_room_();
         }
         run_timer();
     });
+}
+
+// Written (and its rename synced) before segments are deleted, so that every number they held
+// is kept.
+void Spool::write_checkpoint() {
+    std::string text(checkpoint_header);
+    if (numbering_)
+        for (const auto& [call, last] : numbering_()) text.append(call).append(" ").append(std::to_string(last)).append("\n");
+    if (const auto error = write_file_durably(writer_, text)) {
+        logger_.warn("spool: writing the numbering checkpoint failed: " + error.message() +
+                     "; done segments are kept until it succeeds");
+        return;
+    }
+    checkpointed_segment_ = writer_.active_segment();
 }
 
 void Spool::close() {

@@ -69,7 +69,7 @@ std::vector<std::uint64_t> list_segments(const std::filesystem::path& dir, std::
 std::string read_whole_file(const std::filesystem::path& file, std::error_code& ec) {
     ec.clear();
     std::string bytes;
-    FileHandle fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    FileHandle fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
         ec.assign(errno, std::system_category());
         return bytes;
@@ -90,6 +90,16 @@ std::string read_whole_file(const std::filesystem::path& file, std::error_code& 
     return bytes;
 }
 
+namespace {
+
+std::string mode_text(mode_t mode) {
+    char text[8];
+    std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+    return text;
+}
+
+}  // namespace
+
 SpoolDirectory::SpoolDirectory(std::filesystem::path path, FileHandle dir_fd, FileHandle lock_fd)
     : path_(std::move(path)), dir_fd_(std::move(dir_fd)), lock_fd_(std::move(lock_fd)) {}
 
@@ -104,16 +114,26 @@ SpoolDirectory SpoolDirectory::open(const std::filesystem::path& dir) {
     FileHandle dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir_fd)
         throw SpoolOpenError(Kind::cannot_create, "cannot open spool_dir " + dir.native() + ": " + errno_text(errno));
+    // Whoever may write here may plant records that get delivered (and signed): only we may.
+    struct stat info {};
+    if (::fstat(dir_fd.get(), &info) != 0)
+        throw SpoolOpenError(Kind::cannot_create, "cannot stat spool_dir " + dir.native() + ": " + errno_text(errno));
+    if (info.st_uid != ::geteuid() || (info.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        throw SpoolOpenError(Kind::cannot_create,
+                             "spool_dir " + dir.native() + " must belong to the daemon's user (uid " +
+                                 std::to_string(::geteuid()) + ") and be writable by it alone; it belongs to uid " +
+                                 std::to_string(info.st_uid) + " with mode " + mode_text(info.st_mode) +
+                                 " (chown it, or chmod go-w)");
+    // The lock is on the folder itself, so that deleting a file cannot let a second daemon in.
+    if (::flock(dir_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            throw SpoolOpenError(Kind::locked, "spool_dir " + dir.native() + " is in use by another avr-webhookd");
+        throw SpoolOpenError(Kind::cannot_create, "cannot lock spool_dir " + dir.native() + ": " + errno_text(errno));
+    }
     const auto lock_path = dir / "lock";
-    FileHandle lock_fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    FileHandle lock_fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!lock_fd)
         throw SpoolOpenError(Kind::cannot_create, "cannot open " + lock_path.native() + ": " + errno_text(errno));
-    if (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
-            throw SpoolOpenError(Kind::locked, "spool_dir " + dir.native() +
-                                                   " is in use by another avr-webhookd (its lock file is held)");
-        throw SpoolOpenError(Kind::cannot_create, "cannot lock " + lock_path.native() + ": " + errno_text(errno));
-    }
     // The lock file names its holder, for people; the flock is what counts.
     const std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(lock_fd.get(), 0) == 0) (void)!::pwrite(lock_fd.get(), pid.data(), pid.size(), 0);

@@ -72,7 +72,13 @@ int run_spool_status_command(CommandArguments args, const Environment& env, std:
         err << "spool-status: " << dir << " is not a folder" << (ec ? ": " + ec.message() : std::string{}) << "\n";
         return exit_code::failure;
     }
-    print_status(out, dir, spool::spool_status(dir));
+    const auto status = spool::spool_status(dir);
+    print_status(out, dir, status);
+    for (const auto& error : status.errors) err << "spool-status: cannot read " << error << "\n";
+    if (!status.errors.empty()) {
+        err << "spool-status: the counts above are incomplete\n";
+        return exit_code::failure;
+    }
     return exit_code::ok;
 }
 

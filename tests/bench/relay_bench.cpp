@@ -1,7 +1,7 @@
 // relay_bench: how fast the daemon relays events compared with a plain HTTP load generator
 // hitting the same receiver over loopback, and how much memory it needs while doing so.
 //
-//   relay_bench [--requests N] [--calls K] [--concurrency C] [--repeat R] [--daemon PATH]
+//   relay_bench [--requests N] [--calls K] [--concurrency C] [--repeat R] [--backlog B] [--daemon PATH]
 //
 // Scenarios (each run R times; the table shows the median run):
 //   baseline     C keep-alive connections POST back-to-back from this process
@@ -9,6 +9,10 @@
 //   relay        N events over K calls written to the daemon's socket as fast as possible,
 //                timed until the receiver has counted N requests
 //   relay-1call  N/5 events of one call: strict order keeps one request in flight
+//   spool-interv relay with the crash-safe spool, spool_sync = interval
+//   spool-always relay with the crash-safe spool, spool_sync = always (the default)
+// (relay and relay-1call run memory only, spool_dir = ""), then the backlog: RSS with B events
+// queued behind a receiver that is down.
 // Not a test: it prints figures and fails only when the daemon loses or duplicates events.
 
 #include "support/daemon_fixture.hpp"
@@ -59,7 +63,7 @@ struct Settings {
     unsigned concurrency = 64;
     unsigned repeat = 3;
     std::string daemon = avr_webhookd::test::daemon_binary();
-    std::string spool = "none";  // none, always or interval
+    std::size_t backlog = 200000;  // events queued with the receiver down, for the memory figure
 };
 
 // A transcription event of about 200 bytes, as AVR writes it.
@@ -213,8 +217,14 @@ double cpu_seconds(pid_t pid) {
     return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// The crash-safe spool's flags: none (memory only), or a spool in `dir` with that sync mode.
+std::vector<std::string> spool_flags(const std::string& mode, const std::filesystem::path& dir) {
+    if (mode == "none") return {"--spool-dir", ""};
+    return {"--spool-dir", (dir / "spool").string(), "--spool-sync", mode};
+}
+
 Result run_relay(CountingReceiver& receiver, const Settings& settings, std::string scenario, std::size_t total,
-                 unsigned calls) {
+                 unsigned calls, const std::string& spool_mode) {
     using namespace avr_webhookd::test;
     std::string input;
     input.reserve(total * 220);
@@ -225,10 +235,7 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
     options.arguments = {settings.daemon, "--config", "", "--socket", (dir / "in.sock").string(),
                          "--url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook",
                          "--concurrency", std::to_string(settings.concurrency), "--log-level", "warn"};
-    // The crash-safe spool: none (memory only), or a spool in the temporary folder with its sync mode.
-    const std::vector<std::string> spool =
-        settings.spool == "none" ? std::vector<std::string>{"--spool-dir", ""}
-                                 : std::vector<std::string>{"--spool-dir", (dir / "spool").string(), "--spool-sync", settings.spool};
+    const auto spool = spool_flags(spool_mode, dir.path());
     options.arguments.insert(options.arguments.end(), spool.begin(), spool.end());
     options.output_directory = dir.path();
     options.name = "daemon";
@@ -260,6 +267,41 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
                                                             " requests for " + std::to_string(total) + " events");
     if (const auto log = daemon.stderr_text(); !log.empty()) std::cerr << "daemon log:\n" << log;
     return result;
+}
+
+// Memory while a backlog builds: `count` events of about 200 bytes over 1000 calls queued with
+// the receiver down (connection refused, retries an hour apart), spool_sync = interval.
+void run_backlog(const Settings& settings) {
+    using namespace avr_webhookd::test;
+    if (settings.backlog == 0) return;
+    std::string input;
+    input.reserve(settings.backlog * 220);
+    for (std::size_t i = 0; i < settings.backlog; ++i) input += event_line(static_cast<unsigned>(i % 1000) + 1, i);
+    TempDirectory dir("relay-bench-backlog");
+    Process::Options options;
+    options.arguments = {settings.daemon, "--config", "", "--socket", (dir / "in.sock").string(),
+                         "--url", "http://127.0.0.1:1/down", "--retry", "-1", "--retry-base", "1h",
+                         "--retry-max-delay", "1h", "--max-age", "24h", "--max-queue", "10000000",
+                         "--max-queue-bytes", "68719476736", "--spool-max-bytes", "68719476736", "--log-level", "error"};
+    const auto spool = spool_flags("interval", dir.path());
+    options.arguments.insert(options.arguments.end(), spool.begin(), spool.end());
+    options.output_directory = dir.path();
+    options.name = "daemon";
+    Process daemon(std::move(options));
+    if (!wait_until([&] { return !daemon.running() || can_connect(dir / "in.sock"); }, 10s) || !daemon.running())
+        throw std::runtime_error("the daemon did not start: " + daemon.output_for_diagnosis());
+    const auto before = status_mib(daemon.pid(), "VmRSS");
+    const auto started = Clock::now();
+    exchange(dir / "in.sock", input, 600s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    const auto after = status_mib(daemon.pid(), "VmRSS");
+    std::printf("\nbacklog: %zu events of ~200 bytes queued in %.1f s with the receiver down (spool_sync = interval):\n"
+                "  RSS %.1f MiB before, %.1f MiB after: %.0f bytes per queued event; at that rate 1,000,000 take %.0f MiB\n",
+                settings.backlog, seconds, before, after,
+                (after - before) * 1048576.0 / static_cast<double>(settings.backlog),
+                (after - before) * 1e6 / static_cast<double>(settings.backlog) + before);
+    daemon.send_signal(SIGKILL);
+    daemon.wait(10s);
 }
 
 // The median run by rate (of an odd count; the faster middle one of an even count).
@@ -309,14 +351,14 @@ Settings parse_arguments(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string name = argv[i];
         if (i + 1 >= argc) throw std::invalid_argument("usage: relay_bench [--requests N] [--calls K] "
-                                                       "[--concurrency C] [--repeat R] [--daemon PATH]");
+                                                       "[--concurrency C] [--repeat R] [--backlog B] [--daemon PATH]");
         const char* value = argv[++i];
         if (name == "--requests") settings.requests = number_argument(name, value);
         else if (name == "--calls") settings.calls = static_cast<unsigned>(number_argument(name, value));
         else if (name == "--concurrency") settings.concurrency = static_cast<unsigned>(number_argument(name, value));
         else if (name == "--repeat") settings.repeat = static_cast<unsigned>(number_argument(name, value));
         else if (name == "--daemon") settings.daemon = value;
-        else if (name == "--spool") settings.spool = value;
+        else if (name == "--backlog") settings.backlog = number_argument(name, value);
         else throw std::invalid_argument("unknown option " + name);
     }
     return settings;
@@ -341,9 +383,19 @@ int main(int argc, char** argv) {
         std::vector<Result> results;
         results.push_back(repeated([&] { return run_baseline(receiver, "baseline", settings.requests, settings.concurrency); }));
         results.push_back(repeated([&] { return run_baseline(receiver, "baseline-1", serial_requests, 1); }));
-        results.push_back(repeated([&] { return run_relay(receiver, settings, "relay", settings.requests, settings.calls); }));
-        results.push_back(repeated([&] { return run_relay(receiver, settings, "relay-1call", serial_requests, 1); }));
+        results.push_back(repeated([&] { return run_relay(receiver, settings, "relay", settings.requests, settings.calls, "none"); }));
+        results.push_back(repeated([&] { return run_relay(receiver, settings, "relay-1call", serial_requests, 1, "none"); }));
+        // The same relay with the crash-safe spool in both sync modes, side by side.
+        results.push_back(repeated([&] {
+            return run_relay(receiver, settings, "spool-interv", settings.requests, settings.calls, "interval");
+        }));
+        results.push_back(repeated([&] {
+            return run_relay(receiver, settings, "spool-always", settings.requests, settings.calls, "always");
+        }));
         print_table(results, settings);
+        std::printf("spool: interval at %.0f%%, always at %.0f%% of the memory-only relay's rate\n",
+                    100.0 * results[4].rate() / results[2].rate(), 100.0 * results[5].rate() / results[2].rate());
+        run_backlog(settings);
         return 0;
     } catch (const std::exception& error) {
         std::cerr << "relay_bench: " << error.what() << "\n";

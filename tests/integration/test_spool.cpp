@@ -255,7 +255,7 @@ TEST_CASE("spool: a full disk rejects lines with a clear reply and recovers on i
     TempDir dir;
     const auto spool = dir / "tmpfs";
     fs::create_directories(spool);
-    if (::mount("tmpfs", spool.c_str(), "tmpfs", 0, "size=512k") != 0) {
+    if (::mount("tmpfs", spool.c_str(), "tmpfs", 0, "size=512k,mode=0700") != 0) {
         WARN("skipped: cannot mount a small tmpfs here (" << std::strerror(errno) << "); needs root");
         return;
     }
@@ -304,8 +304,61 @@ TEST_CASE("spool: a second daemon on the same spool and a folder that cannot be 
     CHECK((status->exited() && status->code == 73));
     CHECK(first.stop());
 
+    // A folder others may write to could be fed records that get delivered: refused.
+    fs::create_directories(dir / "shared");
+    fs::permissions(dir / "shared", fs::perms::all);
+    DaemonProcess shared(dir, {"--url", unreachable_url, "--spool-dir", (dir / "shared").string()}, {}, "shared");
+    status = shared.process().wait(20s);
+    REQUIRE(status);
+    CHECK((status->exited() && status->code == 73));
+    CHECK_THAT(shared.log(), Catch::Contains("writable by it alone"));
+
+    // A segment that cannot be read may hold the newest record ids: no start without it.
+    fs::create_directories(spool / "segment-00000000000000ff.log");
+    DaemonProcess unreadable(dir, {"--url", unreachable_url, "--spool-dir", spool.string()}, {}, "unreadable");
+    status = unreadable.process().wait(20s);
+    REQUIRE(status);
+    CHECK((status->exited() && status->code == 73));
+    CHECK_THAT(unreadable.log(), Catch::Contains("cannot be read"));
+    Process spool_status({{daemon_binary(), "spool-status", "--spool-dir", spool.string()}, minimal_environment(),
+                          dir.path(), "spool-status"});
+    status = spool_status.wait(20s);
+    REQUIRE(status);
+    CHECK((status->exited() && status->code == 1));  // its counts would be incomplete
+    fs::remove(spool / "segment-00000000000000ff.log");
+
     DaemonProcess memory_only(dir, {"--url", unreachable_url, "--spool-dir", ""}, {}, "memory");
     REQUIRE(memory_only.wait_ready());
     CHECK_THAT(memory_only.log(), Catch::Contains("events are kept in memory only"));
     CHECK(memory_only.stop());
+}
+
+TEST_CASE("spool: a call's numbering goes on after a restart although its segments were deleted",
+          "[integration][spool]") {
+    TempDir dir;
+    const auto spool = dir / "spool";
+    ReceiverThread receiver;
+    const std::vector<std::string> flags = {"--url", receiver.url(), "--ack", "all", "--spool-dir", spool.string()};
+    const auto call = call_uuid(42);
+    {
+        DaemonProcess daemon(dir, flags, {}, "first");
+        REQUIRE(daemon.wait_ready());
+        std::string input;
+        for (int i = 1; i <= 3; ++i) input += event_line(call, "transcription", "x", "x-" + std::to_string(i)) + "\n";
+        for (unsigned i = 0; i < 400; ++i) input += event_with_id(43, i, 300);  // fills a segment past 64 KiB
+        REQUIRE(acknowledged_ids(exchange(daemon.socket(), input)).size() == 403);
+        REQUIRE(receiver.wait_for_requests(403));
+        // Everything is delivered: the spool starts a new segment and deletes the old ones.
+        const auto first_segment = segment_files(spool).front();
+        REQUIRE(wait_until([&] { return !fs::exists(first_segment); }, 20s));
+        REQUIRE(daemon.stop());
+    }
+    DaemonProcess daemon(dir, flags, {}, "second");
+    REQUIRE(daemon.wait_ready());
+    REQUIRE(acknowledged_ids(exchange(daemon.socket(), event_line(call, "call_ended", {}, "x-4") + "\n")).size() == 1);
+    REQUIRE(receiver.wait_for_requests(404));
+    const auto last = receiver.requests().back();
+    CHECK(header(last, "x-avr-webhook-id") == "x-4");
+    CHECK(header(last, "x-avr-webhook-sequence") == "4");
+    CHECK(daemon.stop());
 }

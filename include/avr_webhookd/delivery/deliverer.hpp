@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -81,6 +82,14 @@ private:
     void on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet,
                                 std::uint64_t spool_record);
     Receipt refuse_full(const Event& event);
+    void retry_dead_letter(const std::string& line, const std::string& what, std::uint64_t spool_record);
+    boost::asio::awaitable<void> write_dead_letters_again();
+    struct PendingDeadLetter {
+        std::string line;
+        std::string what;
+        std::uint64_t spool_record;
+    };
+    std::vector<PendingDeadLetter> dead_letter_retries_;
     boost::asio::awaitable<void> leave_in_spool(std::chrono::steady_clock::time_point deadline,
                                                 std::chrono::milliseconds budget);
     boost::asio::awaitable<void> wait_for_dead_letters();
@@ -92,6 +101,7 @@ private:
     void dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome);
     void after_change();
     static HttpClientOptions client_options(const Config& config);
+    static AttemptOutcome not_attempted(std::string code, std::string message);
 
     boost::asio::io_context& io_;
     Config config_;

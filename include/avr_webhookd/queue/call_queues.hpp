@@ -9,6 +9,7 @@
 #include <optional>
 #include <queue>
 #include <set>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -21,6 +22,8 @@ namespace avr_webhookd {
 using CallKey = std::array<std::uint8_t, 16>;
 // The canonical 8-4-4-4-12 uuid as bytes, or nullopt for anything else.
 std::optional<CallKey> call_key(std::string_view uuid);
+// The canonical lower-case 8-4-4-4-12 text of a key.
+std::string uuid_text(const CallKey& key);
 
 // Per-call delivery order and fairness (sans-io; time is passed in).
 //
@@ -76,6 +79,12 @@ public:
     // After a restart: the call's numbering goes on after `last` although none of its events is
     // queued (an idle call, expiring as any other). No effect on a call already numbered beyond.
     void continue_numbering(const CallKey& key, std::uint64_t last, TimePoint now);
+    // Every call the queues hold (active or idle) with the last sequence number it gave out.
+    template <typename Visit>
+    void for_each_numbering(Visit&& visit) const {
+        for (const auto& [key, call] : active_) visit(key, call.next_sequence - 1);
+        for (const auto& [key, idle] : idle_) visit(key, idle.next_sequence - 1);
+    }
 
     // The next deliverable event: retries that are due first, then calls in round-robin order.
     std::optional<Job> take(TimePoint now);

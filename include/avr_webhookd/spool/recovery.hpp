@@ -91,6 +91,7 @@ struct SpoolStatus {
     std::uint64_t bytes = 0;
     std::uint64_t corrupt_records = 0;
     std::uint64_t torn_tails = 0;
+    std::vector<std::string> errors;  // the folder or segments that could not be read: counts incomplete
 };
 SpoolStatus spool_status(const std::filesystem::path& dir);
 

@@ -20,6 +20,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace avr_webhookd::spool {
 
@@ -41,6 +43,11 @@ SpoolSettings spool_settings(const Config& config);
 // as the previous ends. With interval the ticket is 0 (acknowledge now) and a timer syncs.
 // done() records that an event was delivered or durably dead-lettered; done records ride along
 // with the next write, and segments whose events are all done are deleted every second.
+//
+// Numbering: deleting a segment must not make a call's numbering restart at the next start. Before
+// segments are deleted after a rotation, the file `sequences` (written to a temporary file, synced,
+// renamed) records the last sequence number of every call the queues hold; recovery takes the
+// higher of it and the records' own.
 class Spool {
 public:
     // Opens and locks the folder and recovers what it holds. Throws SpoolOpenError.
@@ -69,6 +76,9 @@ public:
     void on_durable(std::function<void(std::uint64_t)> callback) { on_durable_ = std::move(callback); }
     // Called on the loop after deleted segments made room.
     void on_room(std::function<void()> callback) { on_room_ = std::move(callback); }
+    // Each call's last sequence number, for the numbering checkpoint.
+    using Numbering = std::vector<std::pair<std::string, std::uint64_t>>;
+    void on_checkpoint(std::function<Numbering()> provider) { numbering_ = std::move(provider); }
 
     void start();
     // Writes and syncs what is pending and stops the timers (shutdown; blocks on the disk).
@@ -90,6 +100,7 @@ private:
     void note_write_result(std::error_code error);
     void run_timer();
     void log_recovery();
+    void write_checkpoint();
 
     boost::asio::io_context& io_;
     SpoolSettings settings_;
@@ -101,6 +112,8 @@ private:
     boost::asio::steady_timer timer_;
     std::function<void(std::uint64_t)> on_durable_;
     std::function<void()> on_room_;
+    std::function<Numbering()> numbering_;
+    std::uint64_t checkpointed_segment_ = 0;  // the active segment when the last checkpoint was written
     enum class SyncState { idle, running, running_and_wanted } sync_state_ = SyncState::idle;
     bool flush_posted_ = false;
     bool closed_ = false;

@@ -314,3 +314,9 @@ TEST_CASE("call queues: restored events keep their sequence numbers and numberin
     CHECK(job->event->id == "a4");
     CHECK(job->sequence == 4);
 }
+
+TEST_CASE("call queues: a key prints as the canonical uuid it came from", "[call_queues]") {
+    const std::string uuid = "550e8400-e29b-41d4-a716-446655440000";
+    CHECK(uuid_text(*call_key(uuid)) == uuid);
+    CHECK(uuid_text(*call_key("550E8400-E29B-41D4-A716-446655440000")) == uuid);
+}
