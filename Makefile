@@ -72,7 +72,9 @@ soak: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target soak avr-webhookd
 	$(BUILD_DIR)/tests/bench/soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
-demo: build
+# Only the daemon's binary is built here; the test suites are built by make test.
+demo: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target avr-webhookd
 	./tests/demo.sh $(BUILD_DIR)/avr-webhookd
 
 install: build

@@ -1,5 +1,7 @@
 #include <avr_webhookd/common/unix_socket.hpp>
 
+#include <avr_webhookd/ops/logger.hpp>
+
 #include <sys/stat.h>
 #include <unistd.h>
 

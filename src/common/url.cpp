@@ -1,30 +1,13 @@
 #include <avr_webhookd/common/url.hpp>
 
+#include <avr_webhookd/common/host_port.hpp>
+#include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/delivery/signature.hpp>
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <cctype>
 
 namespace avr_webhookd {
 namespace {
-
-constexpr std::size_t max_host_name_length = 253;
-constexpr std::size_t max_label_length = 63;
-
-bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
-    return text.size() >= prefix.size() &&
-           std::equal(prefix.begin(), prefix.end(), text.begin(), [](char expected, char actual) {
-               return std::tolower(static_cast<unsigned char>(actual)) == expected;
-           });
-}
-
-std::string to_lower(std::string_view text) {
-    std::string lowered(text);
-    for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return lowered;
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -42,64 +25,15 @@ std::optional<std::string> find_forbidden_byte(std::string_view text) {
     return std::nullopt;
 }
 
-std::optional<std::string> check_host_name(std::string_view host) {
-    if (host.size() > max_host_name_length) return "host name is longer than 253 characters";
-    const bool looks_numeric = std::all_of(host.begin(), host.end(),
-                                           [](char c) { return is_digit(c) || c == '.'; });
-    if (looks_numeric) {
-        in_addr address{};
-        if (inet_pton(AF_INET, std::string(host).c_str(), &address) != 1)
-            return "invalid IPv4 address '" + std::string(host) + "'";
-        return std::nullopt;
+// The reason an authority's host:port was refused, in the words of a URL.
+std::string authority_problem(const HostPortError& error) {
+    switch (error.kind) {
+    case HostPortError::Kind::no_host: return "URL has no host";
+    case HostPortError::Kind::port_not_number:
+        // The text is not repeated: it may be part of a password that holds a '/' (user:pa/ss@h).
+        return "the port is not a number (a password with '/', '?' or '#' must be percent-encoded)";
+    default: return error.message;
     }
-    std::size_t label_start = 0;
-    while (true) {
-        const auto dot = host.find('.', label_start);
-        const auto label = host.substr(label_start, dot == std::string_view::npos
-                                                        ? std::string_view::npos
-                                                        : dot - label_start);
-        if (label.empty()) return "host name '" + std::string(host) + "' has an empty label";
-        if (label.size() > max_label_length)
-            return "host name label longer than 63 characters";
-        for (char c : label) {
-            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
-                return "invalid character '" + std::string(1, c) + "' in host name";
-        }
-        if (dot == std::string_view::npos) return std::nullopt;
-        label_start = dot + 1;
-    }
-}
-
-std::optional<std::string> check_ipv6_literal(std::string_view literal) {
-    if (literal.find('%') != std::string_view::npos)
-        return "IPv6 zone ids are not supported";
-    in6_addr address{};
-    if (inet_pton(AF_INET6, std::string(literal).c_str(), &address) != 1)
-        return "invalid IPv6 address '" + std::string(literal) + "'";
-    return std::nullopt;
-}
-
-// Returns the canonical decimal port, or an error.
-std::optional<std::string> parse_port(std::string_view text, std::string& error) {
-    if (text.empty()) {
-        error = "port is empty";
-        return std::nullopt;
-    }
-    unsigned long value = 0;
-    for (char c : text) {
-        if (!is_digit(c)) {
-            // The text is not repeated: it may be part of a password that holds a '/' (user:pa/ss@h).
-            error = "the port is not a number (a password with '/', '?' or '#' must be percent-encoded)";
-            return std::nullopt;
-        }
-        value = value * 10 + static_cast<unsigned long>(c - '0');
-        if (value > 65535) break;
-    }
-    if (value < 1 || value > 65535) {
-        error = "port '" + std::string(text) + "' is outside 1..65535";
-        return std::nullopt;
-    }
-    return std::to_string(value);
 }
 
 std::optional<Url> fail(std::string* error, std::string reason) {
@@ -176,45 +110,12 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
         authority.remove_prefix(at + 1);
     }
 
-    std::string_view host;
-    std::string_view port_text;
-    bool has_port = false;
-    bool is_ipv6 = false;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return fail(error, "IPv6 address lacks its ']'");
-        host = authority.substr(1, close - 1);
-        is_ipv6 = true;
-        const auto after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':')
-                return fail(error, "unexpected characters after the IPv6 address");
-            has_port = true;
-            port_text = after.substr(1);
-        }
-    } else {
-        const auto colon = authority.find(':');
-        host = authority.substr(0, colon);
-        if (colon != std::string_view::npos) {
-            has_port = true;
-            port_text = authority.substr(colon + 1);
-        }
-    }
-
-    if (host.empty()) return fail(error, "URL has no host");
-    const auto host_problem = is_ipv6 ? check_ipv6_literal(host) : check_host_name(host);
-    if (host_problem) return fail(error, *host_problem);
-    url.host = to_lower(host);
-
+    HostPortError address_error;
+    const auto address = parse_host_port(authority, PortRule::optional, &address_error);
+    if (!address) return fail(error, authority_problem(address_error));
+    url.host = ascii_lower(address->host);
+    url.port = std::to_string(address->port.value_or(url.tls ? 443 : 80));
     const std::string default_port = url.tls ? "443" : "80";
-    if (has_port) {
-        std::string port_error;
-        auto port = parse_port(port_text, port_error);
-        if (!port) return fail(error, port_error);
-        url.port = std::move(*port);
-    } else {
-        url.port = default_port;
-    }
 
     const auto fragment = rest.find('#');
     const auto path_and_query = rest.substr(0, fragment);
@@ -222,7 +123,7 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
         url.target = "/";
     url.target += path_and_query;
 
-    url.host_header = is_ipv6 ? "[" + url.host + "]" : url.host;
+    url.host_header = address->ipv6 ? "[" + url.host + "]" : url.host;
     if (url.port != default_port) url.host_header += ":" + url.port;
     return url;
 }

@@ -1,6 +1,9 @@
 #include <avr_webhookd/daemon/daemon.hpp>
 #include <avr_webhookd/common/rethrow.hpp>
 
+#include <avr_webhookd/common/exit_codes.hpp>
+#include <avr_webhookd/config/settings.hpp>
+
 #include <avr_webhookd/ops/admin_server.hpp>
 #include <avr_webhookd/delivery/deliverer.hpp>
 #include <avr_webhookd/common/duration.hpp>
@@ -39,32 +42,6 @@ constexpr auto intake_abort_budget = std::chrono::seconds(3);
 Logger::Options logger_options(const Config& config, const Logger& logger) {
     return Logger::Options{config.log_level, config.log_format, logger.options().journald};
 }
-
-// Settings that only take effect when the daemon restarts.
-// Puts the running value of a restart-only setting back into a reloaded configuration, so the
-// next reload compares against what actually runs; says whether the file asked for a change.
-template <auto member>
-bool keep_running_value(Config& fresh, const Config& running) {
-    const bool changed = fresh.*member != running.*member;
-    fresh.*member = running.*member;
-    return changed;
-}
-
-struct RestartOnly {
-    std::string_view key;
-    bool (*keep_running)(Config& fresh, const Config& running);
-};
-constexpr RestartOnly restart_only[] = {
-    {"socket", keep_running_value<&Config::socket>},
-    {"socket_mode", keep_running_value<&Config::socket_mode>},
-    {"call_idle_timeout", keep_running_value<&Config::call_idle_timeout>},
-    {"dead_letter", keep_running_value<&Config::dead_letter>},
-    {"admin", keep_running_value<&Config::admin>},
-    {"spool_dir", keep_running_value<&Config::spool_dir>},
-    {"spool_sync", keep_running_value<&Config::spool_sync>},
-    {"spool_sync_interval", keep_running_value<&Config::spool_sync_interval>},
-    {"spool_max_bytes", keep_running_value<&Config::spool_max_bytes>},
-};
 
 std::unique_ptr<spool::Spool> open_spool(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics) {
     if (config.spool_dir.empty()) {
@@ -114,7 +91,7 @@ int Daemon::run() {
         created->deliverer.restore_from_spool();
     } catch (const spool::SpoolOpenError& error) {
         logger_.error(error.what());
-        return exit_status::cannot_create;
+        return exit_code::cannot_create;
     }
     State& state = *created;
     if (state.spool) {
@@ -166,7 +143,7 @@ int Daemon::run() {
 
     state.io.run();
     logger_.info("stopped");
-    return exit_status::ok;
+    return exit_code::ok;
 }
 
 // Shutdown on the first SIGTERM/SIGINT, at once on the second; reload on SIGHUP.
@@ -232,9 +209,9 @@ void Daemon::reload_configuration(State& state) {
     state.notifier.reloading();
     try {
         LoadedConfig fresh = load_config(sources_);
-        for (const auto& item : restart_only)
-            if (item.keep_running(fresh.config, loaded_.config))
-                logger_.warn("reload: setting " + std::string(item.key) + " changed; it takes effect after a restart");
+        // The settings table says which settings only a restart applies (SettingInfo::reloadable).
+        for (const auto key : keep_restart_only_settings(fresh.config, loaded_.config))
+            logger_.warn("reload: setting " + std::string(key) + " changed; it takes effect after a restart");
         for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
         state.deliverer.reconfigure(fresh.config);
         state.intake.update(intake_options(fresh.config));

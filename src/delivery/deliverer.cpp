@@ -2,6 +2,7 @@
 #include <avr_webhookd/common/rethrow.hpp>
 
 #include <avr_webhookd/delivery/failure_report.hpp>
+#include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/url.hpp>
 
 #include <boost/asio/as_tuple.hpp>

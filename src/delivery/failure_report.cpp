@@ -1,21 +1,12 @@
 #include <avr_webhookd/delivery/failure_report.hpp>
 
 #include <avr_webhookd/common/js_json.hpp>
+#include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/timestamp.hpp>
 #include <avr_webhookd/common/utf8.hpp>
 
-#include <cctype>
-
 namespace avr_webhookd {
 namespace {
-
-bool is_control(unsigned char byte) { return byte < 0x20 || byte == 0x7f; }
-
-std::string upper_case(std::string_view text) {
-    std::string upper(text);
-    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return upper;
-}
 
 std::string display_code(const AttemptOutcome& outcome) {
     if (!outcome.code.empty()) return single_line(outcome.code);
@@ -46,22 +37,6 @@ bool is_json_object_text(std::string_view body) {
 
 }  // namespace
 
-std::string single_line(std::string_view text) {
-    std::string line;
-    line.reserve(text.size());
-    bool pending_space = false;
-    for (char c : text) {
-        if (is_control(static_cast<unsigned char>(c)) || c == ' ') {
-            pending_space = true;
-            continue;
-        }
-        if (pending_space && !line.empty()) line.push_back(' ');
-        pending_space = false;
-        line.push_back(c);
-    }
-    return line;
-}
-
 std::string failure_block(std::string_view event_type, const AttemptOutcome& last,
                           std::string_view url_for_log) {
     const auto code = display_code(last);
@@ -71,7 +46,7 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
     const auto status = last.status != 0 ? std::to_string(last.status) : std::string();
 
     std::string block;
-    block += "[WEBHOOK][" + upper_case(single_line(event_type)) + "] Retry failed\n";
+    block += "[WEBHOOK][" + ascii_upper(single_line(event_type)) + "] Retry failed\n";
     block += "Webhook Error:\n";
     block += "Message: " + message + "\n";
     block += "Code: " + code + "\n";

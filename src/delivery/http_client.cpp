@@ -3,6 +3,7 @@
 #include <avr_webhookd/delivery/connection_count.hpp>
 #include <avr_webhookd/delivery/tls_client.hpp>
 #include <avr_webhookd/delivery/http_response_reader.hpp>
+#include <avr_webhookd/delivery/retry_policy.hpp>
 
 #include <avr_webhookd/version.hpp>
 

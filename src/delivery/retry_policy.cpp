@@ -1,5 +1,7 @@
 #include <avr_webhookd/delivery/retry_policy.hpp>
 
+#include <avr_webhookd/common/text.hpp>
+
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -7,21 +9,6 @@
 namespace avr_webhookd {
 
 using std::chrono::milliseconds;
-
-std::string_view to_string(FailureKind kind) {
-    switch (kind) {
-    case FailureKind::none: return "none";
-    case FailureKind::connect_refused: return "connect_refused";
-    case FailureKind::connect_failed: return "connect_failed";
-    case FailureKind::dns: return "dns";
-    case FailureKind::timeout: return "timeout";
-    case FailureKind::reset: return "reset";
-    case FailureKind::tls: return "tls";
-    case FailureKind::protocol: return "protocol";
-    case FailureKind::http_status: return "http_status";
-    }
-    return "unknown";
-}
 
 bool is_retryable_status(int status) {
     return status == 408 || status == 425 || status == 429 || (status >= 500 && status <= 599);
@@ -218,18 +205,11 @@ std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text,
     return sys_days{date} + hours{fields.hour} + minutes{fields.minute} + seconds{fields.second};
 }
 
-std::string_view trim_whitespace(std::string_view text) {
-    const auto first = text.find_first_not_of(" \t");
-    if (first == std::string_view::npos) return {};
-    const auto last = text.find_last_not_of(" \t");
-    return text.substr(first, last - first + 1);
-}
-
 }  // namespace
 
 std::optional<milliseconds> parse_retry_after(std::string_view value,
                                               std::chrono::system_clock::time_point now) {
-    value = trim_whitespace(value);
+    value = trim(value);
     if (value.empty()) return std::nullopt;
 
     if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {

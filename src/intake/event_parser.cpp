@@ -1,5 +1,6 @@
 #include <avr_webhookd/intake/event_parser.hpp>
 
+#include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/js_json.hpp>
 #include <avr_webhookd/common/timestamp.hpp>
 #include <avr_webhookd/common/utf8.hpp>
@@ -193,8 +194,7 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
 
     // The queue key is lower case, so one call written in both cases stays one ordered call;
     // the body keeps the uuid as the producer wrote it.
-    event.uuid.assign(uuid);
-    for (char& c : event.uuid) c = static_cast<char>(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+    event.uuid = ascii_lower(uuid);
     event.type.assign(type);
     event.body.reserve(line.size() + 96);
     event.body.append("{\"uuid\":");

@@ -1,4 +1,5 @@
 #include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/common/host_port.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,7 +17,6 @@
 
 
 #include <cerrno>
-#include <charconv>
 #include <map>
 #include <stdexcept>
 
@@ -33,20 +33,7 @@ using stream_protocol = asio::local::stream_protocol;
 
 namespace {
 
-// Longest path that fits sockaddr_un::sun_path with its terminating NUL.
-constexpr std::size_t max_socket_path = 107;
 constexpr unsigned admin_socket_mode = 0660;
-
-bool set_error(std::string* error, std::string message) {
-    if (error) *error = std::move(message);
-    return false;
-}
-
-bool is_port_text(std::string_view text) {
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    return !text.empty() && ec == std::errc{} && end == text.data() + text.size() && value <= 65535;
-}
 
 std::string_view trailing_newline_removed(std::string_view text) {
     while (text.ends_with('\n')) text.remove_suffix(1);
@@ -61,58 +48,10 @@ AdminResponse plain(unsigned status, std::string body) {
 }
 
 std::string endpoint_text(const tcp::endpoint& endpoint) {
-    const auto address = endpoint.address();
-    const auto host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-    return host + ":" + std::to_string(endpoint.port());
+    return format_host_port(endpoint.address().to_string(), endpoint.port());
 }
 
 }  // namespace
-
-std::optional<AdminAddress> parse_admin_address(std::string_view text, std::string* error) {
-    constexpr std::string_view expected =
-        "expected HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, or an absolute Unix socket path";
-    AdminAddress address;
-    if (text.starts_with('/')) {
-        if (text.size() > max_socket_path || text.ends_with('/') || text.find('\0') != std::string_view::npos) {
-            set_error(error, "invalid admin socket path: at most " + std::to_string(max_socket_path) +
-                                 " bytes, not ending in /");
-            return std::nullopt;
-        }
-        address.unix_path = text;
-        return address;
-    }
-    std::string_view host;
-    std::string_view rest;
-    std::string_view host_characters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
-    if (text.starts_with('[')) {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos) {
-            set_error(error, std::string{expected} + " (missing ])");
-            return std::nullopt;
-        }
-        host = text.substr(1, close - 1);
-        rest = text.substr(close + 1);
-        host_characters = "0123456789abcdefABCDEF:.";
-    } else {
-        const auto colon = text.find(':');
-        host = text.substr(0, colon);
-        rest = colon == std::string_view::npos ? std::string_view{} : text.substr(colon);
-    }
-    if (host.empty() || host.find_first_not_of(host_characters) != std::string_view::npos || !rest.starts_with(':') ||
-        !is_port_text(rest.substr(1))) {
-        set_error(error, std::string{expected});
-        return std::nullopt;
-    }
-    address.host = host;
-    address.port = rest.substr(1);
-    return address;
-}
-
-std::string to_string(const AdminAddress& address) {
-    if (address.is_unix()) return address.unix_path;
-    const bool bracketed = address.host.find(':') != std::string::npos;
-    return (bracketed ? "[" + address.host + "]" : address.host) + ":" + address.port;
-}
 
 AdminResponse route_admin_request(http::verb method, std::string_view target,
                                   const std::function<AdminStatus()>& status,

@@ -11,6 +11,21 @@
 #include <cstdio>
 
 namespace avr_webhookd {
+
+std::string_view to_string(LogLevel level) {
+    switch (level) {
+        case LogLevel::debug: return "debug";
+        case LogLevel::info: return "info";
+        case LogLevel::warn: return "warn";
+        case LogLevel::error: return "error";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(LogFormat format) {
+    return format == LogFormat::json ? "json" : "text";
+}
+
 namespace {
 
 char syslog_priority(LogLevel level) {

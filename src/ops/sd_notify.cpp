@@ -1,5 +1,7 @@
 #include <avr_webhookd/ops/sd_notify.hpp>
 
+#include <avr_webhookd/common/text.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <cstddef>
@@ -30,14 +32,6 @@ std::optional<Number> parse_decimal(std::string_view text) {
 bool valid_socket_address(std::string_view address) {
     return address.size() >= 2 && (address.front() == '/' || address.front() == '@') &&
            address.size() < sizeof(sockaddr_un::sun_path);
-}
-
-// STATUS= is one line: a newline inside would start a bogus assignment.
-std::string single_line(std::string_view text) {
-    std::string line(text);
-    for (char& c : line)
-        if (c == '\n' || c == '\r') c = ' ';
-    return line;
 }
 
 class ScopedFd {

@@ -320,9 +320,7 @@ void Spool::run_timer() {
                 flush_now();
             }
             const auto before = writer_.bytes();
-            if (writer_.active_segment() != checkpointed_segment_) {
-                // Without a checkpoint no segment goes: deleting one could restart a call's numbering.
-            } else if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
+            if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
             if (writer_.bytes() < before && on_room_) on_room_();
         }
         run_timer();
@@ -336,10 +334,17 @@ void Spool::write_checkpoint() {
     if (numbering_)
         for (const auto& [call, last] : numbering_()) text.append(call).append(" ").append(std::to_string(last)).append("\n");
     if (const auto error = write_file_durably(writer_, text)) {
-        logger_.warn("spool: writing the numbering checkpoint failed: " + error.message() +
-                     "; done segments are kept until it succeeds");
+        // Done segments still go (a full disk must get its space back): a call whose numbers
+        // they held may start again at 1 after a restart.
+        std::error_code ignored;
+        std::filesystem::remove(writer_.path() / (std::string(checkpoint_name) + ".tmp"), ignored);
+        if (!checkpoint_failed_)
+            logger_.warn("spool: writing the numbering checkpoint failed: " + error.message() +
+                         "; after a restart, calls whose events were all delivered may be numbered from 1 again");
+        checkpoint_failed_ = true;
         return;
     }
+    checkpoint_failed_ = false;
     checkpointed_segment_ = writer_.active_segment();
 }
 

@@ -1,6 +1,8 @@
 #include <avr_webhookd/tools/healthcheck.hpp>
 
 #include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/config/command_line.hpp>
+#include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -23,7 +25,7 @@
 #include <boost/program_options/parsers.hpp>
 #include <boost/program_options/variables_map.hpp>
 
-#include <iostream>
+#include <ostream>
 #include <optional>
 
 namespace avr_webhookd {
@@ -139,8 +141,7 @@ AdminReply query_admin(const AdminAddress& address, http::verb method, std::stri
     return reply;
 }
 
-int run_healthcheck_command(const std::vector<std::string>& args, const Environment& env, std::ostream& out,
-                            std::ostream& err) {
+int run_healthcheck_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
     options.add_options()
         ("admin", po::value<std::string>()->value_name("ADDR"), "admin address (default: the `admin` setting)")
@@ -149,21 +150,21 @@ int run_healthcheck_command(const std::vector<std::string>& args, const Environm
         ("help,h", "show this help");
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(options).run(), vm);
+        po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(options).run(), vm);
     } catch (const po::error& error) {
         err << "healthcheck: " << error.what() << "\n";
         print_usage(err, options);
-        return 1;
+        return exit_code::failure;
     }
     if (vm.count("help")) {
         print_usage(out, options);
-        return 0;
+        return exit_code::ok;
     }
 
     const auto timeout = parse_duration(vm["timeout"].as<std::string>());
     if (!timeout || timeout->count() == 0) {
         err << "healthcheck: invalid --timeout: expected " << duration_syntax << ", more than zero\n";
-        return 1;
+        return exit_code::failure;
     }
 
     std::string admin;
@@ -172,36 +173,32 @@ int run_healthcheck_command(const std::vector<std::string>& args, const Environm
         admin = find_setting_text(config_sources(vm, env), "admin").value_or("");
     } catch (const ConfigError& error) {
         err << "healthcheck: " << error.what() << "\n";
-        return 1;
+        return exit_code::failure;
     }
     if (admin.empty()) {
         err << "admin endpoint is off (set admin)\n";
-        return 1;
+        return exit_code::failure;
     }
     std::string address_error;
     const auto address = parse_admin_address(admin, &address_error);
     if (!address) {
         err << "healthcheck: invalid admin address \"" << admin << "\": " << address_error << "\n";
-        return 1;
+        return exit_code::failure;
     }
 
     const AdminReply reply = query_admin(*address, http::verb::get, "/healthz", *timeout);
     if (!reply.reached) {
         err << "cannot reach the admin endpoint at " << to_string(*address) << ": " << reply.error << "\n";
-        return 1;
+        return exit_code::failure;
     }
     if (reply.status == 200) {
         out << "healthy\n";
-        return 0;
+        return exit_code::ok;
     }
     const auto reason = Logger::sanitize(without_trailing_newlines(reply.body), 500);
     out << "unhealthy: " << (reply.status == 503 ? std::string{} : "HTTP " + std::to_string(reply.status) + " ")
         << (reason.empty() ? "no reason given" : reason) << "\n";
-    return 1;
-}
-
-int run_healthcheck_command(const std::vector<std::string>& args, const Environment& env) {
-    return run_healthcheck_command(args, env, std::cout, std::cerr);
+    return exit_code::failure;
 }
 
 }  // namespace avr_webhookd

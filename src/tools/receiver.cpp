@@ -1,12 +1,16 @@
 #include "avr_webhookd/tools/receiver.hpp"
 
+#include "receiver_answer.hpp"
+
+#include "avr_webhookd/common/host_port.hpp"
+#include "avr_webhookd/common/text.hpp"
+#include "avr_webhookd/delivery/signature.hpp"
 #include "avr_webhookd/ops/logger.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,13 +18,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
-#include <boost/program_options.hpp>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <condition_variable>
-#include <csignal>
 #include <cstdint>
 #include <iostream>
 #include <mutex>
@@ -32,6 +32,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
+using receiver_detail::Answer;
+using receiver_detail::describe_delivery;
+using receiver_detail::parse_body;
+using receiver_detail::plan_answer;
 using tcp = asio::ip::tcp;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -45,100 +49,17 @@ constexpr std::chrono::seconds write_timeout{30};
 constexpr std::chrono::seconds tls_handshake_timeout{10};
 constexpr auto io_result = asio::as_tuple(use_awaitable);
 
-struct ListenAddress {
-    std::string host;
-    unsigned short port = 0;
-};
-
-ListenAddress parse_listen_address(std::string_view text) {
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos || colon == 0)
-        throw std::invalid_argument("listen address '" + std::string(text) + "' is not HOST:PORT");
-    std::string_view host = text.substr(0, colon);
-    const std::string_view port_text = text.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    unsigned port = 0;
-    const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (error != std::errc{} || end != port_text.data() + port_text.size() || port > 65535)
-        throw std::invalid_argument("listen address '" + std::string(text) + "' has no valid port");
-    return {std::string(host), static_cast<unsigned short>(port)};
-}
-
-tcp::endpoint resolve_listen_address(asio::io_context& io, const ListenAddress& address) {
+// "HOST:PORT" or "[v6]:PORT" (port 0: any free port), resolved when HOST is a name.
+tcp::endpoint listen_endpoint(asio::io_context& io, std::string_view text) {
+    HostPortError problem;
+    const auto address = parse_host_port(text, PortRule::required_or_zero, &problem);
+    if (!address) throw std::invalid_argument("listen address '" + std::string(text) + "': " + problem.message);
     boost::system::error_code error;
-    const auto ip = asio::ip::make_address(address.host, error);
-    if (!error) return {ip, address.port};
+    const auto ip = asio::ip::make_address(address->host, error);
+    if (!error) return {ip, *address->port};
     tcp::resolver resolver(io);
-    const auto results = resolver.resolve(address.host, std::to_string(address.port));
+    const auto results = resolver.resolve(address->host, std::to_string(*address->port));
     return results.begin()->endpoint();
-}
-
-std::string lower_case(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-std::string json_text(const json::object& object, std::string_view key) {
-    const json::value* value = object.if_contains(key);
-    if (!value) return {};
-    if (const json::string* text = value->if_string()) return std::string(*text);
-    return json::serialize(*value);
-}
-
-// The lines the specification's example handlers print for one delivery.
-std::vector<std::string> describe_delivery(const json::object& body) {
-    const std::string type = json_text(body, "type");
-    const std::string uuid = json_text(body, "uuid");
-    const std::string timestamp = json_text(body, "timestamp");
-    static const json::object no_payload;
-    const json::value* payload_value = body.if_contains("payload");
-    const json::object& payload =
-        payload_value && payload_value->is_object() ? payload_value->get_object() : no_payload;
-
-    std::vector<std::string> lines{"Received webhook: " + type + " for call " + uuid};
-    if (type == "call_started") lines.push_back("Call started: " + uuid + " at " + timestamp);
-    else if (type == "call_ended") lines.push_back("Call ended: " + uuid + " at " + timestamp);
-    else if (type == "interruption") lines.push_back("Interruption detected: " + uuid + " at " + timestamp);
-    else if (type == "transcription")
-        lines.push_back("Transcription [" + json_text(payload, "role") + "]: " + json_text(payload, "text"));
-    else if (type == "dtmf_digit") lines.push_back("DTMF digit: " + json_text(payload, "digit"));
-    else if (type == "call_initiated") lines.push_back("Call initiated: " + uuid + " " + json::serialize(payload));
-    else if (type == "error") lines.push_back("Call error: " + json_text(payload, "message"));
-    return lines;
-}
-
-// What to do with one request. Pure: decided from the options and what was read.
-struct Answer {
-    int status = 200;
-    bool drop = false;
-    bool from_switch = false;  // a failure switch chose it, not the request's content
-    std::string reason;        // printed and sent as the body of a non-2xx answer
-};
-
-Answer plan_answer(const ReceiverOptions& options, std::uint64_t request_number, bool is_post,
-                   const Verification& authentication, const std::optional<json::object>& body) {
-    const auto within = [request_number](int first_n) {
-        return first_n > 0 && request_number <= static_cast<std::uint64_t>(first_n);
-    };
-    if (within(options.drop_first)) return {0, true, true, "dropped (drop-first)"};
-    if (!is_post) return {405, false, false, "only POST is accepted"};
-    if (!authentication) return {401, false, false, "authentication failed: " + authentication.reason};
-    if (within(options.redirect_first)) return {302, false, true, "redirected (redirect-first)"};
-    if (within(options.fail_first)) return {options.fail_status, false, true, "failed on purpose (fail-first)"};
-    if (!body) return {400, false, false, "the body is not a JSON object"};
-    const auto forced = options.status_for_type.find(json_text(*body, "type"));
-    if (forced != options.status_for_type.end())
-        return {forced->second, false, true, "answered on purpose for this type (status-for)"};
-    return {200, false, false, {}};
-}
-
-std::optional<json::object> parse_body(std::string_view body) {
-    boost::system::error_code error;
-    json::value value = json::parse(body, error);
-    if (error || !value.is_object()) return std::nullopt;
-    return std::move(value.get_object());
 }
 
 std::int64_t unix_now() {
@@ -148,9 +69,11 @@ std::int64_t unix_now() {
 
 // Peer data reaches a terminal here: control characters (an ESC could rewrite the screen) and
 // invalid UTF-8 are replaced, long text is cut.
-void print_lines(const std::vector<std::string>& lines) {
-    for (const std::string& line : lines) std::cout << Logger::sanitize(line, max_printed_line) << '\n';
-    std::cout.flush();
+void print_lines(const ReceiverOptions& options, const std::vector<std::string>& lines) {
+    if (options.quiet) return;
+    std::ostream& out = options.out ? *options.out : std::cout;
+    for (const std::string& line : lines) out << Logger::sanitize(line, max_printed_line) << '\n';
+    out.flush();
 }
 
 }  // namespace
@@ -169,7 +92,7 @@ struct Receiver::State {
             tls->use_certificate_chain_file(options.tls_cert);
             tls->use_private_key_file(options.tls_key, asio::ssl::context::pem);
         }
-        const tcp::endpoint endpoint = resolve_listen_address(io, parse_listen_address(options.listen));
+        const tcp::endpoint endpoint = listen_endpoint(io, options.listen);
         acceptor.open(endpoint.protocol());
         acceptor.set_option(asio::socket_base::reuse_address(true));
         acceptor.bind(endpoint);
@@ -217,7 +140,7 @@ struct Receiver::State {
             else lines.push_back("Answered " + (answer.drop ? std::string("nothing") : std::to_string(answer.status)) +
                                  " to " + std::string(request.method_string()) + " " +
                                  std::string(request.target()) + ": " + answer.reason);
-            print_lines(lines);
+            print_lines(options, lines);
         }
         return answer;
     }
@@ -228,7 +151,7 @@ struct Receiver::State {
         received.target = std::string(request.target());
         received.body = request.body();
         for (const auto& field : request) {
-            auto [position, inserted] = received.headers.emplace(lower_case(field.name_string()), field.value());
+            auto [position, inserted] = received.headers.emplace(ascii_lower(field.name_string()), field.value());
             if (!inserted) position->second += ", " + std::string(field.value());
         }
         received.connection_index = connection_index;
@@ -363,7 +286,7 @@ awaitable<void> handle_connection(std::shared_ptr<State> state, tcp::socket sock
     beast::get_lowest_layer(stream).expires_after(tls_handshake_timeout);
     auto [handshake_error] = co_await stream.async_handshake(asio::ssl::stream_base::server, io_result);
     if (handshake_error) {
-        if (!state->options.quiet) print_lines({"TLS handshake failed: " + handshake_error.message()});
+        print_lines(state->options, {"TLS handshake failed: " + handshake_error.message()});
         beast::get_lowest_layer(stream).close();
         co_return;
     }
@@ -399,9 +322,7 @@ Receiver::~Receiver() { stop(); }
 unsigned short Receiver::port() const { return state_->bound.port(); }
 
 std::string Receiver::base_url() const {
-    const auto address = state_->bound.address();
-    const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-    return (state_->tls ? "https://" : "http://") + host + ":" + std::to_string(port());
+    return (state_->tls ? "https://" : "http://") + format_host_port(state_->bound.address().to_string(), port());
 }
 
 void Receiver::start() { asio::co_spawn(state_->io, accept_connections(state_), asio::detached); }
@@ -437,98 +358,6 @@ bool Receiver::wait_for(const std::function<bool(const std::vector<ReceivedReque
                         std::chrono::milliseconds timeout) const {
     std::unique_lock lock(state_->mutex);
     return state_->changed.wait_for(lock, timeout, [&] { return predicate(state_->recorded); });
-}
-
-namespace {
-
-// "TYPE=STATUS" of --status-for.
-std::pair<std::string, int> parse_status_for(const std::string& text) {
-    const std::size_t equals = text.find('=');
-    int status = 0;
-    const char* end = text.data() + text.size();
-    if (equals == std::string::npos || equals == 0 ||
-        std::from_chars(text.data() + equals + 1, end, status).ptr != end)
-        throw std::invalid_argument("--status-for expects TYPE=STATUS, got '" + text + "'");
-    return {text.substr(0, equals), status};
-}
-
-void check_status(int status, std::string_view option) {
-    if (status < 100 || status > 599)
-        throw std::invalid_argument(std::string(option) + ": " + std::to_string(status) + " is not an HTTP status");
-}
-
-}  // namespace
-
-int run_receive_command(int argc, char** argv) {
-    namespace po = boost::program_options;
-    ReceiverOptions options;
-    std::string signature_name = "plain";
-    std::vector<std::string> status_for;
-    long delay_ms = 0;
-    std::string retry_after;
-
-    po::options_description description("avr-webhookd receive: a local webhook receiver for testing deliveries");
-    description.add_options()
-        ("help,h", "show this help")
-        ("listen", po::value(&options.listen)->default_value(options.listen), "HOST:PORT to listen on (port 0: any free port)")
-        ("secret", po::value(&options.secret), "expected secret; requests failing the check get 401")
-        ("signature", po::value(&signature_name)->default_value(signature_name), "how the secret is checked: plain, hmac-sha256 or standard")
-        ("tls-cert", po::value(&options.tls_cert), "serve HTTPS with this PEM certificate chain")
-        ("tls-key", po::value(&options.tls_key), "PEM private key of --tls-cert")
-        ("fail-first", po::value(&options.fail_first), "answer --fail-status to the first N requests")
-        ("fail-status", po::value(&options.fail_status)->default_value(options.fail_status), "status used by --fail-first")
-        ("status-for", po::value(&status_for), "TYPE=STATUS: always answer STATUS for events of TYPE (repeatable)")
-        ("delay-ms", po::value(&delay_ms), "wait this long before each response")
-        ("drop-first", po::value(&options.drop_first), "close the connection without answering the first N requests")
-        ("redirect-first", po::value(&options.redirect_first), "answer 302 to the first N requests")
-        ("retry-after", po::value(&retry_after), "Retry-After header value on the failures chosen above")
-        ("close", po::bool_switch(&options.close_after_response), "answer with Connection: close")
-        ("quiet", po::bool_switch(&options.quiet), "don't print deliveries");
-
-    try {
-        po::variables_map variables;
-        po::store(po::parse_command_line(argc, argv, description), variables);
-        po::notify(variables);
-        if (variables.count("help")) {
-            std::cout << description << '\n';
-            return 0;
-        }
-        const auto mode = parse_signature_mode(signature_name);
-        if (!mode) throw std::invalid_argument("--signature must be plain, hmac-sha256 or standard");
-        options.signature = *mode;
-        if (auto error = Signer::validate(options.signature, options.secret)) throw std::invalid_argument(*error);
-        check_status(options.fail_status, "--fail-status");
-        for (const std::string& entry : status_for) {
-            auto [type, status] = parse_status_for(entry);
-            check_status(status, "--status-for");
-            options.status_for_type[type] = status;
-        }
-        if (delay_ms < 0) throw std::invalid_argument("--delay-ms must not be negative");
-        options.delay = std::chrono::milliseconds(delay_ms);
-        if (!retry_after.empty()) options.retry_after = retry_after;
-        options.max_recorded = 0;  // the command prints each request; nothing reads them back
-        if (options.tls_cert.empty() != options.tls_key.empty())
-            throw std::invalid_argument("--tls-cert and --tls-key go together");
-    } catch (const std::exception& error) {
-        std::cerr << "avr-webhookd receive: " << error.what() << '\n';
-        return 2;
-    }
-
-    try {
-        asio::io_context io;
-        Receiver receiver(io, options);
-        asio::signal_set signals(io, SIGINT, SIGTERM);
-        signals.async_wait([&receiver](const boost::system::error_code& error, int) {
-            if (!error) receiver.stop();
-        });
-        receiver.start();
-        std::cout << "listening on " << receiver.base_url() << std::endl;
-        io.run();
-        return 0;
-    } catch (const std::exception& error) {
-        std::cerr << "avr-webhookd receive: " << error.what() << '\n';
-        return 1;
-    }
 }
 
 }  // namespace avr_webhookd

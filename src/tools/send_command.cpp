@@ -1,5 +1,7 @@
 #include <avr_webhookd/tools/send_command.hpp>
 
+#include <avr_webhookd/config/command_line.hpp>
+#include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 
 #include <boost/json/parse.hpp>
@@ -154,6 +156,23 @@ int connect_unix(const std::string& path) {
     return fd;
 }
 
+// "-" is stdin. False after printing why a file cannot be read.
+bool open_inputs(const std::vector<std::string>& names, std::vector<InputFile>& inputs, std::ostream& err) {
+    for (const auto& name : names) {
+        if (name == "-") {
+            inputs.push_back({std::string{stdin_name}, STDIN_FILENO});
+            continue;
+        }
+        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            err << "send: cannot read " << name << ": " << errno_text() << "\n";
+            return false;
+        }
+        inputs.push_back({name, fd});
+    }
+    return true;
+}
+
 void print_usage(std::ostream& out, const po::options_description& options) {
     out << "usage: avr-webhookd send [--socket PATH] [--config FILE] [FILE...]\n"
            "Sends NDJSON events (the files, or stdin) to the daemon and prints its replies.\n"
@@ -167,7 +186,7 @@ public:
     Transfer(int socket, std::vector<InputFile>& inputs, SendReport& report, std::ostream& out, std::ostream& err)
         : socket_(socket), inputs_(inputs), report_(report), out_(out), err_(err) {}
 
-    // 0 when everything was sent and the daemon closed; 2 after a failure (already printed).
+    // exit_code::ok when everything was sent and the daemon closed; trouble after a failure (already printed).
     int run() {
         start_next_input();
         while (!socket_closed_) {
@@ -179,11 +198,11 @@ public:
             if (::poll(fds.data(), count, -1) < 0) {
                 if (errno == EINTR) continue;
                 err_ << "send: poll failed: " << errno_text() << "\n";
-                return 2;
+                return exit_code::trouble;
             }
             if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) receive();
             if (!socket_closed_ && (fds[0].revents & POLLOUT)) transmit();
-            if (want_input && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_input()) return 2;
+            if (want_input && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_input()) return exit_code::trouble;
             if (current_ == inputs_.size() && !pending() && !write_shut_) {
                 ::shutdown(socket_, SHUT_WR);  // the daemon's cue to finish and close
                 write_shut_ = true;
@@ -193,9 +212,9 @@ public:
         if ((abandoned_ || !write_shut_) && !report_.refusal()) {
             err_ << "send: the daemon closed the connection before all input was sent"
                  << (write_error_.empty() ? std::string{} : " (" + write_error_ + ")") << "\n";
-            return 2;
+            return exit_code::trouble;
         }
-        return 0;
+        return exit_code::ok;
     }
 
 private:
@@ -291,8 +310,7 @@ private:
 
 }  // namespace
 
-int run_send_command(const std::vector<std::string>& args, const Environment& env, std::ostream& out,
-                     std::ostream& err) {
+int run_send_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
     options.add_options()
         ("socket", po::value<std::string>()->value_name("PATH"), "the daemon's socket (default: the `socket` setting)")
@@ -304,15 +322,16 @@ int run_send_command(const std::vector<std::string>& args, const Environment& en
     positional.add("file", -1);
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+        const std::vector<std::string> arguments(args.begin(), args.end());
+        po::store(po::command_line_parser(arguments).options(all).positional(positional).run(), vm);
     } catch (const po::error& error) {
         err << "send: " << error.what() << "\n";
         print_usage(err, options);
-        return 2;
+        return exit_code::trouble;
     }
     if (vm.count("help")) {
         print_usage(out, options);
-        return 0;
+        return exit_code::ok;
     }
 
     std::string socket_path;
@@ -321,29 +340,18 @@ int run_send_command(const std::vector<std::string>& args, const Environment& en
         socket_path = find_setting_text(config_sources(vm, env), "socket").value_or(Config{}.socket);
     } catch (const ConfigError& error) {
         err << "send: " << error.what() << "\n";
-        return 2;
+        return exit_code::trouble;
     }
 
     std::vector<InputFile> inputs;
     FdCloser close_inputs(inputs);
     const auto names = vm.count("file") ? vm["file"].as<std::vector<std::string>>() : std::vector<std::string>{"-"};
-    for (const auto& name : names) {
-        if (name == "-") {
-            inputs.push_back({std::string{stdin_name}, STDIN_FILENO});
-            continue;
-        }
-        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            err << "send: cannot read " << name << ": " << errno_text() << "\n";
-            return 2;
-        }
-        inputs.push_back({name, fd});
-    }
+    if (!open_inputs(names, inputs, err)) return exit_code::trouble;
 
     const int socket = connect_unix(socket_path);
     if (socket < 0) {
         err << "send: cannot connect to " << socket_path << ": " << errno_text() << "\n";
-        return 2;
+        return exit_code::trouble;
     }
     SocketCloser close_socket(socket);
 
@@ -352,13 +360,13 @@ int run_send_command(const std::vector<std::string>& args, const Environment& en
     out.flush();
     if (report.refusal()) {
         err << "send: the daemon did not take the events: " << *report.refusal() << "\n";
-        return 2;
+        return exit_code::trouble;
     }
     if (report.rejected() > 0) {
         err << report.rejected() << " of " << report.event_lines() << " lines rejected\n";
-        return 1;
+        return exit_code::failure;
     }
-    return 0;
+    return exit_code::ok;
 }
 
 }  // namespace avr_webhookd

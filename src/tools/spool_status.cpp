@@ -1,6 +1,8 @@
 #include <avr_webhookd/tools/spool_status.hpp>
 
 #include <avr_webhookd/common/timestamp.hpp>
+#include <avr_webhookd/config/command_line.hpp>
+#include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/spool/recovery.hpp>
 
 #include <boost/program_options.hpp>
@@ -10,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <ostream>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -34,8 +37,7 @@ void print_status(std::ostream& out, const std::filesystem::path& dir, const spo
 
 }  // namespace
 
-int run_spool_status_command(const std::vector<std::string>& args, const Environment& env, std::ostream& out,
-                             std::ostream& err) {
+int run_spool_status_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
     options.add_options()
         ("spool-dir", po::value<std::string>()->value_name("DIR"), "spool folder (default: the `spool_dir` setting)")
@@ -43,14 +45,15 @@ int run_spool_status_command(const std::vector<std::string>& args, const Environ
         ("help,h", "show this help");
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(options).run(), vm);
+        const std::vector<std::string> arguments(args.begin(), args.end());
+        po::store(po::command_line_parser(arguments).options(options).run(), vm);
     } catch (const po::error& error) {
         err << "spool-status: " << error.what() << "\nUsage: avr-webhookd spool-status [options]\n" << options;
-        return 1;
+        return exit_code::failure;
     }
     if (vm.count("help")) {
         out << "Usage: avr-webhookd spool-status [options]\n" << options;
-        return 0;
+        return exit_code::ok;
     }
     std::string dir;
     try {
@@ -58,25 +61,25 @@ int run_spool_status_command(const std::vector<std::string>& args, const Environ
         dir = find_setting_text(config_sources(vm, env), "spool_dir").value_or(default_spool_dir(env, ::geteuid() == 0));
     } catch (const ConfigError& error) {
         err << "spool-status: " << error.what() << "\n";
-        return 1;
+        return exit_code::failure;
     }
     if (dir.empty()) {
         err << "spool-status: the spool is off (spool_dir is empty)\n";
-        return 1;
+        return exit_code::failure;
     }
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
         err << "spool-status: " << dir << " is not a folder" << (ec ? ": " + ec.message() : std::string{}) << "\n";
-        return 1;
+        return exit_code::failure;
     }
     const auto status = spool::spool_status(dir);
     print_status(out, dir, status);
     for (const auto& error : status.errors) err << "spool-status: cannot read " << error << "\n";
     if (!status.errors.empty()) {
         err << "spool-status: the counts above are incomplete\n";
-        return 1;
+        return exit_code::failure;
     }
-    return 0;
+    return exit_code::ok;
 }
 
 }  // namespace avr_webhookd

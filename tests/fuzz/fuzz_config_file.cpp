@@ -4,6 +4,8 @@
 //
 // Input: the file's bytes. The file lives in a memfd, so no disk is touched.
 #include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/config/describe.hpp>
+#include <avr_webhookd/config/settings.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -1,13 +1,17 @@
 #pragma once
 
-#include <avr_webhookd/ops/logger.hpp>
-
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace avr_webhookd {
+
+class Logger;
+
+// Longest path that fits sockaddr_un::sun_path (108 bytes) with its terminating NUL.
+inline constexpr std::size_t max_socket_path = 107;
 
 // Binds and listens on a Unix stream socket file, as both the event socket and the admin socket
 // do: the parent directory is created if missing; a stale socket file (nobody listening, as a

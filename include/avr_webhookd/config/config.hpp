@@ -1,35 +1,30 @@
 #pragma once
 
-#include <avr_webhookd/delivery/signature.hpp>
+#include <avr_webhookd/common/environment.hpp>
+#include <avr_webhookd/common/signature_mode.hpp>
+#include <avr_webhookd/ops/logger.hpp>
 
 #include <chrono>
-#include <cstdint>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-namespace boost::program_options {
-class options_description;
-class variables_map;
-}  // namespace boost::program_options
-
 namespace avr_webhookd {
 
-enum class LogLevel { debug, info, warn, error };
-enum class LogFormat { text, json };
 enum class AckMode { errors, all };
 enum class QueueFullPolicy { block, reject };
 enum class SpoolSync { always, interval };
 
 // The daemon's effective settings. One rule names each setting: config-file key `foo_bar`,
-// command-line flag `--foo-bar`, environment variable `WEBHOOK_FOO_BAR`.
+// command-line flag `--foo-bar`, environment variable `WEBHOOK_FOO_BAR`. The settings table
+// (config/settings.hpp) lists them; load_config() fills this in and validates every value, the
+// same at check-config, at start and at reload.
 struct Config {
     std::string url;                                  // required, http:// or https://
     std::string secret;                               // "" = none; never printed. Holds the file's
@@ -85,21 +80,6 @@ struct ConfigError : std::runtime_error {
     std::string setting;
 };
 
-struct SettingInfo {
-    std::string_view key;        // foo_bar
-    std::string_view help;       // one line
-    bool secret;                 // value never printed
-    bool reloadable;             // may change without restarting the listener
-};
-// Every setting, in documentation order. One table drives flags, environment, file and docs.
-std::span<const SettingInfo> all_settings();
-
-std::string flag_name(std::string_view key);             // max_line -> max-line (the flag without its "--")
-std::string environment_name(std::string_view key);      // max_line -> WEBHOOK_MAX_LINE
-
-using Environment = std::map<std::string, std::string>;  // variable -> value
-Environment environment_from(char** envp);
-
 inline constexpr std::string_view default_config_file = "/etc/avr-webhookd/avr-webhookd.conf";
 inline constexpr std::string_view config_file_variable = "WEBHOOK_CONFIG";
 
@@ -120,7 +100,11 @@ struct LoadedConfig {
     std::vector<std::string> warnings;
 };
 
-LoadedConfig load_config(const ConfigSources& sources);  // throws ConfigError
+// The one validation of a whole configuration: check-config, the daemon's start and every reload
+// (SIGHUP) call it. Gathers the sources by precedence (command line > environment > config file >
+// built-in), parses every given value with its setting's parser from the settings table, then
+// applies the rules that involve more than one setting. Throws ConfigError.
+LoadedConfig load_config(const ConfigSources& sources);
 
 // One setting's text as given (command line, else environment, else config file), validated on
 // its own, without requiring the rest of the configuration (e.g. `url`): for subcommands such as
@@ -128,21 +112,7 @@ LoadedConfig load_config(const ConfigSources& sources);  // throws ConfigError
 // unknown key, an invalid value of this setting or an unreadable config file.
 std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key);
 
-// check-config output: one "key = value  (origin)" line per setting, secrets as <redacted>.
-std::string describe(const LoadedConfig& loaded);
-
-// Registers --foo-bar for every setting plus --config. Boolean flags given alone mean true.
-void add_setting_options(boost::program_options::options_description& options);
-// The settings given on the command line, key -> raw text.
-std::map<std::string, std::string> command_line_settings(const boost::program_options::variables_map& vm);
-// --config's value, if given.
-std::optional<std::string> command_line_config_file(const boost::program_options::variables_map& vm);
-// All three sources at once.
-ConfigSources config_sources(const boost::program_options::variables_map& vm, Environment environment);
-
 std::string_view to_string(Origin origin);            // "built-in", "config file", ...
-std::string_view to_string(LogLevel level);
-std::string_view to_string(LogFormat format);
 std::string_view to_string(AckMode mode);
 std::string_view to_string(QueueFullPolicy policy);
 std::string_view to_string(SpoolSync mode);

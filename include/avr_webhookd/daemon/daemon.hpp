@@ -9,16 +9,6 @@
 
 namespace avr_webhookd {
 
-// Exit statuses of the daemon and its subcommands (sysexits.h where one fits).
-namespace exit_status {
-inline constexpr int ok = 0;
-inline constexpr int failure = 1;       // could not start (socket in use, cannot bind, ...)
-inline constexpr int usage = 64;        // EX_USAGE: bad command line
-inline constexpr int software = 70;     // EX_SOFTWARE: an internal error
-inline constexpr int cannot_create = 73;  // EX_CANTCREAT: the spool folder cannot be created or locked
-inline constexpr int config = 78;       // EX_CONFIG: an invalid setting
-}  // namespace exit_status
-
 // Wires intake, delivery, the admin endpoint, signals and systemd notification together and
 // runs them on one io_context until SIGTERM/SIGINT. SIGHUP reloads the configuration.
 class Daemon {
@@ -27,7 +17,7 @@ public:
     Daemon(ConfigSources sources, LoadedConfig loaded, Logger& logger);
     ~Daemon();
 
-    // Runs until shut down; returns the exit status. Throws std::runtime_error for start-up
+    // Runs until shut down; returns exit_code::ok. Throws std::runtime_error for start-up
     // failures (socket in use, cannot bind, dead-letter file not writable).
     int run();
 

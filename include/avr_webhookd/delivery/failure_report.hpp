@@ -1,6 +1,6 @@
 #pragma once
 
-#include <avr_webhookd/delivery/retry_policy.hpp>
+#include <avr_webhookd/delivery/attempt_outcome.hpp>
 
 #include <chrono>
 #include <string>
@@ -23,10 +23,6 @@ namespace avr_webhookd {
 // "HTTP <status>" or "UNKNOWN".
 std::string failure_block(std::string_view event_type, const AttemptOutcome& last,
                           std::string_view url_for_log);
-
-// Collapses each run of spaces and control characters (CR, LF, tab, other C0, DEL) into one
-// space and trims the ends.
-std::string single_line(std::string_view text);
 
 // One dead-letter NDJSON line, without its newline: the event as an intake line plus a failure:
 //   {"id":"<id>","uuid":...,"type":...,"timestamp":...,"payload":{...},

@@ -1,9 +1,9 @@
 #pragma once
 
-#include <avr_webhookd/ops/logger.hpp>
-#include <avr_webhookd/delivery/retry_policy.hpp>
-#include <avr_webhookd/delivery/signature.hpp>
 #include <avr_webhookd/common/url.hpp>
+#include <avr_webhookd/delivery/attempt_outcome.hpp>
+#include <avr_webhookd/delivery/header_list.hpp>
+#include <avr_webhookd/ops/logger.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

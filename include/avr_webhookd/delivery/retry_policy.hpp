@@ -1,37 +1,13 @@
 #pragma once
 
+#include <avr_webhookd/delivery/attempt_outcome.hpp>
+
 #include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace avr_webhookd {
-
-enum class FailureKind {
-    none,             // a response was read; see `status`
-    connect_refused,  // ECONNREFUSED
-    connect_failed,   // other connect errors (unreachable, ...)
-    dns,              // name resolution failed
-    timeout,          // the attempt's `timeout` elapsed
-    reset,            // connection reset or closed before a full response
-    tls,              // handshake or certificate verification failed
-    protocol,         // the response was not valid HTTP
-    http_status,      // a response with a non-2xx status
-};
-
-// Stable lower-case name, for logs and metric labels: "connect_refused", "http_status", ...
-std::string_view to_string(FailureKind kind);
-
-// What one delivery attempt came to.
-struct AttemptOutcome {
-    FailureKind kind = FailureKind::none;  // none + status 2xx = success
-    int status = 0;                        // HTTP status when a response was read
-    std::optional<std::chrono::milliseconds> retry_after;  // parsed Retry-After, if any
-    std::string code;      // ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, EPROTO,
-                           // CERT_VERIFY_FAILED ... or "HTTP 503"
-    std::string message;   // human-readable reason
-    std::string location;  // Location header of a 3xx
-};
 
 enum class Verdict { delivered, retry, give_up };
 

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <avr_webhookd/common/signature_mode.hpp>
+#include <avr_webhookd/delivery/header_list.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -10,17 +13,6 @@
 #include <vector>
 
 namespace avr_webhookd {
-
-// How the webhook secret is presented to the receiver (setting `signature`).
-enum class SignatureMode {
-    plain,        // X-AVR-WEBHOOK-SECRET: <secret>  (what AVR Core and its receivers do)
-    hmac_sha256,  // X-AVR-WEBHOOK-SECRET: <hex HMAC-SHA256(secret, body)>
-    standard,     // Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
-};
-
-// "plain", "hmac-sha256", "standard"
-std::optional<SignatureMode> parse_signature_mode(std::string_view text);
-std::string_view to_string(SignatureMode mode);
 
 inline constexpr std::string_view secret_header = "X-AVR-WEBHOOK-SECRET";
 inline constexpr std::string_view standard_id_header = "webhook-id";
@@ -33,8 +25,6 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 std::string base64_encode(std::string_view bytes);
 // Accepts padded or unpadded standard base64; nullopt on any other character or a bad length.
 std::optional<std::string> base64_decode(std::string_view text);
-
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 // Produces the secret/signature headers of one delivery attempt. Keys are decoded once, here.
 class Signer {

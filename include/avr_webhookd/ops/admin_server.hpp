@@ -1,5 +1,6 @@
 #pragma once
 
+#include <avr_webhookd/ops/admin_address.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
 
@@ -25,22 +26,6 @@ struct AdminStatus {
     bool accepting = false;                 // the intake accepts events
     std::optional<std::string> unhealthy;   // why delivery is stuck, e.g. "receiver down for 5m"
 };
-
-// Where the admin endpoint listens (setting `admin`).
-struct AdminAddress {
-    std::string unix_path;  // set: a Unix stream socket at this absolute path; host and port unused
-    std::string host;       // IPv4 or IPv6 literal (without brackets) or a name such as localhost
-    std::string port;       // decimal 0..65535; 0 (tests only) picks a free port
-
-    bool is_unix() const { return !unix_path.empty(); }
-};
-
-// "HOST:PORT", "[IPv6]:PORT" or an absolute Unix socket path. On failure returns nullopt and,
-// when `error` is given, stores a one-line reason in it.
-std::optional<AdminAddress> parse_admin_address(std::string_view text, std::string* error = nullptr);
-
-// "127.0.0.1:9464", "[::1]:9464" or the socket path.
-std::string to_string(const AdminAddress& address);
 
 inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
 

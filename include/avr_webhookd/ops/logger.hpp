@@ -1,11 +1,16 @@
 #pragma once
 
-#include <avr_webhookd/config/config.hpp>
-
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace avr_webhookd {
+
+enum class LogLevel { debug, info, warn, error };  // setting `log_level`
+enum class LogFormat { text, json };               // setting `log_format`
+
+std::string_view to_string(LogLevel level);    // "debug", "info", "warn", "error"
+std::string_view to_string(LogFormat format);  // "text", "json"
 
 // Writes log lines to a file descriptor (stderr by default), one write(2) per record so lines
 // from the daemon never interleave. Text lines carry a UTC timestamp and level; under journald

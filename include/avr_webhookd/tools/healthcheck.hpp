@@ -1,15 +1,13 @@
 #pragma once
 
-#include <avr_webhookd/ops/admin_server.hpp>
-#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/common/command.hpp>
+#include <avr_webhookd/ops/admin_address.hpp>
 
 #include <boost/beast/http/verb.hpp>
 
 #include <chrono>
-#include <iosfwd>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace avr_webhookd {
 
@@ -31,10 +29,9 @@ AdminReply query_admin(const AdminAddress& address, boost::beast::http::verb met
 // arguments after "healthcheck". Without --admin, the `admin` setting comes from WEBHOOK_ADMIN,
 // else from the config file (--config, WEBHOOK_CONFIG or the default file), and nothing else of
 // the configuration is needed. Sends GET /healthz and prints one line: "healthy", "unhealthy:
-// <reason>" (to `out`) or why the endpoint could not be asked (to `err`). Returns 0 for a 200,
-// else 1 (also for usage errors and when admin is off), as container health checks expect.
-int run_healthcheck_command(const std::vector<std::string>& args, const Environment& env, std::ostream& out,
-                            std::ostream& err);
-int run_healthcheck_command(const std::vector<std::string>& args, const Environment& env);  // std::cout, std::cerr
+// <reason>" (to `out`) or why the endpoint could not be asked (to `err`). Returns exit_code::ok
+// for a 200, else exit_code::failure (also for usage errors and when admin is off), as container
+// health checks expect.
+int run_healthcheck_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err);
 
 }  // namespace avr_webhookd

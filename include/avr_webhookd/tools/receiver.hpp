@@ -1,12 +1,13 @@
 #pragma once
 
-#include "avr_webhookd/delivery/signature.hpp"
+#include <avr_webhookd/common/signature_mode.hpp>
 
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,7 +34,8 @@ struct ReceiverOptions {
     std::chrono::milliseconds delay{0};          // wait before each response (or drop)
     std::optional<std::string> retry_after;      // Retry-After value on the switches' 4xx/5xx answers
     bool close_after_response = false;           // answer with Connection: close
-    bool quiet = false;                          // don't print deliveries on stdout
+    bool quiet = false;                          // don't print deliveries
+    std::ostream* out = nullptr;                 // where deliveries are printed; nullptr: std::cout
 
     // What requests() keeps, so a long run under load stays bounded: at most this many requests
     // and this many bytes (bodies, targets and headers). Past either bound the oldest are
@@ -83,10 +85,5 @@ public:
 private:
     std::shared_ptr<State> state_;  // shared with the coroutines, which may outlive this object
 };
-
-// `avr-webhookd receive [options]`: argv[0] is the subcommand's name, options follow (call it
-// with argc - 1, argv + 1 from main). Runs until SIGINT/SIGTERM; returns the exit code
-// (0 after a signal, 1 on a start-up failure, 2 on bad options).
-int run_receive_command(int argc, char** argv);
 
 }  // namespace avr_webhookd

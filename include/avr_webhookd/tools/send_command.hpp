@@ -1,9 +1,8 @@
 #pragma once
 
-#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/common/command.hpp>
 
 #include <cstdint>
-#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,10 +56,10 @@ private:
 // "send". Writes the files (or stdin for none or "-") to the daemon's Unix socket, half-closes it
 // and prints every reply, readably, to `out` while still writing (so a long input with many
 // rejections cannot deadlock). The socket: --socket, else the `socket` setting (WEBHOOK_SOCKET or
-// the config file), else the built-in default. Returns 0 when no line was rejected, 1 when some
-// were ("N of M lines rejected" on `err`), 2 when the socket cannot be reached, an input cannot
-// be read, the daemon refused the connection or closed it before taking all input.
-int run_send_command(const std::vector<std::string>& args, const Environment& env, std::ostream& out,
-                     std::ostream& err);
+// the config file), else the built-in default. Returns exit_code::ok when no line was rejected,
+// failure when some were ("N of M lines rejected" on `err`), trouble for bad options and when the
+// socket cannot be reached, an input cannot be read, the daemon refused the connection or closed
+// it before taking all input.
+int run_send_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err);
 
 }  // namespace avr_webhookd

@@ -1,4 +1,7 @@
+#include <avr_webhookd/config/command_line.hpp>
 #include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/config/describe.hpp>
+#include <avr_webhookd/config/settings.hpp>
 #include <avr_webhookd/common/url.hpp>
 
 #include <boost/program_options.hpp>

@@ -94,14 +94,6 @@ TEST_CASE("failure_report: block fallbacks for missing code and message", "[fail
     CHECK_THAT(failure_block("x", nothing, "u"), Catch::EndsWith("Status: "));
 }
 
-TEST_CASE("failure_report: single_line", "[failure_report]") {
-    CHECK(single_line("") == "");
-    CHECK(single_line("plain") == "plain");
-    CHECK(single_line("\r\n a \t\t b \n") == "a b");
-    CHECK(single_line("x\x1by") == "x y");
-    CHECK(single_line("caf\xc3\xa9") == "caf\xc3\xa9");
-}
-
 TEST_CASE("failure_report: dead letter splices the body and adds the failure",
           "[failure_report]") {
     const auto line = dead_letter_line("evt-1", sample_body, "retry budget exhausted (4 attempts)",

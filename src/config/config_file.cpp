@@ -1,0 +1,117 @@
+#include <avr_webhookd/config/config_file.hpp>
+
+#include "setting_table.hpp"
+#include "suggestion.hpp"
+#include "value.hpp"
+
+#include <avr_webhookd/common/text.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <utility>
+
+namespace avr_webhookd {
+
+namespace {
+
+using config_detail::find_setting;
+using config_detail::quoted_text;
+using config_detail::suggestion;
+
+[[noreturn]] void file_error(std::string_view key, const std::string& path, std::size_t line, std::string_view what) {
+    throw ConfigError(std::string{key},
+                      "config file " + path + " line " + std::to_string(line) + ": " + std::string{what});
+}
+
+// An unquoted value up to a '#' that follows a space or tab. The value lies inside `line` after
+// the '=', so the byte before any of its characters is in `line` too (a value may start with '#':
+// `key = # note` is an empty value).
+std::string_view without_comment(std::string_view value, std::string_view line) {
+    const auto start = static_cast<std::size_t>(value.data() - line.data());
+    const auto before = [&](std::size_t index) { return line[start + index - 1]; };
+    for (std::size_t hash = value.find('#'); hash != std::string_view::npos; hash = value.find('#', hash + 1)) {
+        if (before(hash) == ' ' || before(hash) == '\t') {
+            return trim(value.substr(0, hash));
+        }
+    }
+    return value;
+}
+
+// `key = value` with optional matching quotes around the value.
+ConfigFileEntry parse_line(std::string_view line, const std::string& path, std::size_t number) {
+    const auto equals = line.find('=');
+    const auto key = trim(line.substr(0, equals));
+    if (equals == std::string_view::npos || key.empty()) {
+        file_error("", path, number, "expected key = value");
+    }
+    if (!find_setting(key)) {
+        file_error(key, path, number, "unknown setting " + quoted_text(key) + suggestion(key));
+    }
+    auto value = trim(line.substr(equals + 1));
+    if (value.starts_with('"') || value.starts_with('\'')) {
+        const auto close = value.find(value[0], 1);
+        if (close == std::string_view::npos) {
+            file_error(key, path, number, "the value of " + std::string{key} + " has no closing quote");
+        }
+        const auto after = trim(value.substr(close + 1));
+        if (!after.empty() && !after.starts_with('#')) {
+            file_error(key, path, number, "unexpected text after the quoted value of " + std::string{key});
+        }
+        value = value.substr(1, close - 1);
+    } else {
+        value = without_comment(value, line);
+    }
+    return {std::string{key}, std::string{value}, number};
+}
+
+}  // namespace
+
+std::vector<ConfigFileEntry> parse_config_file(std::string_view contents, const std::string& path) {
+    std::vector<ConfigFileEntry> entries;
+    std::map<std::string, std::size_t, std::less<>> first_line;
+    std::size_t number = 0;
+    for (std::size_t start = 0; start < contents.size();) {
+        auto end = contents.find('\n', start);
+        if (end == std::string_view::npos) end = contents.size();
+        std::string_view text = contents.substr(start, end - start);
+        start = end + 1;
+        ++number;
+        if (number == 1 && text.starts_with("\xEF\xBB\xBF")) {
+            text.remove_prefix(3);
+        }
+        if (text.ends_with('\r')) {
+            text.remove_suffix(1);
+        }
+        if (trim(text).empty() || trim(text).starts_with('#')) {
+            continue;
+        }
+        auto entry = parse_line(text, path, number);
+        if (const auto [it, inserted] = first_line.emplace(entry.key, number); !inserted) {
+            file_error(entry.key, path, number, entry.key + " is already set on line " + std::to_string(it->second));
+        }
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
+std::vector<ConfigFileEntry> read_config_file(const std::string& path) {
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) {
+        throw ConfigError("config", "cannot read config file " + path + ": it is a directory");
+    }
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        throw ConfigError("config", "cannot read config file " + path + ": " + std::strerror(errno));
+    }
+    const std::string contents{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    if (file.bad()) {
+        throw ConfigError("config", "cannot read config file " + path + ": " + std::strerror(errno));
+    }
+    return parse_config_file(contents, path);
+}
+
+}  // namespace avr_webhookd

@@ -1,0 +1,176 @@
+#include "layering.hpp"
+#include "setting_table.hpp"
+#include "value.hpp"
+
+#include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/common/url.hpp>
+#include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/config/settings.hpp>
+#include <avr_webhookd/delivery/signature.hpp>
+#include <avr_webhookd/intake/event_parser.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace avr_webhookd {
+
+namespace {
+
+using namespace config_detail;
+
+constexpr std::size_t max_secret_file_size = 64 * 1024;
+
+RawValue raw_or_built_in(const RawValues& raw, std::string_view key) {
+    const auto found = raw.find(key);
+    return found == raw.end() ? RawValue{"", Origin::built_in, "built-in default"} : found->second;
+}
+
+Value value_of(std::string_view key, const RawValue& raw) {
+    return Value{find_setting(key)->info, raw};
+}
+
+bool readable_by_others(const std::string& path) {
+    std::error_code error;
+    const auto permissions = std::filesystem::status(path, error).permissions();
+    return !error && (permissions & std::filesystem::perms::others_read) != std::filesystem::perms::none;
+}
+
+std::string read_secret_file(const Value& value) {
+    const std::string path{value.text()};
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) {
+        value.reject("a file holding the secret, not a directory");
+    }
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        value.reject(std::string{"a readable file holding the secret ("} + std::strerror(errno) + ")");
+    }
+    std::string secret(max_secret_file_size + 1, '\0');
+    file.read(secret.data(), static_cast<std::streamsize>(secret.size()));
+    if (file.bad()) {
+        value.reject(std::string{"a readable file holding the secret ("} + std::strerror(errno) + ")");
+    }
+    secret.resize(static_cast<std::size_t>(file.gcount()));
+    if (secret.size() > max_secret_file_size) {
+        value.reject("a file of at most 64 KiB holding the secret");
+    }
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
+        secret.pop_back();
+    }
+    if (secret.empty()) {
+        value.reject("a file holding the secret, but it is empty");
+    }
+    return secret;
+}
+
+bool is_loopback_host(std::string_view host) {
+    return host == "localhost" || host.ends_with(".localhost") || host == "::1" ||
+           (host.starts_with("127.") && std::all_of(host.begin(), host.end(), [](char c) {
+                return c == '.' || (c >= '0' && c <= '9');
+            }));
+}
+
+// A plain secret is the credential itself: over http:// to another machine it travels readable.
+bool sends_plain_secret_in_clear(const Config& config) {
+    if (config.secret.empty() || config.signature != SignatureMode::plain) return false;
+    const auto url = parse_url(config.url);
+    return url && !url->tls && !is_loopback_host(url->host);
+}
+
+// Rules that involve more than one setting, and the values derived from others.
+void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
+    auto& config = loaded.config;
+    if (config.url.empty()) {
+        throw ConfigError("url", "missing setting url: set " + environment_name("url") + ", --url or url in the "
+                                 "config file to the receiver's http:// or https:// URL");
+    }
+    const auto secret = raw_or_built_in(raw, "secret");
+    const auto secret_file = raw_or_built_in(raw, "secret_file");
+    if (!config.secret_file.empty()) {
+        if (!config.secret.empty()) {
+            value_of("secret_file", secret_file)
+                .reject("only one of secret and secret_file, but secret is also set (" + secret.where + ")");
+        }
+        config.secret = read_secret_file(value_of("secret_file", secret_file));
+        loaded.origins["secret"] = secret_file.origin;
+        if (readable_by_others(config.secret_file)) {
+            loaded.warnings.push_back("secret_file " + config.secret_file + " is readable by all users");
+        }
+    } else if (!config.secret.empty() && secret.origin == Origin::command_line) {
+        loaded.warnings.push_back("--secret is visible to all users in the process list; prefer secret_file");
+    } else if (!config.secret.empty() && secret.origin == Origin::config_file &&
+               readable_by_others(loaded.config_file_used)) {
+        loaded.warnings.push_back("config file " + loaded.config_file_used +
+                                  " holds the secret and is readable by all users");
+    }
+    if (sends_plain_secret_in_clear(config)) {
+        loaded.warnings.push_back("signature = plain sends the secret as it is over http:// to " +
+                                  parse_url(config.url)->host +
+                                  ", which is not loopback: anyone on the path can read it; use https:// or "
+                                  "signature = hmac-sha256 or standard");
+    }
+    if (config.secret.empty() && config.signature != SignatureMode::plain) {
+        value_of("signature", raw_or_built_in(raw, "signature")).reject("plain when no secret or secret_file is set");
+    }
+    // Checked against the text actually used, whichever setting supplied it.
+    if (const auto problem = Signer::validate(config.signature, config.secret)) {
+        value_of("secret", RawValue{config.secret, secret.origin,
+                                    config.secret_file.empty() ? secret.where : "read from secret_file"})
+            .fail(*problem);
+    }
+    for (const auto& type : config.types) {
+        if (!config.allow_unknown_types && !is_known_event_type(type)) {
+            value_of("types", raw_or_built_in(raw, "types"))
+                .reject("known event types (" + type + " is not one; see allow_unknown_types)");
+        }
+    }
+    if (config.retry_max_delay < config.retry_base) {
+        value_of("retry_max_delay", raw_or_built_in(raw, "retry_max_delay"))
+            .reject("a duration of at least retry_base (" + format_duration(config.retry_base) + ")");
+    }
+    if (!raw.contains("dead_letter")) {
+        config.dead_letter = (std::filesystem::path(config.socket).parent_path() / "dead-letter.ndjson").string();
+    }
+    if (!raw.contains("spool_dir")) config.spool_dir = default_spool_dir(environment, ::geteuid() == 0);
+}
+
+}  // namespace
+
+LoadedConfig load_config(const ConfigSources& sources) {
+    LoadedConfig loaded;
+    const RawValues raw = gather_raw_values(sources, loaded);
+    for (const auto& setting : setting_table()) {
+        const auto key = std::string{setting.info.key};
+        const auto given = raw.find(key);
+        if (given == raw.end()) {
+            loaded.origins[key] = Origin::built_in;
+            continue;
+        }
+        setting.parse(loaded.config, Value{setting.info, given->second});
+        loaded.origins[key] = given->second.origin;
+    }
+    resolve(loaded, raw, sources.environment);
+    return loaded;
+}
+
+std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key) {
+    const Setting* setting = find_setting(key);
+    if (!setting) {
+        throw ConfigError(std::string{key}, "unknown setting " + quoted_text(key));
+    }
+    LoadedConfig scratch;
+    const RawValues raw = gather_raw_values(sources, scratch);
+    const auto given = raw.find(key);
+    if (given == raw.end()) {
+        return std::nullopt;
+    }
+    setting->parse(scratch.config, Value{setting->info, given->second});
+    return given->second.text;
+}
+
+}  // namespace avr_webhookd
