@@ -276,14 +276,13 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
         break;
     case Verdict::retry:
         metrics_.count_failed_attempt(to_string(outcome.kind));
-        if (abandoning() || (spool_ && stopping())) {
-            // Without a spool the budget is spent: dead-lettered now. With one it stays there for
-            // the next start.
-            if (!spool_) give_up(event, "shutdown", outcome, job.attempt);
+        if (abandoning() && !spool_) {  // the budget is spent: dead-lettered now
+            give_up(event, "shutdown", outcome, job.attempt);
             settled = true;
             queues_.finish(job, now);
             break;
         }
+        // With a spool a stop leaves it waiting for its retry, counted among those left there.
         ++metrics_.delivery_retries;
         logger_.warn("delivery: " + describe(event) + " attempt " + std::to_string(job.attempt) +
                      " failed: " + single_line(outcome.message) + " [" + outcome.code + "]; retrying in " +
