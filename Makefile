@@ -16,7 +16,7 @@ export CCACHE_BASEDIR ?= $(abspath ..)
 export CCACHE_SLOPPINESS ?= pch_defines,time_macros,include_file_mtime,include_file_ctime
 CMAKE_LAUNCHER = $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
 
-.PHONY: all deps configure build test sanitize fuzz demo bench soak install clean
+.PHONY: all deps configure build test sanitize fuzz demo bench soak install clean format format-check format-deps
 
 all: build
 
@@ -50,6 +50,17 @@ BENCH_ARGS ?=
 bench: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target relay_bench avr-webhookd
 	$(BUILD_DIR)/tests/bench/relay_bench $(BENCH_ARGS)
+
+# Formatting: .clang-format is the project's style; CI fails on any file that differs from it.
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
+format-deps:
+	@command -v clang-format-14 >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends clang-format-14; }
+format: format-deps
+	clang-format-14 -i $(FORMAT_FILES)
+format-check: format-deps
+	clang-format-14 --dry-run --Werror $(FORMAT_FILES)
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang 14, ASan + UBSan); new corpus entries and
 # crash artifacts stay in $(FUZZ_DIR). A crash fails the target: save its input under

@@ -31,13 +31,27 @@ void append_js_string(std::string& out, std::string_view text) {
         out.append(text.data() + clean_start, i - clean_start);
         clean_start = i + 1;
         switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
+        case '"':
+            out.append("\\\"");
+            break;
+        case '\\':
+            out.append("\\\\");
+            break;
+        case '\b':
+            out.append("\\b");
+            break;
+        case '\f':
+            out.append("\\f");
+            break;
+        case '\n':
+            out.append("\\n");
+            break;
+        case '\r':
+            out.append("\\r");
+            break;
+        case '\t':
+            out.append("\\t");
+            break;
         default:
             out.append("\\u00");
             out.push_back(hex_digits[c >> 4]);
@@ -101,25 +115,27 @@ void append_js_json(std::string& out, const boost::json::value& value) {
     // JavaScript numbers are doubles: integers beyond 2^53 print as the double they round to.
     constexpr std::int64_t exact_limit = std::int64_t{1} << 53;
     switch (value.kind()) {
-    case boost::json::kind::null: out.append("null"); break;
-    case boost::json::kind::bool_: out.append(value.get_bool() ? "true" : "false"); break;
+    case boost::json::kind::null:
+        out.append("null");
+        break;
+    case boost::json::kind::bool_:
+        out.append(value.get_bool() ? "true" : "false");
+        break;
     case boost::json::kind::int64: {
         const auto number = value.get_int64();
-        if (number >= -exact_limit && number <= exact_limit)
-            append_integer(out, number);
-        else
-            append_js_number(out, static_cast<double>(number));
+        if (number >= -exact_limit && number <= exact_limit) append_integer(out, number);
+        else append_js_number(out, static_cast<double>(number));
         break;
     }
     case boost::json::kind::uint64: {
         const auto number = value.get_uint64();
-        if (number <= static_cast<std::uint64_t>(exact_limit))
-            append_integer(out, number);
-        else
-            append_js_number(out, static_cast<double>(number));
+        if (number <= static_cast<std::uint64_t>(exact_limit)) append_integer(out, number);
+        else append_js_number(out, static_cast<double>(number));
         break;
     }
-    case boost::json::kind::double_: append_js_number(out, value.get_double()); break;
+    case boost::json::kind::double_:
+        append_js_number(out, value.get_double());
+        break;
     case boost::json::kind::string: {
         const auto& text = value.get_string();
         append_js_string(out, std::string_view(text.data(), text.size()));
@@ -136,7 +152,9 @@ void append_js_json(std::string& out, const boost::json::value& value) {
         out.push_back(']');
         break;
     }
-    case boost::json::kind::object: append_js_json(out, value.get_object()); break;
+    case boost::json::kind::object:
+        append_js_json(out, value.get_object());
+        break;
     }
 }
 

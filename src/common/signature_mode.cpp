@@ -11,9 +11,12 @@ std::optional<SignatureMode> parse_signature_mode(std::string_view text) {
 
 std::string_view to_string(SignatureMode mode) {
     switch (mode) {
-        case SignatureMode::plain: return "plain";
-        case SignatureMode::hmac_sha256: return "hmac-sha256";
-        case SignatureMode::standard: return "standard";
+    case SignatureMode::plain:
+        return "plain";
+    case SignatureMode::hmac_sha256:
+        return "hmac-sha256";
+    case SignatureMode::standard:
+        return "standard";
     }
     return "unknown";
 }

@@ -10,15 +10,11 @@ bool is_control_or_space(char c) {
     return byte <= 0x20 || byte == 0x7f;
 }
 
-char ascii_upper(char c) {
-    return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-}
+char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 
 }  // namespace
 
-char ascii_lower(char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string ascii_lower(std::string_view text) {
     std::string out(text);
@@ -33,14 +29,11 @@ std::string ascii_upper(std::string_view text) {
 }
 
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
-    return text.size() >= prefix.size() &&
-           std::equal(prefix.begin(), prefix.end(), text.begin(),
-                      [](char a, char b) { return ascii_lower(a) == ascii_lower(b); });
+    return text.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), text.begin(),
+                                                      [](char a, char b) { return ascii_lower(a) == ascii_lower(b); });
 }
 
-bool is_printable_ascii(char c) {
-    return c >= 0x20 && c <= 0x7e;
-}
+bool is_printable_ascii(char c) { return c >= 0x20 && c <= 0x7e; }
 
 std::string_view trim(std::string_view text) {
     const auto first = text.find_first_not_of(" \t");

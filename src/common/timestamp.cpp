@@ -30,10 +30,11 @@ void append_utc_millis(std::string& out, std::chrono::system_clock::time_point t
     const year_month_day date{day};
     const hh_mm_ss clock{millis_since_epoch - day};
     char buffer[32];
-    const int length = std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-        static_cast<int>(date.year()), static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-        static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
-        static_cast<int>(clock.seconds().count()), static_cast<int>(clock.subseconds().count()));
+    const int length =
+        std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(date.year()),
+                      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                      static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
+                      static_cast<int>(clock.seconds().count()), static_cast<int>(clock.subseconds().count()));
     out.append(buffer, static_cast<std::size_t>(length));
 }
 
@@ -45,13 +46,13 @@ std::string format_utc_millis(std::chrono::system_clock::time_point time) {
 
 bool is_iso8601_datetime(std::string_view text) {
     int year, month, day, hour, minute, second;
-    if (!read_digits(text, 0, 4, year) || text.size() < 19 || text[4] != '-' ||
-        !read_digits(text, 5, 2, month) || text[7] != '-' || !read_digits(text, 8, 2, day) ||
-        (text[10] != 'T' && text[10] != 't') || !read_digits(text, 11, 2, hour) || text[13] != ':' ||
-        !read_digits(text, 14, 2, minute) || text[16] != ':' || !read_digits(text, 17, 2, second))
+    if (!read_digits(text, 0, 4, year) || text.size() < 19 || text[4] != '-' || !read_digits(text, 5, 2, month) ||
+        text[7] != '-' || !read_digits(text, 8, 2, day) || (text[10] != 'T' && text[10] != 't') ||
+        !read_digits(text, 11, 2, hour) || text[13] != ':' || !read_digits(text, 14, 2, minute) || text[16] != ':' ||
+        !read_digits(text, 17, 2, second))
         return false;
-    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
-        minute > 59 || second > 60)
+    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 ||
+        second > 60)
         return false;
     std::size_t position = 19;
     if (position < text.size() && text[position] == '.') {
@@ -64,11 +65,11 @@ bool is_iso8601_datetime(std::string_view text) {
     if (zone.empty() || (zone[0] != '+' && zone[0] != '-')) return false;
     int zone_hours, zone_minutes;
     if (zone.size() == 6 && zone[3] == ':')
-        return read_digits(zone, 1, 2, zone_hours) && read_digits(zone, 4, 2, zone_minutes) &&
-               zone_hours <= 23 && zone_minutes <= 59;
+        return read_digits(zone, 1, 2, zone_hours) && read_digits(zone, 4, 2, zone_minutes) && zone_hours <= 23 &&
+               zone_minutes <= 59;
     if (zone.size() == 5)
-        return read_digits(zone, 1, 2, zone_hours) && read_digits(zone, 3, 2, zone_minutes) &&
-               zone_hours <= 23 && zone_minutes <= 59;
+        return read_digits(zone, 1, 2, zone_hours) && read_digits(zone, 3, 2, zone_minutes) && zone_hours <= 23 &&
+               zone_minutes <= 59;
     return false;
 }
 

@@ -27,14 +27,15 @@ unsigned long long bind_unix_listener(stream_protocol::acceptor& acceptor, const
     struct stat status {};
     if (::lstat(path.c_str(), &status) == 0) {
         if (!S_ISSOCK(status.st_mode))
-            throw std::runtime_error(name + " path " + path + " exists and is not a socket; remove it or set another `" +
-                                     std::string(setting) + "`");
+            throw std::runtime_error(name + " path " + path +
+                                     " exists and is not a socket; remove it or set another `" + std::string(setting) +
+                                     "`");
         stream_protocol::socket probe(acceptor.get_executor());
         boost::system::error_code ec;
         probe.connect(stream_protocol::endpoint(path), ec);
         if (!ec)
-            throw std::runtime_error("another process (another avr-webhookd?) is already listening on the " + name + " " +
-                                     path);
+            throw std::runtime_error("another process (another avr-webhookd?) is already listening on the " + name +
+                                     " " + path);
         if (ec != asio::error::connection_refused)
             throw std::runtime_error("cannot check the existing " + name + " " + path + ": " + ec.message());
         ::unlink(path.c_str());

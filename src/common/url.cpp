@@ -16,11 +16,8 @@ std::optional<std::string> find_forbidden_byte(std::string_view text) {
     for (std::size_t i = 0; i < text.size(); ++i) {
         const auto byte = static_cast<unsigned char>(text[i]);
         if (byte == ' ') return "contains a space at offset " + std::to_string(i);
-        if (byte < 0x20 || byte == 0x7f)
-            return "contains a control character at offset " + std::to_string(i);
-        if (byte >= 0x80)
-            return "contains a non-ASCII byte at offset " + std::to_string(i) +
-                   " (percent-encode it)";
+        if (byte < 0x20 || byte == 0x7f) return "contains a control character at offset " + std::to_string(i);
+        if (byte >= 0x80) return "contains a non-ASCII byte at offset " + std::to_string(i) + " (percent-encode it)";
     }
     return std::nullopt;
 }
@@ -28,11 +25,13 @@ std::optional<std::string> find_forbidden_byte(std::string_view text) {
 // The reason an authority's host:port was refused, in the words of a URL.
 std::string authority_problem(const HostPortError& error) {
     switch (error.kind) {
-    case HostPortError::Kind::no_host: return "URL has no host";
+    case HostPortError::Kind::no_host:
+        return "URL has no host";
     case HostPortError::Kind::port_not_number:
         // The text is not repeated: it may be part of a password that holds a '/' (user:pa/ss@h).
         return "the port is not a number (a password with '/', '?' or '#' must be percent-encoded)";
-    default: return error.message;
+    default:
+        return error.message;
     }
 }
 
@@ -72,7 +71,8 @@ std::optional<std::string> percent_decoded(std::string_view text) {
 std::optional<std::string> basic_authorization(std::string_view userinfo, std::string& error) {
     const auto colon = userinfo.find(':');
     const auto user = percent_decoded(userinfo.substr(0, colon));
-    const auto password = percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
+    const auto password =
+        percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
     if (!user || !password) {
         error = "the user:password@ part of the URL has a '%' not followed by two hex digits";
         return std::nullopt;
@@ -119,8 +119,7 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
 
     const auto fragment = rest.find('#');
     const auto path_and_query = rest.substr(0, fragment);
-    if (path_and_query.empty() || path_and_query.front() == '?')
-        url.target = "/";
+    if (path_and_query.empty() || path_and_query.front() == '?') url.target = "/";
     url.target += path_and_query;
 
     url.host_header = address->ipv6 ? "[" + url.host + "]" : url.host;

@@ -81,9 +81,8 @@ ConfigSources config_sources(const boost::program_options::variables_map& vm, En
     return sources;
 }
 
-std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std::string> args,
-                                                             const Environment& env, std::ostream& out,
-                                                             std::ostream& err) {
+std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std::string> args, const Environment& env,
+                                                             std::ostream& out, std::ostream& err) {
     namespace po = boost::program_options;
     po::options_description options("Options");
     options.add_options()("help,h", "show this help")("version", "print the version");

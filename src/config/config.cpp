@@ -6,21 +6,21 @@ namespace avr_webhookd {
 
 std::string_view to_string(Origin origin) {
     switch (origin) {
-        case Origin::built_in: return "built-in";
-        case Origin::config_file: return "config file";
-        case Origin::environment: return "environment";
-        case Origin::command_line: return "command line";
+    case Origin::built_in:
+        return "built-in";
+    case Origin::config_file:
+        return "config file";
+    case Origin::environment:
+        return "environment";
+    case Origin::command_line:
+        return "command line";
     }
     return "unknown";
 }
 
-std::string_view to_string(AckMode mode) {
-    return mode == AckMode::all ? "all" : "errors";
-}
+std::string_view to_string(AckMode mode) { return mode == AckMode::all ? "all" : "errors"; }
 
-std::string_view to_string(SpoolSync mode) {
-    return mode == SpoolSync::interval ? "interval" : "always";
-}
+std::string_view to_string(SpoolSync mode) { return mode == SpoolSync::interval ? "interval" : "always"; }
 
 // systemd's StateDirectory= sets STATE_DIRECTORY (several folders are separated by colons; the
 // first is ours). Without it the XDG base directory rules give each user a folder of their own.
@@ -39,8 +39,6 @@ std::string default_spool_dir(const Environment& environment, bool running_as_ro
     return "/var/lib/avr-webhookd";
 }
 
-std::string_view to_string(QueueFullPolicy policy) {
-    return policy == QueueFullPolicy::reject ? "reject" : "block";
-}
+std::string_view to_string(QueueFullPolicy policy) { return policy == QueueFullPolicy::reject ? "reject" : "block"; }
 
 }  // namespace avr_webhookd

@@ -12,10 +12,14 @@ namespace {
 std::string where_text(std::string_view key, Origin origin, const LoadedConfig& loaded) {
     const std::string kind{to_string(origin)};
     switch (origin) {
-        case Origin::config_file: return kind + " " + loaded.config_file_used;
-        case Origin::environment: return kind + " " + environment_name(key);
-        case Origin::command_line: return kind + " --" + flag_name(key);
-        case Origin::built_in: break;
+    case Origin::config_file:
+        return kind + " " + loaded.config_file_used;
+    case Origin::environment:
+        return kind + " " + environment_name(key);
+    case Origin::command_line:
+        return kind + " --" + flag_name(key);
+    case Origin::built_in:
+        break;
     }
     return kind;
 }

@@ -40,7 +40,8 @@ std::string config_file_to_read(const ConfigSources& sources) {
 RawValues from_config_file(const std::string& path) {
     RawValues raw;
     for (auto& entry : read_config_file(path)) {
-        raw[entry.key] = RawValue{std::move(entry.value), Origin::config_file, path + " line " + std::to_string(entry.line)};
+        raw[entry.key] =
+            RawValue{std::move(entry.value), Origin::config_file, path + " line " + std::to_string(entry.line)};
     }
     return raw;
 }

@@ -30,9 +30,7 @@ RawValue raw_or_built_in(const RawValues& raw, std::string_view key) {
     return found == raw.end() ? RawValue{"", Origin::built_in, "built-in default"} : found->second;
 }
 
-Value value_of(std::string_view key, const RawValue& raw) {
-    return Value{find_setting(key)->info, raw};
-}
+Value value_of(std::string_view key, const RawValue& raw) { return Value{find_setting(key)->info, raw}; }
 
 bool readable_by_others(const std::string& path) {
     std::error_code error;
@@ -70,9 +68,8 @@ std::string read_secret_file(const Value& value) {
 
 bool is_loopback_host(std::string_view host) {
     return host == "localhost" || host.ends_with(".localhost") || host == "::1" ||
-           (host.starts_with("127.") && std::all_of(host.begin(), host.end(), [](char c) {
-                return c == '.' || (c >= '0' && c <= '9');
-            }));
+           (host.starts_with("127.") &&
+            std::all_of(host.begin(), host.end(), [](char c) { return c == '.' || (c >= '0' && c <= '9'); }));
 }
 
 // A plain secret is the credential itself: over http:// to another machine it travels readable.
@@ -86,8 +83,9 @@ bool sends_plain_secret_in_clear(const Config& config) {
 void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
     auto& config = loaded.config;
     if (config.url.empty()) {
-        throw ConfigError("url", "missing setting url: set " + environment_name("url") + ", --url or url in the "
-                                 "config file to the receiver's http:// or https:// URL");
+        throw ConfigError("url", "missing setting url: set " + environment_name("url") +
+                                     ", --url or url in the "
+                                     "config file to the receiver's http:// or https:// URL");
     }
     const auto secret = raw_or_built_in(raw, "secret");
     const auto secret_file = raw_or_built_in(raw, "secret_file");

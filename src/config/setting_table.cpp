@@ -20,114 +20,145 @@ using namespace std::chrono_literals;
 // Every setting, in documentation order: key, help, secret, reloadable; the value's name in
 // --help; how a value is parsed and validated; how it is shown; the Config member it fills.
 constexpr std::array settings{
-    Setting{{"url", "where events are POSTed: an http:// or https:// URL (required)", false, true}, "URL",
+    Setting{{"url", "where events are POSTed: an http:// or https:// URL (required)", false, true},
+            "URL",
             [](Config& c, const Value& v) { c.url = url_setting(v); },
             [](const Config& c) { return shown_text(redact_url(c.url)); },
             field_of<&Config::url>},
-    Setting{{"secret", "shared secret sent to the receiver; empty for none", true, true}, "SECRET",
+    Setting{{"secret", "shared secret sent to the receiver; empty for none", true, true},
+            "SECRET",
             [](Config& c, const Value& v) { c.secret = std::string{v.text()}; },
             [](const Config& c) { return c.secret.empty() ? std::string{"\"\""} : std::string{"<redacted>"}; },
             field_of<&Config::secret>},
     Setting{{"secret_file", "read the secret from this file instead (trailing newline removed)", false, true},
-            "PATH", [](Config& c, const Value& v) { c.secret_file = std::string{v.text()}; },
+            "PATH",
+            [](Config& c, const Value& v) { c.secret_file = std::string{v.text()}; },
             [](const Config& c) { return shown_text(c.secret_file); },
             field_of<&Config::secret_file>},
-    Setting{{"signature", "how the secret is presented: plain, hmac-sha256 or standard", false, true}, "MODE",
+    Setting{{"signature", "how the secret is presented: plain, hmac-sha256 or standard", false, true},
+            "MODE",
             [](Config& c, const Value& v) {
                 c.signature = choice(v, {SignatureMode::plain, SignatureMode::hmac_sha256, SignatureMode::standard});
             },
             [](const Config& c) { return std::string{to_string(c.signature)}; },
             field_of<&Config::signature>},
-    Setting{{"timeout", "time allowed for one delivery attempt", false, true}, "DURATION",
+    Setting{{"timeout", "time allowed for one delivery attempt", false, true},
+            "DURATION",
             [](Config& c, const Value& v) { c.timeout = duration_in(v, 1ms, 1h); },
             [](const Config& c) { return format_duration(c.timeout); },
             field_of<&Config::timeout>},
-    Setting{{"retry", "extra attempts after a failed one; -1 = until max_age", false, true}, "N",
+    Setting{{"retry", "extra attempts after a failed one; -1 = until max_age", false, true},
+            "N",
             [](Config& c, const Value& v) {
                 c.retry = static_cast<int>(integer_in(v, -1, 1'000'000, " (-1 = until max_age)"));
             },
             [](const Config& c) { return std::to_string(c.retry); },
             field_of<&Config::retry>},
     Setting{{"retry_base", "first retry delay; later ones grow exponentially with jitter", false, true},
-            "DURATION", [](Config& c, const Value& v) { c.retry_base = duration_in(v, 1ms, 1h); },
+            "DURATION",
+            [](Config& c, const Value& v) { c.retry_base = duration_in(v, 1ms, 1h); },
             [](const Config& c) { return format_duration(c.retry_base); },
             field_of<&Config::retry_base>},
-    Setting{{"retry_max_delay", "longest delay between two attempts", false, true}, "DURATION",
+    Setting{{"retry_max_delay", "longest delay between two attempts", false, true},
+            "DURATION",
             [](Config& c, const Value& v) { c.retry_max_delay = duration_in(v, 1ms, 24h); },
             [](const Config& c) { return format_duration(c.retry_max_delay); },
             field_of<&Config::retry_max_delay>},
-    Setting{{"max_age", "give an event up when it is this old", false, true}, "DURATION",
+    Setting{{"max_age", "give an event up when it is this old", false, true},
+            "DURATION",
             [](Config& c, const Value& v) { c.max_age = duration_in(v, 1ms, 720h); },
             [](const Config& c) { return format_duration(c.max_age); },
             field_of<&Config::max_age>},
-    Setting{{"agent_id", "sent as X-AVR-AGENT-ID when set (printable ASCII)", false, true}, "ID",
+    Setting{{"agent_id", "sent as X-AVR-AGENT-ID when set (printable ASCII)", false, true},
+            "ID",
             [](Config& c, const Value& v) { c.agent_id = agent_id_setting(v); },
             [](const Config& c) { return shown_text(c.agent_id); },
             field_of<&Config::agent_id>},
-    Setting{{"ca_file", "extra CA bundle (PEM) trusted for https", false, true}, "PATH",
+    Setting{{"ca_file", "extra CA bundle (PEM) trusted for https", false, true},
+            "PATH",
             [](Config& c, const Value& v) { c.ca_file = existing_file(v); },
             [](const Config& c) { return shown_text(c.ca_file); },
             field_of<&Config::ca_file>},
-    Setting{{"tls_verify", "verify the receiver's certificate and host name", false, true}, "BOOL",
+    Setting{{"tls_verify", "verify the receiver's certificate and host name", false, true},
+            "BOOL",
             [](Config& c, const Value& v) { c.tls_verify = boolean(v); },
             [](const Config& c) { return std::string{c.tls_verify ? "true" : "false"}; },
             field_of<&Config::tls_verify>},
-    Setting{{"concurrency", "most requests in flight at once (1..4096)", false, true}, "N",
+    Setting{{"concurrency", "most requests in flight at once (1..4096)", false, true},
+            "N",
             [](Config& c, const Value& v) { c.concurrency = static_cast<unsigned>(integer_in(v, 1, 4096)); },
             [](const Config& c) { return std::to_string(c.concurrency); },
             field_of<&Config::concurrency>},
-    Setting{{"types", "forward only these event types, comma-separated; empty = all", false, true}, "LIST",
+    Setting{{"types", "forward only these event types, comma-separated; empty = all", false, true},
+            "LIST",
             [](Config& c, const Value& v) { c.types = type_list(v); },
             [](const Config& c) { return shown_text(join(c.types, ",")); },
             field_of<&Config::types>},
-    Setting{{"socket", "Unix socket that producers write events to", false, false}, "PATH",
+    Setting{{"socket", "Unix socket that producers write events to", false, false},
+            "PATH",
             [](Config& c, const Value& v) { c.socket = socket_path_setting(v); },
             [](const Config& c) { return c.socket; },
             field_of<&Config::socket>},
-    Setting{{"socket_mode", "permissions of the socket file (octal, never world-writable)", false, false}, "MODE",
+    Setting{{"socket_mode", "permissions of the socket file (octal, never world-writable)", false, false},
+            "MODE",
             [](Config& c, const Value& v) { c.socket_mode = socket_mode_setting(v); },
             [](const Config& c) { return octal(c.socket_mode); },
             field_of<&Config::socket_mode>},
-    Setting{{"max_line", "longest accepted event line in bytes (256..16777216)", false, true}, "BYTES",
+    Setting{{"max_line", "longest accepted event line in bytes (256..16777216)", false, true},
+            "BYTES",
             [](Config& c, const Value& v) { c.max_line = static_cast<std::size_t>(integer_in(v, 256, 16 << 20)); },
             [](const Config& c) { return std::to_string(c.max_line); },
             field_of<&Config::max_line>},
-    Setting{{"max_connections", "most producers connected at once (1..65535)", false, true}, "N",
+    Setting{{"max_connections", "most producers connected at once (1..65535)", false, true},
+            "N",
             [](Config& c, const Value& v) { c.max_connections = static_cast<unsigned>(integer_in(v, 1, 65535)); },
             [](const Config& c) { return std::to_string(c.max_connections); },
             field_of<&Config::max_connections>},
     Setting{{"partial_line_timeout",
              "a producer silent this long in the middle of a line may be closed for a new one at max_connections",
              false, true},
-            "DURATION", [](Config& c, const Value& v) { c.partial_line_timeout = duration_in(v, 1s, 24h); },
+            "DURATION",
+            [](Config& c, const Value& v) { c.partial_line_timeout = duration_in(v, 1s, 24h); },
             [](const Config& c) { return format_duration(c.partial_line_timeout); },
             field_of<&Config::partial_line_timeout>},
     Setting{{"producer_uids", "serve only producers with these uids, comma-separated; empty = anyone", false, true},
-            "LIST", [](Config& c, const Value& v) { c.producer_uids = id_list(v); },
+            "LIST",
+            [](Config& c, const Value& v) { c.producer_uids = id_list(v); },
             [](const Config& c) { return shown_text(format_id_list(c.producer_uids)); },
             field_of<&Config::producer_uids>},
     Setting{{"producer_gids", "serve only producers in these groups, comma-separated; empty = anyone", false, true},
-            "LIST", [](Config& c, const Value& v) { c.producer_gids = id_list(v); },
+            "LIST",
+            [](Config& c, const Value& v) { c.producer_gids = id_list(v); },
             [](const Config& c) { return shown_text(format_id_list(c.producer_gids)); },
             field_of<&Config::producer_gids>},
-    Setting{{"max_queue", "most events waiting in memory (1..10000000)", false, true}, "N",
+    Setting{{"max_queue", "most events waiting in memory (1..10000000)", false, true},
+            "N",
             [](Config& c, const Value& v) { c.max_queue = static_cast<std::size_t>(integer_in(v, 1, 10'000'000)); },
             [](const Config& c) { return std::to_string(c.max_queue); },
             field_of<&Config::max_queue>},
-    Setting{{"max_queue_bytes", "most bytes of events waiting in memory (65536..68719476736)", false, true}, "BYTES",
-            [](Config& c, const Value& v) { c.max_queue_bytes = static_cast<std::uint64_t>(integer_in(v, 64 << 10, 64ll << 30)); },
+    Setting{{"max_queue_bytes", "most bytes of events waiting in memory (65536..68719476736)", false, true},
+            "BYTES",
+            [](Config& c, const Value& v) {
+                c.max_queue_bytes = static_cast<std::uint64_t>(integer_in(v, 64 << 10, 64ll << 30));
+            },
             [](const Config& c) { return std::to_string(c.max_queue_bytes); },
             field_of<&Config::max_queue_bytes>},
     Setting{{"queue_full", "when the queue is full: block (stop reading) or reject the line", false, true},
             "POLICY",
-            [](Config& c, const Value& v) { c.queue_full = choice(v, {QueueFullPolicy::block, QueueFullPolicy::reject}); },
+            [](Config& c, const Value& v) {
+                c.queue_full = choice(v, {QueueFullPolicy::block, QueueFullPolicy::reject});
+            },
             [](const Config& c) { return std::string{to_string(c.queue_full)}; },
             field_of<&Config::queue_full>},
-    Setting{{"ack", "reply to errors only, or to all lines", false, true}, "MODE",
-            [](Config& c, const Value& v) { c.ack = choice(v, {AckMode::errors, AckMode::all}); },
+    Setting{{"ack", "reply to errors only, or to all lines", false, true},
+            "MODE",
+            [](Config& c, const Value& v) {
+                c.ack = choice(v, {AckMode::errors, AckMode::all});
+            },
             [](const Config& c) { return std::string{to_string(c.ack)}; },
             field_of<&Config::ack>},
-    Setting{{"allow_unknown_types", "accept event types beyond the specification's seven", false, true}, "BOOL",
+    Setting{{"allow_unknown_types", "accept event types beyond the specification's seven", false, true},
+            "BOOL",
             [](Config& c, const Value& v) { c.allow_unknown_types = boolean(v); },
             [](const Config& c) { return std::string{c.allow_unknown_types ? "true" : "false"}; },
             field_of<&Config::allow_unknown_types>},
@@ -146,8 +177,7 @@ constexpr std::array settings{
             },
             [](const Config& c) { return std::to_string(c.dead_letter_max_bytes); },
             field_of<&Config::dead_letter_max_bytes>},
-    Setting{{"spool_dir", "folder of the crash-safe spool; default a state folder; empty = memory only", false,
-             false},
+    Setting{{"spool_dir", "folder of the crash-safe spool; default a state folder; empty = memory only", false, false},
             "PATH",
             [](Config& c, const Value& v) {
                 c.spool_dir = v.text().empty() ? std::string{} : absolute_path(v, SIZE_MAX, ", or empty for off");
@@ -155,10 +185,14 @@ constexpr std::array settings{
             [](const Config& c) { return shown_text(c.spool_dir); },
             field_of<&Config::spool_dir>},
     Setting{{"spool_sync", "acknowledge after fdatasync (always) or after the write (interval)", false, false},
-            "MODE", [](Config& c, const Value& v) { c.spool_sync = choice(v, {SpoolSync::always, SpoolSync::interval}); },
+            "MODE",
+            [](Config& c, const Value& v) {
+                c.spool_sync = choice(v, {SpoolSync::always, SpoolSync::interval});
+            },
             [](const Config& c) { return std::string{to_string(c.spool_sync)}; },
             field_of<&Config::spool_sync>},
-    Setting{{"spool_sync_interval", "spool_sync = interval: fdatasync this often", false, false}, "DURATION",
+    Setting{{"spool_sync_interval", "spool_sync = interval: fdatasync this often", false, false},
+            "DURATION",
             [](Config& c, const Value& v) { c.spool_sync_interval = duration_in(v, 1ms, 60s); },
             [](const Config& c) { return format_duration(c.spool_sync_interval); },
             field_of<&Config::spool_sync_interval>},
@@ -170,26 +204,33 @@ constexpr std::array settings{
             },
             [](const Config& c) { return std::to_string(c.spool_max_bytes); },
             field_of<&Config::spool_max_bytes>},
-    Setting{{"shutdown_timeout", "on stop, time allowed to finish deliveries in flight", false, true}, "DURATION",
+    Setting{{"shutdown_timeout", "on stop, time allowed to finish deliveries in flight", false, true},
+            "DURATION",
             [](Config& c, const Value& v) { c.shutdown_timeout = duration_in(v, 0ms, 1h); },
             [](const Config& c) { return format_duration(c.shutdown_timeout); },
             field_of<&Config::shutdown_timeout>},
     Setting{{"call_idle_timeout", "forget a call's state after this long without events", false, false},
-            "DURATION", [](Config& c, const Value& v) { c.call_idle_timeout = duration_in(v, 1s, 24h); },
+            "DURATION",
+            [](Config& c, const Value& v) { c.call_idle_timeout = duration_in(v, 1s, 24h); },
             [](const Config& c) { return format_duration(c.call_idle_timeout); },
             field_of<&Config::call_idle_timeout>},
-    Setting{{"log_level", "least severe level logged: debug, info, warn or error", false, true}, "LEVEL",
+    Setting{{"log_level", "least severe level logged: debug, info, warn or error", false, true},
+            "LEVEL",
             [](Config& c, const Value& v) {
                 c.log_level = choice(v, {LogLevel::debug, LogLevel::info, LogLevel::warn, LogLevel::error});
             },
             [](const Config& c) { return std::string{to_string(c.log_level)}; },
             field_of<&Config::log_level>},
-    Setting{{"log_format", "log lines as text or json", false, true}, "FORMAT",
-            [](Config& c, const Value& v) { c.log_format = choice(v, {LogFormat::text, LogFormat::json}); },
+    Setting{{"log_format", "log lines as text or json", false, true},
+            "FORMAT",
+            [](Config& c, const Value& v) {
+                c.log_format = choice(v, {LogFormat::text, LogFormat::json});
+            },
             [](const Config& c) { return std::string{to_string(c.log_format)}; },
             field_of<&Config::log_format>},
     Setting{{"admin", "health and metrics endpoint: HOST:PORT or a Unix socket path; empty = off", false, false},
-            "ADDRESS", [](Config& c, const Value& v) { c.admin = admin_setting(v); },
+            "ADDRESS",
+            [](Config& c, const Value& v) { c.admin = admin_setting(v); },
             [](const Config& c) { return shown_text(c.admin); },
             field_of<&Config::admin>},
 };
@@ -204,20 +245,17 @@ constexpr auto setting_infos = [] {
 
 }  // namespace
 
-std::span<const Setting> setting_table() {
-    return settings;
-}
+std::span<const Setting> setting_table() { return settings; }
 
 const Setting* find_setting(std::string_view key) {
-    const auto found = std::find_if(settings.begin(), settings.end(), [&](const Setting& s) { return s.info.key == key; });
+    const auto found =
+        std::find_if(settings.begin(), settings.end(), [&](const Setting& s) { return s.info.key == key; });
     return found == settings.end() ? nullptr : &*found;
 }
 
 }  // namespace config_detail
 
-std::span<const SettingInfo> all_settings() {
-    return config_detail::setting_infos;
-}
+std::span<const SettingInfo> all_settings() { return config_detail::setting_infos; }
 
 std::string flag_name(std::string_view key) {
     std::string flag{key};
@@ -225,9 +263,7 @@ std::string flag_name(std::string_view key) {
     return flag;
 }
 
-std::string environment_name(std::string_view key) {
-    return "WEBHOOK_" + ascii_upper(key);
-}
+std::string environment_name(std::string_view key) { return "WEBHOOK_" + ascii_upper(key); }
 
 std::vector<std::string_view> keep_restart_only_settings(Config& fresh, const Config& running) {
     std::vector<std::string_view> changed;

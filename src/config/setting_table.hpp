@@ -13,8 +13,8 @@
 
 namespace avr_webhookd::config_detail {
 
-using Parser = void (*)(Config&, const Value&);      // validates and stores; throws ConfigError
-using Formatter = std::string (*)(const Config&);    // the value as describe() and --help show it
+using Parser = void (*)(Config&, const Value&);    // validates and stores; throws ConfigError
+using Formatter = std::string (*)(const Config&);  // the value as describe() and --help show it
 
 // The Config member a setting fills, for a reload's restart-only rule.
 struct Field {

@@ -77,8 +77,9 @@ std::vector<std::string> type_list(const Value& value) {
         const auto comma = rest.find(',');
         const auto name = trim(rest.substr(0, comma));
         if (!is_valid_type_name(name)) {
-            value.reject("a comma-separated list of event types such as call_started,call_ended "
-                         "(each matching [a-z][a-z0-9_]{0,63}), or empty for all types");
+            value.reject(
+                "a comma-separated list of event types such as call_started,call_ended "
+                "(each matching [a-z][a-z0-9_]{0,63}), or empty for all types");
         }
         if (std::find(types.begin(), types.end(), name) == types.end()) {
             types.emplace_back(name);
@@ -121,9 +122,7 @@ std::string absolute_path(const Value& value, std::size_t max_size, std::string_
     return std::string{text};
 }
 
-std::string socket_path_setting(const Value& value) {
-    return absolute_path(value, max_socket_path);
-}
+std::string socket_path_setting(const Value& value) { return absolute_path(value, max_socket_path); }
 
 std::string admin_setting(const Value& value) {
     const auto text = value.text();
@@ -132,9 +131,9 @@ std::string admin_setting(const Value& value) {
     }
     if (!parse_admin_address(text)) {
         constexpr std::string_view or_else = ", HOST:PORT such as 127.0.0.1:9100 or [::1]:9100, or empty for off";
-        value.reject((text.starts_with('/') ? "an absolute file path of at most " + std::to_string(max_socket_path) +
-                                                  " bytes"
-                                            : std::string{"an absolute Unix socket path"}) +
+        value.reject((text.starts_with('/')
+                          ? "an absolute file path of at most " + std::to_string(max_socket_path) + " bytes"
+                          : std::string{"an absolute Unix socket path"}) +
                      std::string{or_else});
     }
     return std::string{text};
@@ -160,8 +159,8 @@ unsigned socket_mode_setting(const Value& value) {
     const auto text = value.text();
     unsigned mode = 0;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
-    if (text.size() < 3 || text.size() > 4 || error != std::errc{} || end != text.data() + text.size() ||
-        mode > 0777 || (mode & 0002) != 0) {
+    if (text.size() < 3 || text.size() > 4 || error != std::errc{} || end != text.data() + text.size() || mode > 0777 ||
+        (mode & 0002) != 0) {
         value.reject("an octal mode such as 0660 or 660, at most 0777 and not writable by others");
     }
     return mode;

@@ -45,8 +45,9 @@ Logger::Options logger_options(const Config& config, const Logger& logger) {
 
 std::unique_ptr<spool::Spool> open_spool(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics) {
     if (config.spool_dir.empty()) {
-        logger.warn("spool_dir is empty: events are kept in memory only, so an acknowledged event that is not "
-                    "delivered yet is lost if the daemon crashes or is killed");
+        logger.warn(
+            "spool_dir is empty: events are kept in memory only, so an acknowledged event that is not "
+            "delivered yet is lost if the daemon crashes or is killed");
         return nullptr;
     }
     return std::make_unique<spool::Spool>(io, spool::spool_settings(config), logger, metrics);
@@ -118,13 +119,13 @@ int Daemon::run() {
         auto status = [&state] {
             AdminStatus result;
             result.accepting = state.intake.accepting() && !state.shutting_down;
-            result.unhealthy = state.shutting_down ? std::optional<std::string>("shutting down")
-                                                   : state.deliverer.unhealthy_reason();
+            result.unhealthy =
+                state.shutting_down ? std::optional<std::string>("shutting down") : state.deliverer.unhealthy_reason();
             if (!state.intake.accepting() && !result.unhealthy) result.unhealthy = "not accepting events";
             return result;
         };
-        state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_, AdminLimits{},
-                                                     &state.metrics);
+        state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_,
+                                                    AdminLimits{}, &state.metrics);
         state.admin->start();
         logger_.info("admin: serving /healthz, /readyz and /metrics on " + state.admin->local_address());
     }

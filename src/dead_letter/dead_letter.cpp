@@ -88,8 +88,7 @@ DeadLetterFile::BatchResult DeadLetterFile::append(const std::vector<std::string
     if (!ok || ::fdatasync(fd_) != 0) {
         result.error = errno_text(ok ? "cannot sync" : "cannot write", path_);
         // Cut back what went in, so no torn or unsynced line is left that the log reports as lost.
-        while (::ftruncate(fd_, static_cast<off_t>(size_before)) != 0 && errno == EINTR) {
-        }
+        while (::ftruncate(fd_, static_cast<off_t>(size_before)) != 0 && errno == EINTR) {}
         result.written = 0;
     }
     return result;
@@ -110,7 +109,7 @@ struct DeadLetterWriter::Shared {
     std::atomic<bool> full{false};
     std::size_t pending = 0;  // event-loop thread only
 
-    std::mutex mutex;  // guards what follows
+    std::mutex mutex;                 // guards what follows
     std::condition_variable wake;     // work for the thread, or stop
     std::condition_variable settled;  // the thread has nothing left in hand
     std::vector<Item> todo;

@@ -48,9 +48,7 @@ constexpr std::size_t max_dead_letter_retries = 10000;
 // How long a stop waits for the dead-letter thread to sync what it was given.
 constexpr std::chrono::seconds dead_letter_flush_budget{30};
 
-std::string describe(const Event& event) {
-    return event.type + " event " + event.id + " of call " + event.uuid;
-}
+std::string describe(const Event& event) { return event.type + " event " + event.id + " of call " + event.uuid; }
 
 }  // namespace
 
@@ -62,9 +60,7 @@ AttemptOutcome Deliverer::not_attempted(std::string code, std::string message) {
     return outcome;
 }
 
-std::string url_for_log(std::string_view url) {
-    return redact_url(url);
-}
+std::string url_for_log(std::string_view url) { return redact_url(url); }
 
 HttpClientOptions Deliverer::client_options(const Config& config) {
     HttpClientOptions options;
@@ -76,8 +72,7 @@ HttpClientOptions Deliverer::client_options(const Config& config) {
     return options;
 }
 
-Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics,
-                     spool::Spool* spool)
+Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics, spool::Spool* spool)
     : io_(io),
       config_(config),
       logger_(logger),
@@ -125,7 +120,8 @@ EventSink::Receipt Deliverer::submit(Event&& event) {
     }
     if (finished() && spool_) return store_and_queue(std::move(event));  // kept for the next start
     if (finished()) {  // too late to deliver, and its call's queue is already written out
-        give_up(event, "shutdown", not_attempted("SHUTDOWN", "the event arrived while the daemon was shutting down"), 0);
+        give_up(event, "shutdown", not_attempted("SHUTDOWN", "the event arrived while the daemon was shutting down"),
+                0);
         return Admission::shutting_down;
     }
     const auto cost = CallQueues::event_cost(event);
@@ -144,10 +140,10 @@ EventSink::Receipt Deliverer::submit(Event&& event) {
 EventSink::Receipt Deliverer::refuse_full(const Event& event) {
     note_queue_full();
     dead_letter(event, "queue_full",
-                not_attempted("QUEUE_FULL", "queue full (max_queue=" + std::to_string(config_.max_queue) +
-                                                ", max_queue_bytes=" + std::to_string(config_.max_queue_bytes) +
-                                                (spool_ ? ", spool_max_bytes=" + std::to_string(config_.spool_max_bytes) : "") +
-                                                ")"),
+                not_attempted("QUEUE_FULL",
+                              "queue full (max_queue=" + std::to_string(config_.max_queue) +
+                                  ", max_queue_bytes=" + std::to_string(config_.max_queue_bytes) +
+                                  (spool_ ? ", spool_max_bytes=" + std::to_string(config_.spool_max_bytes) : "") + ")"),
                 0);
     // A full dead-letter file only logs the event: the producer must not hear it was filed.
     return dead_letters_.enabled() && !dead_letters_.full() ? Admission::dead_lettered : Admission::full;
@@ -179,7 +175,7 @@ void Deliverer::note_queue_full() {
                               : "max_queue_bytes=" + std::to_string(config_.max_queue_bytes)) +
                  "): " +
                  (config_.queue_full == QueueFullPolicy::block ? "producers wait until there is room"
-                                                                 : "new events are dead-lettered"));
+                                                               : "new events are dead-lettered"));
 }
 
 awaitable<void> Deliverer::wait_for_room() { co_await room_signal_.wait(); }
@@ -196,10 +192,8 @@ awaitable<void> Deliverer::schedule() {
         }
         // With every slot busy, only a finished attempt can let more work start.
         const auto due = may_start() && queues_.in_flight() < config_.concurrency ? queues_.next_due() : std::nullopt;
-        if (due)
-            co_await work_signal_.wait_until(*due);
-        else
-            co_await work_signal_.wait();
+        if (due) co_await work_signal_.wait_until(*due);
+        else co_await work_signal_.wait();
     }
 }
 
@@ -230,8 +224,7 @@ void Deliverer::fail_internally(const CallQueues::Job& job, std::string_view wha
     } catch (...) {  // not even that worked (memory): the log is the event's last record
         try {
             logger_.error("delivery: could not dead-letter event " + event.id + "; the event was: " + event.body);
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     queues_.finish(job, Clock::now());
 }
@@ -245,8 +238,8 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
     headers.emplace_back("X-AVR-WEBHOOK-SEQUENCE", std::to_string(job.sequence));
     headers.emplace_back("X-AVR-WEBHOOK-ATTEMPT", std::to_string(job.attempt));
     if (!config_.agent_id.empty()) headers.emplace_back("X-AVR-AGENT-ID", config_.agent_id);
-    const auto unix_seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                                  std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto unix_seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     signer_.headers(event.id, event.body, unix_seconds, headers);
 
     ++metrics_.delivery_attempts;
@@ -269,7 +262,8 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
         last_given_up_ = false;
         if (logger_.enabled(LogLevel::debug))
             logger_.debug("delivery: " + describe(event) + " delivered (HTTP " + std::to_string(outcome.status) +
-                          ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) + ")");
+                          ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) +
+                          ")");
         forget_in_spool(event);
         settled = true;
         queues_.finish(job, now);
@@ -322,8 +316,8 @@ void Deliverer::dead_letter(const Event& event, std::string_view reason, const A
     }
     std::string what = describe(event) + " given up after " + std::to_string(attempts) + " attempt" +
                        (attempts == 1 ? "" : "s") + " (" + std::string(reason) + ")";
-    dead_letters_.append(std::move(line), [this, what = std::move(what), quiet, record = event.spool_record](
-                                              const DeadLetterWriter::Outcome& outcome) {
+    dead_letters_.append(std::move(line), [this, what = std::move(what), quiet,
+                                           record = event.spool_record](const DeadLetterWriter::Outcome& outcome) {
         on_dead_letter_outcome(outcome, what, quiet, record);
     });
 }
@@ -343,8 +337,9 @@ void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome,
         return;
     case DeadLetterWriter::Result::overflow:
         ++metrics_.dead_letter_overflow;
-        logger_.error("delivery: " + what + "; the dead-letter file " + dead_letters_.path() + " is full (dead_letter_max_bytes=" +
-                      std::to_string(dead_letters_.max_bytes()) + "), so this log line is its only record: " + outcome.line);
+        logger_.error("delivery: " + what + "; the dead-letter file " + dead_letters_.path() +
+                      " is full (dead_letter_max_bytes=" + std::to_string(dead_letters_.max_bytes()) +
+                      "), so this log line is its only record: " + outcome.line);
         return;
     case DeadLetterWriter::Result::failed:
         ++metrics_.dead_letter_write_failures;
@@ -390,8 +385,8 @@ void Deliverer::after_change() {
 }
 
 awaitable<void> Deliverer::expire_idle_calls() {
-    const auto period = std::clamp<Clock::duration>(config_.call_idle_timeout / 4, std::chrono::seconds(1),
-                                                    std::chrono::seconds(60));
+    const auto period =
+        std::clamp<Clock::duration>(config_.call_idle_timeout / 4, std::chrono::seconds(1), std::chrono::seconds(60));
     asio::steady_timer timer(io_);
     while (!stopping()) {
         timer.expires_after(period);
@@ -448,8 +443,9 @@ void Deliverer::abort() {
         pending.push_back(CallQueues::Pending{*event, 0, attempt});
     auto queued = queues_.drain();
     std::move(queued.begin(), queued.end(), std::back_inserter(pending));
-    dead_letter_all(pending, not_attempted("SHUTDOWN", "the daemon was stopped at once (second signal); an event "
-                                                       "in flight may have reached the receiver too"));
+    dead_letter_all(pending, not_attempted("SHUTDOWN",
+                                           "the daemon was stopped at once (second signal); an event "
+                                           "in flight may have reached the receiver too"));
 }
 
 void Deliverer::dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome) {
@@ -495,11 +491,13 @@ std::optional<std::string> Deliverer::unhealthy_reason() const {
     if (spool_)
         if (auto reason = spool_->unhealthy_reason()) return reason;
     if (dead_letters_.full())
-        return "the dead-letter file " + dead_letters_.path() + " is full (dead_letter_max_bytes=" +
-               std::to_string(dead_letters_.max_bytes()) + "): given-up events are only logged";
+        return "the dead-letter file " + dead_letters_.path() +
+               " is full (dead_letter_max_bytes=" + std::to_string(dead_letters_.max_bytes()) +
+               "): given-up events are only logged";
     if (last_given_up_) return "the last event was given up (" + last_failure_ + ") and none has been delivered since";
     const auto oldest = queues_.oldest_accepted();
-    const auto stuck_after = std::max<Clock::duration>(std::chrono::minutes(5), config_.retry_max_delay * 2 + config_.timeout);
+    const auto stuck_after =
+        std::max<Clock::duration>(std::chrono::minutes(5), config_.retry_max_delay * 2 + config_.timeout);
     if (oldest && Clock::now() - *oldest > stuck_after)
         return "the oldest undelivered event has waited " +
                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - *oldest).count()) + "s";

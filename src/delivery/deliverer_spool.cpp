@@ -87,8 +87,8 @@ void Deliverer::restore_from_spool() {
 awaitable<void> Deliverer::leave_in_spool(Clock::time_point deadline, std::chrono::milliseconds budget) {
     work_signal_.notify_all();
     if (queues_.in_flight() > 0)
-        logger_.info("shutdown: waiting up to " + format_duration(budget) + " for " + std::to_string(queues_.in_flight()) +
-                     " deliveries in flight");
+        logger_.info("shutdown: waiting up to " + format_duration(budget) + " for " +
+                     std::to_string(queues_.in_flight()) + " deliveries in flight");
     while (queues_.in_flight() > 0 && Clock::now() < deadline && phase_ != Phase::aborted)
         co_await idle_signal_.wait_until(deadline);
     if (phase_ == Phase::aborted) co_return;

@@ -18,8 +18,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 
-AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
-                                  std::string_view peer, std::chrono::milliseconds timeout) {
+AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase, std::string_view peer,
+                                  std::chrono::milliseconds timeout) {
     AttemptOutcome outcome;
     const std::string where = std::string(phase) + " " + std::string(peer);
     if (ec == beast::error::timeout || ec == asio::error::timed_out || ec == asio::error::operation_aborted) {
@@ -39,9 +39,10 @@ AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::stri
                ec == ssl::error::stream_truncated || ec == http::error::end_of_stream) {
         outcome.kind = FailureKind::reset;
         outcome.code = "ECONNRESET";
-        outcome.message = ec == asio::error::eof || ec == ssl::error::stream_truncated || ec == http::error::end_of_stream
-                              ? "socket hang up: the server closed the connection without a response (" + where + ")"
-                              : where + " ECONNRESET";
+        outcome.message =
+            ec == asio::error::eof || ec == ssl::error::stream_truncated || ec == http::error::end_of_stream
+                ? "socket hang up: the server closed the connection without a response (" + where + ")"
+                : where + " ECONNRESET";
     } else if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable) {
         outcome.kind = FailureKind::connect_failed;
         outcome.code = ec == asio::error::network_unreachable ? "ENETUNREACH" : "EHOSTUNREACH";
@@ -66,10 +67,13 @@ AttemptOutcome outcome_from_handshake(const boost::system::error_code& ec, long 
                                       std::chrono::milliseconds timeout) {
     if (ec == beast::error::timeout || verify_result == X509_V_OK)
         return outcome_from_error(ec, "TLS handshake with", peer, timeout);
-    return AttemptOutcome{FailureKind::tls, 0, std::nullopt, std::string(detail::tls_code(verify_result)),
-                          "TLS certificate of " + std::string(peer) + " rejected: " +
-                              X509_verify_cert_error_string(verify_result),
-                          {}};
+    return AttemptOutcome{
+        FailureKind::tls,
+        0,
+        std::nullopt,
+        std::string(detail::tls_code(verify_result)),
+        "TLS certificate of " + std::string(peer) + " rejected: " + X509_verify_cert_error_string(verify_result),
+        {}};
 }
 
 }  // namespace avr_webhookd

@@ -37,8 +37,7 @@ bool is_json_object_text(std::string_view body) {
 
 }  // namespace
 
-std::string failure_block(std::string_view event_type, const AttemptOutcome& last,
-                          std::string_view url_for_log) {
+std::string failure_block(std::string_view event_type, const AttemptOutcome& last, std::string_view url_for_log) {
     const auto code = display_code(last);
     auto message = single_line(last.message);
     if (message.empty()) message = code;
@@ -56,9 +55,8 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
     return block;
 }
 
-std::string dead_letter_line(std::string_view event_id, std::string_view body,
-                             std::string_view reason, const AttemptOutcome& last, int attempts,
-                             std::chrono::system_clock::time_point when) {
+std::string dead_letter_line(std::string_view event_id, std::string_view body, std::string_view reason,
+                             const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when) {
     std::string line;
     line.reserve(body.size() + event_id.size() + reason.size() + last.message.size() + 160);
     line.push_back('{');

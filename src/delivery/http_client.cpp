@@ -42,7 +42,7 @@ using detail::set_server_identity;
 namespace {
 
 constexpr HttpResponseLimits response_limits{};  // 16 KiB head, 64 KiB body (README, Limits)
-constexpr std::size_t response_snippet = 200;  // how much of an error body a log line repeats
+constexpr std::size_t response_snippet = 200;    // how much of an error body a log line repeats
 
 // The part of a request head that is the same for every event.
 std::string fixed_head(const Url& url) {
@@ -93,7 +93,9 @@ struct HttpClient::Connection {
     Connection(beast::tcp_stream stream, std::shared_ptr<std::size_t> counter)
         : count(std::move(counter)), plain(std::move(stream)) {}
     Connection(beast::tcp_stream stream, std::shared_ptr<ssl::context> context, std::shared_ptr<std::size_t> counter)
-        : count(std::move(counter)), tls_context(std::move(context)), tls(std::in_place, std::move(stream), *tls_context) {}
+        : count(std::move(counter)),
+          tls_context(std::move(context)),
+          tls(std::in_place, std::move(stream), *tls_context) {}
 
     beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 
@@ -120,7 +122,7 @@ struct HttpClient::Connected {
 
 struct HttpClient::Exchanged {
     AttemptOutcome outcome;
-    bool reusable = false;           // complete keep-alive response, nothing unread
+    bool reusable = false;          // complete keep-alive response, nothing unread
     bool response_started = false;  // some response byte arrived
 };
 
@@ -136,12 +138,13 @@ const HttpClientOptions& HttpClient::options() const { return endpoint_->options
 void HttpClient::update(HttpClientOptions options) {
     auto endpoint = std::make_shared<Endpoint>();
     const auto* old = endpoint_.get();
-    const bool endpoint_changed = !old || options.url.tls != old->options.url.tls ||
-                                  options.url.host != old->options.url.host ||
-                                  options.url.port != old->options.url.port ||
-                                  options.tls_verify != old->options.tls_verify || options.ca_file != old->options.ca_file;
+    const bool endpoint_changed =
+        !old || options.url.tls != old->options.url.tls || options.url.host != old->options.url.host ||
+        options.url.port != old->options.url.port || options.tls_verify != old->options.tls_verify ||
+        options.ca_file != old->options.ca_file;
     if (endpoint_changed) {
-        endpoint->tls_context = options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
+        endpoint->tls_context =
+            options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
         if (old) {
             close_idle();
             ++endpoint_generation_;  // connections open now are not kept once their attempt ends
@@ -188,7 +191,8 @@ awaitable<PhaseFailure> connect_tcp(beast::tcp_stream& stream, const tcp::resolv
 // Phase 3: SNI, and with tls_verify the check of the certificate's names.
 PhaseFailure prepare_tls(beast::ssl_stream<beast::tcp_stream>& tls, const std::string& host, bool verify) {
     if (set_server_identity(tls, host, verify)) return std::nullopt;
-    return AttemptOutcome{FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE", "cannot set TLS SNI host name " + host, {}};
+    return AttemptOutcome{
+        FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE", "cannot set TLS SNI host name " + host, {}};
 }
 
 // Phase 4: the TLS handshake, by the deadline.
@@ -222,7 +226,8 @@ awaitable<PhaseFailure> HttpClient::resolve(const Endpoint& endpoint, Clock::tim
     lookup->waiters.push_back(std::make_shared<asio::steady_timer>(executor_, deadline));
     const auto waiter = lookup->waiters.back();
     co_await waiter->async_wait(as_tuple(use_awaitable));
-    if (!lookup->finished) co_return outcome_from_error(beast::error::timeout, "resolve", endpoint.peer, endpoint.options.timeout);
+    if (!lookup->finished)
+        co_return outcome_from_error(beast::error::timeout, "resolve", endpoint.peer, endpoint.options.timeout);
     if (lookup->error) co_return outcome_from_error(lookup->error, "resolve", url.host, endpoint.options.timeout);
     addresses = lookup->results;
     if (endpoint.generation == endpoint_generation_) {  // still the endpoint we are configured for
@@ -234,11 +239,13 @@ awaitable<PhaseFailure> HttpClient::resolve(const Endpoint& endpoint, Clock::tim
 
 // Everything after an await reads only `endpoint` (this attempt's snapshot) and locals: a reload
 // may replace endpoint_, its TLS context and options while this waits.
-awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpoint> endpoint, Clock::time_point deadline) {
+awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpoint> endpoint,
+                                                     Clock::time_point deadline) {
     const auto& url = endpoint->options.url;
     const auto timeout = endpoint->options.timeout;
     tcp::resolver::results_type addresses;
-    if (auto failure = co_await resolve(*endpoint, deadline, addresses)) co_return Connected{nullptr, std::move(*failure)};
+    if (auto failure = co_await resolve(*endpoint, deadline, addresses))
+        co_return Connected{nullptr, std::move(*failure)};
 
     beast::tcp_stream stream(executor_);
     if (auto failure = co_await connect_tcp(stream, addresses, endpoint->peer, timeout, deadline)) {
@@ -246,8 +253,9 @@ awaitable<HttpClient::Connected> HttpClient::connect(std::shared_ptr<const Endpo
         co_return Connected{nullptr, std::move(*failure)};
     }
     ++connections_opened_;
-    auto connection = url.tls ? std::make_unique<Connection>(std::move(stream), endpoint->tls_context, open_connections_)
-                              : std::make_unique<Connection>(std::move(stream), open_connections_);
+    auto connection = url.tls
+                          ? std::make_unique<Connection>(std::move(stream), endpoint->tls_context, open_connections_)
+                          : std::make_unique<Connection>(std::move(stream), open_connections_);
     connection->endpoint_generation = endpoint->generation;
     if (!url.tls) co_return Connected{std::move(connection), {}};
 
@@ -272,8 +280,8 @@ awaitable<boost::system::error_code> write_and_read(Stream& stream, const std::a
     if (write_error) co_return write_error;
     while (reader.state() == HttpResponseReader::State::reading) {
         const auto space = reader.prepare();
-        auto [ec, count] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()),
-                                                           as_tuple(use_awaitable));
+        auto [ec, count] =
+            co_await stream.async_read_some(asio::buffer(space.data(), space.size()), as_tuple(use_awaitable));
         reader.commit(count);
         if (reader.state() != HttpResponseReader::State::reading) break;
         if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
@@ -331,8 +339,9 @@ awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, co
         const bool reset = reader.failure() == HttpResponseReader::Failure::reset;
         result.outcome.kind = reset ? FailureKind::reset : FailureKind::protocol;
         result.outcome.code = reset ? "ECONNRESET" : "EPROTO";
-        result.outcome.message = reset ? "socket hang up: " + reader.failure_message() + " (POST " + endpoint.peer + ")"
-                                       : "invalid HTTP response from " + endpoint.peer + ": " + reader.failure_message();
+        result.outcome.message = reset
+                                     ? "socket hang up: " + reader.failure_message() + " (POST " + endpoint.peer + ")"
+                                     : "invalid HTTP response from " + endpoint.peer + ": " + reader.failure_message();
         co_return result;
     }
     const auto& response = reader.response();

@@ -68,13 +68,12 @@ void HttpResponseReader::finish() {
 }
 
 void HttpResponseReader::parse() {
-    while (state_ == State::reading && step()) {
-    }
+    while (state_ == State::reading && step()) {}
     if (state_ == State::reading && buffered_ >= max_buffered()) {
         const bool in_head = !parser_ || !parser_->parser.is_header_done();
-        fail(Failure::protocol, in_head ? "response head larger than " + std::to_string(limits_.head) + " bytes"
-                                        : "response chunk header or trailer larger than " +
-                                              std::to_string(max_buffered()) + " bytes");
+        fail(Failure::protocol,
+             in_head ? "response head larger than " + std::to_string(limits_.head) + " bytes"
+                     : "response chunk header or trailer larger than " + std::to_string(max_buffered()) + " bytes");
     }
 }
 

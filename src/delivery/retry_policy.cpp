@@ -20,8 +20,7 @@ milliseconds RetryPolicy::backoff(int attempt, double random_unit) const {
     const auto max_delay = std::max<milliseconds::rep>(settings_.max_delay.count(), 0);
     auto cap = std::clamp<milliseconds::rep>(settings_.base.count(), 0, max_delay);
     // Double step by step rather than shifting, so that no attempt count can overflow.
-    for (int step = 1; step < attempt && cap < max_delay; ++step)
-        cap = cap > max_delay / 2 ? max_delay : cap * 2;
+    for (int step = 1; step < attempt && cap < max_delay; ++step) cap = cap > max_delay / 2 ? max_delay : cap * 2;
 
     const double unit = std::clamp(random_unit, 0.0, 1.0);
     const auto fixed_half = cap / 2;
@@ -31,10 +30,8 @@ milliseconds RetryPolicy::backoff(int attempt, double random_unit) const {
     return milliseconds{fixed_half + std::min(random_part, std::max<milliseconds::rep>(random_span - 1, 0))};
 }
 
-Decision RetryPolicy::decide(int attempt, const AttemptOutcome& outcome, milliseconds age,
-                             double random_unit) const {
-    const bool got_response =
-        outcome.kind == FailureKind::none || outcome.kind == FailureKind::http_status;
+Decision RetryPolicy::decide(int attempt, const AttemptOutcome& outcome, milliseconds age, double random_unit) const {
+    const bool got_response = outcome.kind == FailureKind::none || outcome.kind == FailureKind::http_status;
     if (got_response) {
         const int status = outcome.status;
         if (status >= 200 && status <= 299) return {Verdict::delivered, milliseconds{0}, {}};
@@ -49,8 +46,7 @@ Decision RetryPolicy::decide(int attempt, const AttemptOutcome& outcome, millise
 
     if (settings_.retry >= 0 && attempt > settings_.retry) {
         return {Verdict::give_up, milliseconds{0},
-                "retry budget exhausted (" + std::to_string(attempt) +
-                    (attempt == 1 ? " attempt)" : " attempts)")};
+                "retry budget exhausted (" + std::to_string(attempt) + (attempt == 1 ? " attempt)" : " attempts)")};
     }
 
     auto delay = backoff(attempt, random_unit);
@@ -107,10 +103,9 @@ private:
     std::size_t position_ = 0;
 };
 
-constexpr std::array<std::string_view, 7> short_day_names{"Mon", "Tue", "Wed", "Thu",
-                                                          "Fri", "Sat", "Sun"};
-constexpr std::array<std::string_view, 7> long_day_names{
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
+constexpr std::array<std::string_view, 7> short_day_names{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+constexpr std::array<std::string_view, 7> long_day_names{"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                                         "Friday", "Saturday", "Sunday"};
 constexpr std::array<std::string_view, 12> month_names{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
@@ -144,8 +139,7 @@ bool read_month(DateReader& reader, DateFields& fields) {
 // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (after "Sun, ").
 bool read_imf_fixdate(DateReader& reader, DateFields& fields) {
     const auto day = reader.number(2);
-    if (!day || !reader.literal(" ") || !read_month(reader, fields) || !reader.literal(" "))
-        return false;
+    if (!day || !reader.literal(" ") || !read_month(reader, fields) || !reader.literal(" ")) return false;
     const auto year = reader.number(4);
     if (!year || !reader.literal(" ") || !read_time_of_day(reader, fields)) return false;
     fields.day = *day;
@@ -157,8 +151,7 @@ bool read_imf_fixdate(DateReader& reader, DateFields& fields) {
 // years in the future means the most recent past year with those digits (RFC 9110).
 bool read_rfc850_date(DateReader& reader, DateFields& fields, int current_year) {
     const auto day = reader.number(2);
-    if (!day || !reader.literal("-") || !read_month(reader, fields) || !reader.literal("-"))
-        return false;
+    if (!day || !reader.literal("-") || !read_month(reader, fields) || !reader.literal("-")) return false;
     const auto two_digit_year = reader.number(2);
     if (!two_digit_year || !reader.literal(" ") || !read_time_of_day(reader, fields)) return false;
     int year = current_year - current_year % 100 + *two_digit_year;
@@ -172,8 +165,7 @@ bool read_rfc850_date(DateReader& reader, DateFields& fields, int current_year) 
 bool read_asctime_date(DateReader& reader, DateFields& fields) {
     if (!read_month(reader, fields) || !reader.literal(" ")) return false;
     const auto day = reader.literal(" ") ? reader.number(1) : reader.number(2);
-    if (!day || !reader.literal(" ") || !read_time_of_day(reader, fields) || !reader.literal(" "))
-        return false;
+    if (!day || !reader.literal(" ") || !read_time_of_day(reader, fields) || !reader.literal(" ")) return false;
     const auto year = reader.number(4);
     if (!year) return false;
     fields.day = *day;
@@ -191,24 +183,19 @@ std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text,
         const int current_year = static_cast<int>(year_month_day{floor<days>(now)}.year());
         parsed = reader.literal(", ") && read_rfc850_date(reader, fields, current_year);
     } else if (reader.one_of(short_day_names)) {
-        if (reader.literal(", "))
-            parsed = read_imf_fixdate(reader, fields);
-        else
-            parsed = reader.literal(" ") && read_asctime_date(reader, fields);
+        if (reader.literal(", ")) parsed = read_imf_fixdate(reader, fields);
+        else parsed = reader.literal(" ") && read_asctime_date(reader, fields);
     }
     if (!parsed || !reader.at_end()) return std::nullopt;
 
-    const year_month_day date{year{fields.year}, month{fields.month},
-                              day{static_cast<unsigned>(fields.day)}};
-    if (!date.ok() || fields.hour > 23 || fields.minute > 59 || fields.second > 60)
-        return std::nullopt;
+    const year_month_day date{year{fields.year}, month{fields.month}, day{static_cast<unsigned>(fields.day)}};
+    if (!date.ok() || fields.hour > 23 || fields.minute > 59 || fields.second > 60) return std::nullopt;
     return sys_days{date} + hours{fields.hour} + minutes{fields.minute} + seconds{fields.second};
 }
 
 }  // namespace
 
-std::optional<milliseconds> parse_retry_after(std::string_view value,
-                                              std::chrono::system_clock::time_point now) {
+std::optional<milliseconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {
     value = trim(value);
     if (value.empty()) return std::nullopt;
 

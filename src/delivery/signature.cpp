@@ -42,8 +42,7 @@ Digest hmac_sha256(std::string_view key, std::initializer_list<std::string_view>
     };
     // A null key pointer would mean "keep the previous key"; an empty key is a valid HMAC key.
     static const unsigned char no_key_bytes = 0;
-    const auto* key_bytes =
-        key.empty() ? &no_key_bytes : reinterpret_cast<const unsigned char*>(key.data());
+    const auto* key_bytes = key.empty() ? &no_key_bytes : reinterpret_cast<const unsigned char*>(key.data());
     if (EVP_MAC_init(ctx.get(), key_bytes, key.size(), params) != 1)
         throw std::runtime_error("OpenSSL: EVP_MAC_init failed");
     for (std::string_view part : parts) {
@@ -103,8 +102,8 @@ std::optional<std::string> standard_key(std::string_view secret) {
     return std::string(secret);
 }
 
-std::string standard_signature(std::string_view key, std::string_view event_id,
-                               std::string_view timestamp, std::string_view body) {
+std::string standard_signature(std::string_view key, std::string_view event_id, std::string_view timestamp,
+                               std::string_view body) {
     const Digest digest = hmac_sha256(key, {event_id, ".", timestamp, ".", body});
     return "v1," + base64_encode(as_chars(digest));
 }
@@ -119,9 +118,9 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
 
 std::string base64_encode(std::string_view bytes) {
     std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                       reinterpret_cast<const unsigned char*>(bytes.data()),
-                                       static_cast<int>(bytes.size()));
+    const int length =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
     out.resize(static_cast<std::size_t>(length));
     return out;
 }
@@ -171,30 +170,30 @@ Signer::Signer(SignatureMode mode, std::string secret) : mode_(mode), secret_(st
 std::optional<std::string> Signer::validate(SignatureMode mode, std::string_view secret) {
     if (secret.empty()) return std::nullopt;
     switch (mode) {
-        case SignatureMode::plain:
-            // The secret travels as a header value: it must not be able to end the header line,
-            // and receivers trim surrounding blanks before comparing.
-            for (char c : secret) {
-                const auto byte = static_cast<unsigned char>(c);
-                if (byte < 0x20 || byte >= 0x7f)
-                    return "the secret must be printable ASCII for signature mode plain "
-                           "(it is sent as a header value)";
-            }
-            if (secret.front() == ' ' || secret.back() == ' ')
-                return "the secret must not start or end with a space for signature mode plain";
-            return std::nullopt;
-        case SignatureMode::hmac_sha256:
-            return std::nullopt;
-        case SignatureMode::standard: {
-            const auto pieces = split_on_spaces(secret);
-            if (pieces.empty()) return "the secret is only spaces";
-            for (std::string_view piece : pieces) {
-                if (!standard_key(piece))
-                    return "the secret '" + std::string(piece.substr(0, standard_secret_prefix.size())) +
-                           "...' has the whsec_ prefix but is not valid non-empty base64 after it";
-            }
-            return std::nullopt;
+    case SignatureMode::plain:
+        // The secret travels as a header value: it must not be able to end the header line,
+        // and receivers trim surrounding blanks before comparing.
+        for (char c : secret) {
+            const auto byte = static_cast<unsigned char>(c);
+            if (byte < 0x20 || byte >= 0x7f)
+                return "the secret must be printable ASCII for signature mode plain "
+                       "(it is sent as a header value)";
         }
+        if (secret.front() == ' ' || secret.back() == ' ')
+            return "the secret must not start or end with a space for signature mode plain";
+        return std::nullopt;
+    case SignatureMode::hmac_sha256:
+        return std::nullopt;
+    case SignatureMode::standard: {
+        const auto pieces = split_on_spaces(secret);
+        if (pieces.empty()) return "the secret is only spaces";
+        for (std::string_view piece : pieces) {
+            if (!standard_key(piece))
+                return "the secret '" + std::string(piece.substr(0, standard_secret_prefix.size())) +
+                       "...' has the whsec_ prefix but is not valid non-empty base64 after it";
+        }
+        return std::nullopt;
+    }
     }
     return "unknown signature mode";
 }
@@ -203,71 +202,69 @@ void Signer::headers(std::string_view event_id, std::string_view body, std::int6
                      HeaderList& out) const {
     if (secret_.empty()) return;
     switch (mode_) {
-        case SignatureMode::plain:
-            out.emplace_back(secret_header, secret_);
-            return;
-        case SignatureMode::hmac_sha256:
-            out.emplace_back(secret_header, hmac_sha256_hex(secret_, body));
-            return;
-        case SignatureMode::standard: {
-            const std::string timestamp = std::to_string(unix_seconds);
-            std::string signatures;
-            for (const std::string& key : standard_keys_) {
-                if (!signatures.empty()) signatures.push_back(' ');
-                signatures += standard_signature(key, event_id, timestamp, body);
-            }
-            out.emplace_back(standard_id_header, event_id);
-            out.emplace_back(standard_timestamp_header, timestamp);
-            out.emplace_back(standard_signature_header, std::move(signatures));
-            return;
+    case SignatureMode::plain:
+        out.emplace_back(secret_header, secret_);
+        return;
+    case SignatureMode::hmac_sha256:
+        out.emplace_back(secret_header, hmac_sha256_hex(secret_, body));
+        return;
+    case SignatureMode::standard: {
+        const std::string timestamp = std::to_string(unix_seconds);
+        std::string signatures;
+        for (const std::string& key : standard_keys_) {
+            if (!signatures.empty()) signatures.push_back(' ');
+            signatures += standard_signature(key, event_id, timestamp, body);
         }
+        out.emplace_back(standard_id_header, event_id);
+        out.emplace_back(standard_timestamp_header, timestamp);
+        out.emplace_back(standard_signature_header, std::move(signatures));
+        return;
+    }
     }
 }
 
-Verification verify(SignatureMode mode, std::string_view secret, const HeaderLookup& header,
-                    std::string_view body, std::int64_t now_unix_seconds, std::chrono::seconds tolerance) {
+Verification verify(SignatureMode mode, std::string_view secret, const HeaderLookup& header, std::string_view body,
+                    std::int64_t now_unix_seconds, std::chrono::seconds tolerance) {
     if (secret.empty()) return {true, {}};
     switch (mode) {
-        case SignatureMode::plain:
-        case SignatureMode::hmac_sha256: {
-            const auto presented = header(secret_header);
-            if (!presented) return failure("missing " + std::string(secret_header) + " header");
-            const std::string expected =
-                mode == SignatureMode::plain ? std::string(secret) : hmac_sha256_hex(secret, body);
-            if (!equal_constant_time(*presented, expected))
-                return failure(std::string(secret_header) +
-                               (mode == SignatureMode::plain ? " does not match the secret"
+    case SignatureMode::plain:
+    case SignatureMode::hmac_sha256: {
+        const auto presented = header(secret_header);
+        if (!presented) return failure("missing " + std::string(secret_header) + " header");
+        const std::string expected = mode == SignatureMode::plain ? std::string(secret) : hmac_sha256_hex(secret, body);
+        if (!equal_constant_time(*presented, expected))
+            return failure(std::string(secret_header) + (mode == SignatureMode::plain
+                                                             ? " does not match the secret"
                                                              : " does not match the HMAC-SHA256 of the body"));
-            return {true, {}};
+        return {true, {}};
+    }
+    case SignatureMode::standard: {
+        const auto id = header(standard_id_header);
+        const auto timestamp_text = header(standard_timestamp_header);
+        const auto signatures = header(standard_signature_header);
+        if (!id || !timestamp_text || !signatures)
+            return failure("missing webhook-id, webhook-timestamp or webhook-signature header");
+        std::int64_t timestamp = 0;
+        const auto* end = timestamp_text->data() + timestamp_text->size();
+        const auto [stop, error] = std::from_chars(timestamp_text->data(), end, timestamp);
+        if (error != std::errc{} || stop != end) return failure("webhook-timestamp is not an integer");
+        // Any 64-bit value may arrive: the difference is checked, never allowed to overflow.
+        std::int64_t skew = 0;
+        if (__builtin_sub_overflow(now_unix_seconds, timestamp, &skew))
+            return failure("webhook-timestamp is " + std::to_string(timestamp) + ", far beyond the tolerance");
+        if (skew > tolerance.count() || skew < -tolerance.count())
+            return failure("webhook-timestamp is " + std::to_string(skew) + " s away from now, beyond the tolerance");
+        bool matched = false;
+        for (std::string_view piece : split_on_spaces(secret)) {
+            const auto key = standard_key(piece);
+            if (!key) return failure("the configured secret is not valid");
+            const std::string expected = standard_signature(*key, *id, *timestamp_text, body);
+            for (std::string_view presented : split_on_spaces(*signatures))
+                matched |= equal_constant_time(presented, expected);
         }
-        case SignatureMode::standard: {
-            const auto id = header(standard_id_header);
-            const auto timestamp_text = header(standard_timestamp_header);
-            const auto signatures = header(standard_signature_header);
-            if (!id || !timestamp_text || !signatures)
-                return failure("missing webhook-id, webhook-timestamp or webhook-signature header");
-            std::int64_t timestamp = 0;
-            const auto* end = timestamp_text->data() + timestamp_text->size();
-            const auto [stop, error] = std::from_chars(timestamp_text->data(), end, timestamp);
-            if (error != std::errc{} || stop != end) return failure("webhook-timestamp is not an integer");
-            // Any 64-bit value may arrive: the difference is checked, never allowed to overflow.
-            std::int64_t skew = 0;
-            if (__builtin_sub_overflow(now_unix_seconds, timestamp, &skew))
-                return failure("webhook-timestamp is " + std::to_string(timestamp) + ", far beyond the tolerance");
-            if (skew > tolerance.count() || skew < -tolerance.count())
-                return failure("webhook-timestamp is " + std::to_string(skew) +
-                               " s away from now, beyond the tolerance");
-            bool matched = false;
-            for (std::string_view piece : split_on_spaces(secret)) {
-                const auto key = standard_key(piece);
-                if (!key) return failure("the configured secret is not valid");
-                const std::string expected = standard_signature(*key, *id, *timestamp_text, body);
-                for (std::string_view presented : split_on_spaces(*signatures))
-                    matched |= equal_constant_time(presented, expected);
-            }
-            if (!matched) return failure("no webhook-signature entry matches");
-            return {true, {}};
-        }
+        if (!matched) return failure("no webhook-signature entry matches");
+        return {true, {}};
+    }
     }
     return failure("unknown signature mode");
 }

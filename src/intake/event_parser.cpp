@@ -12,8 +12,8 @@
 namespace avr_webhookd {
 namespace {
 
-constexpr std::array<std::string_view, 7> known_types = {
-    "call_initiated", "call_started", "call_ended", "interruption", "transcription", "dtmf_digit", "error"};
+constexpr std::array<std::string_view, 7> known_types = {"call_initiated", "call_started", "call_ended", "interruption",
+                                                         "transcription",  "dtmf_digit",   "error"};
 
 constexpr std::size_t max_id_length = 128;
 constexpr std::size_t max_quoted_value = 64;  // how much of a bad value an error message repeats
@@ -31,14 +31,20 @@ std::string quoted(std::string_view text) {
 
 std::string_view kind_name(const boost::json::value& value) {
     switch (value.kind()) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::null:
+        return "null";
+    case boost::json::kind::bool_:
+        return "a boolean";
     case boost::json::kind::int64:
     case boost::json::kind::uint64:
-    case boost::json::kind::double_: return "a number";
-    case boost::json::kind::string: return "a string";
-    case boost::json::kind::array: return "an array";
-    case boost::json::kind::object: return "an object";
+    case boost::json::kind::double_:
+        return "a number";
+    case boost::json::kind::string:
+        return "a string";
+    case boost::json::kind::array:
+        return "an array";
+    case boost::json::kind::object:
+        return "an object";
     }
     return "a value";
 }
@@ -48,8 +54,8 @@ RejectReason missing(std::string_view field) {
 }
 
 RejectReason wrong_kind(std::string_view field, std::string_view expected, const boost::json::value& got) {
-    return {"invalid_field", "field \"" + std::string(field) + "\" must be " + std::string(expected) +
-                                 ", got " + std::string(kind_name(got))};
+    return {"invalid_field", "field \"" + std::string(field) + "\" must be " + std::string(expected) + ", got " +
+                                 std::string(kind_name(got))};
 }
 
 const boost::json::string* find_string(const boost::json::object& object, std::string_view key) {
@@ -80,7 +86,8 @@ std::optional<RejectReason> check_payload(std::string_view type, const boost::js
         if (auto error = require_string("digit")) return error;
         const auto digit = as_view(*find_string(payload, "digit"));
         if (!is_dtmf_digit(digit))
-            return RejectReason{"invalid_field", "field \"payload.digit\" must be one of 0-9, *, #, A-D, got " + quoted(digit)};
+            return RejectReason{"invalid_field",
+                                "field \"payload.digit\" must be one of 0-9, *, #, A-D, got " + quoted(digit)};
         return std::nullopt;
     }
     if (type == "error") return require_string("message");
@@ -128,17 +135,19 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
     boost::json::error_code ec;
     const std::size_t consumed = parser_.write(line.data(), line.size(), ec);
     if (ec)
-        return RejectReason{"invalid_json", "invalid JSON at byte " + std::to_string(consumed + 1) + ": " + ec.message()};
+        return RejectReason{"invalid_json",
+                            "invalid JSON at byte " + std::to_string(consumed + 1) + ": " + ec.message()};
     const boost::json::value root = parser_.release();
 
     const auto* object = root.if_object();
-    if (!object) return RejectReason{"not_an_object", "an event must be a JSON object, got " + std::string(kind_name(root))};
+    if (!object)
+        return RejectReason{"not_an_object", "an event must be a JSON object, got " + std::string(kind_name(root))};
 
     for (const auto& member : *object) {
         const std::string_view key(member.key().data(), member.key().size());
         if (key != "uuid" && key != "type" && key != "timestamp" && key != "payload" && key != "id" && key != "failure")
-            return RejectReason{"unknown_key", "unknown key " + quoted(key) +
-                                                   " (allowed: uuid, type, timestamp, payload, id)"};
+            return RejectReason{"unknown_key",
+                                "unknown key " + quoted(key) + " (allowed: uuid, type, timestamp, payload, id)"};
     }
 
     const auto* uuid_value = object->if_contains("uuid");
@@ -146,7 +155,8 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
     if (!uuid_value->is_string()) return wrong_kind("uuid", "a string", *uuid_value);
     const auto uuid = as_view(uuid_value->get_string());
     if (!is_canonical_uuid(uuid))
-        return RejectReason{"invalid_field", "field \"uuid\" must be a canonical UUID (8-4-4-4-12 hex digits), got " + quoted(uuid)};
+        return RejectReason{"invalid_field",
+                            "field \"uuid\" must be a canonical UUID (8-4-4-4-12 hex digits), got " + quoted(uuid)};
 
     const auto* type_value = object->if_contains("type");
     if (!type_value) return missing("type");
@@ -158,7 +168,8 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
                                                     " (known: call_initiated, call_started, call_ended, interruption, "
                                                     "transcription, dtmf_digit, error; see allow_unknown_types)"};
         if (!is_valid_type_name(type))
-            return RejectReason{"invalid_field", "field \"type\" must match ^[a-z][a-z0-9_]{0,63}$, got " + quoted(type)};
+            return RejectReason{"invalid_field",
+                                "field \"type\" must match ^[a-z][a-z0-9_]{0,63}$, got " + quoted(type)};
     }
 
     static const boost::json::object empty_payload;
@@ -176,7 +187,8 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
         if (!is_iso8601_datetime(timestamp))
             return RejectReason{"invalid_field",
                                 "field \"timestamp\" must be an ISO 8601 date-time with a zone "
-                                "(e.g. 2024-01-01T12:00:00.000Z), got " + quoted(timestamp)};
+                                "(e.g. 2024-01-01T12:00:00.000Z), got " +
+                                    quoted(timestamp)};
         event.timestamp.assign(timestamp);
     } else {
         event.timestamp = format_utc_millis(received_at);
@@ -186,7 +198,9 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
         if (!id_value->is_string()) return wrong_kind("id", "a string", *id_value);
         const auto id = as_view(id_value->get_string());
         if (!is_valid_event_id(id))
-            return RejectReason{"invalid_field", "field \"id\" must be 1-128 printable ASCII characters without spaces, got " + quoted(id)};
+            return RejectReason{
+                "invalid_field",
+                "field \"id\" must be 1-128 printable ASCII characters without spaces, got " + quoted(id)};
         event.id.assign(id);
     } else {
         event.id = ids.next();

@@ -114,7 +114,8 @@ awaitable<void> IntakeServer::wait_until_closed(std::chrono::steady_clock::time_
 IntakeServer::~IntakeServer() { remove_socket_file(); }
 
 void IntakeServer::bind() {
-    socket_inode_ = bind_unix_listener(acceptor_, options_.socket_path, options_.socket_mode, "socket", "socket", logger_);
+    socket_inode_ =
+        bind_unix_listener(acceptor_, options_.socket_path, options_.socket_mode, "socket", "socket", logger_);
     bound_by_us_ = true;
 }
 
@@ -127,8 +128,9 @@ void IntakeServer::adopt(int listening_fd) {
     length = sizeof listening;
     ::getsockopt(listening_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length);
     if (domain != AF_UNIX || type != SOCK_STREAM || !listening)
-        throw std::runtime_error("socket activation passed fd " + std::to_string(listening_fd) +
-                                 ", which is not a listening Unix stream socket (check ListenStream= in the .socket unit)");
+        throw std::runtime_error(
+            "socket activation passed fd " + std::to_string(listening_fd) +
+            ", which is not a listening Unix stream socket (check ListenStream= in the .socket unit)");
     acceptor_.assign(stream_protocol(), listening_fd);
 }
 
@@ -192,7 +194,8 @@ awaitable<void> IntakeServer::accept_loop() {
         }
         auto peer = peer_credentials(socket.native_handle());
         if (!admit(socket, peer)) continue;
-        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++, options_, std::move(peer));
+        auto connection =
+            std::make_shared<Connection>(std::move(socket), next_connection_id_++, options_, std::move(peer));
         connections_.insert(connection);
         // Debug, not info: producers such as `socat` open one connection per event, and the
         // refusals that matter are logged as warnings with the same credentials.
@@ -218,8 +221,8 @@ bool IntakeServer::admit(stream_protocol::socket& socket, const std::optional<Pe
     if (!options_.access.allows(peer)) {
         refuse(socket, "producer not allowed: its uid and groups are not in producer_uids / producer_gids");
         ++metrics_.producer_connections_denied;
-        logger_.warn("intake: refused a producer connection from " + describe(peer) +
-                     ": not in producer_uids (" + format_id_list(options_.access.uids) + ") or producer_gids (" +
+        logger_.warn("intake: refused a producer connection from " + describe(peer) + ": not in producer_uids (" +
+                     format_id_list(options_.access.uids) + ") or producer_gids (" +
                      format_id_list(options_.access.gids) + ")");
         return false;
     }
@@ -251,8 +254,8 @@ bool IntakeServer::evict_idle_connection() {
         if (!oldest || rank(*c) < rank(*oldest)) oldest = c;
     }
     if (!oldest) return false;
-    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                            oldest->last_received);
+    const auto idle =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - oldest->last_received);
     const std::string why = "connection closed: max_connections=" + std::to_string(options_.max_connections) +
                             " was reached and another producer connected; this one had been idle longest (" +
                             std::to_string(idle.count()) + "ms)";
@@ -263,7 +266,8 @@ bool IntakeServer::evict_idle_connection() {
     if (ec) oldest->socket.cancel(ec);
     ++metrics_.producer_connections_evicted;
     logger_.warn("intake: closed " + oldest->name() + ", idle for " + std::to_string(idle.count()) +
-                 "ms, to make room for a new producer (max_connections=" + std::to_string(options_.max_connections) + ")");
+                 "ms, to make room for a new producer (max_connections=" + std::to_string(options_.max_connections) +
+                 ")");
     return true;
 }
 
@@ -276,8 +280,7 @@ std::function<void(std::exception_ptr)> IntakeServer::connection_guard(std::shar
             std::rethrow_exception(error);
         } catch (const std::exception& exception) {
             message = exception.what();
-        } catch (...) {
-        }
+        } catch (...) {}
         ++metrics_.producer_connection_errors;
         logger_.error(what + ": internal error on " + connection->name() + ": " + Logger::sanitize(message) +
                       "; the connection was closed, the daemon keeps serving");
@@ -408,7 +411,8 @@ void IntakeServer::queue_reply(Connection& c, std::string reply, std::uint64_t t
     if (c.write_failed || c.pending_replies.size() + c.held_bytes + reply.size() > options_.max_reply_backlog) {
         ++metrics_.producer_replies_dropped;
         if (c.dropped_replies++ == 0 && !c.write_failed)
-            logger_.warn("intake: " + c.name() + " is not reading its replies; dropping replies (events are not affected)");
+            logger_.warn("intake: " + c.name() +
+                         " is not reading its replies; dropping replies (events are not affected)");
         return;
     }
     if (ticket > durable_ || !c.held_replies.empty()) {
@@ -456,8 +460,8 @@ void IntakeServer::handle_line(Connection& c, std::uint64_t number, std::string_
                       ": internal error after the event was queued: " + failure + "; its reply was not sent");
         return;
     }
-    logger_.error("intake: " + c.name() + " line " + std::to_string(number) + ": internal error while handling it: " +
-                  failure + "; the line was rejected");
+    logger_.error("intake: " + c.name() + " line " + std::to_string(number) +
+                  ": internal error while handling it: " + failure + "; the line was rejected");
     reject(c, number, "internal_error",
            "internal error while handling this line (" + failure + "): the event was not accepted; send it again");
 }
@@ -495,13 +499,16 @@ void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_
         reject(c, number, "spool_write_failed", receipt.detail);
         break;
     case EventSink::Admission::dead_lettered:
-        reject(c, number, "queue_full", "queue full (max_queue reached): the event was written to the dead-letter file");
+        reject(c, number, "queue_full",
+               "queue full (max_queue reached): the event was written to the dead-letter file");
         break;
     case EventSink::Admission::shutting_down:
-        reject(c, number, "shutting_down", "the daemon is shutting down: the event was written to the dead-letter file");
+        reject(c, number, "shutting_down",
+               "the daemon is shutting down: the event was written to the dead-letter file");
         break;
     case EventSink::Admission::full:
-        reject(c, number, "queue_full", "queue full (max_queue reached) and no dead-letter file: the event was not accepted");
+        reject(c, number, "queue_full",
+               "queue full (max_queue reached) and no dead-letter file: the event was not accepted");
         break;
     }
 }

@@ -75,7 +75,8 @@ bool ProducerAccess::allows(const std::optional<PeerCredentials>& peer) const {
         return std::find(list.begin(), list.end(), id) != list.end();
     };
     if (listed(uids, peer->uid) || listed(gids, peer->gid)) return true;
-    return std::any_of(peer->groups.begin(), peer->groups.end(), [&](std::uint32_t group) { return listed(gids, group); });
+    return std::any_of(peer->groups.begin(), peer->groups.end(),
+                       [&](std::uint32_t group) { return listed(gids, group); });
 }
 
 }  // namespace avr_webhookd

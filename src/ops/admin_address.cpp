@@ -25,8 +25,10 @@ std::optional<AdminAddress> parse_admin_address(std::string_view text, std::stri
     HostPortError problem;
     const auto parsed = parse_host_port(text, PortRule::required_or_zero, &problem);
     if (!parsed)
-        return fail(error, "expected HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, or an absolute Unix socket "
-                           "path (" + problem.message + ")");
+        return fail(error,
+                    "expected HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, or an absolute Unix socket "
+                    "path (" +
+                        problem.message + ")");
     address.host = parsed->host;
     address.port = std::to_string(*parsed->port);
     return address;

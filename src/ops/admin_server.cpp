@@ -85,9 +85,14 @@ struct AdminConnection {
 
 struct detail::AdminServerState {
     AdminServerState(asio::io_context& io_, std::string listen_, std::function<AdminStatus()> status_,
-          std::function<std::string()> metrics_, Logger& logger_, AdminLimits limits_, Metrics* counted_in_)
-        : io(io_), listen(std::move(listen_)), status(std::move(status_)), metrics(std::move(metrics_)),
-          logger(logger_), limits(limits_), counted_in(counted_in_) {}
+                     std::function<std::string()> metrics_, Logger& logger_, AdminLimits limits_, Metrics* counted_in_)
+        : io(io_),
+          listen(std::move(listen_)),
+          status(std::move(status_)),
+          metrics(std::move(metrics_)),
+          logger(logger_),
+          limits(limits_),
+          counted_in(counted_in_) {}
 
     asio::io_context& io;
     std::string listen;
@@ -121,11 +126,11 @@ struct detail::AdminServerState {
     void note_limit(bool evicted) {
         ++(evicted ? counters.connections_evicted : counters.connections_refused);
         if (counted_in) ++(evicted ? counted_in->admin_connections_evicted : counted_in->admin_connections_refused);
-        const std::string message =
-            "admin: " + std::to_string(limits.max_connections) + " admin connections open; " +
-            (evicted ? "closed the oldest one waiting for a request to serve a new one"
-                     : "all are answering, closed the new one") +
-            " (counted in avr_webhookd_admin_connections_" + (evicted ? "evicted" : "refused") + "_total)";
+        const std::string message = "admin: " + std::to_string(limits.max_connections) + " admin connections open; " +
+                                    (evicted ? "closed the oldest one waiting for a request to serve a new one"
+                                             : "all are answering, closed the new one") +
+                                    " (counted in avr_webhookd_admin_connections_" + (evicted ? "evicted" : "refused") +
+                                    "_total)";
         warned_connection_limit ? logger.debug(message) : logger.warn(message);
         warned_connection_limit = true;
     }
@@ -272,8 +277,7 @@ void remove_socket_file(AdminState& state) {
 }  // namespace
 
 AdminServer::AdminServer(asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
-                         std::function<std::string()> metrics, Logger& logger, AdminLimits limits,
-                         Metrics* counted_in)
+                         std::function<std::string()> metrics, Logger& logger, AdminLimits limits, Metrics* counted_in)
     : state_(std::make_shared<detail::AdminServerState>(io, std::move(listen), std::move(status), std::move(metrics),
                                                         logger, limits, counted_in)) {}
 
@@ -286,19 +290,15 @@ void AdminServer::start() {
     const auto address = parse_admin_address(state.listen, &error);
     if (!address) throw std::runtime_error("invalid admin address \"" + state.listen + "\": " + error);
     try {
-        if (address->is_unix())
-            bind_unix(state, address->unix_path);
-        else
-            bind_tcp(state, *address);
+        if (address->is_unix()) bind_unix(state, address->unix_path);
+        else bind_tcp(state, *address);
     } catch (...) {
         remove_socket_file(state);
         throw;
     }
     state.running = true;
-    if (state.tcp_acceptor)
-        asio::co_spawn(state.io, accept_loop(state_, *state.tcp_acceptor), asio::detached);
-    else
-        asio::co_spawn(state.io, accept_loop(state_, *state.unix_acceptor), asio::detached);
+    if (state.tcp_acceptor) asio::co_spawn(state.io, accept_loop(state_, *state.tcp_acceptor), asio::detached);
+    else asio::co_spawn(state.io, accept_loop(state_, *state.unix_acceptor), asio::detached);
 }
 
 void AdminServer::stop() {

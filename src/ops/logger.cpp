@@ -14,36 +14,46 @@ namespace avr_webhookd {
 
 std::string_view to_string(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::warn: return "warn";
-        case LogLevel::error: return "error";
+    case LogLevel::debug:
+        return "debug";
+    case LogLevel::info:
+        return "info";
+    case LogLevel::warn:
+        return "warn";
+    case LogLevel::error:
+        return "error";
     }
     return "unknown";
 }
 
-std::string_view to_string(LogFormat format) {
-    return format == LogFormat::json ? "json" : "text";
-}
+std::string_view to_string(LogFormat format) { return format == LogFormat::json ? "json" : "text"; }
 
 namespace {
 
 char syslog_priority(LogLevel level) {
     switch (level) {
-    case LogLevel::debug: return '7';
-    case LogLevel::info: return '6';
-    case LogLevel::warn: return '4';
-    case LogLevel::error: return '3';
+    case LogLevel::debug:
+        return '7';
+    case LogLevel::info:
+        return '6';
+    case LogLevel::warn:
+        return '4';
+    case LogLevel::error:
+        return '3';
     }
     return '6';
 }
 
 std::string_view level_label(LogLevel level) {
     switch (level) {
-    case LogLevel::debug: return "DEBUG";
-    case LogLevel::info: return "INFO ";
-    case LogLevel::warn: return "WARN ";
-    case LogLevel::error: return "ERROR";
+    case LogLevel::debug:
+        return "DEBUG";
+    case LogLevel::info:
+        return "INFO ";
+    case LogLevel::warn:
+        return "WARN ";
+    case LogLevel::error:
+        return "ERROR";
     }
     return "INFO ";
 }
@@ -67,10 +77,8 @@ void append_printable(std::string& out, std::string_view text) {
     if (!repaired.empty()) text = repaired;
     for (std::size_t i = 0; i < text.size();) {
         std::size_t length = 1;
-        if (is_control_at(text, i, length))
-            out.push_back('?');
-        else
-            out.push_back(text[i]);
+        if (is_control_at(text, i, length)) out.push_back('?');
+        else out.push_back(text[i]);
         i += length;
     }
 }
@@ -110,10 +118,8 @@ void Logger::log(LogLevel level, std::string_view message) {
         record.append(to_string(level));
         record.append("\",\"msg\":");
         // A receiver's reason phrase or body may carry any bytes; the record must stay valid JSON.
-        if (find_invalid_utf8(message))
-            append_js_string(record, repaired_utf8(message));
-        else
-            append_js_string(record, message);
+        if (find_invalid_utf8(message)) append_js_string(record, repaired_utf8(message));
+        else append_js_string(record, message);
         record.append("}\n");
     } else if (options_.journald) {
         record.push_back('<');

@@ -9,11 +9,10 @@ namespace avr_webhookd {
 
 Histogram::Histogram(std::vector<double> upper_bounds)
     : upper_bounds_(std::move(upper_bounds)), bucket_counts_(upper_bounds_.size() + 1, 0) {
-    const bool all_finite = std::all_of(upper_bounds_.begin(), upper_bounds_.end(),
-                                        [](double bound) { return std::isfinite(bound); });
-    const bool ascending =
-        std::adjacent_find(upper_bounds_.begin(), upper_bounds_.end(),
-                           [](double a, double b) { return a >= b; }) == upper_bounds_.end();
+    const bool all_finite =
+        std::all_of(upper_bounds_.begin(), upper_bounds_.end(), [](double bound) { return std::isfinite(bound); });
+    const bool ascending = std::adjacent_find(upper_bounds_.begin(), upper_bounds_.end(),
+                                              [](double a, double b) { return a >= b; }) == upper_bounds_.end();
     if (!all_finite || !ascending)
         throw std::invalid_argument("histogram bounds must be finite and strictly ascending");
 }
@@ -105,17 +104,15 @@ public:
     }
 
     template <typename Number>
-    void single(std::string_view name, std::string_view type, std::string_view help,
-                Number value) {
+    void single(std::string_view name, std::string_view type, std::string_view help, Number value) {
         family(name, type, help);
         sample(name, {}, value);
     }
 
-    void labelled_counter(std::string_view name, std::string_view help,
-                          std::string_view label_name, const Metrics::LabelledCounter& counter) {
+    void labelled_counter(std::string_view name, std::string_view help, std::string_view label_name,
+                          const Metrics::LabelledCounter& counter) {
         family(name, "counter", help);
-        for (const auto& [label_value, count] : counter)
-            sample(name, label(label_name, label_value), count);
+        for (const auto& [label_value, count] : counter) sample(name, label(label_name, label_value), count);
     }
 
     void histogram(std::string_view name, std::string_view help, const Histogram& histogram) {
@@ -146,22 +143,18 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.family("build_info", "gauge", "Version of the running avr-webhookd; the value is always 1.");
     out.sample("build_info", label("version", build_version), std::uint64_t{1});
 
-    out.single("events_received_total", "counter",
-               "Event lines read from producers, valid or not.", metrics.events_received);
-    out.labelled_counter("events_rejected_total", "Event lines rejected at intake, by reason.",
-                         "reason", metrics.events_rejected);
+    out.single("events_received_total", "counter", "Event lines read from producers, valid or not.",
+               metrics.events_received);
+    out.labelled_counter("events_rejected_total", "Event lines rejected at intake, by reason.", "reason",
+                         metrics.events_rejected);
     out.single("events_filtered_total", "counter",
-               "Accepted events not forwarded because their type is not in `types`.",
-               metrics.events_filtered);
-    out.single("events_delivered_total", "counter",
-               "Events delivered, answered with a 2xx status.", metrics.events_delivered);
-    out.single("events_dead_lettered_total", "counter",
-               "Events given up after their last attempt and dead-lettered.",
+               "Accepted events not forwarded because their type is not in `types`.", metrics.events_filtered);
+    out.single("events_delivered_total", "counter", "Events delivered, answered with a 2xx status.",
+               metrics.events_delivered);
+    out.single("events_dead_lettered_total", "counter", "Events given up after their last attempt and dead-lettered.",
                metrics.events_dead_lettered);
-    out.single("delivery_attempts_total", "counter", "HTTP delivery attempts started.",
-               metrics.delivery_attempts);
-    out.labelled_counter("delivery_attempts_failed_total",
-                         "Delivery attempts that failed, by kind of failure.", "kind",
+    out.single("delivery_attempts_total", "counter", "HTTP delivery attempts started.", metrics.delivery_attempts);
+    out.labelled_counter("delivery_attempts_failed_total", "Delivery attempts that failed, by kind of failure.", "kind",
                          metrics.delivery_attempts_failed);
     out.single("producer_connections_refused_total", "counter",
                "Producer connections refused because max_connections was reached.",
@@ -187,8 +180,7 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("producer_replies_dropped_total", "counter",
                "Reply lines dropped because their producer did not read them (64 KiB backlog full).",
                metrics.producer_replies_dropped);
-    out.single("delivery_retries_total", "counter",
-               "Failed delivery attempts that were scheduled to be tried again.",
+    out.single("delivery_retries_total", "counter", "Failed delivery attempts that were scheduled to be tried again.",
                metrics.delivery_retries);
     out.labelled_counter("queue_full_total", "Times the queue filled up (max_queue or max_queue_bytes), by limit.",
                          "limit", metrics.queue_full);
@@ -210,18 +202,14 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("spool_sync_failures_total", "counter", "Spool fdatasync calls that failed.",
                metrics.spool_sync_failures);
 
-    out.single("events_in_flight", "gauge", "Events with a delivery attempt in progress.",
-               metrics.in_flight);
-    out.single("events_queued", "gauge",
-               "Accepted events waiting for an attempt, including those waiting to retry.",
+    out.single("events_in_flight", "gauge", "Events with a delivery attempt in progress.", metrics.in_flight);
+    out.single("events_queued", "gauge", "Accepted events waiting for an attempt, including those waiting to retry.",
                metrics.queued);
     out.single("queued_bytes", "gauge",
                "Bytes that undelivered events (in flight included) count against max_queue_bytes.",
                metrics.queued_bytes);
-    out.single("live_calls", "gauge", "Calls whose state the daemon currently holds.",
-               metrics.live_calls);
-    out.single("open_connections", "gauge", "Open connections to the webhook receiver.",
-               metrics.open_connections);
+    out.single("live_calls", "gauge", "Calls whose state the daemon currently holds.", metrics.live_calls);
+    out.single("open_connections", "gauge", "Open connections to the webhook receiver.", metrics.open_connections);
     out.single("producer_connections", "gauge", "Producers connected to the event socket.",
                metrics.producer_connections);
     out.single("oldest_undelivered_event_age_seconds", "gauge",
@@ -238,8 +226,7 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
 
     out.histogram("spool_sync_seconds", "Time one fdatasync of the spool took (one covers many events).",
                   metrics.spool_sync_latency);
-    out.histogram("delivery_latency_seconds",
-                  "Time from an event's acceptance to its 2xx response, retries included.",
+    out.histogram("delivery_latency_seconds", "Time from an event's acceptance to its 2xx response, retries included.",
                   metrics.delivery_latency);
     return out.take();
 }

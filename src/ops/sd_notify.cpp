@@ -50,8 +50,7 @@ private:
 
 }  // namespace
 
-SystemdNotifier::SystemdNotifier(std::string socket_address,
-                                 std::optional<std::chrono::microseconds> watchdog_interval)
+SystemdNotifier::SystemdNotifier(std::string socket_address, std::optional<std::chrono::microseconds> watchdog_interval)
     : socket_address_(valid_socket_address(socket_address) ? std::move(socket_address) : std::string{}),
       watchdog_interval_(watchdog_interval) {}
 
@@ -62,8 +61,8 @@ SystemdNotifier SystemdNotifier::from_environment() {
                                                   static_cast<long>(::getpid())));
 }
 
-std::optional<std::chrono::microseconds> watchdog_interval_from(const char* watchdog_usec,
-                                                                const char* watchdog_pid, long own_pid) {
+std::optional<std::chrono::microseconds> watchdog_interval_from(const char* watchdog_usec, const char* watchdog_pid,
+                                                                long own_pid) {
     if (!watchdog_usec) return std::nullopt;
     auto timeout = parse_decimal<unsigned long long>(watchdog_usec);
     if (!timeout || *timeout == 0) return std::nullopt;
@@ -83,8 +82,7 @@ bool SystemdNotifier::notify(std::string_view state) const noexcept {
     auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket_address_.size());
     if (socket_address_.front() == '@')
         address.sun_path[0] = '\0';  // abstract namespace: the name is exactly these bytes
-    else
-        ++length;                    // a path includes its terminating NUL
+    else ++length;                   // a path includes its terminating NUL
 
     ScopedFd socket(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (socket.get() < 0) return false;
@@ -101,9 +99,7 @@ bool SystemdNotifier::ready(std::string_view status) const {
     return notify("READY=1\nSTATUS=" + single_line(status));
 }
 
-bool SystemdNotifier::status(std::string_view status) const {
-    return notify("STATUS=" + single_line(status));
-}
+bool SystemdNotifier::status(std::string_view status) const { return notify("STATUS=" + single_line(status)); }
 
 bool SystemdNotifier::stopping() const { return notify("STOPPING=1"); }
 

@@ -29,7 +29,8 @@ void begin_record(std::string& out, RecordType type, std::size_t payload_size) {
 void end_record(std::string& out, std::size_t start) {
     const std::string_view covered = std::string_view(out).substr(start + 8);
     const std::uint32_t crc = crc32c(covered);
-    for (int i = 0; i < 4; ++i) out[start + 4 + static_cast<std::size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    for (int i = 0; i < 4; ++i)
+        out[start + 4 + static_cast<std::size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
 }
 
 bool decode_event(std::string_view payload, EventFields& event) {

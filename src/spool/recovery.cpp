@@ -26,10 +26,8 @@ public:
 
     void segment(std::uint64_t number, std::string_view bytes, RecoveredSegment& info) {
         const auto on_record = [&](std::size_t offset, const Decoded& record) {
-            if (record.type == RecordType::event)
-                event(number, offset, record, info);
-            else
-                done(record.done_id, info);
+            if (record.type == RecordType::event) event(number, offset, record, info);
+            else done(record.done_id, info);
         };
         const auto on_corrupt = [&](std::size_t offset, std::size_t length) {
             out_.stats.corrupt.push_back({number, offset, length});
@@ -45,8 +43,9 @@ public:
     // Drops the events that were done, keeping log order.
     void finish() {
         auto& events = out_.events;
-        events.erase(std::remove_if(events.begin(), events.end(), [](const auto& e) { return e.record_id == kRemoved; }),
-                     events.end());
+        events.erase(
+            std::remove_if(events.begin(), events.end(), [](const auto& e) { return e.record_id == kRemoved; }),
+            events.end());
     }
 
 private:
@@ -143,8 +142,7 @@ SpoolStatus spool_status(const std::filesystem::path& dir) {
     status.bytes = recovery.stats.bytes;
     status.corrupt_records = recovery.stats.corrupt.size();
     status.torn_tails = recovery.stats.torn_tails.size();
-    if (recovery.stats.list_error)
-        status.errors.push_back(dir.string() + ": " + recovery.stats.list_error.message());
+    if (recovery.stats.list_error) status.errors.push_back(dir.string() + ": " + recovery.stats.list_error.message());
     for (const auto& [segment, error] : recovery.stats.unreadable)
         status.errors.push_back((dir / segment_file_name(segment)).string() + ": " + error.message());
     return status;

@@ -164,10 +164,9 @@ Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metri
       recovery_(recover_or_refuse(directory)),
       writer_(std::move(directory), recovery_, writer_options(settings_)),
       timer_(io) {
-    sync_thread_ = std::make_unique<SyncThread>(
-        io, [this](const SyncPoint& point, std::error_code error, std::chrono::nanoseconds took) {
-            sync_finished(point, error, took);
-        });
+    sync_thread_ =
+        std::make_unique<SyncThread>(io, [this](const SyncPoint& point, std::error_code error,
+                                                std::chrono::nanoseconds took) { sync_finished(point, error, took); });
     log_recovery();
 }
 
@@ -201,11 +200,11 @@ void Spool::start() { run_timer(); }
 
 Spool::Stored Spool::store(const Event& event, std::uint64_t sequence) {
     Stored stored;
-    const auto accepted_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 event.accepted_wall.time_since_epoch()).count();
+    const auto accepted_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(event.accepted_wall.time_since_epoch()).count();
     Appended appended;
-    stored.error = writer_.append_event(
-        NewEvent{event.id, event.uuid, event.type, event.body, sequence, accepted_ms}, appended);
+    stored.error =
+        writer_.append_event(NewEvent{event.id, event.uuid, event.type, event.body, sequence, accepted_ms}, appended);
     if (stored.error) {
         note_write_result(stored.error);
         return stored;
@@ -320,7 +319,8 @@ void Spool::run_timer() {
                 flush_now();
             }
             const auto before = writer_.bytes();
-            if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
+            if (const auto error = writer_.collect())
+                logger_.warn("spool: deleting done segments failed: " + error.message());
             if (writer_.bytes() < before && on_room_) on_room_();
         }
         run_timer();
@@ -332,7 +332,8 @@ void Spool::run_timer() {
 void Spool::write_checkpoint() {
     std::string text(checkpoint_header);
     if (numbering_)
-        for (const auto& [call, last] : numbering_()) text.append(call).append(" ").append(std::to_string(last)).append("\n");
+        for (const auto& [call, last] : numbering_())
+            text.append(call).append(" ").append(std::to_string(last)).append("\n");
     if (const auto error = write_file_durably(writer_, text)) {
         // Done segments still go (a full disk must get its space back): a call whose numbers
         // they held may start again at 1 after a restart.
@@ -355,8 +356,7 @@ void Spool::close() {
     sync_thread_.reset();  // waits for a sync in progress
     if (const auto error = writer_.sync())
         logger_.error("spool: final write and sync of " + path().string() + " failed: " + error.message());
-    else if (on_durable_)
-        on_durable_(writer_.durable_generation());
+    else if (on_durable_) on_durable_(writer_.durable_generation());
     if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
 }
 

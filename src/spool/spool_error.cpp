@@ -8,10 +8,14 @@ public:
     const char* name() const noexcept override { return "spool"; }
     std::string message(int value) const override {
         switch (static_cast<SpoolErrc>(value)) {
-            case SpoolErrc::spool_full: return "the spool is full (spool_max_bytes)";
-            case SpoolErrc::record_too_large: return "the event is too large for a spool record";
-            case SpoolErrc::corrupt_record: return "the spool record is corrupt (checksum mismatch)";
-            case SpoolErrc::unknown_record: return "no such spool record";
+        case SpoolErrc::spool_full:
+            return "the spool is full (spool_max_bytes)";
+        case SpoolErrc::record_too_large:
+            return "the event is too large for a spool record";
+        case SpoolErrc::corrupt_record:
+            return "the spool record is corrupt (checksum mismatch)";
+        case SpoolErrc::unknown_record:
+            return "no such spool record";
         }
         return "unknown spool error";
     }

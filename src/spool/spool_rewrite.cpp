@@ -50,7 +50,8 @@ void SpoolWriter::carry_over(std::string_view bytes, std::uint64_t segment, std:
             out.append(whole);
         } else if (move_to_active(record.event.record_id)) {
             const auto length = static_cast<std::uint32_t>(record.size);
-            relocate(Locator{segment, offset + at, length}, Locator{active_->number, active_->bytes + out.size(), length});
+            relocate(Locator{segment, offset + at, length},
+                     Locator{active_->number, active_->bytes + out.size(), length});
             out.append(whole);
         }
         at += record.size;

@@ -91,8 +91,8 @@ SpoolWriter::SpoolWriter(SpoolDirectory directory, const Recovery& recovered, Sp
         live_events_ += segment.live;
     }
     if (auto ec = start_segment(highest + 1))
-        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
-                             "cannot create a segment in spool_dir " + directory_.path().native() + ": " + ec.message());
+        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create, "cannot create a segment in spool_dir " +
+                                                                      directory_.path().native() + ": " + ec.message());
     if (auto ec = directory_.sync())
         throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
                              "cannot sync spool_dir " + directory_.path().native() + ": " + ec.message());
@@ -114,7 +114,8 @@ std::pair<SpoolWriter::Segment*, std::size_t> SpoolWriter::owner_of(std::uint64_
 
 bool SpoolWriter::stored_elsewhere(std::uint64_t record_id, const Segment& except) const {
     for (const auto& [number, segment] : segments_)
-        if (&segment != &except && segment.first_id != 0 && segment.first_id <= record_id && record_id <= segment.last_id)
+        if (&segment != &except && segment.first_id != 0 && segment.first_id <= record_id &&
+            record_id <= segment.last_id)
             return true;
     return false;
 }
@@ -140,7 +141,8 @@ std::error_code SpoolWriter::start_segment(std::uint64_t number) {
 }
 
 std::error_code SpoolWriter::append_event(const NewEvent& event, Appended& out) {
-    const EventFields fields{next_id_, event.sequence, event.accepted_ms, event.event_id, event.call, event.type, event.body};
+    const EventFields fields{next_id_,   event.sequence, event.accepted_ms, event.event_id,
+                             event.call, event.type,     event.body};
     const std::size_t size = encoded_event_size(fields);
     if (size - kRecordHeaderSize > kMaxRecordPayload) return make_error_code(SpoolErrc::record_too_large);
     if (bytes() + size > options_.max_bytes) return make_error_code(SpoolErrc::spool_full);
@@ -210,8 +212,13 @@ std::error_code SpoolWriter::write_head(std::size_t length) {
         return ec;
     }
     ++flush_generation_;
-    SyncLedger::Batch batch{flush_generation_, rewrite_bytes_ > 0 ? rewrite_from_ : flush_generation_,
-                            active_->number, active_->bytes, {}, false, active_file_};
+    SyncLedger::Batch batch{flush_generation_,
+                            rewrite_bytes_ > 0 ? rewrite_from_ : flush_generation_,
+                            active_->number,
+                            active_->bytes,
+                            {},
+                            false,
+                            active_file_};
     if (length == pending_.size()) {
         batch.bytes = std::exchange(pending_, {});
     } else {
@@ -274,7 +281,8 @@ std::error_code SpoolWriter::sync() {
     // Everything written so far, also what points whose result was never reported cover.
     point.first_generation_ = 1;
     for (auto& file : ledger_.unconfirmed_files())
-        if (std::find(point.files_.begin(), point.files_.end(), file) == point.files_.end()) point.files_.push_back(file);
+        if (std::find(point.files_.begin(), point.files_.end(), file) == point.files_.end())
+            point.files_.push_back(file);
     if (auto ec = point.sync()) {
         sync_failed(point);
         return ec;
@@ -309,7 +317,8 @@ std::error_code SpoolWriter::collect() {
     for (auto& [number, segment] : segments_) {
         if (&segment == active_ || segment.live != 0) continue;
         if (!segment.retire_generation && carry_forward(segment)) segment.retire_generation = flush_generation_ + 1;
-        if (!segment.retire_generation || *segment.retire_generation <= durable_generation_) removable.push_back(&segment);
+        if (!segment.retire_generation || *segment.retire_generation <= durable_generation_)
+            removable.push_back(&segment);
     }
     for (Segment* segment : removable)
         if (auto ec = remove(*segment)) return ec;

@@ -90,7 +90,8 @@ awaitable<void> run_query(AdminAddress address, Query query, AdminReply& reply) 
     if (address.is_unix()) {
         beast::basic_stream<stream_protocol> stream(executor);
         stream.expires_at(query.deadline);
-        auto [ec] = co_await stream.async_connect(stream_protocol::endpoint(address.unix_path), as_tuple(use_awaitable));
+        auto [ec] =
+            co_await stream.async_connect(stream_protocol::endpoint(address.unix_path), as_tuple(use_awaitable));
         if (ec) {
             reply.error = failure(ec, query);
             co_return;
@@ -99,7 +100,8 @@ awaitable<void> run_query(AdminAddress address, Query query, AdminReply& reply) 
         co_return;
     }
     tcp::resolver resolver(executor);
-    auto [resolve_error, endpoints] = co_await resolver.async_resolve(address.host, address.port, as_tuple(use_awaitable));
+    auto [resolve_error, endpoints] =
+        co_await resolver.async_resolve(address.host, address.port, as_tuple(use_awaitable));
     if (resolve_error) {
         reply.error = "cannot resolve " + address.host + ": " + resolve_error.message();
         co_return;
@@ -143,14 +145,15 @@ AdminReply query_admin(const AdminAddress& address, http::verb method, std::stri
 
 int run_healthcheck_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
-    options.add_options()
-        ("admin", po::value<std::string>()->value_name("ADDR"), "admin address (default: the `admin` setting)")
-        ("config", po::value<std::string>()->value_name("FILE"), "config file to read `admin` from")
-        ("timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"), "give up after this long")
-        ("help,h", "show this help");
+    options.add_options()("admin", po::value<std::string>()->value_name("ADDR"),
+                          "admin address (default: the `admin` setting)")(
+        "config", po::value<std::string>()->value_name("FILE"), "config file to read `admin` from")(
+        "timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"), "give up after this long")(
+        "help,h", "show this help");
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(options).run(), vm);
+        po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(options).run(),
+                  vm);
     } catch (const po::error& error) {
         err << "healthcheck: " << error.what() << "\n";
         print_usage(err, options);

@@ -31,22 +31,24 @@ struct GivenOptions {
 po::options_description describe_options(GivenOptions& given) {
     ReceiverOptions& options = given.options;
     po::options_description description("avr-webhookd receive: a local webhook receiver for testing deliveries");
-    description.add_options()
-        ("help,h", "show this help")
-        ("listen", po::value(&options.listen)->default_value(options.listen), "HOST:PORT to listen on (port 0: any free port)")
-        ("secret", po::value(&options.secret), "expected secret; requests failing the check get 401")
-        ("signature", po::value(&given.signature_name)->default_value(given.signature_name), "how the secret is checked: plain, hmac-sha256 or standard")
-        ("tls-cert", po::value(&options.tls_cert), "serve HTTPS with this PEM certificate chain")
-        ("tls-key", po::value(&options.tls_key), "PEM private key of --tls-cert")
-        ("fail-first", po::value(&options.fail_first), "answer --fail-status to the first N requests")
-        ("fail-status", po::value(&options.fail_status)->default_value(options.fail_status), "status used by --fail-first")
-        ("status-for", po::value(&given.status_for), "TYPE=STATUS: always answer STATUS for events of TYPE (repeatable)")
-        ("delay-ms", po::value(&given.delay_ms), "wait this long before each response")
-        ("drop-first", po::value(&options.drop_first), "close the connection without answering the first N requests")
-        ("redirect-first", po::value(&options.redirect_first), "answer 302 to the first N requests")
-        ("retry-after", po::value(&given.retry_after), "Retry-After header value on the failures chosen above")
-        ("close", po::bool_switch(&options.close_after_response), "answer with Connection: close")
-        ("quiet", po::bool_switch(&options.quiet), "don't print deliveries");
+    description.add_options()("help,h", "show this help")("listen",
+                                                          po::value(&options.listen)->default_value(options.listen),
+                                                          "HOST:PORT to listen on (port 0: any free port)")(
+        "secret", po::value(&options.secret), "expected secret; requests failing the check get 401")(
+        "signature", po::value(&given.signature_name)->default_value(given.signature_name),
+        "how the secret is checked: plain, hmac-sha256 or standard")("tls-cert", po::value(&options.tls_cert),
+                                                                     "serve HTTPS with this PEM certificate chain")(
+        "tls-key", po::value(&options.tls_key), "PEM private key of --tls-cert")(
+        "fail-first", po::value(&options.fail_first), "answer --fail-status to the first N requests")(
+        "fail-status", po::value(&options.fail_status)->default_value(options.fail_status),
+        "status used by --fail-first")("status-for", po::value(&given.status_for),
+                                       "TYPE=STATUS: always answer STATUS for events of TYPE (repeatable)")(
+        "delay-ms", po::value(&given.delay_ms), "wait this long before each response")(
+        "drop-first", po::value(&options.drop_first), "close the connection without answering the first N requests")(
+        "redirect-first", po::value(&options.redirect_first), "answer 302 to the first N requests")(
+        "retry-after", po::value(&given.retry_after), "Retry-After header value on the failures chosen above")(
+        "close", po::bool_switch(&options.close_after_response), "answer with Connection: close")(
+        "quiet", po::bool_switch(&options.quiet), "don't print deliveries");
     return description;
 }
 
@@ -55,8 +57,7 @@ std::pair<std::string, int> parse_status_for(const std::string& text) {
     const std::size_t equals = text.find('=');
     int status = 0;
     const char* end = text.data() + text.size();
-    if (equals == std::string::npos || equals == 0 ||
-        std::from_chars(text.data() + equals + 1, end, status).ptr != end)
+    if (equals == std::string::npos || equals == 0 || std::from_chars(text.data() + equals + 1, end, status).ptr != end)
         throw std::invalid_argument("--status-for expects TYPE=STATUS, got '" + text + "'");
     return {text.substr(0, equals), status};
 }
@@ -109,8 +110,9 @@ int run_receive_command(CommandArguments args, const Environment&, std::ostream&
         GivenOptions given;
         const auto description = describe_options(given);
         po::variables_map variables;
-        po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(description).run(),
-                  variables);
+        po::store(
+            po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(description).run(),
+            variables);
         po::notify(variables);
         if (variables.count("help")) {
             out << description << '\n';

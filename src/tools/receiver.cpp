@@ -43,7 +43,7 @@ using asio::use_awaitable;
 namespace {
 
 constexpr std::uint64_t max_body_bytes = 1024 * 1024;
-constexpr std::size_t max_printed_line = 4096;  // longer peer text is cut when printed
+constexpr std::size_t max_printed_line = 4096;    // longer peer text is cut when printed
 constexpr std::chrono::seconds read_timeout{30};  // also bounds an idle keep-alive connection
 constexpr std::chrono::seconds write_timeout{30};
 constexpr std::chrono::seconds tls_handshake_timeout{10};
@@ -131,15 +131,16 @@ struct Receiver::State {
                 return field->value();
             },
             request.body(), unix_now());
-        const Answer answer = plan_answer(options, request_number, request.method() == http::verb::post,
-                                          authentication, body);
+        const Answer answer =
+            plan_answer(options, request_number, request.method() == http::verb::post, authentication, body);
         record(request, connection_index, answer.status);
         if (!options.quiet) {
             std::vector<std::string> lines;
             if (answer.status / 100 == 2 && body) lines = describe_delivery(*body);
-            else lines.push_back("Answered " + (answer.drop ? std::string("nothing") : std::to_string(answer.status)) +
-                                 " to " + std::string(request.method_string()) + " " +
-                                 std::string(request.target()) + ": " + answer.reason);
+            else
+                lines.push_back("Answered " + (answer.drop ? std::string("nothing") : std::to_string(answer.status)) +
+                                " to " + std::string(request.method_string()) + " " + std::string(request.target()) +
+                                ": " + answer.reason);
             print_lines(options, lines);
         }
         return answer;
@@ -167,7 +168,8 @@ struct Receiver::State {
     }
 
     static std::size_t recorded_size(const ReceivedRequest& request) {
-        std::size_t size = sizeof(ReceivedRequest) + request.method.size() + request.target.size() + request.body.size();
+        std::size_t size =
+            sizeof(ReceivedRequest) + request.method.size() + request.target.size() + request.body.size();
         for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 64;
         return size;
     }

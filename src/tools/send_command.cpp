@@ -37,9 +37,7 @@ std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
-void SendReport::begin_input(std::string name) {
-    inputs_.push_back(Input{std::move(name), newlines_ + 1});
-}
+void SendReport::begin_input(std::string name) { inputs_.push_back(Input{std::move(name), newlines_ + 1}); }
 
 void SendReport::end_line() {
     const auto content = line_bytes_ - (line_ends_with_cr_ ? 1 : 0);  // the daemon strips one '\r'
@@ -202,7 +200,8 @@ public:
             }
             if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) receive();
             if (!socket_closed_ && (fds[0].revents & POLLOUT)) transmit();
-            if (want_input && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_input()) return exit_code::trouble;
+            if (want_input && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_input())
+                return exit_code::trouble;
             if (current_ == inputs_.size() && !pending() && !write_shut_) {
                 ::shutdown(socket_, SHUT_WR);  // the daemon's cue to finish and close
                 write_shut_ = true;
@@ -249,7 +248,8 @@ private:
     }
 
     void transmit() {
-        const auto written = ::send(socket_, outgoing_.data() + sent_, outgoing_.size() - sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        const auto written =
+            ::send(socket_, outgoing_.data() + sent_, outgoing_.size() - sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (written >= 0) {
             sent_ += static_cast<std::size_t>(written);
             return;
@@ -312,10 +312,10 @@ private:
 
 int run_send_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
-    options.add_options()
-        ("socket", po::value<std::string>()->value_name("PATH"), "the daemon's socket (default: the `socket` setting)")
-        ("config", po::value<std::string>()->value_name("FILE"), "config file to read `socket` from")
-        ("help,h", "show this help");
+    options.add_options()("socket", po::value<std::string>()->value_name("PATH"),
+                          "the daemon's socket (default: the `socket` setting)")(
+        "config", po::value<std::string>()->value_name("FILE"), "config file to read `socket` from")("help,h",
+                                                                                                     "show this help");
     po::options_description all;
     all.add(options).add_options()("file", po::value<std::vector<std::string>>());
     po::positional_options_description positional;

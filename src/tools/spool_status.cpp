@@ -25,7 +25,8 @@ void print_status(std::ostream& out, const std::filesystem::path& dir, const spo
         << "events waiting: " << status.events_waiting << "\n"
         << "calls:          " << status.calls << "\n";
     if (status.oldest_accepted_ms) {
-        const auto accepted = std::chrono::system_clock::time_point(std::chrono::milliseconds(*status.oldest_accepted_ms));
+        const auto accepted =
+            std::chrono::system_clock::time_point(std::chrono::milliseconds(*status.oldest_accepted_ms));
         const auto age = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - accepted);
         out << "oldest:         accepted " << format_utc_millis(accepted) << " (" << age.count() << "s ago)\n";
     }
@@ -39,10 +40,10 @@ void print_status(std::ostream& out, const std::filesystem::path& dir, const spo
 
 int run_spool_status_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
-    options.add_options()
-        ("spool-dir", po::value<std::string>()->value_name("DIR"), "spool folder (default: the `spool_dir` setting)")
-        ("config", po::value<std::string>()->value_name("FILE"), "config file to read `spool_dir` from")
-        ("help,h", "show this help");
+    options.add_options()("spool-dir", po::value<std::string>()->value_name("DIR"),
+                          "spool folder (default: the `spool_dir` setting)")(
+        "config", po::value<std::string>()->value_name("FILE"), "config file to read `spool_dir` from")(
+        "help,h", "show this help");
     po::variables_map vm;
     try {
         const std::vector<std::string> arguments(args.begin(), args.end());
@@ -58,7 +59,8 @@ int run_spool_status_command(CommandArguments args, const Environment& env, std:
     std::string dir;
     try {
         // --spool-dir, else WEBHOOK_SPOOL_DIR, else the config file, else where the daemon would look.
-        dir = find_setting_text(config_sources(vm, env), "spool_dir").value_or(default_spool_dir(env, ::geteuid() == 0));
+        dir =
+            find_setting_text(config_sources(vm, env), "spool_dir").value_or(default_spool_dir(env, ::geteuid() == 0));
     } catch (const ConfigError& error) {
         err << "spool-status: " << error.what() << "\n";
         return exit_code::failure;

@@ -190,7 +190,8 @@ Result run_baseline(CountingReceiver& receiver, std::string scenario, std::size_
     std::sort(latencies_ms.begin(), latencies_ms.end());
     result.p50_ms = latencies_ms[latencies_ms.size() / 2];
     result.p99_ms = latencies_ms[latencies_ms.size() * 99 / 100];
-    if (receiver.count() != total) throw std::runtime_error("baseline: receiver counted a different number of requests");
+    if (receiver.count() != total)
+        throw std::runtime_error("baseline: receiver counted a different number of requests");
     return result;
 }
 
@@ -232,16 +233,23 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
 
     TempDirectory dir("relay-bench");
     Process::Options options;
-    options.arguments = {settings.daemon, "--config", "", "--socket", (dir / "in.sock").string(),
-                         "--url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook",
-                         "--concurrency", std::to_string(settings.concurrency), "--log-level", "warn"};
+    options.arguments = {settings.daemon,
+                         "--config",
+                         "",
+                         "--socket",
+                         (dir / "in.sock").string(),
+                         "--url",
+                         "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook",
+                         "--concurrency",
+                         std::to_string(settings.concurrency),
+                         "--log-level",
+                         "warn"};
     const auto spool = spool_flags(spool_mode, dir.path());
     options.arguments.insert(options.arguments.end(), spool.begin(), spool.end());
     options.output_directory = dir.path();
     options.name = "daemon";
     Process daemon(std::move(options));
-    if (!wait_until([&] { return !daemon.running() || can_connect(dir / "in.sock"); }, 10s) ||
-        !daemon.running())
+    if (!wait_until([&] { return !daemon.running() || can_connect(dir / "in.sock"); }, 10s) || !daemon.running())
         throw std::runtime_error("the daemon did not start: " + daemon.output_for_diagnosis());
 
     receiver.reset();
@@ -254,17 +262,19 @@ Result run_relay(CountingReceiver& receiver, const Settings& settings, std::stri
     {
         exchange(dir / "in.sock", input, 120s);  // writes everything; returns once the daemon has read it all
         if (!receiver.wait_for(total, 120s))
-            throw std::runtime_error("relay: only " + std::to_string(receiver.count()) + " of " + std::to_string(total) +
-                                     " events arrived\n" + daemon.output_for_diagnosis());
+            throw std::runtime_error("relay: only " + std::to_string(receiver.count()) + " of " +
+                                     std::to_string(total) + " events arrived\n" + daemon.output_for_diagnosis());
         result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     }
     result.hwm_mib = status_mib(daemon.pid(), "VmHWM");
     result.daemon_cpu_us = (cpu_seconds(daemon.pid()) - cpu_before) * 1e6 / static_cast<double>(total);
     daemon.send_signal(SIGTERM);
     const auto status = daemon.wait(10s);
-    if (!status || !status->success()) throw std::runtime_error("relay: the daemon did not stop cleanly\n" + daemon.output_for_diagnosis());
-    if (receiver.count() != total) throw std::runtime_error("relay: the receiver counted " + std::to_string(receiver.count()) +
-                                                            " requests for " + std::to_string(total) + " events");
+    if (!status || !status->success())
+        throw std::runtime_error("relay: the daemon did not stop cleanly\n" + daemon.output_for_diagnosis());
+    if (receiver.count() != total)
+        throw std::runtime_error("relay: the receiver counted " + std::to_string(receiver.count()) + " requests for " +
+                                 std::to_string(total) + " events");
     if (const auto log = daemon.stderr_text(); !log.empty()) std::cerr << "daemon log:\n" << log;
     return result;
 }
@@ -279,10 +289,29 @@ void run_backlog(const Settings& settings) {
     for (std::size_t i = 0; i < settings.backlog; ++i) input += event_line(static_cast<unsigned>(i % 1000) + 1, i);
     TempDirectory dir("relay-bench-backlog");
     Process::Options options;
-    options.arguments = {settings.daemon, "--config", "", "--socket", (dir / "in.sock").string(),
-                         "--url", "http://127.0.0.1:1/down", "--retry", "-1", "--retry-base", "1h",
-                         "--retry-max-delay", "1h", "--max-age", "24h", "--max-queue", "10000000",
-                         "--max-queue-bytes", "68719476736", "--spool-max-bytes", "68719476736", "--log-level", "error"};
+    options.arguments = {settings.daemon,
+                         "--config",
+                         "",
+                         "--socket",
+                         (dir / "in.sock").string(),
+                         "--url",
+                         "http://127.0.0.1:1/down",
+                         "--retry",
+                         "-1",
+                         "--retry-base",
+                         "1h",
+                         "--retry-max-delay",
+                         "1h",
+                         "--max-age",
+                         "24h",
+                         "--max-queue",
+                         "10000000",
+                         "--max-queue-bytes",
+                         "68719476736",
+                         "--spool-max-bytes",
+                         "68719476736",
+                         "--log-level",
+                         "error"};
     const auto spool = spool_flags("interval", dir.path());
     options.arguments.insert(options.arguments.end(), spool.begin(), spool.end());
     options.output_directory = dir.path();
@@ -295,11 +324,11 @@ void run_backlog(const Settings& settings) {
     exchange(dir / "in.sock", input, 600s);
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     const auto after = status_mib(daemon.pid(), "VmRSS");
-    std::printf("\nbacklog: %zu events of ~200 bytes queued in %.1f s with the receiver down (spool_sync = interval):\n"
-                "  RSS %.1f MiB before, %.1f MiB after: %.0f bytes per queued event; at that rate 1,000,000 take %.0f MiB\n",
-                settings.backlog, seconds, before, after,
-                (after - before) * 1048576.0 / static_cast<double>(settings.backlog),
-                (after - before) * 1e6 / static_cast<double>(settings.backlog) + before);
+    std::printf(
+        "\nbacklog: %zu events of ~200 bytes queued in %.1f s with the receiver down (spool_sync = interval):\n"
+        "  RSS %.1f MiB before, %.1f MiB after: %.0f bytes per queued event; at that rate 1,000,000 take %.0f MiB\n",
+        settings.backlog, seconds, before, after, (after - before) * 1048576.0 / static_cast<double>(settings.backlog),
+        (after - before) * 1e6 / static_cast<double>(settings.backlog) + before);
     daemon.send_signal(SIGKILL);
     daemon.wait(10s);
 }
@@ -327,14 +356,14 @@ void print_table(const std::vector<Result>& results, const Settings& settings) {
     for (const auto& r : results) {
         const bool serial = r.scenario.ends_with("-1") || r.scenario.ends_with("1call");
         std::printf("%-12s %9zu %8.2f %9.0f %7.0f%% %7s %7s %9s %9s %8s\n", r.scenario.c_str(), r.requests, r.seconds,
-                    r.rate(), 100.0 * r.rate() / (serial ? serial_base : parallel_base),
-                    cell(r.p50_ms, "%.3f").c_str(), cell(r.p99_ms, "%.3f").c_str(),
-                    cell(r.daemon_cpu_us, "%.1f").c_str(), cell(r.rss_before_mib, "%.1f").c_str(),
-                    cell(r.hwm_mib, "%.1f").c_str());
+                    r.rate(), 100.0 * r.rate() / (serial ? serial_base : parallel_base), cell(r.p50_ms, "%.3f").c_str(),
+                    cell(r.p99_ms, "%.3f").c_str(), cell(r.daemon_cpu_us, "%.1f").c_str(),
+                    cell(r.rss_before_mib, "%.1f").c_str(), cell(r.hwm_mib, "%.1f").c_str());
     }
-    std::printf("\nvs base: relay against baseline, relay-1call against baseline-1 (both one request in flight).\n"
-                "CPU us/ev: daemon CPU time (user + system) per event. RSS0: daemon resident memory before\n"
-                "the load; HWM: its peak (VmHWM), reached while the events wait in its queue.\n");
+    std::printf(
+        "\nvs base: relay against baseline, relay-1call against baseline-1 (both one request in flight).\n"
+        "CPU us/ev: daemon CPU time (user + system) per event. RSS0: daemon resident memory before\n"
+        "the load; HWM: its peak (VmHWM), reached while the events wait in its queue.\n");
 }
 
 std::size_t number_argument(const std::string& name, const char* text) {
@@ -350,8 +379,10 @@ Settings parse_arguments(int argc, char** argv) {
     Settings settings;
     for (int i = 1; i < argc; ++i) {
         const std::string name = argv[i];
-        if (i + 1 >= argc) throw std::invalid_argument("usage: relay_bench [--requests N] [--calls K] "
-                                                       "[--concurrency C] [--repeat R] [--backlog B] [--daemon PATH]");
+        if (i + 1 >= argc)
+            throw std::invalid_argument(
+                "usage: relay_bench [--requests N] [--calls K] "
+                "[--concurrency C] [--repeat R] [--backlog B] [--daemon PATH]");
         const char* value = argv[++i];
         if (name == "--requests") settings.requests = number_argument(name, value);
         else if (name == "--calls") settings.calls = static_cast<unsigned>(number_argument(name, value));
@@ -381,10 +412,13 @@ int main(int argc, char** argv) {
             return median(std::move(runs));
         };
         std::vector<Result> results;
-        results.push_back(repeated([&] { return run_baseline(receiver, "baseline", settings.requests, settings.concurrency); }));
+        results.push_back(
+            repeated([&] { return run_baseline(receiver, "baseline", settings.requests, settings.concurrency); }));
         results.push_back(repeated([&] { return run_baseline(receiver, "baseline-1", serial_requests, 1); }));
-        results.push_back(repeated([&] { return run_relay(receiver, settings, "relay", settings.requests, settings.calls, "none"); }));
-        results.push_back(repeated([&] { return run_relay(receiver, settings, "relay-1call", serial_requests, 1, "none"); }));
+        results.push_back(repeated(
+            [&] { return run_relay(receiver, settings, "relay", settings.requests, settings.calls, "none"); }));
+        results.push_back(
+            repeated([&] { return run_relay(receiver, settings, "relay-1call", serial_requests, 1, "none"); }));
         // The same relay with the crash-safe spool in both sync modes, side by side.
         results.push_back(repeated([&] {
             return run_relay(receiver, settings, "spool-interv", settings.requests, settings.calls, "interval");

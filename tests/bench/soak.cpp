@@ -75,11 +75,16 @@ enum class Fault { none, unavailable, drop, slow, throttled };
 
 std::string_view to_string(Fault fault) {
     switch (fault) {
-    case Fault::none: return "none";
-    case Fault::unavailable: return "503";
-    case Fault::drop: return "drop";
-    case Fault::slow: return "slow";
-    case Fault::throttled: return "429";
+    case Fault::none:
+        return "none";
+    case Fault::unavailable:
+        return "503";
+    case Fault::drop:
+        return "drop";
+    case Fault::slow:
+        return "slow";
+    case Fault::throttled:
+        return "429";
     }
     return "?";
 }
@@ -171,7 +176,8 @@ int connect_unix(const std::filesystem::path& path) {
 // Writes events at a steady pace; every acknowledged id is remembered.
 class Producer {
 public:
-    Producer(std::filesystem::path socket, const Settings& settings) : socket_(std::move(socket)), settings_(settings) {}
+    Producer(std::filesystem::path socket, const Settings& settings)
+        : socket_(std::move(socket)), settings_(settings) {}
 
     void run(const std::atomic<bool>& stop) {
         const std::string long_text(5000, 'a');
@@ -187,7 +193,8 @@ public:
                 const std::string text = number % 20 == 0 ? long_text : "event " + std::to_string(number);
                 const std::string line =
                     test::event_line(test::call_uuid(static_cast<unsigned>(number % settings_.calls)), "transcription",
-                                     text, "soak-" + std::to_string(number)) + "\n";
+                                     text, "soak-" + std::to_string(number)) +
+                    "\n";
                 written = write_all(fd, line);
                 next += std::chrono::duration_cast<Clock::duration>(period);
                 std::this_thread::sleep_until(next);
@@ -292,7 +299,8 @@ Sample sample(pid_t pid, const avr_webhookd::AdminAddress& admin) {
     result.rss_mib = rss_mib(pid);
     result.fds = open_fds(pid);
     const auto reply = avr_webhookd::query_admin(admin, http::verb::get, "/metrics", 5s);
-    if (!reply.reached || reply.status != 200) throw std::runtime_error("soak: /metrics did not answer: " + reply.error);
+    if (!reply.reached || reply.status != 200)
+        throw std::runtime_error("soak: /metrics did not answer: " + reply.error);
     const auto families = test::parse_exposition(reply.body);
     result.queued = metric(families, "avr_webhookd_events_queued");
     result.in_flight = metric(families, "avr_webhookd_events_in_flight");
@@ -323,7 +331,8 @@ Settings parse_arguments(int argc, char** argv) {
         else if (arg == "--daemon") settings.daemon = value();
         else throw std::runtime_error("usage: soak [--minutes M] [--rate N] [--calls K] [--daemon PATH]");
     }
-    if (settings.rate == 0 || settings.calls == 0 || settings.minutes <= 0) throw std::runtime_error("soak: bad settings");
+    if (settings.rate == 0 || settings.calls == 0 || settings.minutes <= 0)
+        throw std::runtime_error("soak: bad settings");
     return settings;
 }
 
@@ -342,9 +351,26 @@ int run(const Settings& settings) {
     // Receiver faults make some attempts time out after the receiver already counted the event:
     // those arrive twice (at-least-once), and the summary counts them as duplicates.
     test::DaemonProcess daemon(dir,
-                               {"--url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook", "--ack", "all",
-                                "--timeout", "1s", "--retry", "-1", "--retry-base", "200ms", "--retry-max-delay", "2s",
-                                "--max-age", "30m", "--concurrency", "64", "--admin", admin_path, "--log-level", "error"},
+                               {"--url",
+                                "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook",
+                                "--ack",
+                                "all",
+                                "--timeout",
+                                "1s",
+                                "--retry",
+                                "-1",
+                                "--retry-base",
+                                "200ms",
+                                "--retry-max-delay",
+                                "2s",
+                                "--max-age",
+                                "30m",
+                                "--concurrency",
+                                "64",
+                                "--admin",
+                                admin_path,
+                                "--log-level",
+                                "error"},
                                {}, "soak");
     if (!daemon.wait_ready(10s)) throw std::runtime_error("soak: the daemon did not start:\n" + daemon.log());
     const pid_t pid = daemon.process().pid();
@@ -369,7 +395,8 @@ int run(const Settings& settings) {
     });
 
     const auto started = Clock::now();
-    const auto duration = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(settings.minutes * 60));
+    const auto duration =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(settings.minutes * 60));
     std::optional<Sample> warm;
     auto next_report = started + 60s;
     while (Clock::now() - started < duration && !producer_error) {
@@ -399,10 +426,12 @@ int run(const Settings& settings) {
     if (!warm) warm = sample(pid, admin);
 
     // Drain: everything acknowledged ends delivered or dead-lettered.
-    const bool drained = test::wait_until([&] {
-        const auto now = sample(pid, admin);
-        return now.queued + now.in_flight == 0;
-    }, 180s, 500ms);
+    const bool drained = test::wait_until(
+        [&] {
+            const auto now = sample(pid, admin);
+            return now.queued + now.in_flight == 0;
+        },
+        180s, 500ms);
     std::this_thread::sleep_for(2s);  // idle keep-alive connections settle
     const Sample end = sample(pid, admin);
     print_row("drained", "none", producer.sent(), producer.acknowledged(), end);
@@ -425,13 +454,14 @@ int run(const Settings& settings) {
     const std::size_t fd_limit = idle.fds + concurrency + 8;
     std::printf("\nacknowledged %zu, delivered %zu (duplicates %zu), dead-lettered %zu, lost %zu\n",
                 producer.acknowledged(), delivered.size(), receiver.duplicates(), dead.size(), lost);
-    std::printf("RSS: idle %.1f MiB, warm %.1f MiB, end %.1f MiB (limit %.1f); fds: idle %zu, warm %zu, end %zu "
-                "(limit %zu; %.0f of them keep-alive connections)\n",
-                idle.rss_mib, warm->rss_mib, end.rss_mib, rss_limit, idle.fds, warm->fds, end.fds, fd_limit,
-                end.connections);
+    std::printf(
+        "RSS: idle %.1f MiB, warm %.1f MiB, end %.1f MiB (limit %.1f); fds: idle %zu, warm %zu, end %zu "
+        "(limit %zu; %.0f of them keep-alive connections)\n",
+        idle.rss_mib, warm->rss_mib, end.rss_mib, rss_limit, idle.fds, warm->fds, end.fds, fd_limit, end.connections);
     bool ok = true;
     if (!drained) ok = false, std::printf("FAIL: the queue did not drain within 180 s\n");
-    if (lost > 0) ok = false, std::printf("FAIL: %zu acknowledged events were neither delivered nor dead-lettered\n", lost);
+    if (lost > 0)
+        ok = false, std::printf("FAIL: %zu acknowledged events were neither delivered nor dead-lettered\n", lost);
     if (end.rss_mib > rss_limit) ok = false, std::printf("FAIL: RSS did not come back to its warm baseline\n");
     if (end.fds > fd_limit) ok = false, std::printf("FAIL: open descriptors did not come back to their baseline\n");
     if (!daemon.process().running()) ok = false, std::printf("FAIL: the daemon died:\n%s\n", daemon.log().c_str());

@@ -93,7 +93,8 @@ void check_signed_request(SignatureMode mode, std::string_view secret, const std
     HeaderList headers;
     Signer(mode, std::string(secret)).headers(field[1], field[4], now, headers);
     check(verify(mode, secret, lookup_in(headers), field[4], now).ok);
-    if (mode != SignatureMode::plain) check(!verify(mode, secret, lookup_in(headers), std::string(field[4]) + "x", now));
+    if (mode != SignatureMode::plain)
+        check(!verify(mode, secret, lookup_in(headers), std::string(field[4]) + "x", now));
     if (mode == SignatureMode::standard && now < INT64_MAX - 301)
         check(!verify(mode, secret, lookup_in(headers), field[4], now + 301));
 }
@@ -102,7 +103,7 @@ void check_signed_request(SignatureMode mode, std::string_view secret, const std
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 9) return 0;
-    const SignatureMode mode = data[0] % 3 == 0 ? SignatureMode::plain
+    const SignatureMode mode = data[0] % 3 == 0   ? SignatureMode::plain
                                : data[0] % 3 == 1 ? SignatureMode::hmac_sha256
                                                   : SignatureMode::standard;
     std::int64_t now = 0;

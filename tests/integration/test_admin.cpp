@@ -130,8 +130,8 @@ AdminReply get(const RunningAdmin& admin, std::string_view target, http::verb me
 tcp::socket connect_tcp(asio::io_context& io, const RunningAdmin& admin) {
     const auto address = admin.parsed_address();
     tcp::socket socket(io);
-    socket.connect(tcp::endpoint(asio::ip::make_address(address.host),
-                                 static_cast<unsigned short>(std::stoi(address.port))));
+    socket.connect(
+        tcp::endpoint(asio::ip::make_address(address.host), static_cast<unsigned short>(std::stoi(address.port))));
     return socket;
 }
 
@@ -263,7 +263,8 @@ TEST_CASE("admin server: oversized requests, idle connections and too many conne
 
     SECTION("a request larger than the cap") {
         auto socket = connect_tcp(io, admin);
-        const std::string huge = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
+        const std::string huge =
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
         boost::system::error_code ignored;
         asio::write(socket, asio::buffer(huge), ignored);
         CHECK(closed_by_peer(socket, 5s));
@@ -312,7 +313,8 @@ TEST_CASE("admin server: Unix socket mode, stale sockets replaced, live ones and
 
         asio::io_context io;
         Logger quiet(Logger::Options{LogLevel::error});
-        AdminServer second(io, path, [] { return AdminStatus{}; }, [] { return std::string{}; }, quiet);
+        AdminServer second(
+            io, path, [] { return AdminStatus{}; }, [] { return std::string{}; }, quiet);
         CHECK_THROWS_WITH(second.start(), Catch::Contains("already listening") && Catch::Contains(path));
         admin.stop();
         CHECK_FALSE(fs::exists(path));
@@ -337,7 +339,8 @@ TEST_CASE("admin server: Unix socket mode, stale sockets replaced, live ones and
     std::ofstream(path) << "not a socket";
     asio::io_context io;
     Logger quiet(Logger::Options{LogLevel::error});
-    AdminServer server(io, path, [] { return AdminStatus{}; }, [] { return std::string{}; }, quiet);
+    AdminServer server(
+        io, path, [] { return AdminStatus{}; }, [] { return std::string{}; }, quiet);
     CHECK_THROWS_WITH(server.start(), Catch::Contains("is not a socket"));
     CHECK(fs::is_regular_file(path));
 }
@@ -354,8 +357,8 @@ TEST_CASE("admin server: start fails clearly on a bad or busy address", "[admin]
     tcp::acceptor busy(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     const auto address = "127.0.0.1:" + std::to_string(busy.local_endpoint().port());
     AdminServer taken(io, address, status, metrics, quiet);
-    CHECK_THROWS_WITH(taken.start(), Catch::Contains("cannot listen on admin address " + address) &&
-                                         Catch::Contains("in use"));
+    CHECK_THROWS_WITH(taken.start(),
+                      Catch::Contains("cannot listen on admin address " + address) && Catch::Contains("in use"));
 }
 
 TEST_CASE("healthcheck: 0 when healthy, 1 when unhealthy, unreachable or off", "[healthcheck][integration]") {
@@ -398,8 +401,7 @@ TEST_CASE("healthcheck: 0 when healthy, 1 when unhealthy, unreachable or off", "
     CHECK(run.err.find("usage:") != std::string::npos);
 }
 
-TEST_CASE("healthcheck: admin from a config file without url, and over a Unix socket",
-          "[healthcheck][integration]") {
+TEST_CASE("healthcheck: admin from a config file without url, and over a Unix socket", "[healthcheck][integration]") {
     AdminTempDir dir;
     const auto socket_path = dir / "admin.sock";
     RunningAdmin admin(socket_path);
@@ -431,7 +433,8 @@ TEST_CASE("healthcheck: a server that never answers times out", "[healthcheck][i
     CHECK(elapsed < 3s);
 }
 
-TEST_CASE("admin server: more partial requests than max_connections cannot keep healthcheck out", "[admin][integration][limits]") {
+TEST_CASE("admin server: more partial requests than max_connections cannot keep healthcheck out",
+          "[admin][integration][limits]") {
     RunningAdmin admin("127.0.0.1:0");  // the daemon's limits: 16 connections, 5 s per request
     asio::io_context io;
     std::vector<tcp::socket> slow;
@@ -448,7 +451,8 @@ TEST_CASE("admin server: more partial requests than max_connections cannot keep 
     CHECK(admin.connections() <= AdminLimits{}.max_connections);
 }
 
-TEST_CASE("admin server: a request head that trickles in past the request deadline is closed", "[admin][integration][limits]") {
+TEST_CASE("admin server: a request head that trickles in past the request deadline is closed",
+          "[admin][integration][limits]") {
     AdminLimits limits;
     limits.request_deadline = 500ms;
     RunningAdmin admin("127.0.0.1:0", limits);

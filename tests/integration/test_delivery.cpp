@@ -30,15 +30,19 @@ std::vector<std::string> with(std::vector<std::string> base, std::initializer_li
 TEST_CASE("delivery sends the exact body and headers", "[integration][delivery]") {
     TempDir dir;
     ReceiverThread receiver;
-    DaemonProcess daemon(dir, {"--url", receiver.url("/hooks/avr?tenant=7"), "--secret", "plain-secret", "--agent-id", "agent-42"});
+    DaemonProcess daemon(
+        dir, {"--url", receiver.url("/hooks/avr?tenant=7"), "--secret", "plain-secret", "--agent-id", "agent-42"});
     REQUIRE(daemon.wait_ready());
-    const std::string line = R"({"id":"evt-1","uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"text":"Hi \"there\"","role":"agent","score":1.50}})";
+    const std::string line =
+        R"({"id":"evt-1","uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"text":"Hi \"there\"","role":"agent","score":1.50}})";
     CHECK(exchange(daemon.socket(), line + "\n").empty());
     REQUIRE(receiver.wait_for_requests(1));
     const auto request = receiver.requests().at(0);
     CHECK(request.method == "POST");
     CHECK(request.target == "/hooks/avr?tenant=7");
-    CHECK(request.body == R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"text":"Hi \"there\"","role":"agent","score":1.5}})");
+    CHECK(
+        request.body ==
+        R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"text":"Hi \"there\"","role":"agent","score":1.5}})");
     CHECK(header(request, "content-type") == "application/json");
     CHECK_THAT(header(request, "user-agent"), Catch::StartsWith("avr-webhookd/"));
     CHECK(header(request, "x-avr-webhook-id") == "evt-1");
@@ -61,7 +65,8 @@ TEST_CASE("delivery keeps order within each call across many concurrent calls", 
     constexpr unsigned calls = 40, events_per_call = 15;
     std::string input;
     for (unsigned i = 0; i < events_per_call; ++i)
-        for (unsigned c = 0; c < calls; ++c) input += event_line(call_uuid(c), "transcription", std::to_string(i)) + "\n";
+        for (unsigned c = 0; c < calls; ++c)
+            input += event_line(call_uuid(c), "transcription", std::to_string(i)) + "\n";
     CHECK(exchange(daemon.socket(), input, 30s).empty());
     REQUIRE(receiver.wait_for_requests(calls * events_per_call, 60s));
 
@@ -95,7 +100,8 @@ TEST_CASE("delivery retries 503s with the same event id and counts attempts", "[
     ReceiverThread receiver(options);
     DaemonProcess daemon(dir, with(fast_retry_flags(), {"--url", receiver.url(), "--retry", "3"}));
     REQUIRE(daemon.wait_ready());
-    exchange(daemon.socket(), event_line(call, "call_started", {}, "retry-me") + "\n" + event_line(call, "call_ended") + "\n");
+    exchange(daemon.socket(),
+             event_line(call, "call_started", {}, "retry-me") + "\n" + event_line(call, "call_ended") + "\n");
     REQUIRE(receiver.wait_for_requests(4));
     const auto requests = receiver.requests();
     for (int i = 0; i < 3; ++i) {
@@ -117,7 +123,8 @@ TEST_CASE("delivery replaces a dropped connection and retries", "[integration][d
     DaemonProcess daemon(dir, with(fast_retry_flags(), {"--url", receiver.url(), "--retry", "2"}));
     REQUIRE(daemon.wait_ready());
     exchange(daemon.socket(), event_line(call, "call_started") + "\n");
-    REQUIRE(receiver.receiver().wait_for([](const auto& requests) { return !requests.empty() && requests.back().status_sent == 200; }, 10s));
+    REQUIRE(receiver.receiver().wait_for(
+        [](const auto& requests) { return !requests.empty() && requests.back().status_sent == 200; }, 10s));
     CHECK_THAT(daemon.log(), Catch::Contains("ECONNRESET"));
     REQUIRE(daemon.stop());
 }
@@ -129,7 +136,8 @@ TEST_CASE("delivery honours Retry-After on 429", "[integration][delivery][retry]
     options.fail_status = 429;
     options.retry_after = "1";
     ReceiverThread receiver(options);
-    DaemonProcess daemon(dir, {"--url", receiver.url(), "--retry", "1", "--retry-base", "10ms", "--retry-max-delay", "5s"});
+    DaemonProcess daemon(dir,
+                         {"--url", receiver.url(), "--retry", "1", "--retry-base", "10ms", "--retry-max-delay", "5s"});
     REQUIRE(daemon.wait_ready());
     exchange(daemon.socket(), event_line(call, "call_started") + "\n");
     REQUIRE(receiver.wait_for_requests(2));
@@ -139,12 +147,14 @@ TEST_CASE("delivery honours Retry-After on 429", "[integration][delivery][retry]
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("delivery gives up on timeouts after the retry budget and dead-letters the event", "[integration][delivery][retry]") {
+TEST_CASE("delivery gives up on timeouts after the retry budget and dead-letters the event",
+          "[integration][delivery][retry]") {
     TempDir dir;
     ReceiverOptions options;
     options.delay = 1500ms;
     ReceiverThread receiver(options);
-    DaemonProcess daemon(dir, with(fast_retry_flags(), {"--url", receiver.url(), "--timeout", "200ms", "--retry", "1"}));
+    DaemonProcess daemon(dir,
+                         with(fast_retry_flags(), {"--url", receiver.url(), "--timeout", "200ms", "--retry", "1"}));
     REQUIRE(daemon.wait_ready());
     exchange(daemon.socket(), event_line(call, "call_started", {}, "slow-1") + "\n");
     REQUIRE(wait_until([&] { return read_lines(daemon.dead_letter()).size() == 1; }, 10s));
@@ -153,8 +163,10 @@ TEST_CASE("delivery gives up on timeouts after the retry budget and dead-letters
     CHECK(dead.at("failure").at("code").as_string() == "ETIMEDOUT");
     CHECK(dead.at("failure").at("attempts").to_number<int>() == 2);
     const auto log = daemon.log();
-    CHECK_THAT(log, Catch::Contains("[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: timeout of 200ms exceeded"));
-    CHECK_THAT(log, Catch::Contains("\nCode: ETIMEDOUT\nURL: " + redact_url(receiver.url()) + "\nMethod: POST\nStatus: \n"));
+    CHECK_THAT(log, Catch::Contains(
+                        "[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: timeout of 200ms exceeded"));
+    CHECK_THAT(log,
+               Catch::Contains("\nCode: ETIMEDOUT\nURL: " + redact_url(receiver.url()) + "\nMethod: POST\nStatus: \n"));
     REQUIRE(daemon.stop());
 }
 
@@ -231,9 +243,11 @@ TEST_CASE("delivery forwards only the configured types", "[integration][delivery
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("delivery signs with hmac-sha256 and standard webhooks as receivers verify", "[integration][delivery][signature]") {
-    for (auto [mode, secret] : {std::pair{"hmac-sha256", "hmac-key"}, std::pair{"standard", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-                                std::pair{"standard", "key-one whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}) {
+TEST_CASE("delivery signs with hmac-sha256 and standard webhooks as receivers verify",
+          "[integration][delivery][signature]") {
+    for (auto [mode, secret] :
+         {std::pair{"hmac-sha256", "hmac-key"}, std::pair{"standard", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+          std::pair{"standard", "key-one whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}) {
         INFO(mode << " " << secret);
         TempDir dir;
         ReceiverOptions options;
@@ -252,7 +266,8 @@ TEST_CASE("delivery signs with hmac-sha256 and standard webhooks as receivers ve
 }
 
 // Memory only (spool_dir = ""); with the spool, test_spool.cpp checks that a stop leaves them there.
-TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout leaves", "[integration][delivery][shutdown]") {
+TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout leaves",
+          "[integration][delivery][shutdown]") {
     TempDir dir;
     ReceiverOptions options;
     options.delay = 100ms;
@@ -282,7 +297,7 @@ TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout
         const auto dead = read_lines(daemon.dead_letter());
         CHECK(delivered < 20);
         CHECK(delivered + dead.size() == 20);  // every event accounted for
-        int previous = -1;  // the call's events stay in order in the file
+        int previous = -1;                     // the call's events stay in order in the file
         for (const auto& line : dead) {
             CHECK_THAT(line, Catch::Contains("\"reason\":\"shutdown\""));
             const int text = std::stoi(std::string(boost::json::parse(line).at("payload").at("text").as_string()));
@@ -292,7 +307,8 @@ TEST_CASE("SIGTERM drains queued events, then dead-letters what shutdown_timeout
     }
 }
 
-TEST_CASE("max_queue with queue_full = reject dead-letters the overflow and says so", "[integration][delivery][limits]") {
+TEST_CASE("max_queue with queue_full = reject dead-letters the overflow and says so",
+          "[integration][delivery][limits]") {
     TempDir dir;
     ReceiverOptions options;
     options.delay = 500ms;  // the first delivery is still in flight when all lines are read
@@ -300,7 +316,8 @@ TEST_CASE("max_queue with queue_full = reject dead-letters the overflow and says
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-queue", "3", "--queue-full", "reject"});
     REQUIRE(daemon.wait_ready());
     std::string input;
-    for (int i = 0; i < 10; ++i) input += event_line(call, "transcription", std::to_string(i), "q" + std::to_string(i)) + "\n";
+    for (int i = 0; i < 10; ++i)
+        input += event_line(call, "transcription", std::to_string(i), "q" + std::to_string(i)) + "\n";
     const auto replies = exchange(daemon.socket(), input);
     REQUIRE(replies.size() == 7);
     for (std::size_t i = 0; i < replies.size(); ++i) {
@@ -322,7 +339,8 @@ TEST_CASE("max_queue with queue_full = block slows producers and loses nothing",
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-queue", "2", "--queue-full", "block"});
     REQUIRE(daemon.wait_ready());
     std::string input;
-    for (int i = 0; i < 40; ++i) input += event_line(call_uuid(static_cast<unsigned>(i % 3)), "transcription", std::to_string(i)) + "\n";
+    for (int i = 0; i < 40; ++i)
+        input += event_line(call_uuid(static_cast<unsigned>(i % 3)), "transcription", std::to_string(i)) + "\n";
     CHECK(exchange(daemon.socket(), input, 30s).empty());
     REQUIRE(receiver.wait_for_requests(40, 30s));
     CHECK(read_lines(daemon.dead_letter()).empty());
@@ -349,7 +367,8 @@ TEST_CASE("a second signal stops at once and dead-letters what is left", "[integ
     ReceiverOptions options;
     options.delay = 2000ms;
     ReceiverThread receiver(options);
-    DaemonProcess daemon(dir, {"--url", receiver.url(), "--spool-dir", "", "--shutdown-timeout", "60s", "--timeout", "10s"});
+    DaemonProcess daemon(dir,
+                         {"--url", receiver.url(), "--spool-dir", "", "--shutdown-timeout", "60s", "--timeout", "10s"});
     REQUIRE(daemon.wait_ready());
     std::string input;
     for (int i = 0; i < 5; ++i) input += event_line(call, "transcription", std::to_string(i)) + "\n";

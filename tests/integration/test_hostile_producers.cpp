@@ -61,7 +61,8 @@ std::string read_until_closed(int fd, std::chrono::milliseconds timeout) {
     std::string text;
     char buffer[4096];
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         pollfd poll_fd{fd, POLLIN, 0};
         if (left.count() <= 0 || ::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) break;
         const auto got = ::read(fd, buffer, sizeof buffer);
@@ -100,7 +101,8 @@ double metric(const std::string& exposition, const std::string& sample) {
 
 }  // namespace
 
-TEST_CASE("hostile producer: 300 transcription lines of 5,000 characters back to back", "[integration][hostile][intake]") {
+TEST_CASE("hostile producer: 300 transcription lines of 5,000 characters back to back",
+          "[integration][hostile][intake]") {
     // Issue 7, item 1: 30 such lines on one connection ended the daemon with std::bad_alloc.
     TempDir dir;
     ReceiverThread receiver;
@@ -129,7 +131,8 @@ TEST_CASE("hostile producer: thousands of lines with ack = all and never a read"
     constexpr int lines = 5000;  // ~60 bytes of reply each: far beyond the 64 KiB reply backlog
     const int fd = connect_to(daemon.socket());
     std::string input;
-    for (int i = 0; i < lines; ++i) input += event_line(call_uuid(static_cast<unsigned>(i % 50)), "interruption") + "\n";
+    for (int i = 0; i < lines; ++i)
+        input += event_line(call_uuid(static_cast<unsigned>(i % 50)), "interruption") + "\n";
     send_all(fd, input);
     REQUIRE(receiver.wait_for_requests(lines, 60s));  // every event delivered
     const auto metrics = admin_get(admin, "/metrics");
@@ -141,7 +144,8 @@ TEST_CASE("hostile producer: thousands of lines with ack = all and never a read"
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile producers: idle connections at max_connections make room for a new one", "[integration][hostile][limits]") {
+TEST_CASE("hostile producers: idle connections at max_connections make room for a new one",
+          "[integration][hostile][limits]") {
     // Issue 7, item 7: max_connections silent sockets kept every later producer out.
     TempDir dir;
     ReceiverThread receiver;
@@ -149,7 +153,8 @@ TEST_CASE("hostile producers: idle connections at max_connections make room for 
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-connections", "2", "--admin", admin.string()});
     REQUIRE(daemon.wait_ready());
     const int oldest = connect_to(daemon.socket());
-    REQUIRE(wait_until([&] { return metric(admin_get(admin, "/metrics"), "avr_webhookd_producer_connections") == 1; }, 10s));
+    REQUIRE(wait_until([&] { return metric(admin_get(admin, "/metrics"), "avr_webhookd_producer_connections") == 1; },
+                       10s));
     const int newer = connect_to(daemon.socket());
     send_all(newer, event_line(call, "call_started") + "\n");  // active, but now idle again
     REQUIRE(receiver.wait_for_requests(1));
@@ -171,7 +176,8 @@ TEST_CASE("hostile producers: idle connections at max_connections make room for 
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile producers: busy connections at max_connections are not evicted; the new one is refused", "[integration][hostile][limits]") {
+TEST_CASE("hostile producers: busy connections at max_connections are not evicted; the new one is refused",
+          "[integration][hostile][limits]") {
     TempDir dir;
     ReceiverThread receiver;
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-connections", "2"});
@@ -193,7 +199,8 @@ TEST_CASE("hostile producers: busy connections at max_connections are not evicte
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile producers: a producer silent mid-line past partial_line_timeout makes room at max_connections", "[integration][hostile][limits]") {
+TEST_CASE("hostile producers: a producer silent mid-line past partial_line_timeout makes room at max_connections",
+          "[integration][hostile][limits]") {
     // One byte of a line must not pin a connection slot forever.
     TempDir dir;
     ReceiverThread receiver;
@@ -229,16 +236,19 @@ TEST_CASE("hostile producers: a producer silent mid-line past partial_line_timeo
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile producer: numbers that grow when written out cannot make an event larger than 2 x max_line", "[integration][hostile][limits]") {
+TEST_CASE("hostile producer: numbers that grow when written out cannot make an event larger than 2 x max_line",
+          "[integration][hostile][limits]") {
     TempDir dir;
     ReceiverThread receiver;
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-line", "256", "--ack", "all"});
     REQUIRE(daemon.wait_ready());
     std::string numbers;
     for (int i = 0; i < 30; ++i) numbers += std::string(i ? "," : "") + "1e20";  // 5 bytes each, 22 written out
-    const std::string grows = "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"call_initiated\",\"payload\":{\"n\":[" + numbers + "]}}";
+    const std::string grows =
+        "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"call_initiated\",\"payload\":{\"n\":[" + numbers + "]}}";
     REQUIRE(grows.size() <= 256);
-    const auto replies = avr_webhookd::test::exchange(daemon.socket(), grows + "\n" + event_line(call, "call_ended", {}, "fine") + "\n");
+    const auto replies =
+        avr_webhookd::test::exchange(daemon.socket(), grows + "\n" + event_line(call, "call_ended", {}, "fine") + "\n");
     REQUIRE(replies.size() == 2);
     CHECK_THAT(replies[0], Catch::Contains("\"ok\":false") && Catch::Contains("larger than 2 x max_line=256"));
     CHECK(replies[1] == R"({"ok":true,"line":2,"id":"fine"})");
@@ -247,7 +257,8 @@ TEST_CASE("hostile producer: numbers that grow when written out cannot make an e
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile producer: disconnecting mid-line or with a reset costs that line only", "[integration][hostile][intake]") {
+TEST_CASE("hostile producer: disconnecting mid-line or with a reset costs that line only",
+          "[integration][hostile][intake]") {
     TempDir dir;
     ReceiverThread receiver;
     DaemonProcess daemon(dir, {"--url", receiver.url()});
@@ -278,8 +289,8 @@ TEST_CASE("producer allow-list: uids and gids outside it are refused with a repl
     const auto uid = std::to_string(::geteuid()), other = std::to_string(::geteuid() + 1);
     const auto gid = std::to_string(::getegid()), other_gid = std::to_string(::getegid() + 1);
     {
-        DaemonProcess daemon(dir, {"--url", receiver.url(), "--producer-uids", other, "--producer-gids", other_gid},
-                             {}, "refusing");
+        DaemonProcess daemon(dir, {"--url", receiver.url(), "--producer-uids", other, "--producer-gids", other_gid}, {},
+                             "refusing");
         REQUIRE(daemon.wait_ready());
         const auto replies = exchange(daemon.socket(), event_line(call, "call_started") + "\n");
         REQUIRE(replies.size() == 1);
@@ -290,8 +301,8 @@ TEST_CASE("producer allow-list: uids and gids outside it are refused with a repl
                                      Catch::Contains("uid " + uid) && Catch::Contains("producer_uids (" + other + ")"));
         REQUIRE(daemon.stop());
     }
-    for (const auto& allowed : std::vector<std::vector<std::string>>{{"--producer-uids", other + "," + uid},
-                                                                     {"--producer-gids", gid}}) {
+    for (const auto& allowed :
+         std::vector<std::vector<std::string>>{{"--producer-uids", other + "," + uid}, {"--producer-gids", gid}}) {
         DaemonProcess daemon(dir, {"--url", receiver.url(), allowed[0], allowed[1], "--log-level", "debug"}, {},
                              "allowing" + allowed[0]);
         REQUIRE(daemon.wait_ready());
@@ -308,10 +319,23 @@ namespace {
 // Lines waiting for room (queue_full = block) when the daemon is stopped at once: every one the
 // daemon read must end in the dead-letter file (issue 7, item 9).
 // Without a spool the held lines are dead-lettered; with one they are stored there.
-void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_arguments, int signals, bool spool = false) {
+void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_arguments, int signals,
+                                      bool spool = false) {
     TempDir dir;
-    std::vector<std::string> arguments = {"--url", "http://127.0.0.1:1/down", "--retry", "-1", "--max-queue", "5",
-                                          "--queue-full", "block", "--retry-base", "1h", "--retry-max-delay", "1h", "--max-age", "2h"};
+    std::vector<std::string> arguments = {"--url",
+                                          "http://127.0.0.1:1/down",
+                                          "--retry",
+                                          "-1",
+                                          "--max-queue",
+                                          "5",
+                                          "--queue-full",
+                                          "block",
+                                          "--retry-base",
+                                          "1h",
+                                          "--retry-max-delay",
+                                          "1h",
+                                          "--max-age",
+                                          "2h"};
     arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
     if (!spool) arguments.insert(arguments.end(), {"--spool-dir", ""});
     DaemonProcess daemon(dir, arguments);
@@ -319,7 +343,8 @@ void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_argu
     constexpr int lines = 200;
     std::string input;
     for (int i = 0; i < lines; ++i)
-        input += event_line(call_uuid(static_cast<unsigned>(i % 4)), "interruption", {}, "held-" + std::to_string(i)) + "\n";
+        input +=
+            event_line(call_uuid(static_cast<unsigned>(i % 4)), "interruption", {}, "held-" + std::to_string(i)) + "\n";
     const int fd = connect_to(daemon.socket());
     send_all(fd, input);
     REQUIRE(wait_until([&] { return all_read_by_peer(fd); }, 10s));  // the daemon holds them now
@@ -338,7 +363,9 @@ void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_argu
     if (spool) {
         CHECK(read_lines(daemon.dead_letter()).empty());
         Process status({{daemon_binary(), "spool-status", "--spool-dir", daemon.spool().string()},
-                        minimal_environment(), dir.path(), "status"});
+                        minimal_environment(),
+                        dir.path(),
+                        "status"});
         REQUIRE(status.wait(20s));
         CHECK_THAT(status.stdout_text(), Catch::Contains("events waiting: " + std::to_string(lines)));
         return;
@@ -352,11 +379,13 @@ void stop_with_lines_waiting_for_room(const std::vector<std::string>& extra_argu
 
 }  // namespace
 
-TEST_CASE("a second signal dead-letters lines read from producers and waiting for room", "[integration][hostile][shutdown]") {
+TEST_CASE("a second signal dead-letters lines read from producers and waiting for room",
+          "[integration][hostile][shutdown]") {
     stop_with_lines_waiting_for_room({}, 2);
 }
 
-TEST_CASE("shutdown_timeout = 0 dead-letters lines read from producers and waiting for room", "[integration][hostile][shutdown]") {
+TEST_CASE("shutdown_timeout = 0 dead-letters lines read from producers and waiting for room",
+          "[integration][hostile][shutdown]") {
     stop_with_lines_waiting_for_room({"--shutdown-timeout", "0"}, 1);
 }
 
@@ -408,10 +437,13 @@ TEST_CASE("one event, one failure: an exception for one line rejects that line, 
     auto work = asio::make_work_guard(io);
     std::thread runner([&] { io.run(); });
 
-    const std::string digit = "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"dtmf_digit\",\"payload\":{\"digit\":\"5\"}}";
-    const std::string error = "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"error\",\"payload\":{\"message\":\"m\"}}";
-    const auto replies = avr_webhookd::test::exchange(socket, event_line(call, "call_started", {}, "a") + "\n" + digit + "\n" +
-                                                           error + "\n" + event_line(call, "call_ended", {}, "b") + "\n");
+    const std::string digit =
+        "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"dtmf_digit\",\"payload\":{\"digit\":\"5\"}}";
+    const std::string error =
+        "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"error\",\"payload\":{\"message\":\"m\"}}";
+    const auto replies =
+        avr_webhookd::test::exchange(socket, event_line(call, "call_started", {}, "a") + "\n" + digit + "\n" + error +
+                                                 "\n" + event_line(call, "call_ended", {}, "b") + "\n");
     REQUIRE(replies.size() == 4);
     CHECK(replies[0] == R"({"ok":true,"line":1,"id":"a"})");
     CHECK_THAT(replies[1], Catch::Contains("\"line\":2") && Catch::Contains("internal error"));

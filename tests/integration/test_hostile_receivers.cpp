@@ -221,7 +221,8 @@ TEST_CASE("hostile receivers: 103 Early Hints before the final answer", "[integr
     TempDir dir;
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--retry", "0", "--log-level", "debug"});
     REQUIRE(daemon.wait_ready());
-    exchange(daemon.socket(), line_of("transcription", "normal", "first") + line_of("transcription", "reject", "second") +
+    exchange(daemon.socket(), line_of("transcription", "normal", "first") +
+                                  line_of("transcription", "reject", "second") +
                                   line_of("transcription", "normal", "third"));
     REQUIRE(receiver.wait_for_requests(3));
     REQUIRE(wait_for_dead_letters(daemon, 1));
@@ -251,8 +252,7 @@ TEST_CASE("hostile receivers: an endless chunk-size line is cut off at the limit
         if (!send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;")) return false;
         std::string extensions;
         for (int i = 0; i < 16384; ++i) extensions += "a=b;";
-        while (self && !self->stopping() && send_all(fd, extensions)) {
-        }
+        while (self && !self->stopping() && send_all(fd, extensions)) {}
         return false;
     });
     self = &receiver;
@@ -317,13 +317,14 @@ TEST_CASE("hostile receivers: a byte every 200 ms ends the attempt at its timeou
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile receivers: oversized head and garbage status line are protocol failures",
-          "[integration][hostile]") {
-    const std::string oversized = "HTTP/1.1 200 OK\r\nX-Big: " + std::string(20000, 'x') + "\r\nContent-Length: 0\r\n\r\n";
-    auto [answer, expected] = GENERATE_COPY(
-        std::make_pair(oversized, std::string("response head larger than 16384 bytes")),
-        std::make_pair(std::string("HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n"), std::string("invalid HTTP response")),
-        std::make_pair(std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n"), std::string("invalid HTTP response")));
+TEST_CASE("hostile receivers: oversized head and garbage status line are protocol failures", "[integration][hostile]") {
+    const std::string oversized =
+        "HTTP/1.1 200 OK\r\nX-Big: " + std::string(20000, 'x') + "\r\nContent-Length: 0\r\n\r\n";
+    auto [answer, expected] =
+        GENERATE_COPY(std::make_pair(oversized, std::string("response head larger than 16384 bytes")),
+                      std::make_pair(std::string("HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n"),
+                                     std::string("invalid HTTP response")),
+                      std::make_pair(std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n"), std::string("invalid HTTP response")));
     INFO(expected);
     RawReceiver receiver([answer = answer](int fd, const std::string& body, std::size_t) {
         if (is_normal(body)) return send_all(fd, ok_response);
@@ -356,8 +357,8 @@ TEST_CASE("hostile receivers: a reset in the middle of the body is a reset, and 
     REQUIRE(daemon.wait_ready());
     exchange(daemon.socket(), line_of("call_started", "", "reset-once"));
     REQUIRE(receiver.wait_for_requests(2));
-    REQUIRE(wait_until([&] { return daemon.log().find(delivered_line("call_started", "reset-once")) != std::string::npos; },
-                       10s));
+    REQUIRE(wait_until(
+        [&] { return daemon.log().find(delivered_line("call_started", "reset-once")) != std::string::npos; }, 10s));
     const auto log = daemon.log();
     CHECK_THAT(log, Catch::Contains("attempt 1 failed") && Catch::Contains("[ECONNRESET]; retrying"));
     CHECK(read_lines(daemon.dead_letter()).empty());
@@ -381,7 +382,8 @@ std::size_t connects_pending_to(int port) {
     return count;
 }
 
-TEST_CASE("hostile receivers: a reload from https to http while a connect is pending", "[integration][hostile][reload]") {
+TEST_CASE("hostile receivers: a reload from https to http while a connect is pending",
+          "[integration][hostile][reload]") {
     // A listener with a full accept queue: the daemon's SYN is dropped, so its connect stays
     // pending (the kernel retries it after about 1 s) while the reload switches to http.
     Listener hanging(0);
@@ -422,7 +424,8 @@ TEST_CASE("hostile receivers: a reload from https to http while a connect is pen
         while (!stop) {
             pollfd entry{hanging.fd, POLLIN, 0};
             if (::poll(&entry, 1, 20) > 0)
-                if (const int fd = ::accept4(hanging.fd, nullptr, nullptr, SOCK_CLOEXEC); fd >= 0) accepted.push_back(fd);
+                if (const int fd = ::accept4(hanging.fd, nullptr, nullptr, SOCK_CLOEXEC); fd >= 0)
+                    accepted.push_back(fd);
         }
     });
 

@@ -32,17 +32,20 @@ TEST_CASE("intake answers each bad line with its number and reason, and keeps se
     REQUIRE(daemon.wait_ready());
 
     const std::string input = event_line(call, "call_started") + "\n" +  // 1 ok
-                              "{not json\n" +                             // 2
-                              "\n" +                                      // 3 blank, skipped
+                              "{not json\n" +                            // 2
+                              "\n" +                                     // 3 blank, skipped
                               "{\"uuid\":\"" + std::string(call) + "\",\"type\":\"call_started\",\"x\":1}\r\n" +  // 4
-                              "{\"uuid\":\"abc\",\"type\":\"call_started\"}\n" +  // 5
-                              std::string(400, 'a') + "\n" +                       // 6 too long
-                              "{\"uuid\":\"\xc3\x28\"}\n" +                        // 7 bad UTF-8
+                              "{\"uuid\":\"abc\",\"type\":\"call_started\"}\n" +                                  // 5
+                              std::string(400, 'a') + "\n" +                                   // 6 too long
+                              "{\"uuid\":\"\xc3\x28\"}\n" +                                    // 7 bad UTF-8
                               event_line(call, "transcription", "last line without newline");  // 8 ok
     const auto replies = exchange(daemon.socket(), input);
     REQUIRE(replies.size() == 5);
-    const std::pair<int, std::string_view> expected[] = {
-        {2, "invalid JSON"}, {4, "unknown key \"x\""}, {5, "canonical UUID"}, {6, "line too long"}, {7, "invalid UTF-8"}};
+    const std::pair<int, std::string_view> expected[] = {{2, "invalid JSON"},
+                                                         {4, "unknown key \"x\""},
+                                                         {5, "canonical UUID"},
+                                                         {6, "line too long"},
+                                                         {7, "invalid UTF-8"}};
     for (std::size_t i = 0; i < replies.size(); ++i) {
         INFO(replies[i]);
         const auto reply = reply_object(replies[i]);
@@ -108,7 +111,8 @@ TEST_CASE("intake serves many concurrent producers without losing a line", "[int
         threads.emplace_back([&, p] {
             std::string input;
             for (int i = 0; i < lines_each; ++i)
-                input += event_line(call_uuid(static_cast<unsigned>(p)), "transcription", "line " + std::to_string(i)) + "\n";
+                input += event_line(call_uuid(static_cast<unsigned>(p)), "transcription", "line " + std::to_string(i)) +
+                         "\n";
             acknowledged[p] = exchange(daemon.socket(), input, 30s).size();
         });
     }
@@ -118,7 +122,8 @@ TEST_CASE("intake serves many concurrent producers without losing a line", "[int
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("intake refuses connections beyond max_connections with a reply when none is idle", "[integration][intake][limits]") {
+TEST_CASE("intake refuses connections beyond max_connections with a reply when none is idle",
+          "[integration][intake][limits]") {
     TempDir dir;
     ReceiverThread receiver;
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-connections", "2"});
@@ -126,26 +131,30 @@ TEST_CASE("intake refuses connections beyond max_connections with a reply when n
     // Opens a connection the daemon is serving (proven by a reply to a bad line) and keeps it.
     auto open_served = [&] {
         int fd = -1;
-        const bool served = wait_until([&] {
-            if (fd >= 0) ::close(fd);
-            fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-            sockaddr_un address{};
-            address.sun_family = AF_UNIX;
-            std::strncpy(address.sun_path, daemon.socket().c_str(), sizeof address.sun_path - 1);
-            if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return false;
-            if (::send(fd, "[]\n", 3, MSG_NOSIGNAL) != 3) return false;
-            char reply[512] = {};
-            const auto got = ::recv(fd, reply, sizeof reply - 1, 0);
-            return got > 0 && std::string_view(reply).find("must be a JSON object") != std::string_view::npos;
-        }, 10s);
+        const bool served = wait_until(
+            [&] {
+                if (fd >= 0) ::close(fd);
+                fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+                sockaddr_un address{};
+                address.sun_family = AF_UNIX;
+                std::strncpy(address.sun_path, daemon.socket().c_str(), sizeof address.sun_path - 1);
+                if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return false;
+                if (::send(fd, "[]\n", 3, MSG_NOSIGNAL) != 3) return false;
+                char reply[512] = {};
+                const auto got = ::recv(fd, reply, sizeof reply - 1, 0);
+                return got > 0 && std::string_view(reply).find("must be a JSON object") != std::string_view::npos;
+            },
+            10s);
         REQUIRE(served);
         // Half a line keeps it busy: an idle one would be closed to make room (see
         // test_hostile_producers.cpp), a busy one never is.
         REQUIRE(::send(fd, "{\"uuid\":", 8, MSG_NOSIGNAL) == 8);
-        REQUIRE(wait_until([&] {
-            int unread = -1;
-            return ::ioctl(fd, SIOCOUTQ, &unread) == 0 && unread == 0;
-        }, 10s));
+        REQUIRE(wait_until(
+            [&] {
+                int unread = -1;
+                return ::ioctl(fd, SIOCOUTQ, &unread) == 0 && unread == 0;
+            },
+            10s));
         return fd;
     };
     const int first = open_served(), second = open_served();
@@ -242,10 +251,13 @@ TEST_CASE("intake works with socat and with avr-webhookd send", "[integration][i
     REQUIRE(daemon.wait_ready());
     {
         std::ofstream events(dir / "events.ndjson");
-        events << event_line(call, "call_started") << "\n" << "{\"uuid\":1}\n" << event_line(call, "call_ended") << "\n";
+        events << event_line(call, "call_started") << "\n"
+               << "{\"uuid\":1}\n"
+               << event_line(call, "call_ended") << "\n";
     }
     Process::Options send_options;
-    send_options.arguments = {daemon_binary(), "send", "--socket", daemon.socket().string(), (dir / "events.ndjson").string()};
+    send_options.arguments = {daemon_binary(), "send", "--socket", daemon.socket().string(),
+                              (dir / "events.ndjson").string()};
     send_options.output_directory = dir.path();
     send_options.name = "send";
     Process send(send_options);
@@ -257,8 +269,9 @@ TEST_CASE("intake works with socat and with avr-webhookd send", "[integration][i
 
     if (::access("/usr/bin/socat", X_OK) == 0) {
         Process::Options socat_options;
-        socat_options.arguments = {"/bin/sh", "-c",
-                                   "echo '" + event_line(call, "interruption") + "' | socat - UNIX-CONNECT:" + daemon.socket().string()};
+        socat_options.arguments = {
+            "/bin/sh", "-c",
+            "echo '" + event_line(call, "interruption") + "' | socat - UNIX-CONNECT:" + daemon.socket().string()};
         socat_options.output_directory = dir.path();
         socat_options.name = "socat";
         Process socat(socat_options);
@@ -282,7 +295,7 @@ TEST_CASE("daemon exits 78 naming the bad setting", "[integration][config]") {
 
     Process::Options check;
     check.arguments = {daemon_binary(), "check-config", "--config", "", "--url", "https://example.invalid/hook",
-                       "--secret", "s3cr3t-value"};
+                       "--secret",      "s3cr3t-value"};
     check.output_directory = dir.path();
     check.name = "check";
     Process checker(check);
@@ -305,7 +318,8 @@ TEST_CASE("SIGINT stops the daemon cleanly and removes its socket", "[integratio
     CHECK_THAT(daemon.log(), Catch::Contains("stopped"));
 }
 
-TEST_CASE("command line help and version work while usage errors exit 64 and a missing url 78", "[integration][config]") {
+TEST_CASE("command line help and version work while usage errors exit 64 and a missing url 78",
+          "[integration][config]") {
     TempDir dir;
     auto run = [&](std::vector<std::string> arguments, const std::string& name) {
         Process::Options options;
@@ -320,7 +334,8 @@ TEST_CASE("command line help and version work while usage errors exit 64 and a m
     };
     const auto [help_exit, help] = run({"--help"}, "help");
     CHECK(help_exit.success());
-    CHECK_THAT(help, Catch::Contains("--max-line") && Catch::Contains("check-config") && Catch::Contains("WEBHOOK_FOO_BAR"));
+    CHECK_THAT(help,
+               Catch::Contains("--max-line") && Catch::Contains("check-config") && Catch::Contains("WEBHOOK_FOO_BAR"));
     const auto [version_exit, version] = run({"--version"}, "version");
     CHECK(version_exit.success());
     CHECK_THAT(version, Catch::StartsWith("avr-webhookd "));

@@ -37,7 +37,8 @@ Event make_event(std::string id, std::size_t body_size) {
 // An in-process Deliverer; `null_log` swallows its log lines.
 struct InProcess {
     explicit InProcess(Config config)
-        : null_log(::open("/dev/null", O_WRONLY | O_CLOEXEC)), logger(Logger::Options{}, null_log),
+        : null_log(::open("/dev/null", O_WRONLY | O_CLOEXEC)),
+          logger(Logger::Options{}, null_log),
           deliverer(io, config, logger, metrics) {}
     ~InProcess() { ::close(null_log); }
 
@@ -68,7 +69,8 @@ Config base_config(const TempDir& dir, std::string url = "http://127.0.0.1:9/") 
 
 }  // namespace
 
-TEST_CASE("max_queue_bytes with reject: an event that fits is queued, one byte more is dead-lettered", "[integration][limits]") {
+TEST_CASE("max_queue_bytes with reject: an event that fits is queued, one byte more is dead-lettered",
+          "[integration][limits]") {
     TempDir dir;
     Config config = base_config(dir);
     config.max_queue_bytes = 64 << 10;
@@ -99,7 +101,8 @@ TEST_CASE("max_queue_bytes with reject: an event that fits is queued, one byte m
     CHECK(daemon.metrics.events_dead_lettered == 1);  // counted once synced
 }
 
-TEST_CASE("max_queue_bytes with block: no room once the largest possible event would not fit", "[integration][limits]") {
+TEST_CASE("max_queue_bytes with block: no room once the largest possible event would not fit",
+          "[integration][limits]") {
     TempDir dir;
     Config config = base_config(dir);
     config.max_queue_bytes = 64 << 10;
@@ -120,7 +123,8 @@ TEST_CASE("max_queue_bytes with block: no room once the largest possible event w
     CHECK(daemon.metrics.queue_full.at("bytes") == 1);
 }
 
-TEST_CASE("an exception while attempting one event dead-letters it as internal_error; the call moves on", "[integration][limits]") {
+TEST_CASE("an exception while attempting one event dead-letters it as internal_error; the call moves on",
+          "[integration][limits]") {
     TempDir dir;
     ReceiverOptions options;
     options.listen = "127.0.0.1:0";
@@ -134,8 +138,10 @@ TEST_CASE("an exception while attempting one event dead-letters it as internal_e
     deliverer.start();
     REQUIRE(deliverer.submit(make_event("boom", 10)) == EventSink::Admission::queued);
     REQUIRE(deliverer.submit(make_event("after", 10)) == EventSink::Admission::queued);
-    REQUIRE(daemon.run_until([&] { return receiver.requests().size() == 1 && deliverer.dead_letters_pending() == 0 &&
-                                          deliverer.queues().queued() == 0; }));
+    REQUIRE(daemon.run_until([&] {
+        return receiver.requests().size() == 1 && deliverer.dead_letters_pending() == 0 &&
+               deliverer.queues().queued() == 0;
+    }));
     CHECK(header(receiver.requests().at(0), "x-avr-webhook-id") == "after");
     CHECK(header(receiver.requests().at(0), "x-avr-webhook-sequence") == "2");
     const auto dead = read_lines(dir / "dead-letter.ndjson");
@@ -147,7 +153,8 @@ TEST_CASE("an exception while attempting one event dead-letters it as internal_e
     CHECK(daemon.metrics.delivery_attempts_failed.at("internal_error") == 1);
 
     bool stopped = false;
-    boost::asio::co_spawn(daemon.io, deliverer.shut_down(std::chrono::milliseconds(0)), [&](std::exception_ptr) { stopped = true; });
+    boost::asio::co_spawn(daemon.io, deliverer.shut_down(std::chrono::milliseconds(0)),
+                          [&](std::exception_ptr) { stopped = true; });
     REQUIRE(daemon.run_until([&] { return stopped; }));
 }
 
@@ -168,7 +175,8 @@ TEST_CASE("dead_letter_max_bytes: a given-up event beyond it is logged whole and
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("max_queue_bytes with reject through the daemon: big lines beyond the bound are dead-lettered", "[integration][limits]") {
+TEST_CASE("max_queue_bytes with reject through the daemon: big lines beyond the bound are dead-lettered",
+          "[integration][limits]") {
     TempDir dir;
     ReceiverOptions options;
     options.delay = 300ms;
@@ -187,7 +195,8 @@ TEST_CASE("max_queue_bytes with reject through the daemon: big lines beyond the 
     CHECK(receiver.requests().size() == 8 - replies.size());
 }
 
-TEST_CASE("a file size limit (LimitFSIZE) fails a dead-letter write instead of killing the daemon", "[integration][limits]") {
+TEST_CASE("a file size limit (LimitFSIZE) fails a dead-letter write instead of killing the daemon",
+          "[integration][limits]") {
     if (!program_available("prlimit")) {
         WARN("prlimit (util-linux) is not installed; skipped");
         return;
@@ -200,12 +209,12 @@ TEST_CASE("a file size limit (LimitFSIZE) fails a dead-letter write instead of k
     const auto dead_letter = dir / "dead.ndjson";
     // Every file the daemon writes (its log too) is limited to 1500 bytes: one dead-letter line
     // of about 800 bytes fits, a second does not.
-    Process daemon({{"prlimit", "--fsize=1500", "--", daemon_binary(), "--config", "", "--socket", socket.string(),
-                     "--dead-letter", dead_letter.string(), "--spool-dir", "", "--url", receiver.url(),
-                     "--log-level", "error"},
-                    minimal_environment(),
-                    dir.path(),
-                    "daemon"});
+    Process daemon(
+        {{"prlimit", "--fsize=1500", "--", daemon_binary(), "--config", "", "--socket", socket.string(),
+          "--dead-letter", dead_letter.string(), "--spool-dir", "", "--url", receiver.url(), "--log-level", "error"},
+         minimal_environment(),
+         dir.path(),
+         "daemon"});
     REQUIRE(wait_until([&] { return !daemon.running() || can_connect(socket); }, 10s));
     REQUIRE(daemon.running());
     const std::string text(400, 'x');
@@ -214,7 +223,8 @@ TEST_CASE("a file size limit (LimitFSIZE) fails a dead-letter write instead of k
     // These no longer fit: each is rolled back and logged whole at error level, so the log file
     // reaches the limit too, and a write past a file size limit raises SIGXFSZ.
     std::string input;
-    for (int i = 2; i <= 5; ++i) input += event_line(call, "transcription", text, "refused-" + std::to_string(i)) + "\n";
+    for (int i = 2; i <= 5; ++i)
+        input += event_line(call, "transcription", text, "refused-" + std::to_string(i)) + "\n";
     avr_webhookd::test::exchange(socket, input + event_line(call, "call_ended", {}, "ok-6") + "\n");
     REQUIRE(receiver.wait_for_requests(6));
     CHECK(receiver.requests().at(5).status_sent == 200);

@@ -44,7 +44,8 @@ std::size_t occurrences(const std::string& text, std::string_view what) {
 // Sends SIGHUP and waits for the reload's outcome: the `count`-th occurrence of `outcome`.
 bool reload(DaemonProcess& daemon, std::string_view outcome, std::size_t count = 1) {
     if (!daemon.process().send_signal(SIGHUP)) return false;
-    return wait_until([&] { return occurrences(daemon.log(), outcome) >= count || !daemon.process().running(); }, 10s) &&
+    return wait_until([&] { return occurrences(daemon.log(), outcome) >= count || !daemon.process().running(); },
+                      10s) &&
            daemon.process().running();
 }
 
@@ -162,7 +163,8 @@ TEST_CASE("operations: SIGHUP applies a new url and secret to the next delivery"
     CHECK(log.find("new-secret") == std::string::npos);
 }
 
-TEST_CASE("operations: events queued across a reload are neither lost nor reordered", "[integration][operations][reload]") {
+TEST_CASE("operations: events queued across a reload are neither lost nor reordered",
+          "[integration][operations][reload]") {
     TempDir dir;
     ReceiverOptions slow;
     slow.delay = 500ms;  // keeps most of the call's events queued when SIGHUP arrives
@@ -295,7 +297,8 @@ TEST_CASE("operations: /metrics counts what the daemon received, rejected, retri
     if (program_available("promtool")) {
         const auto text_file = dir / "metrics.txt";
         std::ofstream(text_file) << get(admin, "/metrics").body;
-        const auto check = run_command({"sh", "-c", "promtool check metrics < '" + text_file.string() + "'"}, dir.path());
+        const auto check =
+            run_command({"sh", "-c", "promtool check metrics < '" + text_file.string() + "'"}, dir.path());
         INFO(check.out << check.err);
         CHECK(check.status.success());
     } else {
@@ -388,7 +391,8 @@ TEST_CASE("operations: log_format = json writes one JSON object per line, failur
         const auto& record = value.get_object();
         CHECK(record.size() == 3);
         REQUIRE(record.contains("time"));
-        CHECK_THAT(std::string(record.at("time").as_string()), Catch::Matches(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"));
+        CHECK_THAT(std::string(record.at("time").as_string()),
+                   Catch::Matches(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"));
         REQUIRE(record.contains("level"));
         CHECK_THAT(std::string(record.at("level").as_string()),
                    Catch::Equals("debug") || Catch::Equals("info") || Catch::Equals("warn") || Catch::Equals("error"));
@@ -404,7 +408,8 @@ TEST_CASE("operations: log_format = json writes one JSON object per line, failur
     CHECK(daemon.log().find("json-log-secret") == std::string::npos);
 }
 
-TEST_CASE("operations: under journald every log line carries its priority prefix", "[integration][operations][logging]") {
+TEST_CASE("operations: under journald every log line carries its priority prefix",
+          "[integration][operations][logging]") {
     TempDir dir;
     ReceiverOptions options;
     options.status_for_type["call_ended"] = 400;

@@ -343,8 +343,7 @@ TEST_CASE("receiver: checks the secret in each signature mode", "[receiver]") {
     CHECK(wrong.status == 401);
     CHECK_THAT(wrong.body, Catch::Contains("authentication failed"));
     CHECK(client.send(webhook_request(body)).status == 401);
-    if (mode != SignatureMode::plain)
-        CHECK(client.send(webhook_request(body + " ", signed_by(secret))).status == 401);
+    if (mode != SignatureMode::plain) CHECK(client.send(webhook_request(body + " ", signed_by(secret))).status == 401);
     if (mode == SignatureMode::standard) {
         HeaderList stale;
         Signer(mode, secret).headers("event-1", body, unix_now() - 3600, stale);
@@ -429,7 +428,8 @@ TEST_CASE("receiver: keeps at most max_recorded requests and counts the ones it 
     RunningReceiver receiver(options);
     PlainClient client(receiver->port());
     for (int i = 1; i <= 5; ++i) {
-        const Reply reply = client.send(webhook_request(event_body("call_started"), {{"X-AVR-WEBHOOK-ID", std::to_string(i)}}));
+        const Reply reply =
+            client.send(webhook_request(event_body("call_started"), {{"X-AVR-WEBHOOK-ID", std::to_string(i)}}));
         REQUIRE_FALSE(reply.error);
         CHECK(reply.status == 200);
     }
@@ -447,7 +447,8 @@ TEST_CASE("receiver: keeps at most max_recorded_bytes of requests", "[receiver][
     PlainClient client(receiver->port());
     const std::string text(2000, 'a');
     for (int i = 0; i < 10; ++i) {
-        const Reply reply = client.send(webhook_request(event_body("transcription", R"({"role":"user","text":")" + text + R"("})")));
+        const Reply reply =
+            client.send(webhook_request(event_body("transcription", R"({"role":"user","text":")" + text + R"("})")));
         REQUIRE_FALSE(reply.error);
         CHECK(reply.status == 200);
     }
@@ -464,8 +465,10 @@ TEST_CASE("receiver: keeps at most max_recorded_bytes of requests", "[receiver][
 
 TEST_CASE("receive command: peer data is printed without control characters or invalid UTF-8", "[receiver]") {
     test::TempDirectory dir;
-    test::Process receive({{AVR_WEBHOOKD_BINARY, "receive", "--listen", "127.0.0.1:0"}, test::minimal_environment(),
-                           dir.path(), "receive"});
+    test::Process receive({{AVR_WEBHOOKD_BINARY, "receive", "--listen", "127.0.0.1:0"},
+                           test::minimal_environment(),
+                           dir.path(),
+                           "receive"});
     REQUIRE(receive.wait_for_output("listening on http://127.0.0.1:", 10s));
     REQUIRE(test::wait_until([&] { return receive.stdout_text().find('\n') != std::string::npos; }, 10s));
     const std::string first_line = receive.stdout_text().substr(0, receive.stdout_text().find('\n'));
@@ -474,7 +477,8 @@ TEST_CASE("receive command: peer data is printed without control characters or i
     PlainClient client(port);
     // JSON escapes decode to raw ESC, BEL and a newline; the target carries raw bytes too.
     const std::string text = R"(\u001b[2J\u001b]0;pwned\u0007forged\nline \u009b31m)";
-    const Reply reply = client.send(webhook_request(event_body("transcription", R"({"role":"user","text":")" + text + R"("})")));
+    const Reply reply =
+        client.send(webhook_request(event_body("transcription", R"({"role":"user","text":")" + text + R"("})")));
     REQUIRE_FALSE(reply.error);
     CHECK(reply.status == 200);
     auto bad = webhook_request("not json \x1b[31m");

@@ -39,7 +39,8 @@ std::vector<std::string> acknowledged_ids(const std::vector<std::string>& replie
 
 std::string event_with_id(unsigned call, std::size_t number, std::size_t text_size = 40) {
     return event_line(call_uuid(call), "transcription", std::string(text_size, 't'),
-                      "evt-" + std::to_string(call) + "-" + std::to_string(number)) + "\n";
+                      "evt-" + std::to_string(call) + "-" + std::to_string(number)) +
+           "\n";
 }
 
 std::vector<fs::path> segment_files(const fs::path& spool) {
@@ -57,19 +58,34 @@ std::pair<std::size_t, std::size_t> send_large_events(const DaemonProcess& daemo
     std::string input;
     for (unsigned i = 0; i < count; ++i) input += event_with_id(1 + i % 4, i, 8000);
     const auto replies = exchange(daemon.socket(), input, 30s);
-    const auto refused = std::count_if(replies.begin(), replies.end(),
-                                       [&](const std::string& reply) { return reply.find(refusal) != std::string::npos; });
+    const auto refused = std::count_if(replies.begin(), replies.end(), [&](const std::string& reply) {
+        return reply.find(refusal) != std::string::npos;
+    });
     return {acknowledged_ids(replies).size(), static_cast<std::size_t>(refused)};
 }
 
 std::vector<std::string> failing_receiver_flags(const ReceiverThread& receiver, const fs::path& spool) {
-    return {"--url", receiver.url(), "--ack", "all", "--spool-dir", spool.string(), "--retry", "-1",
-            "--retry-base", "20ms", "--retry-max-delay", "50ms", "--concurrency", "4"};
+    return {"--url",
+            receiver.url(),
+            "--ack",
+            "all",
+            "--spool-dir",
+            spool.string(),
+            "--retry",
+            "-1",
+            "--retry-base",
+            "20ms",
+            "--retry-max-delay",
+            "50ms",
+            "--concurrency",
+            "4"};
 }
 
 std::string run_spool_status(const TempDir& dir, const fs::path& spool) {
-    Process status({{daemon_binary(), "spool-status", "--spool-dir", spool.string()}, minimal_environment(),
-                    dir.path(), "spool-status"});
+    Process status({{daemon_binary(), "spool-status", "--spool-dir", spool.string()},
+                    minimal_environment(),
+                    dir.path(),
+                    "spool-status"});
     const auto exit = status.wait(20s);
     REQUIRE(exit);
     CHECK(exit->success());
@@ -86,9 +102,9 @@ TEST_CASE("spool: SIGKILL at random moments loses no acknowledged event", "[inte
     slow.max_recorded = 100000;
     ReceiverThread receiver(slow);
     const auto spool = dir / "spool";
-    const std::vector<std::string> flags = {"--url", receiver.url(), "--ack", "all", "--spool-dir", spool.string(),
-                                            "--concurrency", "8", "--retry", "-1", "--retry-base", "50ms",
-                                            "--log-level", "warn"};
+    const std::vector<std::string> flags = {"--url",        receiver.url(),  "--ack",       "all",     "--spool-dir",
+                                            spool.string(), "--concurrency", "8",           "--retry", "-1",
+                                            "--retry-base", "50ms",          "--log-level", "warn"};
     constexpr unsigned calls = 30;
     constexpr unsigned rounds = 6;
     constexpr unsigned per_call_per_round = 20;
@@ -126,7 +142,8 @@ TEST_CASE("spool: SIGKILL at random moments loses no acknowledged event", "[inte
     const auto all_arrived = [&] {
         std::set<std::string> arrived;
         for (const auto& request : receiver.requests()) arrived.insert(header(request, "x-avr-webhook-id"));
-        return std::all_of(acknowledged.begin(), acknowledged.end(), [&](const auto& id) { return arrived.contains(id); });
+        return std::all_of(acknowledged.begin(), acknowledged.end(),
+                           [&](const auto& id) { return arrived.contains(id); });
     };
     REQUIRE(wait_until(all_arrived, 120s));
 
@@ -164,8 +181,9 @@ TEST_CASE("spool: SIGTERM leaves undelivered events in the spool and the next st
     std::string input;
     for (int i = 1; i <= 10; ++i) input += event_line(call, "transcription", "text", "evt-" + std::to_string(i)) + "\n";
     {
-        DaemonProcess daemon(dir, {"--url", unreachable_url, "--ack", "all", "--spool-dir", spool.string(),
-                                   "--retry", "-1", "--retry-base", "1s"},
+        DaemonProcess daemon(dir,
+                             {"--url", unreachable_url, "--ack", "all", "--spool-dir", spool.string(), "--retry", "-1",
+                              "--retry-base", "1s"},
                              {}, "first");
         REQUIRE(daemon.wait_ready());
         REQUIRE(acknowledged_ids(exchange(daemon.socket(), input)).size() == 10);
@@ -183,7 +201,8 @@ TEST_CASE("spool: SIGTERM leaves undelivered events in the spool and the next st
     DaemonProcess daemon(dir, {"--url", receiver.url(), "--ack", "all", "--spool-dir", spool.string()}, {}, "second");
     REQUIRE(daemon.wait_ready());
     REQUIRE(receiver.wait_for_requests(10));
-    REQUIRE(acknowledged_ids(exchange(daemon.socket(), event_line(call, "call_ended", {}, "evt-11") + "\n")).size() == 1);
+    REQUIRE(acknowledged_ids(exchange(daemon.socket(), event_line(call, "call_ended", {}, "evt-11") + "\n")).size() ==
+            1);
     REQUIRE(receiver.wait_for_requests(11));
     const auto requests = receiver.requests();
     for (int i = 1; i <= 11; ++i) {
@@ -201,8 +220,9 @@ TEST_CASE("spool: a damaged record is skipped and a torn tail cut at start, neve
     std::string input;
     for (unsigned i = 0; i < 30; ++i) input += event_with_id(1 + i % 3, i, 200);
     {
-        DaemonProcess daemon(dir, {"--url", unreachable_url, "--ack", "all", "--spool-dir", spool.string(),
-                                   "--retry", "-1", "--retry-base", "10s"},
+        DaemonProcess daemon(dir,
+                             {"--url", unreachable_url, "--ack", "all", "--spool-dir", spool.string(), "--retry", "-1",
+                              "--retry-base", "10s"},
                              {}, "first");
         REQUIRE(daemon.wait_ready());
         REQUIRE(acknowledged_ids(exchange(daemon.socket(), input)).size() == 30);
@@ -224,7 +244,8 @@ TEST_CASE("spool: a damaged record is skipped and a torn tail cut at start, neve
     REQUIRE(receiver.wait_for_requests(29));
     CHECK(daemon.process().running());
     CHECK_THAT(daemon.log(), Catch::Contains("damaged record in segment-") && Catch::Contains("skipped"));
-    CHECK_THAT(daemon.log(), Catch::Contains("torn tail of segment-") && Catch::Contains("cut at byte " + std::to_string(size)));
+    CHECK_THAT(daemon.log(),
+               Catch::Contains("torn tail of segment-") && Catch::Contains("cut at byte " + std::to_string(size)));
     CHECK(daemon.stop());
 }
 
@@ -245,9 +266,8 @@ TEST_CASE("spool: spool_max_bytes makes queue_full apply, and room comes back af
     CHECK_THAT(daemon.log(), Catch::Contains("spool_max_bytes=1048576"));
     // The receiver recovers, the spool empties and its segments go: there is room again.
     REQUIRE(wait_until([&] { return receiver.requests().size() >= 400 + accepted; }, 60s));
-    REQUIRE(wait_until([&] {
-        return acknowledged_ids(exchange(daemon.socket(), event_with_id(9, 1000, 8000))).size() == 1;
-    }, 30s));
+    REQUIRE(wait_until(
+        [&] { return acknowledged_ids(exchange(daemon.socket(), event_with_id(9, 1000, 8000))).size() == 1; }, 30s));
     CHECK(daemon.stop());
 }
 
@@ -276,9 +296,8 @@ TEST_CASE("spool: a full disk rejects lines with a clear reply and recovers on i
     CHECK(daemon.process().running());
     // Delivered, the events' segments go and writes succeed again.
     REQUIRE(wait_until([&] { return receiver.requests().size() >= 300 + accepted; }, 60s));
-    const bool room_again = wait_until([&] {
-        return acknowledged_ids(exchange(daemon.socket(), event_with_id(9, 1000, 8000))).size() == 1;
-    }, 30s);
+    const bool room_again = wait_until(
+        [&] { return acknowledged_ids(exchange(daemon.socket(), event_with_id(9, 1000, 8000))).size() == 1; }, 30s);
     INFO(daemon.log());
     REQUIRE(room_again);
     CHECK_THAT(daemon.log(), Catch::Contains("writes succeed again"));
@@ -298,7 +317,8 @@ TEST_CASE("spool: a second daemon on the same spool and a folder that cannot be 
     CHECK_THAT(second.log(), Catch::Contains(spool.string()));
 
     std::ofstream(dir / "a-file") << "not a folder";
-    DaemonProcess third(dir, {"--url", unreachable_url, "--spool-dir", (dir / "a-file" / "spool").string()}, {}, "third");
+    DaemonProcess third(dir, {"--url", unreachable_url, "--spool-dir", (dir / "a-file" / "spool").string()}, {},
+                        "third");
     status = third.process().wait(20s);
     REQUIRE(status);
     CHECK((status->exited() && status->code == 73));
@@ -320,8 +340,10 @@ TEST_CASE("spool: a second daemon on the same spool and a folder that cannot be 
     REQUIRE(status);
     CHECK((status->exited() && status->code == 73));
     CHECK_THAT(unreadable.log(), Catch::Contains("cannot be read"));
-    Process spool_status({{daemon_binary(), "spool-status", "--spool-dir", spool.string()}, minimal_environment(),
-                          dir.path(), "spool-status"});
+    Process spool_status({{daemon_binary(), "spool-status", "--spool-dir", spool.string()},
+                          minimal_environment(),
+                          dir.path(),
+                          "spool-status"});
     status = spool_status.wait(20s);
     REQUIRE(status);
     CHECK((status->exited() && status->code == 1));  // its counts would be incomplete

@@ -21,13 +21,13 @@ using avr_webhookd::test::can_connect;
 using avr_webhookd::test::DaemonProcess;
 using avr_webhookd::test::event_line;
 using avr_webhookd::test::exchange;
-using avr_webhookd::test::wait_until;
 using avr_webhookd::test::NotifyListener;
 using avr_webhookd::test::Process;
 using avr_webhookd::test::program_available;
 using avr_webhookd::test::read_file;
 using avr_webhookd::test::run_command;
 using avr_webhookd::test::TempDir;
+using avr_webhookd::test::wait_until;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -97,11 +97,11 @@ std::size_t count_lines(const std::string& text, const std::string& line) {
 
 // INFO() copies its message when it runs, so the condition is evaluated first and the message
 // shows what the processes said by the time it failed.
-#define REQUIRE_WITH_OUTPUT(condition, diagnosis)       \
-    do {                                                \
-        const bool condition_held = bool(condition);    \
+#define REQUIRE_WITH_OUTPUT(condition, diagnosis)         \
+    do {                                                  \
+        const bool condition_held = bool(condition);      \
         INFO("condition: " #condition "\n" << diagnosis); \
-        REQUIRE(condition_held);                        \
+        REQUIRE(condition_held);                          \
     } while (false)
 
 TEST_CASE("systemd units: systemd-analyze verify accepts both units", "[systemd_units]") {
@@ -144,8 +144,8 @@ TEST_CASE("systemd units: the socket unit matches the daemon's defaults", "[syst
     CHECK(directive(service, "RuntimeDirectory") == fs::path(defaults.socket).parent_path().filename().string());
     // Dead letters live in the state directory, not in /run.
     auto dead_letter = directive(service, "Environment");
-    CHECK(dead_letter == "WEBHOOK_DEAD_LETTER=/var/lib/" + directive(service, "StateDirectory") +
-                             "/dead-letter.ndjson");
+    CHECK(dead_letter ==
+          "WEBHOOK_DEAD_LETTER=/var/lib/" + directive(service, "StateDirectory") + "/dead-letter.ndjson");
 }
 
 TEST_CASE("systemd units: the sysusers.d entry creates group avr", "[systemd_units]") {
@@ -206,12 +206,12 @@ TEST_CASE("socket activation: the daemon accepts events on the socket it inherit
     auto socket = directory / "events.sock";
     // systemd-socket-activate listens, and on the first connection execs the daemon in its own
     // process with LISTEN_PID/LISTEN_FDS; it passes only the -E variables along.
-    Process activator({.arguments = {"systemd-socket-activate", "-l", socket.string(),
-                                     "-E", "NOTIFY_SOCKET=" + listener.address(), "-E", "WEBHOOK_CONFIG=",
-                                     daemon_binary, "--url", unreachable_url, "--socket", socket.string(),
-                                     "--spool-dir", (directory / "spool").string(), "--ack", "all"},
-                       .output_directory = directory.path(),
-                       .name = "activated"});
+    Process activator(
+        {.arguments = {"systemd-socket-activate", "-l", socket.string(), "-E", "NOTIFY_SOCKET=" + listener.address(),
+                       "-E", "WEBHOOK_CONFIG=", daemon_binary, "--url", unreachable_url, "--socket", socket.string(),
+                       "--spool-dir", (directory / "spool").string(), "--ack", "all"},
+         .output_directory = directory.path(),
+         .name = "activated"});
     REQUIRE_WITH_OUTPUT(activator.wait_for_output("Listening on", 15s), activator.output_for_diagnosis());
 
     auto replies = exchange(socket, event_line("550e8400-e29b-41d4-a716-446655440000", "call_started") + "\n", 20s);
@@ -235,12 +235,12 @@ TEST_CASE("socket activation: more than one inherited socket is refused", "[sock
     if (skip_without("systemd-socket-activate")) return;
     TempDir directory;
     auto socket = directory / "events.sock";
-    Process activator({.arguments = {"systemd-socket-activate", "-l", socket.string(), "-l",
-                                     (directory / "other.sock").string(), "-E", "WEBHOOK_CONFIG=",
-                                     daemon_binary, "--url", unreachable_url, "--socket", socket.string(),
-                                     "--spool-dir", (directory / "spool").string()},
-                       .output_directory = directory.path(),
-                       .name = "activated"});
+    Process activator(
+        {.arguments = {"systemd-socket-activate", "-l", socket.string(), "-l", (directory / "other.sock").string(),
+                       "-E", "WEBHOOK_CONFIG=", daemon_binary, "--url", unreachable_url, "--socket", socket.string(),
+                       "--spool-dir", (directory / "spool").string()},
+         .output_directory = directory.path(),
+         .name = "activated"});
     REQUIRE_WITH_OUTPUT(activator.wait_for_output("Listening on", 15s), activator.output_for_diagnosis());
     REQUIRE(wait_until([&] { return fs::exists(socket); }, 5s));
     exchange(socket, "", 5s);  // the first connection starts the daemon

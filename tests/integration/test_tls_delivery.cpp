@@ -63,8 +63,10 @@ Refusal refused_delivery(const ReceiverThread& receiver, const std::string& url,
 
 void check_refusal_block(const Refusal& refusal, const std::string& url, const std::string& code) {
     CHECK(refusal.failure.at("code").as_string() == code);
-    CHECK_THAT(refusal.log, Catch::Contains("[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: TLS certificate of "));
-    CHECK_THAT(refusal.log, Catch::Contains("\nCode: " + code + "\nURL: " + redact_url(url) + "\nMethod: POST\nStatus: \n"));
+    CHECK_THAT(refusal.log,
+               Catch::Contains("[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: TLS certificate of "));
+    CHECK_THAT(refusal.log,
+               Catch::Contains("\nCode: " + code + "\nURL: " + redact_url(url) + "\nMethod: POST\nStatus: \n"));
     CHECK_THAT(refusal.log, !Catch::Contains("ECONNRESET"));
 }
 
@@ -86,7 +88,8 @@ void deliver_in_order(DaemonProcess& daemon, const ReceiverThread& receiver, uns
 
 }  // namespace
 
-TEST_CASE("tls delivery: HTTPS to an IP address succeeds when ca_file trusts the test CA", "[integration][delivery][tls]") {
+TEST_CASE("tls delivery: HTTPS to an IP address succeeds when ca_file trusts the test CA",
+          "[integration][delivery][tls]") {
     const auto& pki = TestPki::shared();
     TempDir dir;
     ReceiverThread receiver(serving(pki.valid()));
@@ -105,7 +108,8 @@ TEST_CASE("tls delivery: HTTPS to an IP address succeeds when ca_file trusts the
     CHECK(read_lines(daemon.dead_letter()).empty());
 }
 
-TEST_CASE("tls delivery: HTTPS to localhost is verified against the certificate's DNS name", "[integration][delivery][tls]") {
+TEST_CASE("tls delivery: HTTPS to localhost is verified against the certificate's DNS name",
+          "[integration][delivery][tls]") {
     const auto& pki = TestPki::shared();
     TempDir dir;
     ReceiverThread receiver(serving(pki.valid()));
@@ -129,7 +133,8 @@ TEST_CASE("tls delivery: without ca_file the test CA is untrusted and the event 
     const Refusal refusal = refused_delivery(receiver, url, {});
     // The receiver sends only its leaf certificate, whose issuer is in no store the daemon reads.
     check_refusal_block(refusal, url, "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
-    CHECK_THAT(std::string(refusal.failure.at("message").as_string()), Catch::Contains("unable to get local issuer certificate"));
+    CHECK_THAT(std::string(refusal.failure.at("message").as_string()),
+               Catch::Contains("unable to get local issuer certificate"));
     CHECK(refusal.failure.at("status").is_null());
     CHECK(refusal.failure.at("attempts").to_number<int>() == 1);
 }
@@ -168,7 +173,8 @@ TEST_CASE("tls delivery: a self-signed certificate is refused untrusted and acce
     }
     SECTION("accepted when its own certificate is the ca_file") {
         TempDir dir;
-        DaemonProcess daemon(dir, {"--url", url_for_host(receiver, "localhost"), "--ca-file", pki.self_signed().cert.string()});
+        DaemonProcess daemon(
+            dir, {"--url", url_for_host(receiver, "localhost"), "--ca-file", pki.self_signed().cert.string()});
         REQUIRE(daemon.wait_ready());
         CHECK(exchange(daemon.socket(), event_line(call, "call_started") + "\n").empty());
         REQUIRE(receiver.wait_for_requests(1, 20s));

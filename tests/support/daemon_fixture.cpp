@@ -40,14 +40,14 @@ bool ReceiverThread::wait_for_requests(std::size_t count, std::chrono::milliseco
 
 std::string daemon_binary() { return AVR_WEBHOOKD_BINARY; }
 
-DaemonProcess::DaemonProcess(const TempDir& dir, std::vector<std::string> arguments, std::vector<std::string> environment,
-                             std::string name, std::filesystem::path socket)
+DaemonProcess::DaemonProcess(const TempDir& dir, std::vector<std::string> arguments,
+                             std::vector<std::string> environment, std::string name, std::filesystem::path socket)
     : DaemonProcess(dir, std::string(), std::move(arguments), std::move(environment), std::move(name),
                     std::move(socket)) {}
 
 DaemonProcess DaemonProcess::with_config_file(const TempDir& dir, const std::filesystem::path& config_file,
-                                              std::vector<std::string> arguments,
-                                              std::vector<std::string> environment, std::string name) {
+                                              std::vector<std::string> arguments, std::vector<std::string> environment,
+                                              std::string name) {
     return DaemonProcess(dir, config_file.string(), std::move(arguments), std::move(environment), std::move(name), {});
 }
 
@@ -58,8 +58,8 @@ DaemonProcess::DaemonProcess(const TempDir& dir, std::string config_file, std::v
       spool_(dir / (name + ".spool")),
       process_([&] {
           Process::Options options;
-          options.arguments = {daemon_binary(), "--config", config_file, "--socket", socket_.string(), "--dead-letter",
-                               dead_letter_.string()};
+          options.arguments = {daemon_binary(),  "--config",      config_file,          "--socket",
+                               socket_.string(), "--dead-letter", dead_letter_.string()};
           // Each daemon has its own spool unless the test chooses one (or none).
           const auto chooses = [](const std::string& item) {
               return item.starts_with("--spool-dir") || item.starts_with("WEBHOOK_SPOOL_DIR=");
@@ -117,7 +117,8 @@ std::vector<std::string> exchange(const fs::path& socket, std::string_view input
     bool write_open = true;
     char buffer[65536];
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         pollfd poll_fd{fd, static_cast<short>(POLLIN | (write_open ? POLLOUT : 0)), 0};
         if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) break;

@@ -50,8 +50,8 @@ public:
     // Started with `--config config_file` instead of `--config ""` (socket and dead-letter file
     // still given on the command line), for tests that rewrite the file and reload.
     static DaemonProcess with_config_file(const TempDir& dir, const std::filesystem::path& config_file,
-                                          std::vector<std::string> arguments,
-                                          std::vector<std::string> environment = {}, std::string name = "daemon");
+                                          std::vector<std::string> arguments, std::vector<std::string> environment = {},
+                                          std::string name = "daemon");
     std::filesystem::path socket() const { return socket_; }
     std::filesystem::path dead_letter() const { return dead_letter_; }
     // <dir>/<name>.spool, unless the test gave --spool-dir or WEBHOOK_SPOOL_DIR itself.

@@ -18,7 +18,8 @@ using Clock = std::chrono::steady_clock;
 
 // `address` as NOTIFY_SOCKET writes it: a path (length includes the NUL) or "@name".
 socklen_t fill_address(sockaddr_un& address, std::string_view name) {
-    if (name.size() >= sizeof address.sun_path) throw std::runtime_error("socket address too long: " + std::string(name));
+    if (name.size() >= sizeof address.sun_path)
+        throw std::runtime_error("socket address too long: " + std::string(name));
     address = {};
     address.sun_family = AF_UNIX;
     std::memcpy(address.sun_path, name.data(), name.size());
@@ -74,8 +75,8 @@ std::optional<std::string> NotifyListener::receive(std::chrono::milliseconds tim
     return std::string(buffer, static_cast<std::size_t>(size));
 }
 
-std::optional<std::string> NotifyListener::receive_until(std::string_view assignment,
-                                                         std::chrono::milliseconds timeout, std::string* seen) {
+std::optional<std::string> NotifyListener::receive_until(std::string_view assignment, std::chrono::milliseconds timeout,
+                                                         std::string* seen) {
     auto deadline = Clock::now() + timeout;
     while (true) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());

@@ -31,8 +31,7 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 
 int open_output(const std::filesystem::path& path) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
+    if (fd < 0) throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
     return fd;
 }
 
@@ -148,8 +147,7 @@ bool Process::send_signal(int signal) {
 
 std::optional<ExitStatus> Process::wait(std::chrono::milliseconds timeout) {
     if (pid_ <= 0) return std::nullopt;
-    if (!wait_until([this] { return reap(false); }, timeout, std::chrono::milliseconds(5)))
-        return std::nullopt;
+    if (!wait_until([this] { return reap(false); }, timeout, std::chrono::milliseconds(5))) return std::nullopt;
     return status_;
 }
 
@@ -215,8 +213,7 @@ bool program_available(std::string_view program) {
 
 TempDirectory::TempDirectory(std::string_view prefix) {
     std::string pattern = "/tmp/" + std::string(prefix) + ".XXXXXX";
-    if (!::mkdtemp(pattern.data()))
-        throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
     path_ = pattern;
 }
 

@@ -66,8 +66,7 @@ double parse_value(const std::string& text) {
 
 std::map<std::string, MetricFamily> parse_exposition(const std::string& text) {
     static const std::regex help_line(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*))");
-    static const std::regex type_line(
-        R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
+    static const std::regex type_line(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
     static const std::regex sample_line(R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+))");
 
     expect(!text.empty() && text.back() == '\n', "output does not end with a newline");
@@ -89,10 +88,9 @@ std::map<std::string, MetricFamily> parse_exposition(const std::string& text) {
             expect(!current.empty() && !families[current].type.empty(), "sample before TYPE: " + line);
             auto& family = families[current];
             const std::string name = match[1];
-            const bool belongs = family.type == "histogram"
-                                     ? name == current + "_bucket" || name == current + "_sum" ||
-                                           name == current + "_count"
-                                     : name == current;
+            const bool belongs = family.type == "histogram" ? name == current + "_bucket" || name == current + "_sum" ||
+                                                                  name == current + "_count"
+                                                            : name == current;
             expect(belongs, "sample outside its family: " + line);
             family.samples.push_back({name, parse_labels(match[2]), parse_value(match[3])});
         } else {

@@ -50,8 +50,7 @@ struct CertificateRequest {
 };
 
 void add_extension(X509* cert, X509V3_CTX& context, int nid, const std::string& value) {
-    std::unique_ptr<X509_EXTENSION, OpenSslFree> extension{
-        X509V3_EXT_nconf_nid(nullptr, &context, nid, value.c_str())};
+    std::unique_ptr<X509_EXTENSION, OpenSslFree> extension{X509V3_EXT_nconf_nid(nullptr, &context, nid, value.c_str())};
     check(extension != nullptr, "building a certificate extension");
     check(X509_add_ext(cert, extension.get(), -1) == 1, "X509_add_ext");
 }
@@ -69,10 +68,10 @@ CertPtr issue(const CertificateRequest& request, long serial, EVP_PKEY* key, X50
     check(X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_ASC,
                                      reinterpret_cast<const unsigned char*>("avr-webhookd tests"), -1, -1, 0) == 1,
           "subject O");
-    check(X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                                     reinterpret_cast<const unsigned char*>(request.common_name.c_str()), -1, -1,
-                                     0) == 1,
-          "subject CN");
+    check(
+        X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                                   reinterpret_cast<const unsigned char*>(request.common_name.c_str()), -1, -1, 0) == 1,
+        "subject CN");
     X509* signer = issuer ? issuer : cert.get();
     check(X509_set_issuer_name(cert.get(), X509_get_subject_name(signer)) == 1, "X509_set_issuer_name");
 
@@ -132,10 +131,12 @@ TestPki::TestPki() : directory_(make_temporary_directory()) {
     try {
         long serial = 1;
         const KeyPtr ca_key = make_key();
-        const CertPtr ca = issue({"avr-webhookd test CA", -one_hour, 30 * one_day,
-                                  {{NID_basic_constraints, "critical,CA:TRUE"},
-                                   {NID_key_usage, "critical,keyCertSign,cRLSign"}}},
-                                 serial++, ca_key.get(), nullptr, nullptr);
+        const CertPtr ca =
+            issue({"avr-webhookd test CA",
+                   -one_hour,
+                   30 * one_day,
+                   {{NID_basic_constraints, "critical,CA:TRUE"}, {NID_key_usage, "critical,keyCertSign,cRLSign"}}},
+                  serial++, ca_key.get(), nullptr, nullptr);
         ca_file_ = directory_ / "ca.pem";
         write_certificate(ca_file_, ca.get());
 
@@ -146,14 +147,15 @@ TestPki::TestPki() : directory_(make_temporary_directory()) {
         };
         valid_ = issue_server("server", {"localhost", -one_hour, 30 * one_day, server_extensions(local_names)});
         expired_ = issue_server("expired", {"localhost", -30 * one_day, -one_day, server_extensions(local_names)});
-        wrong_host_ = issue_server("wrong-host", {"wrong.example", -one_hour, 30 * one_day,
-                                                  server_extensions("DNS:wrong.example")});
+        wrong_host_ = issue_server("wrong-host",
+                                   {"wrong.example", -one_hour, 30 * one_day, server_extensions("DNS:wrong.example")});
 
         // Like `openssl req -x509`: a self-signed certificate is its own CA.
         const KeyPtr self_key = make_key();
-        const CertPtr self = issue({"localhost", -one_hour, 30 * one_day,
-                                    {{NID_basic_constraints, "critical,CA:TRUE"},
-                                     {NID_subject_alt_name, local_names}}},
+        const CertPtr self = issue({"localhost",
+                                    -one_hour,
+                                    30 * one_day,
+                                    {{NID_basic_constraints, "critical,CA:TRUE"}, {NID_subject_alt_name, local_names}}},
                                    serial++, self_key.get(), nullptr, nullptr);
         self_signed_ = write_pair(directory_, "self-signed", self.get(), self_key.get());
     } catch (...) {

@@ -15,9 +15,9 @@ struct Event {
     // The exact POST body: {"uuid":...,"type":...,"timestamp":...,"payload":{...}}, compact,
     // serialized as JavaScript's JSON.stringify would print it.
     std::string body;
-    std::chrono::steady_clock::time_point accepted_at{};   // for latency and max_age
+    std::chrono::steady_clock::time_point accepted_at{};    // for latency and max_age
     std::chrono::system_clock::time_point accepted_wall{};  // for logs and dead letters
-    std::uint64_t spool_record = 0;  // its record in the crash-safe spool; 0 when not spooled
+    std::uint64_t spool_record = 0;                         // its record in the crash-safe spool; 0 when not spooled
 };
 
 }  // namespace avr_webhookd

@@ -16,9 +16,9 @@ struct HostPort {
 };
 
 enum class PortRule {
-    required,           // "host:port"; port 1..65535
-    required_or_zero,   // "host:port"; port 1..65535, or exactly "0" for any free port
-    optional,           // "host" or "host:port"; port 1..65535
+    required,          // "host:port"; port 1..65535
+    required_or_zero,  // "host:port"; port 1..65535, or exactly "0" for any free port
+    optional,          // "host" or "host:port"; port 1..65535
 };
 
 struct HostPortError {

@@ -9,8 +9,8 @@ namespace avr_webhookd {
 // ASCII text helpers, the one home for them: none depends on the C locale.
 
 char ascii_lower(char c);
-std::string ascii_lower(std::string_view text);   // A-Z -> a-z, every other byte unchanged
-std::string ascii_upper(std::string_view text);   // a-z -> A-Z, every other byte unchanged
+std::string ascii_lower(std::string_view text);  // A-Z -> a-z, every other byte unchanged
+std::string ascii_upper(std::string_view text);  // a-z -> A-Z, every other byte unchanged
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix);  // ASCII letters only
 
 bool is_printable_ascii(char c);  // 0x20..0x7e

@@ -8,11 +8,11 @@ namespace avr_webhookd {
 
 // A webhook endpoint, split into what a connection and a request need.
 struct Url {
-    bool tls = false;         // https
-    std::string host;         // lower-cased name, IPv4 literal, or IPv6 literal without brackets
-    std::string port;         // always set: the explicit port (canonical decimal) or 80/443
-    std::string target;       // path and query exactly as written, "/" when the path is empty
-    std::string host_header;  // host, plus ":port" when not the scheme's default; IPv6 in brackets
+    bool tls = false;           // https
+    std::string host;           // lower-cased name, IPv4 literal, or IPv6 literal without brackets
+    std::string port;           // always set: the explicit port (canonical decimal) or 80/443
+    std::string target;         // path and query exactly as written, "/" when the path is empty
+    std::string host_header;    // host, plus ":port" when not the scheme's default; IPv6 in brackets
     std::string authorization;  // "Basic <base64>" from user:password@ (as axios sends it), else empty
 };
 
@@ -30,7 +30,8 @@ std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr
 // token in the path (Slack: /services/T000/B000/XXXX), so only scheme, host, port and the first
 // path segment are kept: credentials become `<redacted>@`, the rest of the path `/<redacted>`,
 // the query `?<redacted>`, and a fragment is dropped.
-//   https://u:p@hooks.slack.com/services/T0/B0/XYZ?a=1  ->  https://<redacted>@hooks.slack.com/services/<redacted>?<redacted>
+//   https://u:p@hooks.slack.com/services/T0/B0/XYZ?a=1  ->
+//   https://<redacted>@hooks.slack.com/services/<redacted>?<redacted>
 // Works on any text, valid URL or not, so error messages about a bad URL are redacted the same way.
 std::string redact_url(std::string_view url);
 

@@ -29,9 +29,8 @@ ConfigSources config_sources(const boost::program_options::variables_map& vm, En
 // --version. Returns the sources to load, or the exit code when there is nothing more to do:
 // --help and --version print to `out` (exit_code::ok), a bad command line says so on `err`
 // (exit_code::usage).
-std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std::string> args,
-                                                             const Environment& env, std::ostream& out,
-                                                             std::ostream& err);
+std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std::string> args, const Environment& env,
+                                                             std::ostream& out, std::ostream& err);
 
 // True when stderr is connected to the journal (JOURNAL_STREAM in `env` names fd 2).
 bool stderr_is_journal(const Environment& env);

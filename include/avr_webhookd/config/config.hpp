@@ -26,46 +26,47 @@ enum class SpoolSync { always, interval };
 // (config/settings.hpp) lists them; load_config() fills this in and validates every value, the
 // same at check-config, at start and at reload.
 struct Config {
-    std::string url;                                  // required, http:// or https://
-    std::string secret;                               // "" = none; never printed. Holds the file's
-                                                      // contents when secret_file is used.
-    std::string secret_file;                          // read secret from file (trailing newline stripped)
+    std::string url;          // required, http:// or https://
+    std::string secret;       // "" = none; never printed. Holds the file's
+                              // contents when secret_file is used.
+    std::string secret_file;  // read secret from file (trailing newline stripped)
     SignatureMode signature = SignatureMode::plain;
-    std::chrono::milliseconds timeout{3000};          // per attempt
-    int retry = 0;                                    // extra attempts; -1 = unlimited (bounded by max_age)
+    std::chrono::milliseconds timeout{3000};  // per attempt
+    int retry = 0;                            // extra attempts; -1 = unlimited (bounded by max_age)
     std::chrono::milliseconds retry_base{1000};
     std::chrono::milliseconds retry_max_delay{60000};
-    std::chrono::milliseconds max_age{3600000};       // give an event up after this age
-    std::string agent_id;                             // X-AVR-AGENT-ID when set
-    std::string ca_file;                              // extra CA bundle
+    std::chrono::milliseconds max_age{3600000};  // give an event up after this age
+    std::string agent_id;                        // X-AVR-AGENT-ID when set
+    std::string ca_file;                         // extra CA bundle
     bool tls_verify = true;
-    unsigned concurrency = 64;                        // max requests in flight, 1..4096
-    std::vector<std::string> types;                   // forward only these types; empty = all
+    unsigned concurrency = 64;       // max requests in flight, 1..4096
+    std::vector<std::string> types;  // forward only these types; empty = all
     std::string socket = "/run/avr-webhookd/events.sock";
-    unsigned socket_mode = 0660;                      // never world-writable
-    std::size_t max_line = 65536;                     // bytes, 256..16 MiB
-    unsigned max_connections = 256;                   // producers at once, 1..65535
+    unsigned socket_mode = 0660;                            // never world-writable
+    std::size_t max_line = 65536;                           // bytes, 256..16 MiB
+    unsigned max_connections = 256;                         // producers at once, 1..65535
     std::chrono::milliseconds partial_line_timeout{30000};  // silent mid-line: evictable at max_connections
-    std::vector<std::uint32_t> producer_uids;         // allow-list of peer uids; both empty = anyone
-    std::vector<std::uint32_t> producer_gids;         // allow-list of peer groups (effective or supplementary)
-    std::size_t max_queue = 100000;                   // events queued in memory, 1..10'000'000
-    std::uint64_t max_queue_bytes = 256ull << 20;     // bytes of queued events (CallQueues::event_cost), 64 KiB..64 GiB
+    std::vector<std::uint32_t> producer_uids;               // allow-list of peer uids; both empty = anyone
+    std::vector<std::uint32_t> producer_gids;               // allow-list of peer groups (effective or supplementary)
+    std::size_t max_queue = 100000;                         // events queued in memory, 1..10'000'000
+    std::uint64_t max_queue_bytes = 256ull << 20;  // bytes of queued events (CallQueues::event_cost), 64 KiB..64 GiB
     QueueFullPolicy queue_full = QueueFullPolicy::block;
     AckMode ack = AckMode::errors;
     bool allow_unknown_types = false;
-    std::string dead_letter;                          // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
-    std::uint64_t dead_letter_max_bytes = 1ull << 30; // beyond this size lines go to the error log instead; 0 = no bound
+    std::string dead_letter;  // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
+    std::uint64_t dead_letter_max_bytes = 1ull
+                                          << 30;  // beyond this size lines go to the error log instead; 0 = no bound
     // The crash-safe spool. Resolved: unset = $STATE_DIRECTORY (systemd), /var/lib/avr-webhookd as
     // root, else $XDG_STATE_HOME/avr-webhookd or ~/.local/state/avr-webhookd; "" = memory only.
     std::string spool_dir;
-    SpoolSync spool_sync = SpoolSync::always;         // ack after fdatasync, or after the write
+    SpoolSync spool_sync = SpoolSync::always;            // ack after fdatasync, or after the write
     std::chrono::milliseconds spool_sync_interval{100};  // spool_sync = interval: fdatasync this often
-    std::uint64_t spool_max_bytes = 1ull << 30;       // spool files beyond this: queue_full applies
+    std::uint64_t spool_max_bytes = 1ull << 30;          // spool files beyond this: queue_full applies
     std::chrono::milliseconds shutdown_timeout{10000};
     std::chrono::milliseconds call_idle_timeout{900000};  // free a call's state after this idle time
     LogLevel log_level = LogLevel::info;
     LogFormat log_format = LogFormat::text;
-    std::string admin;                                // "" = off; "HOST:PORT", "[::1]:PORT" or an absolute Unix socket path
+    std::string admin;  // "" = off; "HOST:PORT", "[::1]:PORT" or an absolute Unix socket path
 };
 
 // Where a setting's effective value came from (for check-config).
@@ -89,13 +90,13 @@ struct ConfigSources {
     // A named file that is missing is an error; an empty name reads no file.
     std::optional<std::string> config_file;
     Environment environment;
-    std::string default_file{default_config_file};    // tests point this elsewhere
+    std::string default_file{default_config_file};  // tests point this elsewhere
 };
 
 struct LoadedConfig {
     Config config;
-    std::map<std::string, Origin> origins;            // every key -> origin of its value
-    std::string config_file_used;                     // "" when none was read
+    std::map<std::string, Origin> origins;  // every key -> origin of its value
+    std::string config_file_used;           // "" when none was read
     // Non-fatal findings for the log, e.g. an unknown WEBHOOK_* variable.
     std::vector<std::string> warnings;
 };
@@ -112,7 +113,7 @@ LoadedConfig load_config(const ConfigSources& sources);
 // unknown key, an invalid value of this setting or an unreadable config file.
 std::optional<std::string> find_setting_text(const ConfigSources& sources, std::string_view key);
 
-std::string_view to_string(Origin origin);            // "built-in", "config file", ...
+std::string_view to_string(Origin origin);  // "built-in", "config file", ...
 std::string_view to_string(AckMode mode);
 std::string_view to_string(QueueFullPolicy policy);
 std::string_view to_string(SpoolSync mode);

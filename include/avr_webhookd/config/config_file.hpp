@@ -10,8 +10,8 @@ namespace avr_webhookd {
 // One `key = value` line of a config file.
 struct ConfigFileEntry {
     std::string key;
-    std::string value;   // quotes and a trailing comment removed
-    std::size_t line;    // from 1
+    std::string value;  // quotes and a trailing comment removed
+    std::size_t line;   // from 1
 };
 
 // The config file grammar (sans-io): one `key = value` per line; blank lines and lines starting

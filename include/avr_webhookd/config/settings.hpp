@@ -13,17 +13,17 @@ namespace avr_webhookd {
 // the environment variables, the config-file keys, check-config's output and what a reload may
 // change.
 struct SettingInfo {
-    std::string_view key;        // foo_bar
-    std::string_view help;       // one line
-    bool secret;                 // value never printed
-    bool reloadable;             // a reload (SIGHUP) applies it; false: only a restart does
+    std::string_view key;   // foo_bar
+    std::string_view help;  // one line
+    bool secret;            // value never printed
+    bool reloadable;        // a reload (SIGHUP) applies it; false: only a restart does
 };
 
 // Every setting, in documentation order.
 std::span<const SettingInfo> all_settings();
 
-std::string flag_name(std::string_view key);             // max_line -> max-line (the flag without its "--")
-std::string environment_name(std::string_view key);      // max_line -> WEBHOOK_MAX_LINE
+std::string flag_name(std::string_view key);         // max_line -> max-line (the flag without its "--")
+std::string environment_name(std::string_view key);  // max_line -> WEBHOOK_MAX_LINE
 
 // For a reload: puts the running value of every setting that is not reloadable back into
 // `fresh`, so the next reload compares against what actually runs. Returns the keys of those

@@ -24,13 +24,13 @@ std::string_view to_string(FailureKind kind);
 
 // What one delivery attempt came to: the HTTP client's result, the retry policy's input.
 struct AttemptOutcome {
-    FailureKind kind = FailureKind::none;  // none + status 2xx = success
-    int status = 0;                        // HTTP status when a response was read
+    FailureKind kind = FailureKind::none;                  // none + status 2xx = success
+    int status = 0;                                        // HTTP status when a response was read
     std::optional<std::chrono::milliseconds> retry_after;  // parsed Retry-After, if any
-    std::string code;      // ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, EPROTO,
-                           // CERT_VERIFY_FAILED ... or "HTTP 503"
-    std::string message;   // human-readable reason
-    std::string location;  // Location header of a 3xx
+    std::string code;                                      // ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, EPROTO,
+                                                           // CERT_VERIFY_FAILED ... or "HTTP 503"
+    std::string message;                                   // human-readable reason
+    std::string location;                                  // Location header of a 3xx
 };
 
 }  // namespace avr_webhookd

@@ -115,9 +115,9 @@ private:
     CallQueues queues_;
     std::set<std::string, std::less<>> forwarded_types_;
     std::mt19937_64 random_;
-    detail::Signal work_signal_;   // new work, a finished attempt, or shutdown
-    detail::Signal room_signal_;   // the queue dropped below max_queue
-    detail::Signal idle_signal_;   // an attempt ended (shutdown waits on it)
+    detail::Signal work_signal_;     // new work, a finished attempt, or shutdown
+    detail::Signal room_signal_;     // the queue dropped below max_queue
+    detail::Signal idle_signal_;     // an attempt ended (shutdown waits on it)
     detail::Signal written_signal_;  // a dead-letter line was synced or not written
     // running -> draining (stop asked: no room limit; with a spool nothing new starts)
     //         -> abandoning (budget spent: nothing starts; without a spool failures are dead-lettered)

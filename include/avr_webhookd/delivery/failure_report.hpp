@@ -21,8 +21,7 @@ namespace avr_webhookd {
 // The type is upper-cased. Every inserted value is made single-line, so a server's message
 // cannot forge log lines. An empty message falls back to the code, an empty code to
 // "HTTP <status>" or "UNKNOWN".
-std::string failure_block(std::string_view event_type, const AttemptOutcome& last,
-                          std::string_view url_for_log);
+std::string failure_block(std::string_view event_type, const AttemptOutcome& last, std::string_view url_for_log);
 
 // One dead-letter NDJSON line, without its newline: the event as an intake line plus a failure:
 //   {"id":"<id>","uuid":...,"type":...,"timestamp":...,"payload":{...},
@@ -32,8 +31,7 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
 // Should a body ever not be a JSON object, it is kept as the string "body" so nothing is lost.
 // Strings are JSON-escaped; invalid UTF-8 in them becomes U+FFFD so the line always parses.
 // `status` is null when no response was read.
-std::string dead_letter_line(std::string_view event_id, std::string_view body,
-                             std::string_view reason, const AttemptOutcome& last, int attempts,
-                             std::chrono::system_clock::time_point when);
+std::string dead_letter_line(std::string_view event_id, std::string_view body, std::string_view reason,
+                             const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when);
 
 }  // namespace avr_webhookd

@@ -24,7 +24,7 @@ struct HttpClientOptions {
     Url url;
     std::chrono::milliseconds timeout{3000};  // bounds a whole attempt: resolve, connect, TLS, write, read
     bool tls_verify = true;
-    std::string ca_file;                      // added to the system trust store
+    std::string ca_file;  // added to the system trust store
     std::size_t max_idle_connections = 64;
 };
 
@@ -71,8 +71,8 @@ private:
     boost::asio::awaitable<std::optional<AttemptOutcome>> resolve(
         const Endpoint& endpoint, std::chrono::steady_clock::time_point deadline,
         boost::asio::ip::tcp::resolver::results_type& addresses);
-    boost::asio::awaitable<Exchanged> exchange(Connection& connection, const Endpoint& endpoint,
-                                               std::string_view body, const HeaderList& headers,
+    boost::asio::awaitable<Exchanged> exchange(Connection& connection, const Endpoint& endpoint, std::string_view body,
+                                               const HeaderList& headers,
                                                std::chrono::steady_clock::time_point deadline);
     std::unique_ptr<Connection> take_idle(std::uint64_t generation);
 
@@ -82,7 +82,7 @@ private:
     std::vector<std::unique_ptr<Connection>> idle_;
     boost::asio::ip::tcp::resolver::results_type endpoints_;
     bool resolve_needed_ = true;
-    std::shared_ptr<Lookup> lookup_;  // the name lookup in progress, shared by every attempt waiting for it
+    std::shared_ptr<Lookup> lookup_;         // the name lookup in progress, shared by every attempt waiting for it
     std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
     // Shared with every Connection, which counts itself for exactly its lifetime (it may outlive
     // the client in a coroutine frame destroyed later).
@@ -93,8 +93,8 @@ private:
 
 // Maps an I/O error of an attempt to the outcome the retry policy and the failure log use
 // (Node-style codes: ECONNREFUSED, ETIMEDOUT, ECONNRESET, ENOTFOUND, ...).
-AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase,
-                                  std::string_view peer, std::chrono::milliseconds timeout);
+AttemptOutcome outcome_from_error(const boost::system::error_code& ec, std::string_view phase, std::string_view peer,
+                                  std::chrono::milliseconds timeout);
 // A failed TLS handshake: the certificate's verification error (CERT_HAS_EXPIRED,
 // ERR_TLS_CERT_ALTNAME_INVALID ...) when there is one, else as outcome_from_error.
 AttemptOutcome outcome_from_handshake(const boost::system::error_code& ec, long verify_result, std::string_view peer,

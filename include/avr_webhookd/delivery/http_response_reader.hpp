@@ -17,9 +17,9 @@ struct HttpResponseLimits {
 struct HttpResponse {
     int status = 0;
     std::string reason;
-    std::string location;     // Location header, if any
-    std::string retry_after;  // Retry-After header, if any
-    std::string body;         // at most HttpResponseLimits::body bytes
+    std::string location;         // Location header, if any
+    std::string retry_after;      // Retry-After header, if any
+    std::string body;             // at most HttpResponseLimits::body bytes
     bool body_truncated = false;  // the body was larger than the limit (or its framing on the wire too long)
 };
 

@@ -68,7 +68,7 @@ bool is_retryable_status(int status);
 
 // A Retry-After header value: delta-seconds, or an HTTP date (IMF-fixdate, RFC 850 or asctime).
 // A date in the past gives zero. Garbage gives nullopt. Huge delta-seconds saturate.
-std::optional<std::chrono::milliseconds> parse_retry_after(
-    std::string_view value, std::chrono::system_clock::time_point now);
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
+                                                           std::chrono::system_clock::time_point now);
 
 }  // namespace avr_webhookd

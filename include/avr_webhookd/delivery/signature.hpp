@@ -37,8 +37,7 @@ public:
 
     // Appends the headers for one attempt at `unix_seconds` (standard mode signs every attempt
     // anew). `event_id` must already be a validated header-safe value.
-    void headers(std::string_view event_id, std::string_view body, std::int64_t unix_seconds,
-                 HeaderList& out) const;
+    void headers(std::string_view event_id, std::string_view body, std::int64_t unix_seconds, HeaderList& out) const;
 
     SignatureMode mode() const { return mode_; }
     bool enabled() const { return !secret_.empty(); }
@@ -64,8 +63,7 @@ inline constexpr std::chrono::seconds standard_timestamp_tolerance{300};
 // plain: X-AVR-WEBHOOK-SECRET equals the secret; hmac-sha256: it equals the hex HMAC of the
 // body; standard: one of the webhook-signature entries matches one of the secrets and
 // webhook-timestamp is within `tolerance` of `now_unix_seconds`. Comparisons are constant-time.
-Verification verify(SignatureMode mode, std::string_view secret, const HeaderLookup& header,
-                    std::string_view body, std::int64_t now_unix_seconds,
-                    std::chrono::seconds tolerance = standard_timestamp_tolerance);
+Verification verify(SignatureMode mode, std::string_view secret, const HeaderLookup& header, std::string_view body,
+                    std::int64_t now_unix_seconds, std::chrono::seconds tolerance = standard_timestamp_tolerance);
 
 }  // namespace avr_webhookd

@@ -39,8 +39,7 @@ public:
     explicit EventParser(EventParserOptions options, boost::json::storage_ptr upstream = {});
     void set_options(EventParserOptions options) { options_ = options; }
 
-    std::variant<Event, RejectReason> parse(std::string_view line,
-                                            std::chrono::system_clock::time_point received_at,
+    std::variant<Event, RejectReason> parse(std::string_view line, std::chrono::system_clock::time_point received_at,
                                             UuidGenerator& ids);
 
 private:

@@ -40,8 +40,7 @@ IntakeOptions intake_options(const Config& config);
 // intake: a producer that never reads loses replies, never events.
 class IntakeServer {
 public:
-    IntakeServer(boost::asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger,
-                 Metrics& metrics);
+    IntakeServer(boost::asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger, Metrics& metrics);
     ~IntakeServer();
 
     // Creates the socket's directory if needed and binds with socket_mode. A stale socket file

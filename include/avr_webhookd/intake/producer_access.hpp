@@ -13,8 +13,8 @@ namespace avr_webhookd {
 struct PeerCredentials {
     std::int64_t pid = -1;
     std::uint32_t uid = 0;
-    std::uint32_t gid = 0;                 // the peer's effective group
-    std::vector<std::uint32_t> groups;     // supplementary groups; empty when unknown
+    std::uint32_t gid = 0;              // the peer's effective group
+    std::vector<std::uint32_t> groups;  // supplementary groups; empty when unknown
 };
 
 // The credentials of the peer of connected Unix socket `fd`; nullopt when the kernel cannot say.

@@ -23,8 +23,8 @@ struct AdminServerState;
 
 // What /healthz and /readyz report, asked for on every request.
 struct AdminStatus {
-    bool accepting = false;                 // the intake accepts events
-    std::optional<std::string> unhealthy;   // why delivery is stuck, e.g. "receiver down for 5m"
+    bool accepting = false;                // the intake accepts events
+    std::optional<std::string> unhealthy;  // why delivery is stuck, e.g. "receiver down for 5m"
 };
 
 inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -72,7 +72,7 @@ public:
     AdminServer(boost::asio::io_context& io, std::string listen, std::function<AdminStatus()> status,
                 std::function<std::string()> metrics, Logger& logger, AdminLimits limits = {},
                 Metrics* counted_in = nullptr);  // admin_* counters are added there too (io thread)
-    ~AdminServer();  // stop()
+    ~AdminServer();                              // stop()
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;
 

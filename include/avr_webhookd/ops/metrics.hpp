@@ -51,8 +51,8 @@ struct Metrics {
     std::uint64_t events_delivered = 0;
     std::uint64_t events_dead_lettered = 0;
     std::uint64_t delivery_attempts = 0;
-    LabelledCounter delivery_attempts_failed;  // by to_string(FailureKind): timeout, tls ...
-    std::uint64_t delivery_retries = 0;        // failed attempts that were scheduled again
+    LabelledCounter delivery_attempts_failed;        // by to_string(FailureKind): timeout, tls ...
+    std::uint64_t delivery_retries = 0;              // failed attempts that were scheduled again
     std::uint64_t producer_connections_refused = 0;  // over max_connections
     std::uint64_t admin_connections_evicted = 0;     // oldest waiting admin connection closed for a new one
     std::uint64_t admin_connections_refused = 0;     // admin limit reached and every connection busy answering
@@ -71,15 +71,15 @@ struct Metrics {
     std::uint64_t spool_sync_failures = 0;    // fdatasync calls that failed
 
     // Gauges.
-    std::uint64_t in_flight = 0;  // events with an attempt in progress
-    std::uint64_t queued = 0;     // events waiting for an attempt (first or retry), not in flight
+    std::uint64_t in_flight = 0;     // events with an attempt in progress
+    std::uint64_t queued = 0;        // events waiting for an attempt (first or retry), not in flight
     std::uint64_t queued_bytes = 0;  // what all undelivered events count against max_queue_bytes
     std::uint64_t live_calls = 0;
     std::uint64_t open_connections = 0;
     std::uint64_t producer_connections = 0;
     double oldest_undelivered_age_seconds = 0;
-    std::uint64_t spool_bytes = 0;     // bytes of the spool's segment files
-    std::uint64_t spool_records = 0;   // events in the spool not yet delivered or dead-lettered
+    std::uint64_t spool_bytes = 0;    // bytes of the spool's segment files
+    std::uint64_t spool_records = 0;  // events in the spool not yet delivered or dead-lettered
     std::uint64_t spool_segments = 0;
     std::uint64_t spool_disk_full = 0;  // 1 while writes fail for want of space (ENOSPC, EDQUOT, spool_max_bytes)
 
@@ -97,7 +97,6 @@ private:
 // The Prometheus text exposition format 0.0.4 (Content-Type "text/plain; version=0.0.4"):
 // HELP and TYPE for every family, counters ending in _total, base units (seconds), label values
 // escaped, plus avr_webhookd_build_info{version="..."} 1.
-std::string render_prometheus(const Metrics& metrics,
-                              std::string_view build_version = avr_webhookd::version);
+std::string render_prometheus(const Metrics& metrics, std::string_view build_version = avr_webhookd::version);
 
 }  // namespace avr_webhookd

@@ -48,8 +48,8 @@ private:
 
 // The interval a watchdog message is due, from WATCHDOG_USEC/WATCHDOG_PID's raw values
 // (nullptr when unset) and this process's id: half the timeout, nullopt when not for us.
-std::optional<std::chrono::microseconds> watchdog_interval_from(const char* watchdog_usec,
-                                                                const char* watchdog_pid, long own_pid);
+std::optional<std::chrono::microseconds> watchdog_interval_from(const char* watchdog_usec, const char* watchdog_pid,
+                                                                long own_pid);
 
 // The first descriptor systemd passes (SD_LISTEN_FDS_START).
 inline constexpr int listen_fds_start = 3;

@@ -48,9 +48,9 @@ public:
 
     struct Job {
         Call* call;
-        const Event* event;     // valid until finish() or retry_at() for this job
-        std::uint64_t sequence; // 1, 2, 3 ... per call uuid
-        int attempt;            // 1 for the first attempt
+        const Event* event;      // valid until finish() or retry_at() for this job
+        std::uint64_t sequence;  // 1, 2, 3 ... per call uuid
+        int attempt;             // 1 for the first attempt
     };
 
     struct Pending {  // an undelivered event taken out by drain()
@@ -112,8 +112,8 @@ public:
     };
     std::vector<InFlight> in_flight_events() const;
 
-    std::size_t queued() const { return queued_; }             // all undelivered events, in flight included
-    std::size_t queued_bytes() const { return queued_bytes_; } // event_cost() of those events
+    std::size_t queued() const { return queued_; }              // all undelivered events, in flight included
+    std::size_t queued_bytes() const { return queued_bytes_; }  // event_cost() of those events
     std::size_t in_flight() const { return in_flight_; }
     std::size_t live_calls() const { return active_.size() + idle_.size(); }
     std::size_t idle_calls() const { return idle_.size(); }
@@ -138,9 +138,9 @@ public:
         CallKey key{};
         std::deque<std::pair<Event, std::uint64_t>> events;  // event, sequence; never empty while the Call exists
         std::uint64_t next_sequence = 1;
-        int attempt = 1;          // attempt number of the head event
+        int attempt = 1;  // attempt number of the head event
         enum class State { ready, waiting_retry, in_flight } state = State::ready;
-        bool ended = false;       // its call_ended was finished
+        bool ended = false;  // its call_ended was finished
     };
 
 private:
@@ -148,9 +148,7 @@ private:
         TimePoint due;
         std::uint64_t order;
         Call* call;
-        bool operator>(const Delayed& other) const {
-            return due != other.due ? due > other.due : order > other.order;
-        }
+        bool operator>(const Delayed& other) const { return due != other.due ? due > other.due : order > other.order; }
     };
     using Head = std::pair<TimePoint, const Call*>;  // a call's head event's accepted_at
 

@@ -70,8 +70,8 @@ Decoded decode_record(std::string_view bytes);
 // Never loops forever: every step advances at least one byte; every byte is a resynchronisation
 // candidate at most once.
 struct ScanResult {
-    std::size_t valid_end = 0;                // end of the last valid record (== tail offset)
-    bool torn_tail = false;                   // bytes after valid_end are not a valid record
+    std::size_t valid_end = 0;  // end of the last valid record (== tail offset)
+    bool torn_tail = false;     // bytes after valid_end are not a valid record
 };
 using OnRecord = std::function<void(std::size_t offset, const Decoded& record)>;
 using OnCorrupt = std::function<void(std::size_t offset, std::size_t length)>;

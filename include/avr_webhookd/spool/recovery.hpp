@@ -57,7 +57,7 @@ struct RecoveryStats {
     std::vector<DamagedRange> corrupt;     // damaged bytes followed by valid records: skipped
     std::vector<DamagedRange> torn_tails;  // damaged or incomplete tails: cut (or, read-only, left)
     std::vector<std::pair<std::uint64_t, std::error_code>> unreadable;  // segments that could not be read or cut
-    std::error_code list_error;  // the folder itself could not be read
+    std::error_code list_error;                                         // the folder itself could not be read
 };
 
 struct Recovery {

@@ -114,7 +114,8 @@ private:
     std::function<void()> on_room_;
     std::function<Numbering()> numbering_;
     std::uint64_t checkpointed_segment_ = 0;
-    bool checkpoint_failed_ = false;  // logged once until it succeeds  // the active segment when the last checkpoint was written
+    bool checkpoint_failed_ =
+        false;  // logged once until it succeeds  // the active segment when the last checkpoint was written
     enum class SyncState { idle, running, running_and_wanted } sync_state_ = SyncState::idle;
     bool flush_posted_ = false;
     bool closed_ = false;

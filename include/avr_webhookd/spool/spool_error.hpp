@@ -9,10 +9,10 @@ namespace avr_webhookd::spool {
 // Errors of the spool itself; failures of the file system come as std::system_category codes
 // (ENOSPC, EIO, EFBIG, ...), unchanged, so that callers can tell "disk full" from "spool full".
 enum class SpoolErrc {
-    spool_full = 1,     // the event would take the spool past max_bytes; nothing was written
-    record_too_large,   // a single record over kMaxRecordPayload; nothing was written
-    corrupt_record,     // read_body found a record whose checksum no longer matches
-    unknown_record,     // read_body was given a locator the writer does not know
+    spool_full = 1,    // the event would take the spool past max_bytes; nothing was written
+    record_too_large,  // a single record over kMaxRecordPayload; nothing was written
+    corrupt_record,    // read_body found a record whose checksum no longer matches
+    unknown_record,    // read_body was given a locator the writer does not know
 };
 
 const std::error_category& spool_category();

@@ -153,7 +153,7 @@ public:
 private:
     struct Segment {
         std::uint64_t number = 0;
-        std::uint64_t bytes = 0;     // written to the file
+        std::uint64_t bytes = 0;  // written to the file
         // Its event record ids, ascending, and whether each is done: 8 bytes and a bit per
         // event, and no assumption that ids are dense (damage or rollbacks leave gaps).
         std::vector<std::uint64_t> ids;  // live ones, after a restart
@@ -162,7 +162,7 @@ private:
         std::vector<bool> done;
         std::uint64_t live = 0;
         std::optional<std::size_t> index_of(std::uint64_t record_id) const;
-        std::vector<std::uint64_t> carried;             // see RecoveredSegment::carried
+        std::vector<std::uint64_t> carried;              // see RecoveredSegment::carried
         std::optional<std::uint64_t> retire_generation;  // deletable once this flush is durable
     };
 

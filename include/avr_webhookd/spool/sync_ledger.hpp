@@ -26,7 +26,7 @@ public:
         std::uint64_t segment = 0;      // where it was written
         std::uint64_t offset = 0;
         std::string bytes;
-        bool confirmed = false;  // its sync point succeeded, but an older one has not yet
+        bool confirmed = false;            // its sync point succeeded, but an older one has not yet
         std::shared_ptr<FileHandle> file;  // the segment, open
     };
 

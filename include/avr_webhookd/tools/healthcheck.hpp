@@ -18,7 +18,7 @@ struct AdminReply {
     unsigned status = 0;
     std::string content_type;
     std::string allow;
-    std::string body;      // empty for HEAD
+    std::string body;  // empty for HEAD
 };
 
 // One HTTP/1.1 request (Connection: close) to the admin endpoint, all of it within `timeout`.

@@ -22,7 +22,7 @@ struct ReceiverOptions {
     std::string listen = "127.0.0.1:8080";  // host:port ([v6]:port); port 0 = any free port
     std::string secret;                     // empty: no secret check
     SignatureMode signature = SignatureMode::plain;
-    std::string tls_cert, tls_key;          // PEM files, both or neither
+    std::string tls_cert, tls_key;  // PEM files, both or neither
 
     // Failure switches. Each counts requests from 1 over all connections, independently of the
     // others, and applies in this order: drop, redirect, fail.

@@ -43,8 +43,8 @@ private:
     void end_line();
 
     std::vector<Input> inputs_;
-    std::uint64_t newlines_ = 0;       // newline bytes so far: the current line is newlines_ + 1
-    std::uint64_t line_bytes_ = 0;     // bytes of the current line so far
+    std::uint64_t newlines_ = 0;    // newline bytes so far: the current line is newlines_ + 1
+    std::uint64_t line_bytes_ = 0;  // bytes of the current line so far
     bool line_ends_with_cr_ = false;
     std::uint64_t event_lines_ = 0;
     std::uint64_t rejected_ = 0;

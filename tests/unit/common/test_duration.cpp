@@ -21,8 +21,8 @@ TEST_CASE("duration: unit suffixes", "[duration]") {
 }
 
 TEST_CASE("duration: garbage, signs, fractions and spaces are rejected", "[duration]") {
-    for (const char* text : {"", "ms", "s", "-1", "-5s", "+5", "1.5s", " 5", "5 ", "5 s", "abc", "5x", "5sec", "5S",
-                             "5MS", "3d", "1e3", "0x10", "5ms5", "5s5ms"}) {
+    for (const char* text : {"",    "ms", "s",    "-1", "-5s", "+5", "1.5s", " 5",   "5 ",   "5 s",
+                             "abc", "5x", "5sec", "5S", "5MS", "3d", "1e3",  "0x10", "5ms5", "5s5ms"}) {
         INFO("text: \"" << text << "\"");
         CHECK_FALSE(parse_duration(text));
     }

@@ -19,7 +19,8 @@ TEST_CASE("js json prints numbers as JavaScript does", "[js_json]") {
           "[1,100,0,0,0.1,100,1.5e+300,1e+21,100000000000000000000,1.23e-7,0.000001,1e-7]");
     CHECK(js("[12345678901234567890, -9007199254740993, 9007199254740992, 3.14159, -2.5e-10]") ==
           "[12345678901234567000,-9007199254740992,9007199254740992,3.14159,-2.5e-10]");
-    CHECK(js("[1.7976931348623157e308, 5e-324, 4.35, 0.3, 2.675]") == "[1.7976931348623157e+308,5e-324,4.35,0.3,2.675]");
+    CHECK(js("[1.7976931348623157e308, 5e-324, 4.35, 0.3, 2.675]") ==
+          "[1.7976931348623157e+308,5e-324,4.35,0.3,2.675]");
 }
 
 TEST_CASE("js json prints doubles in JavaScript's shortest form", "[js_json]") {
@@ -37,6 +38,7 @@ TEST_CASE("js json escapes strings as JSON.stringify does", "[js_json]") {
 }
 
 TEST_CASE("js json keeps key order and nesting compact", "[js_json]") {
-    CHECK(js(R"( { "z" : 1 , "a" : [ true , false , null ] , "m" : { } } )") == R"({"z":1,"a":[true,false,null],"m":{}})");
+    CHECK(js(R"( { "z" : 1 , "a" : [ true , false , null ] , "m" : { } } )") ==
+          R"({"z":1,"a":[true,false,null],"m":{}})");
     CHECK(js(R"({"a":1,"b":2,"a":3})") == R"({"a":3,"b":2})");
 }

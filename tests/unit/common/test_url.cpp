@@ -133,9 +133,9 @@ TEST_CASE("url: user:password@ becomes Authorization: Basic, as axios sends it",
     CHECK(url.host == "example.com");
     CHECK(url.host_header == "example.com");
     CHECK(url.target == "/x");
-    CHECK(must_parse("https://user@example.com/").authorization == "Basic dXNlcjo=");       // "user:"
-    CHECK(must_parse("http://a%40b:p%3Aw@h/").authorization == "Basic YUBiOnA6dw==");       // "a@b:p:w"
-    CHECK(must_parse("http://u:p@ss@h:81/").authorization == "Basic dTpwQHNz");             // last '@' ends it
+    CHECK(must_parse("https://user@example.com/").authorization == "Basic dXNlcjo=");  // "user:"
+    CHECK(must_parse("http://a%40b:p%3Aw@h/").authorization == "Basic YUBiOnA6dw==");  // "a@b:p:w"
+    CHECK(must_parse("http://u:p@ss@h:81/").authorization == "Basic dTpwQHNz");        // last '@' ends it
     CHECK(must_parse("http://u:p@ss@h:81/").host_header == "h:81");
     CHECK(must_parse("https://example.com/").authorization.empty());
     // An '@' after the authority is part of the path, not userinfo.
@@ -152,8 +152,7 @@ TEST_CASE("url: user:password@ becomes Authorization: Basic, as axios sends it",
 
 TEST_CASE("url: redaction keeps scheme, host and port only", "[url][redact]") {
     using avr_webhookd::redact_url;
-    CHECK(redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET") ==
-          "https://hooks.slack.com/<redacted>");
+    CHECK(redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET") == "https://hooks.slack.com/<redacted>");
     CHECK(redact_url("https://webhook.site/0f0e8c44-1e1e-4c1e-9e1e-1e1e1e1e1e1e") == "https://webhook.site/<redacted>");
     CHECK(redact_url("https://u:pw@h.example:8443/a/b?token=x#frag") ==
           "https://<redacted>@h.example:8443/<redacted>?<redacted>");

@@ -214,7 +214,8 @@ TEST_CASE("config: the config file is chosen by --config, WEBHOOK_CONFIG or the 
     SECTION("a named file that is missing is an error") {
         sources.config_file = dir.path("missing.conf");
         const auto error = load_error(sources);
-        CHECK(std::string{error.what()} == "config file " + dir.path("missing.conf") + " (from --config) does not exist");
+        CHECK(std::string{error.what()} ==
+              "config file " + dir.path("missing.conf") + " (from --config) does not exist");
         sources.config_file.reset();
         sources.environment["WEBHOOK_CONFIG"] = dir.path("missing.conf");
         CHECK_THAT(load_error(sources).what(), Catch::Contains("(from WEBHOOK_CONFIG) does not exist"));
@@ -281,8 +282,8 @@ TEST_CASE("config: file errors name the file, the line and the key", "[config]")
           "config file " + path + " line 1: unexpected text after the quoted value of agent_id");
 
     error = error_for("\n\ntimeout = abc\n");
-    CHECK(std::string{error.what()} == "invalid setting timeout (" + path +
-                                           " line 3) = \"abc\": expected a duration such as 3000, 500ms, 3s or 2m");
+    CHECK(std::string{error.what()} ==
+          "invalid setting timeout (" + path + " line 3) = \"abc\": expected a duration such as 3000, 500ms, 3s or 2m");
     CHECK(error.setting == "timeout");
 
     SECTION("a directory is not a config file") {
@@ -294,9 +295,9 @@ TEST_CASE("config: file errors name the file, the line and the key", "[config]")
 TEST_CASE("config: file errors never echo the secret", "[config]") {
     TempDir dir;
     auto sources = sources_with_url();
-    for (const std::string content : {"secret = \"hunter2-secret\n", "secret = 'hunter2-secret\" # x\n",
-                                      "secret = \"hunter2-secret\" trailing\n", "secret hunter2-secret\n",
-                                      "secert = hunter2-secret\n"}) {
+    for (const std::string content :
+         {"secret = \"hunter2-secret\n", "secret = 'hunter2-secret\" # x\n", "secret = \"hunter2-secret\" trailing\n",
+          "secret hunter2-secret\n", "secert = hunter2-secret\n"}) {
         INFO(content);
         sources.config_file = dir.write("bad.conf", content);
         const std::string message = load_error(sources).what();
@@ -305,8 +306,7 @@ TEST_CASE("config: file errors never echo the secret", "[config]") {
     }
 }
 
-TEST_CASE("config: every invalid value gets one line naming setting, source, value and what is allowed",
-          "[config]") {
+TEST_CASE("config: every invalid value gets one line naming setting, source, value and what is allowed", "[config]") {
     struct Bad {
         const char* key;
         const char* value;
@@ -475,7 +475,8 @@ TEST_CASE("config: socket_mode is octal and never world-writable", "[config]") {
         INFO(writable);
         CHECK_THAT(load_error_with("socket_mode", writable).what(), Catch::Contains("not writable by others"));
     }
-    CHECK(line_of(describe(load_with("socket_mode", "600")), "socket_mode") == "socket_mode = 0600  (command line --socket-mode)");
+    CHECK(line_of(describe(load_with("socket_mode", "600")), "socket_mode") ==
+          "socket_mode = 0600  (command line --socket-mode)");
 }
 
 TEST_CASE("config: dead_letter defaults next to the socket; empty turns it off", "[config]") {
@@ -530,9 +531,9 @@ TEST_CASE("config: the secret never appears in describe or in errors", "[config]
             sources.environment["WEBHOOK_SECRET"] = bad_secret;
             return std::string{load_error(sources).what()};
         };
-        for (const auto& [mode, bad_secret] : {std::pair{"plain", "s3cr3t\x01Value"}, std::pair{"plain", " s3cr3t "},
-                                               std::pair{"plain", "s3cr3t\nValue"},
-                                               std::pair{"standard", "whsec_s3cr3t!!Value"}}) {
+        for (const auto& [mode, bad_secret] :
+             {std::pair{"plain", "s3cr3t\x01Value"}, std::pair{"plain", " s3cr3t "},
+              std::pair{"plain", "s3cr3t\nValue"}, std::pair{"standard", "whsec_s3cr3t!!Value"}}) {
             INFO(mode);
             const auto message = error_for(mode, bad_secret);
             CHECK_THAT(message, Catch::StartsWith("invalid setting secret (WEBHOOK_SECRET) = <redacted>: "));
@@ -575,8 +576,9 @@ TEST_CASE("config: secret_file is read at load", "[config]") {
         sources.command_line["secret_file"] = dir.path("missing");
         const auto error = load_error(sources);
         CHECK(error.setting == "secret_file");
-        CHECK(std::string{error.what()} == "invalid setting secret_file (--secret-file) = \"" + dir.path("missing") +
-                                               "\": expected a readable file holding the secret (No such file or directory)");
+        CHECK(std::string{error.what()} ==
+              "invalid setting secret_file (--secret-file) = \"" + dir.path("missing") +
+                  "\": expected a readable file holding the secret (No such file or directory)");
     }
     SECTION("a directory is an error") {
         sources.command_line["secret_file"] = dir.path("");
@@ -591,7 +593,8 @@ TEST_CASE("config: secret_file is read at load", "[config]") {
         sources.environment["WEBHOOK_SECRET"] = "env-S3cret";
         const std::string message = load_error(sources).what();
         CHECK_THAT(message, Catch::StartsWith("invalid setting secret_file (--secret-file) = "));
-        CHECK_THAT(message, Catch::Contains("only one of secret and secret_file, but secret is also set (WEBHOOK_SECRET)"));
+        CHECK_THAT(message,
+                   Catch::Contains("only one of secret and secret_file, but secret is also set (WEBHOOK_SECRET)"));
         CHECK(message.find("S3cret") == std::string::npos);
     }
     SECTION("an empty secret on the command line clears one from elsewhere") {
@@ -629,14 +632,15 @@ TEST_CASE("config: warnings for a secret others can read", "[config]") {
     sources.command_line.erase("secret");
     sources.config_file = dir.write("a.conf", "secret = S3cret\n");
     fs::permissions(*sources.config_file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
-    CHECK(load_config(sources).warnings ==
-          std::vector<std::string>{"config file " + *sources.config_file + " holds the secret and is readable by all users"});
+    CHECK(load_config(sources).warnings == std::vector<std::string>{"config file " + *sources.config_file +
+                                                                    " holds the secret and is readable by all users"});
     fs::permissions(*sources.config_file, fs::perms::owner_read | fs::perms::owner_write);
     CHECK(load_config(sources).warnings.empty());
 }
 
 TEST_CASE("config: describe quotes only strings that would not read back bare", "[config]") {
-    CHECK(line_of(describe(load_with("agent_id", "agent 7")), "agent_id") == "agent_id = agent 7  (command line --agent-id)");
+    CHECK(line_of(describe(load_with("agent_id", "agent 7")), "agent_id") ==
+          "agent_id = agent 7  (command line --agent-id)");
     CHECK(line_of(describe(load_with("agent_id", "agent # 7")), "agent_id") ==
           "agent_id = \"agent # 7\"  (command line --agent-id)");
     CHECK(line_of(describe(load_with("agent_id", " padded")), "agent_id") ==
@@ -650,7 +654,8 @@ TEST_CASE("config: cross-setting rules", "[config]") {
     SECTION("hmac-sha256 and standard need a secret") {
         sources.command_line["signature"] = "standard";
         CHECK(std::string{load_error(sources).what()} ==
-              "invalid setting signature (--signature) = \"standard\": expected plain when no secret or secret_file is set");
+              "invalid setting signature (--signature) = \"standard\": expected plain when no secret or secret_file is "
+              "set");
         sources.command_line["secret"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         CHECK(load_config(sources).config.signature == SignatureMode::standard);
     }
@@ -663,7 +668,8 @@ TEST_CASE("config: cross-setting rules", "[config]") {
     }
     SECTION("an unknown key on the command line") {
         sources.command_line["timout"] = "1s";
-        CHECK(std::string{load_error(sources).what()} == "unknown setting \"timout\" on the command line (did you mean timeout?)");
+        CHECK(std::string{load_error(sources).what()} ==
+              "unknown setting \"timout\" on the command line (did you mean timeout?)");
     }
 }
 
@@ -675,9 +681,10 @@ TEST_CASE("config: unknown WEBHOOK_ variables are warnings, other variables are 
     sources.environment["webhook_timeout"] = "1";
     const auto loaded = load_config(sources);
     CHECK(loaded.config.timeout == 3000ms);
-    CHECK(loaded.warnings == std::vector<std::string>{
-                                 "ignoring unknown environment variable WEBHOOK_SOMETHING_ELSE",
-                                 "ignoring unknown environment variable WEBHOOK_TIMOUT (did you mean WEBHOOK_TIMEOUT?)"});
+    CHECK(loaded.warnings ==
+          std::vector<std::string>{
+              "ignoring unknown environment variable WEBHOOK_SOMETHING_ELSE",
+              "ignoring unknown environment variable WEBHOOK_TIMOUT (did you mean WEBHOOK_TIMEOUT?)"});
 }
 
 TEST_CASE("config: environment_from splits NAME=VALUE at the first =", "[config]") {
@@ -695,8 +702,15 @@ TEST_CASE("config: command-line flags for every setting, through program_options
     for (const auto& setting : all_settings()) {
         CHECK(options.find_nothrow(flag_name(setting.key), false) != nullptr);
     }
-    const char* argv[] = {"avr-webhookd", "--timeout", "5s", "--allow-unknown-types", "--tls-verify=false",
-                          "--secret-file=/run/credentials/secret", "--config", "/etc/x.conf", "--url=https://h.example/"};
+    const char* argv[] = {"avr-webhookd",
+                          "--timeout",
+                          "5s",
+                          "--allow-unknown-types",
+                          "--tls-verify=false",
+                          "--secret-file=/run/credentials/secret",
+                          "--config",
+                          "/etc/x.conf",
+                          "--url=https://h.example/"};
     po::variables_map vm;
     po::store(po::parse_command_line(static_cast<int>(std::size(argv)), argv, options), vm);
     po::notify(vm);
@@ -722,9 +736,7 @@ TEST_CASE("config: command-line flags for every setting, through program_options
 namespace {
 
 // The shipped example files of this source tree.
-fs::path source_dir() {
-    return fs::path(AVR_WEBHOOKD_SOURCE_DIR);
-}
+fs::path source_dir() { return fs::path(AVR_WEBHOOKD_SOURCE_DIR); }
 
 std::vector<std::string> lines_of(const fs::path& file) {
     std::ifstream in(file);
@@ -838,12 +850,29 @@ TEST_CASE("config: find_setting_text reads one setting without needing the rest"
 
 TEST_CASE("config: check-config and the daemon agree on every url (one validation path)", "[config][url]") {
     const std::vector<std::string> urls{
-        "https://user:pw@h.example/", "https://user@h.example/", "http://u%3A:p%40@h.example:8080/x",
-        "https://u:p%zz@h.example/", "http://h_1.example/", "http://h..example/", "http://999.1.1.1/",
-        "http://[::1]:8443/x", "http://[::1%25eth0]/", "http://[fe80::1/", "https://h.example:0/",
-        "https://h.example:65536/", "http://h.example:/", "http://h.example:80x/", "https://@/",
-        "https:///path", "http://:80/", "HTTP://H.EXAMPLE/", "http://h.example/#frag", "http://h.example?x",
-        "http://-h.example/", "http://" + std::string(64, 'a') + ".example/", "http://h.example/\\x",
+        "https://user:pw@h.example/",
+        "https://user@h.example/",
+        "http://u%3A:p%40@h.example:8080/x",
+        "https://u:p%zz@h.example/",
+        "http://h_1.example/",
+        "http://h..example/",
+        "http://999.1.1.1/",
+        "http://[::1]:8443/x",
+        "http://[::1%25eth0]/",
+        "http://[fe80::1/",
+        "https://h.example:0/",
+        "https://h.example:65536/",
+        "http://h.example:/",
+        "http://h.example:80x/",
+        "https://@/",
+        "https:///path",
+        "http://:80/",
+        "HTTP://H.EXAMPLE/",
+        "http://h.example/#frag",
+        "http://h.example?x",
+        "http://-h.example/",
+        "http://" + std::string(64, 'a') + ".example/",
+        "http://h.example/\\x",
     };
     for (const auto& url : urls) {
         INFO(url);

@@ -44,29 +44,30 @@ TEST_CASE("settings: a reload keeps the running value of every restart-only sett
     fresh.admin = "/run/b/admin.sock";
     fresh.spool_sync = SpoolSync::interval;
     const auto changed = keep_restart_only_settings(fresh, running);
-    CHECK(std::set<std::string_view>(changed.begin(), changed.end()) ==
-          std::set<std::string_view>{"socket", "socket_mode", "call_idle_timeout", "dead_letter", "admin",
-                                     "spool_sync"});
+    CHECK(
+        std::set<std::string_view>(changed.begin(), changed.end()) ==
+        std::set<std::string_view>{"socket", "socket_mode", "call_idle_timeout", "dead_letter", "admin", "spool_sync"});
     CHECK(fresh.spool_sync == running.spool_sync);
     CHECK(fresh.socket == running.socket);
     CHECK(fresh.socket_mode == running.socket_mode);
     CHECK(fresh.call_idle_timeout == running.call_idle_timeout);
     CHECK(fresh.dead_letter == running.dead_letter);
     CHECK(fresh.admin == running.admin);
-    CHECK(fresh.url == "https://b.example/");  // still the new value
+    CHECK(fresh.url == "https://b.example/");                   // still the new value
     CHECK(keep_restart_only_settings(fresh, running).empty());  // the next reload compares against what runs
 }
 
 TEST_CASE("config file grammar: entries, comments, quotes, BOM and CRLF without touching a disk", "[config]") {
-    const auto entries = parse_config_file("\xEF\xBB\xBFurl = https://h.example/x  # where to\r\n"
-                                           "\n"
-                                           "# a comment\n"
-                                           "  timeout=5s\n"
-                                           "agent_id = \"a # b \"\n"
-                                           "types = 'call_started'  # quoted\n"
-                                           "secret = pass#word\n"
-                                           "ca_file = # empty",
-                                           "test.conf");
+    const auto entries = parse_config_file(
+        "\xEF\xBB\xBFurl = https://h.example/x  # where to\r\n"
+        "\n"
+        "# a comment\n"
+        "  timeout=5s\n"
+        "agent_id = \"a # b \"\n"
+        "types = 'call_started'  # quoted\n"
+        "secret = pass#word\n"
+        "ca_file = # empty",
+        "test.conf");
     REQUIRE(entries.size() == 6);
     CHECK(entries[0].key == "url");
     CHECK(entries[0].value == "https://h.example/x");
@@ -94,8 +95,9 @@ TEST_CASE("config file grammar: errors name the file and line, never the value",
         return std::string{};
     };
     CHECK(error_of("url\n") == "config file x.conf line 1: expected key = value");
-    CHECK_THAT(error_of("\ntimeuot = 3s\n"), Catch::StartsWith("config file x.conf line 2: unknown setting \"timeuot\"") &&
-                                                 Catch::Contains("did you mean timeout?"));
+    CHECK_THAT(error_of("\ntimeuot = 3s\n"),
+               Catch::StartsWith("config file x.conf line 2: unknown setting \"timeuot\"") &&
+                   Catch::Contains("did you mean timeout?"));
     CHECK_THAT(error_of("secret = \"hunter2\n"), Catch::Contains("no closing quote") && !Catch::Contains("hunter2"));
     CHECK_THAT(error_of("secret = 'hunter2' x\n"), Catch::Contains("unexpected text") && !Catch::Contains("hunter2"));
     CHECK(error_of("retry = 1\nretry = 2\n") == "config file x.conf line 2: retry is already set on line 1");

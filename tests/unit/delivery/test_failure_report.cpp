@@ -31,9 +31,8 @@ std::chrono::system_clock::time_point sample_time() {
     return sys_days{year{2026} / 1 / 2} + 3h + 4min + 5s + 678ms + 999us;
 }
 
-const std::string sample_body =
-    R"({"uuid":"0b6f3c3e-1b7a-4d2e-9a51-2d4b6f1e8c01","type":"call_started",)"
-    R"("timestamp":"2026-01-02T03:04:05.000Z","payload":{"b":1,"a":[true,null,"x"]}})";
+const std::string sample_body = R"({"uuid":"0b6f3c3e-1b7a-4d2e-9a51-2d4b6f1e8c01","type":"call_started",)"
+                                R"("timestamp":"2026-01-02T03:04:05.000Z","payload":{"b":1,"a":[true,null,"x"]}})";
 
 boost::json::object parse_object(const std::string& line) {
     boost::system::error_code error;
@@ -85,19 +84,16 @@ TEST_CASE("failure_report: block fallbacks for missing code and message", "[fail
     AttemptOutcome status_only;
     status_only.kind = FailureKind::http_status;
     status_only.status = 400;
-    CHECK_THAT(failure_block("x", status_only, "u"),
-               Catch::Contains("Message: HTTP 400\nCode: HTTP 400\n"));
+    CHECK_THAT(failure_block("x", status_only, "u"), Catch::Contains("Message: HTTP 400\nCode: HTTP 400\n"));
 
     const AttemptOutcome nothing;
-    CHECK_THAT(failure_block("x", nothing, "u"),
-               Catch::Contains("Message: UNKNOWN\nCode: UNKNOWN\n"));
+    CHECK_THAT(failure_block("x", nothing, "u"), Catch::Contains("Message: UNKNOWN\nCode: UNKNOWN\n"));
     CHECK_THAT(failure_block("x", nothing, "u"), Catch::EndsWith("Status: "));
 }
 
-TEST_CASE("failure_report: dead letter splices the body and adds the failure",
-          "[failure_report]") {
-    const auto line = dead_letter_line("evt-1", sample_body, "retry budget exhausted (4 attempts)",
-                                       unavailable(), 4, sample_time());
+TEST_CASE("failure_report: dead letter splices the body and adds the failure", "[failure_report]") {
+    const auto line =
+        dead_letter_line("evt-1", sample_body, "retry budget exhausted (4 attempts)", unavailable(), 4, sample_time());
     CHECK(line.find('\n') == std::string::npos);
     // The body's bytes are kept as they are, right after the id.
     CHECK_THAT(line, Catch::StartsWith(R"({"id":"evt-1",)" + sample_body.substr(1, sample_body.size() - 2) +
@@ -123,10 +119,8 @@ TEST_CASE("failure_report: dead letter splices the body and adds the failure",
     CHECK(keys == std::vector<std::string>{"id", "uuid", "type", "timestamp", "payload", "failure"});
 }
 
-TEST_CASE("failure_report: dead letter without a response has a null status",
-          "[failure_report]") {
-    const auto object = parse_object(
-        dead_letter_line("e", sample_body, "shutdown", refused(), 1, sample_time()));
+TEST_CASE("failure_report: dead letter without a response has a null status", "[failure_report]") {
+    const auto object = parse_object(dead_letter_line("e", sample_body, "shutdown", refused(), 1, sample_time()));
     const auto& failure = object.at("failure").as_object();
     CHECK(failure.at("status").is_null());
     CHECK(failure.at("code") == "ECONNREFUSED");
@@ -154,8 +148,7 @@ TEST_CASE("failure_report: dead letter escapes every inserted string", "[failure
 TEST_CASE("failure_report: dead letter rejects overlong and surrogate UTF-8", "[failure_report]") {
     AttemptOutcome outcome = refused();
     outcome.message = "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xe0\x80\xaf";
-    const auto object =
-        parse_object(dead_letter_line("e", sample_body, "r", outcome, 1, sample_time()));
+    const auto object = parse_object(dead_letter_line("e", sample_body, "r", outcome, 1, sample_time()));
     const auto message = std::string(object.at("failure").at("message").as_string());
     CHECK(message.find("\xc0") == std::string::npos);
     CHECK(message.find("\xed\xa0") == std::string::npos);
@@ -165,8 +158,7 @@ TEST_CASE("failure_report: dead letter rejects overlong and surrogate UTF-8", "[
 }
 
 TEST_CASE("failure_report: dead letter keeps a body that is not an object", "[failure_report]") {
-    const auto object =
-        parse_object(dead_letter_line("e", "not json\n", "r", refused(), 1, sample_time()));
+    const auto object = parse_object(dead_letter_line("e", "not json\n", "r", refused(), 1, sample_time()));
     CHECK(object.at("body") == "not json\n");
     CHECK(object.contains("failure"));
 
@@ -181,7 +173,6 @@ TEST_CASE("failure_report: dead letter time is UTC with milliseconds", "[failure
     CHECK(object.at("failure").at("time") == "1970-01-01T00:00:00.000Z");
 
     const system_clock::time_point leap_day = sys_days{year{2024} / 2 / 29} + 23h + 59min + 59s + 1ms;
-    CHECK(parse_object(dead_letter_line("e", sample_body, "r", refused(), 1, leap_day))
-              .at("failure")
-              .at("time") == "2024-02-29T23:59:59.001Z");
+    CHECK(parse_object(dead_letter_line("e", sample_body, "r", refused(), 1, leap_day)).at("failure").at("time") ==
+          "2024-02-29T23:59:59.001Z");
 }

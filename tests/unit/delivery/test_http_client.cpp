@@ -70,9 +70,7 @@ struct Attempts {
     }
 };
 
-bool delivered(const AttemptOutcome& outcome) {
-    return outcome.kind == FailureKind::none && outcome.status / 100 == 2;
-}
+bool delivered(const AttemptOutcome& outcome) { return outcome.kind == FailureKind::none && outcome.status / 100 == 2; }
 
 // A loopback port nothing listens on (bound, then closed again).
 unsigned short closed_port(asio::io_context& io) {
@@ -104,8 +102,8 @@ TEST_CASE("attempts that need the name at the same time share one lookup", "[htt
     Receiver receiver(io, quiet_receiver());
     receiver.start();
     Logger logger({LogLevel::error, LogFormat::text, false});
-    HttpClient client(io.get_executor(), client_options("http://localhost:" + std::to_string(receiver.port()) + "/hook"),
-                      logger);
+    HttpClient client(io.get_executor(),
+                      client_options("http://localhost:" + std::to_string(receiver.port()) + "/hook"), logger);
     Attempts attempts{io, client};
     attempts.start();
     attempts.start();

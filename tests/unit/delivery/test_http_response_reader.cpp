@@ -38,8 +38,9 @@ TEST_CASE("response reader: a plain 200 is complete and reusable", "[unit][http_
 
 TEST_CASE("response reader: 103 Early Hints then 400 is a 400", "[unit][http_response]") {
     HttpResponseReader reader;
-    reader.feed("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
-                "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad");
+    reader.feed(
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad");
     REQUIRE(reader.state() == State::complete);
     CHECK(reader.response().status == 400);
     CHECK(reader.response().reason == "Bad Request");
@@ -267,7 +268,8 @@ TEST_CASE("response reader: the peer closing early", "[unit][http_response]") {
 
 TEST_CASE("response reader: Location and Retry-After are kept", "[unit][http_response]") {
     HttpResponseReader reader;
-    reader.feed("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+    reader.feed(
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
     REQUIRE(reader.state() == State::complete);
     CHECK(reader.response().status == 429);
     CHECK(reader.response().retry_after == "120");

@@ -37,8 +37,7 @@ const auto y2k = std::chrono::sys_days{std::chrono::year{2000} / 1 / 1};
 }  // namespace
 
 TEST_CASE("retry_policy: retryable statuses", "[retry_policy]") {
-    for (int status : {408, 425, 429, 500, 501, 502, 503, 504, 599})
-        CHECK(is_retryable_status(status));
+    for (int status : {408, 425, 429, 500, 501, 502, 503, 504, 599}) CHECK(is_retryable_status(status));
     for (int status : {0, 100, 200, 201, 301, 400, 401, 403, 404, 409, 410, 413, 422, 426, 499, 600})
         CHECK_FALSE(is_retryable_status(status));
 }
@@ -91,9 +90,8 @@ TEST_CASE("retry_policy: redirects are permanent and name the Location", "[retry
 
 TEST_CASE("retry_policy: transport failures are retried", "[retry_policy]") {
     const RetryPolicy policy(settings_with(3));
-    for (auto kind : {FailureKind::connect_refused, FailureKind::connect_failed, FailureKind::dns,
-                      FailureKind::timeout, FailureKind::reset, FailureKind::tls,
-                      FailureKind::protocol}) {
+    for (auto kind : {FailureKind::connect_refused, FailureKind::connect_failed, FailureKind::dns, FailureKind::timeout,
+                      FailureKind::reset, FailureKind::tls, FailureKind::protocol}) {
         INFO("kind " << to_string(kind));
         const auto decision = policy.decide(1, transport_outcome(kind, "EX"), 0ms, 0.0);
         CHECK(decision.verdict == Verdict::retry);
@@ -125,8 +123,7 @@ TEST_CASE("retry_policy: retry budget edges", "[retry_policy]") {
     SECTION("retry = 3 reports 4 attempts") {
         const RetryPolicy policy(settings_with(3));
         CHECK(policy.decide(3, http_outcome(503), 0ms, 0.5).verdict == Verdict::retry);
-        CHECK(policy.decide(4, http_outcome(503), 0ms, 0.5).reason ==
-              "retry budget exhausted (4 attempts)");
+        CHECK(policy.decide(4, http_outcome(503), 0ms, 0.5).reason == "retry budget exhausted (4 attempts)");
     }
     SECTION("retry = -1 has no limit but max_age") {
         const RetryPolicy policy(settings_with(-1));
@@ -137,16 +134,12 @@ TEST_CASE("retry_policy: retry budget edges", "[retry_policy]") {
         CHECK(old.reason == "max_age exceeded");
     }
     SECTION("a permanent status is reported as such even with budget left or spent") {
-        CHECK(RetryPolicy(settings_with(0)).decide(1, http_outcome(400), 0ms, 0.5).reason ==
-              "permanent HTTP 400");
-        CHECK(RetryPolicy(settings_with(9)).decide(1, http_outcome(400), 0ms, 0.5).reason ==
-              "permanent HTTP 400");
+        CHECK(RetryPolicy(settings_with(0)).decide(1, http_outcome(400), 0ms, 0.5).reason == "permanent HTTP 400");
+        CHECK(RetryPolicy(settings_with(9)).decide(1, http_outcome(400), 0ms, 0.5).reason == "permanent HTTP 400");
     }
     SECTION("success on the last allowed attempt is delivered") {
-        CHECK(RetryPolicy(settings_with(0)).decide(1, http_outcome(200), 0ms, 0.5).verdict ==
-              Verdict::delivered);
-        CHECK(RetryPolicy(settings_with(2)).decide(3, http_outcome(201), 10h, 0.5).verdict ==
-              Verdict::delivered);
+        CHECK(RetryPolicy(settings_with(0)).decide(1, http_outcome(200), 0ms, 0.5).verdict == Verdict::delivered);
+        CHECK(RetryPolicy(settings_with(2)).decide(3, http_outcome(201), 10h, 0.5).verdict == Verdict::delivered);
     }
 }
 
@@ -216,8 +209,7 @@ TEST_CASE("retry_policy: backoff is overflow-safe and respects odd settings", "[
     CHECK(RetryPolicy(settings).backoff(-5, 0.0) == 500ms);
 }
 
-TEST_CASE("retry_policy: Retry-After on 429 and 503 lengthens the wait up to the cap",
-          "[retry_policy]") {
+TEST_CASE("retry_policy: Retry-After on 429 and 503 lengthens the wait up to the cap", "[retry_policy]") {
     RetrySettings settings = settings_with(-1);
     settings.base = 1000ms;
     settings.max_delay = 60000ms;
@@ -289,24 +281,19 @@ TEST_CASE("retry_policy: RFC 850 two-digit years are resolved against now", "[re
 TEST_CASE("retry_policy: Retry-After garbage is rejected", "[retry_policy]") {
     const auto now = std::chrono::system_clock::time_point{y2k};
     for (const char* garbage : {
-             "",
-             "   ",
-             "-5",
-             "1.5",
-             "5s",
-             "soon",
-             "Sun, 06 Nov 1994 08:49:37",          // no GMT
-             "Sun, 06 Nov 1994 08:49:37 UTC",      // wrong zone
-             "Sun, 6 Nov 1994 08:49:37 GMT",       // one-digit day in IMF-fixdate
-             "Sun, 31 Feb 1994 08:49:37 GMT",      // no such day
-             "Sun, 06 Nov 1994 24:00:00 GMT",      // no such hour
-             "Sun, 06 Nov 1994 08:60:00 GMT",      // no such minute
-             "Sun, 06 Foo 1994 08:49:37 GMT",      // no such month
-             "Xyz, 06 Nov 1994 08:49:37 GMT",      // no such day name
-             "Sun, 06 Nov 1994 08:49:37 GMT junk", // trailing text
-             "Sunday, 06 Nov 1994 08:49:37 GMT",   // long day name with IMF date
-             "Sun, 06-Nov-94 08:49:37 GMT",        // short day name with RFC 850 date
-             "Sun Nov 06 08:49:37 1994 GMT",       // asctime has no zone
+             "", "   ", "-5", "1.5", "5s", "soon",
+             "Sun, 06 Nov 1994 08:49:37",           // no GMT
+             "Sun, 06 Nov 1994 08:49:37 UTC",       // wrong zone
+             "Sun, 6 Nov 1994 08:49:37 GMT",        // one-digit day in IMF-fixdate
+             "Sun, 31 Feb 1994 08:49:37 GMT",       // no such day
+             "Sun, 06 Nov 1994 24:00:00 GMT",       // no such hour
+             "Sun, 06 Nov 1994 08:60:00 GMT",       // no such minute
+             "Sun, 06 Foo 1994 08:49:37 GMT",       // no such month
+             "Xyz, 06 Nov 1994 08:49:37 GMT",       // no such day name
+             "Sun, 06 Nov 1994 08:49:37 GMT junk",  // trailing text
+             "Sunday, 06 Nov 1994 08:49:37 GMT",    // long day name with IMF date
+             "Sun, 06-Nov-94 08:49:37 GMT",         // short day name with RFC 850 date
+             "Sun Nov 06 08:49:37 1994 GMT",        // asctime has no zone
          }) {
         INFO("value: '" << garbage << "'");
         CHECK_FALSE(parse_retry_after(garbage, now).has_value());

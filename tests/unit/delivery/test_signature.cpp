@@ -28,8 +28,7 @@ std::map<std::string, std::string> as_map(const HeaderList& headers) {
 HeaderLookup lookup_in(const HeaderList& headers) {
     return [&headers](std::string_view name) -> std::optional<std::string_view> {
         for (const auto& [key, value] : headers) {
-            if (key.size() == name.size() &&
-                std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
+            if (key.size() == name.size() && std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
                     return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
                 }))
                 return std::string_view(value);
@@ -125,8 +124,7 @@ TEST_CASE("signature: standard mode signs with each of several secrets for key r
     // Second value: printf '%s' 'ID.TS.BODY' | openssl dgst -sha256 -hmac 'old-raw-secret' -binary | base64
     const auto headers =
         as_map(signed_headers(SignatureMode::standard, "  " + standard_secret + "  old-raw-secret ", standard_body));
-    CHECK(headers.at("webhook-signature") ==
-          standard_expected + " v1,ntmiLt0W+iRCneNuIUINbZMyY+d3z8+5P9XOJfw06gw=");
+    CHECK(headers.at("webhook-signature") == standard_expected + " v1,ntmiLt0W+iRCneNuIUINbZMyY+d3z8+5P9XOJfw06gw=");
 }
 
 TEST_CASE("signature: standard mode re-signs with the attempt's timestamp", "[signature]") {
@@ -182,11 +180,10 @@ TEST_CASE("signature: standard verify checks the timestamp tolerance and accepts
                                 {"webhook-timestamp", "1614265330"},
                                 {"webhook-signature", "v1,bm9wZQ== " + standard_expected}};
     CHECK(verify(SignatureMode::standard, standard_secret, lookup_in(rotated), standard_body, standard_timestamp));
-    const HeaderList bad_timestamp = {{"webhook-id", standard_id},
-                                      {"webhook-timestamp", "1614265330x"},
-                                      {"webhook-signature", standard_expected}};
-    CHECK_FALSE(verify(SignatureMode::standard, standard_secret, lookup_in(bad_timestamp), standard_body,
-                       standard_timestamp));
+    const HeaderList bad_timestamp = {
+        {"webhook-id", standard_id}, {"webhook-timestamp", "1614265330x"}, {"webhook-signature", standard_expected}};
+    CHECK_FALSE(
+        verify(SignatureMode::standard, standard_secret, lookup_in(bad_timestamp), standard_body, standard_timestamp));
 }
 
 TEST_CASE("signature: standard verify survives extreme webhook-timestamp values without overflow", "[signature]") {
@@ -199,9 +196,8 @@ TEST_CASE("signature: standard verify survives extreme webhook-timestamp values 
     };
     for (const auto& [timestamp, now] : cases) {
         INFO(timestamp << " at " << now);
-        const HeaderList headers = {{"webhook-id", standard_id},
-                                    {"webhook-timestamp", timestamp},
-                                    {"webhook-signature", standard_expected}};
+        const HeaderList headers = {
+            {"webhook-id", standard_id}, {"webhook-timestamp", timestamp}, {"webhook-signature", standard_expected}};
         const auto result = verify(SignatureMode::standard, standard_secret, lookup_in(headers), standard_body, now);
         CHECK_FALSE(result);
         CHECK_THAT(result.reason, Catch::Contains("tolerance"));

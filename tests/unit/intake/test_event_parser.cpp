@@ -11,7 +11,8 @@ using namespace avr_webhookd;
 
 namespace {
 
-const auto received_at = std::chrono::system_clock::time_point{} + std::chrono::milliseconds(1704110400123);  // 2024-01-01T12:00:00.123Z
+const auto received_at =
+    std::chrono::system_clock::time_point{} + std::chrono::milliseconds(1704110400123);  // 2024-01-01T12:00:00.123Z
 constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
 
 std::variant<Event, RejectReason> parse(std::string_view line, bool allow_unknown = false) {
@@ -35,17 +36,23 @@ RejectReason rejected(std::string_view line, bool allow_unknown = false) {
 }  // namespace
 
 TEST_CASE("event parser accepts the specification's example and builds the exact body", "[event_parser]") {
-    const auto event = accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"role":"user","text":"Hello, I need help with my account"}})");
+    const auto event = accepted(
+        R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"role":"user","text":"Hello, I need help with my account"}})");
     CHECK(event.uuid == call);
     CHECK(event.type == "transcription");
     CHECK(event.timestamp == "2024-01-01T12:01:45.000Z");
-    CHECK(event.body == R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"role":"user","text":"Hello, I need help with my account"}})");
+    CHECK(
+        event.body ==
+        R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","timestamp":"2024-01-01T12:01:45.000Z","payload":{"role":"user","text":"Hello, I need help with my account"}})");
     CHECK(is_canonical_uuid(event.id));
 }
 
 TEST_CASE("event parser orders body keys canonically and keeps payload order", "[event_parser]") {
-    const auto event = accepted(R"({"payload":{"z":1.0,"a":"x"},"type":"call_initiated","id":"evt-1","uuid":"550e8400-e29b-41d4-a716-446655440000","timestamp":"2024-01-01T12:00:00+02:00"})");
-    CHECK(event.body == R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_initiated","timestamp":"2024-01-01T12:00:00+02:00","payload":{"z":1,"a":"x"}})");
+    const auto event = accepted(
+        R"({"payload":{"z":1.0,"a":"x"},"type":"call_initiated","id":"evt-1","uuid":"550e8400-e29b-41d4-a716-446655440000","timestamp":"2024-01-01T12:00:00+02:00"})");
+    CHECK(
+        event.body ==
+        R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_initiated","timestamp":"2024-01-01T12:00:00+02:00","payload":{"z":1,"a":"x"}})");
     CHECK(event.id == "evt-1");
 }
 
@@ -58,20 +65,28 @@ TEST_CASE("event parser queues a call by its lower-case uuid but keeps the body 
 TEST_CASE("event parser stamps missing timestamps and defaults the payload", "[event_parser]") {
     const auto event = accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started"})");
     CHECK(event.timestamp == "2024-01-01T12:00:00.123Z");
-    CHECK(event.body == R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-01-01T12:00:00.123Z","payload":{}})");
+    CHECK(
+        event.body ==
+        R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-01-01T12:00:00.123Z","payload":{}})");
 }
 
 TEST_CASE("event parser ignores a dead letter's failure object", "[event_parser]") {
-    const auto event = accepted(R"({"id":"e1","uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_ended","timestamp":"2024-01-01T12:00:00.000Z","payload":{},"failure":{"reason":"shutdown"}})");
+    const auto event = accepted(
+        R"({"id":"e1","uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_ended","timestamp":"2024-01-01T12:00:00.000Z","payload":{},"failure":{"reason":"shutdown"}})");
     CHECK(event.id == "e1");
     CHECK(event.body.find("failure") == std::string::npos);
 }
 
 TEST_CASE("event parser names what is wrong", "[event_parser]") {
-    struct Case { std::string_view line; std::string_view reason; std::string_view fragment; };
+    struct Case {
+        std::string_view line;
+        std::string_view reason;
+        std::string_view fragment;
+    };
     const Case cases[] = {
         {"{\"uuid\":", "invalid_json", "invalid JSON"},
-        {"{\"uuid\":\"550e8400-e29b-41d4-a716-446655440000\",\"type\":\"call_started\"} x", "invalid_json", "invalid JSON"},
+        {"{\"uuid\":\"550e8400-e29b-41d4-a716-446655440000\",\"type\":\"call_started\"} x", "invalid_json",
+         "invalid JSON"},
         {"{\"uuid\":\"\xff\"}", "invalid_utf8", "invalid UTF-8 at byte 10"},
         {"[1,2]", "not_an_object", "must be a JSON object, got an array"},
         {R"({"type":"call_started"})", "missing_field", "\"uuid\""},
@@ -79,20 +94,34 @@ TEST_CASE("event parser names what is wrong", "[event_parser]") {
         {R"({"uuid":42,"type":"call_started"})", "invalid_field", "field \"uuid\" must be a string, got a number"},
         {R"({"uuid":"not-a-uuid","type":"call_started"})", "invalid_field", "canonical UUID"},
         {R"({"uuid":"550e8400e29b41d4a716446655440000","type":"call_started"})", "invalid_field", "canonical UUID"},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","extra":1})", "unknown_key", "unknown key \"extra\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_paused"})", "unknown_type", "unknown event type \"call_paused\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","payload":[]})", "invalid_field", "field \"payload\" must be an object"},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"yesterday"})", "invalid_field", "field \"timestamp\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-02-30T00:00:00Z"})", "invalid_field", "field \"timestamp\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-01-01T12:00:00"})", "invalid_field", "field \"timestamp\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","payload":{"role":"user"}})", "missing_field", "\"payload.text\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","payload":{"role":1,"text":"x"}})", "invalid_field", "field \"payload.role\" must be a string"},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"dtmf_digit","payload":{"digit":"E"}})", "invalid_field", "payload.digit"},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"dtmf_digit","payload":{"digit":"12"}})", "invalid_field", "payload.digit"},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"error","payload":{}})", "missing_field", "\"payload.message\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","id":""})", "invalid_field", "field \"id\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","id":"has space"})", "invalid_field", "field \"id\""},
-        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","id":"a\r\nX-Evil: 1"})", "invalid_field", "field \"id\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","extra":1})", "unknown_key",
+         "unknown key \"extra\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_paused"})", "unknown_type",
+         "unknown event type \"call_paused\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","payload":[]})", "invalid_field",
+         "field \"payload\" must be an object"},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"yesterday"})",
+         "invalid_field", "field \"timestamp\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-02-30T00:00:00Z"})",
+         "invalid_field", "field \"timestamp\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","timestamp":"2024-01-01T12:00:00"})",
+         "invalid_field", "field \"timestamp\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","payload":{"role":"user"}})",
+         "missing_field", "\"payload.text\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"transcription","payload":{"role":1,"text":"x"}})",
+         "invalid_field", "field \"payload.role\" must be a string"},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"dtmf_digit","payload":{"digit":"E"}})",
+         "invalid_field", "payload.digit"},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"dtmf_digit","payload":{"digit":"12"}})",
+         "invalid_field", "payload.digit"},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"error","payload":{}})", "missing_field",
+         "\"payload.message\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","id":""})", "invalid_field",
+         "field \"id\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","id":"has space"})", "invalid_field",
+         "field \"id\""},
+        {R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_started","id":"a\r\nX-Evil: 1"})",
+         "invalid_field", "field \"id\""},
     };
     for (const auto& c : cases) {
         INFO(c.line);
@@ -110,20 +139,26 @@ TEST_CASE("event parser limits the id to 128 bytes", "[event_parser][limits]") {
 
 TEST_CASE("event parser accepts every DTMF key and AVR's known types", "[event_parser]") {
     for (char digit : std::string("0123456789*#ABCD")) {
-        const std::string line = std::string(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"dtmf_digit","payload":{"digit":")") + digit + "\"}}";
+        const std::string line =
+            std::string(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"dtmf_digit","payload":{"digit":")") +
+            digit + "\"}}";
         CHECK(accepted(line).type == "dtmf_digit");
     }
     for (std::string_view type : {"call_initiated", "call_started", "call_ended", "interruption"})
-        CHECK(accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":")" + std::string(type) + "\"}").type == type);
+        CHECK(accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":")" + std::string(type) + "\"}").type ==
+              type);
 }
 
 TEST_CASE("event parser allows well-formed unknown types only when configured", "[event_parser]") {
     const std::string custom = R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_transferred"})";
     CHECK(rejected(custom).reason == "unknown_type");
     CHECK(accepted(custom, true).type == "call_transferred");
-    CHECK(rejected(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"Bad-Type"})", true).reason == "invalid_field");
-    CHECK(rejected(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":")" + std::string(65, 'a') + "\"}", true).reason == "invalid_field");
-    CHECK(accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":")" + std::string(64, 'a') + "\"}", true).type.size() == 64);
+    CHECK(rejected(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":"Bad-Type"})", true).reason ==
+          "invalid_field");
+    CHECK(rejected(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":")" + std::string(65, 'a') + "\"}", true)
+              .reason == "invalid_field");
+    CHECK(accepted(R"({"uuid":"550e8400-e29b-41d4-a716-446655440000","type":")" + std::string(64, 'a') + "\"}", true)
+              .type.size() == 64);
 }
 
 TEST_CASE("event parser truncates long bad values in messages", "[event_parser]") {
@@ -194,7 +229,8 @@ TEST_CASE("event parser memory per line stays bounded over many long lines", "[e
         UuidGenerator ids(7);
         for (int i = 0; i < 1000; ++i) {
             const std::string text(5000 + static_cast<std::size_t>(i % 7) * 100, static_cast<char>('a' + i % 26));
-            const std::string line = R"({"uuid":")" + std::string(call) + R"(","type":"transcription","payload":{"role":"agent","text":")" + text + R"("}})";
+            const std::string line = R"({"uuid":")" + std::string(call) +
+                                     R"(","type":"transcription","payload":{"role":"agent","text":")" + text + R"("}})";
             auto result = parser.parse(line, received_at, ids);
             REQUIRE(std::holds_alternative<Event>(result));
             REQUIRE(std::get<Event>(result).body.size() > 5000);
@@ -203,7 +239,8 @@ TEST_CASE("event parser memory per line stays bounded over many long lines", "[e
         }
         // Invalid lines reuse nothing of a failed parse either.
         for (int i = 0; i < 100; ++i)
-            REQUIRE(std::holds_alternative<RejectReason>(parser.parse("{\"a\":\"" + std::string(6000, 'x'), received_at, ids)));
+            REQUIRE(std::holds_alternative<RejectReason>(
+                parser.parse("{\"a\":\"" + std::string(6000, 'x'), received_at, ids)));
         CHECK(counting.peak() <= 4 * 6100);
         CHECK(counting.largest() <= 16 * 1024);
     }

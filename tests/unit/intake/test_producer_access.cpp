@@ -32,8 +32,8 @@ TEST_CASE("producer allow-list: uid or any group of the peer", "[producer_access
     CHECK(ProducerAccess{}.allows(std::nullopt));  // unrestricted: whoever can open the socket
     CHECK(ProducerAccess{{1000}, {}}.allows(peer));
     CHECK_FALSE(ProducerAccess{{0}, {}}.allows(peer));
-    CHECK(ProducerAccess{{}, {1000}}.allows(peer));       // effective group
-    CHECK(ProducerAccess{{0}, {10001}}.allows(peer));     // supplementary group
+    CHECK(ProducerAccess{{}, {1000}}.allows(peer));    // effective group
+    CHECK(ProducerAccess{{0}, {10001}}.allows(peer));  // supplementary group
     CHECK_FALSE(ProducerAccess{{0}, {0, 5}}.allows(peer));
     CHECK_FALSE(ProducerAccess{{1000}, {}}.allows(std::nullopt));  // restricted and unknown: refused
     CHECK(describe(peer) == "pid 42 uid 1000 gid 1000");

@@ -29,9 +29,9 @@ TEST_CASE("admin: addresses are HOST:PORT, [IPv6]:PORT or an absolute socket pat
     CHECK(address->unix_path == "/run/avr-webhookd/admin.sock");
     CHECK(to_string(*address) == "/run/avr-webhookd/admin.sock");
 
-    for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", ":9464", "127.0.0.1:65536", "127.0.0.1:+80",
-                            "127.0.0.1:80x", "[::1]", "[::1:80", "::1:80", "[::1]x80", "host name:80",
-                            "relative/path.sock", "/run/dir/"}) {
+    for (const char* bad :
+         {"", "127.0.0.1", "127.0.0.1:", ":9464", "127.0.0.1:65536", "127.0.0.1:+80", "127.0.0.1:80x", "[::1]",
+          "[::1:80", "::1:80", "[::1]x80", "host name:80", "relative/path.sock", "/run/dir/"}) {
         std::string error;
         CAPTURE(bad);
         CHECK_FALSE(parse_admin_address(bad, &error));

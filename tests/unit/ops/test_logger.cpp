@@ -69,7 +69,8 @@ TEST_CASE("logger: under journald lines carry the syslog priority instead of a t
     logger.warn("w");
     logger.error("e");
     logger.block(LogLevel::error, "[WEBHOOK][CALL_ENDED] Retry failed\nWebhook Error:\nStatus: 400");
-    CHECK(file.lines() == std::vector<std::string>{"<7>d", "<6>i", "<4>w", "<3>e", "<3>[WEBHOOK][CALL_ENDED] Retry failed",
+    CHECK(file.lines() == std::vector<std::string>{"<7>d", "<6>i", "<4>w", "<3>e",
+                                                   "<3>[WEBHOOK][CALL_ENDED] Retry failed",
                                                    "<3>Webhook Error:", "<3>Status: 400"});
 }
 
@@ -134,11 +135,14 @@ TEST_CASE("logger: text records carry no raw control characters or invalid UTF-8
     for (const bool journald : {false, true}) {
         LogFile file;
         Logger logger({LogLevel::info, LogFormat::text, journald}, file.fd());
-        logger.warn("forged\n2024-01-01T00:00:00.000Z INFO  fake\r\x1b[31m \xc2\x9b" "31m \xff caf\xc3\xa9");
+        logger.warn(
+            "forged\n2024-01-01T00:00:00.000Z INFO  fake\r\x1b[31m \xc2\x9b"
+            "31m \xff caf\xc3\xa9");
         logger.block(LogLevel::error, "one \x1b]0;title\x07\ntwo");
         const auto lines = file.lines();
         REQUIRE(lines.size() == 3);
-        CHECK_THAT(lines[0], Catch::EndsWith("forged?2024-01-01T00:00:00.000Z INFO  fake??[31m ?31m \xEF\xBF\xBD caf\xc3\xa9"));
+        CHECK_THAT(lines[0],
+                   Catch::EndsWith("forged?2024-01-01T00:00:00.000Z INFO  fake??[31m ?31m \xEF\xBF\xBD caf\xc3\xa9"));
         CHECK_THAT(lines[1], Catch::EndsWith("one ?]0;title?"));
         CHECK_THAT(lines[2], Catch::EndsWith("two"));
     }
@@ -146,7 +150,8 @@ TEST_CASE("logger: text records carry no raw control characters or invalid UTF-8
 
 TEST_CASE("logger: sanitize keeps UTF-8 valid when it cuts and replaces C1 controls", "[logger]") {
     CHECK(Logger::sanitize("ab\xc3\xa9", 3) == "ab\xEF\xBF\xBD...");  // a sequence cut in two
-    CHECK(Logger::sanitize("\xc2\x9b" "2J") == "?2J");
+    CHECK(Logger::sanitize("\xc2\x9b"
+                           "2J") == "?2J");
     CHECK(Logger::sanitize("\xc2\xa0nbsp") == "\xc2\xa0nbsp");  // U+00A0 is printable
     CHECK(Logger::sanitize("\xff") == "\xEF\xBF\xBD");
 }

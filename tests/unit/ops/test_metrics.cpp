@@ -102,8 +102,8 @@ TEST_CASE("metrics: a fresh registry renders every family", "[metrics]") {
     CHECK(families.at("avr_webhookd_events_rejected_total").samples.empty());
     CHECK(families.at("avr_webhookd_events_queued").type == "gauge");
     CHECK(families.at("avr_webhookd_delivery_latency_seconds").type == "histogram");
-    const auto buckets = check_histogram(families.at("avr_webhookd_delivery_latency_seconds"),
-                                         "avr_webhookd_delivery_latency_seconds");
+    const auto buckets =
+        check_histogram(families.at("avr_webhookd_delivery_latency_seconds"), "avr_webhookd_delivery_latency_seconds");
     CHECK(buckets.size() == default_latency_buckets().size() + 1);
     CHECK(check_histogram(families.at("avr_webhookd_spool_sync_seconds"), "avr_webhookd_spool_sync_seconds").size() ==
           spool_sync_buckets().size() + 1);
@@ -166,12 +166,12 @@ TEST_CASE("metrics: large counters are exact", "[metrics]") {
 
 TEST_CASE("metrics: histogram buckets are cumulative", "[metrics]") {
     Metrics metrics;
-    metrics.observe_delivery_latency(3ms);     // <= 0.005
-    metrics.observe_delivery_latency(5ms);     // <= 0.005 (bounds are inclusive)
-    metrics.observe_delivery_latency(120ms);   // <= 0.25
-    metrics.observe_delivery_latency(2s);      // <= 2.5
-    metrics.observe_delivery_latency(2h);      // +Inf only
-    metrics.observe_delivery_latency(-1ms);    // clock skew: counted as 0
+    metrics.observe_delivery_latency(3ms);    // <= 0.005
+    metrics.observe_delivery_latency(5ms);    // <= 0.005 (bounds are inclusive)
+    metrics.observe_delivery_latency(120ms);  // <= 0.25
+    metrics.observe_delivery_latency(2s);     // <= 2.5
+    metrics.observe_delivery_latency(2h);     // +Inf only
+    metrics.observe_delivery_latency(-1ms);   // clock skew: counted as 0
 
     const auto families = parse_exposition(render_prometheus(metrics));
     const auto& family = families.at("avr_webhookd_delivery_latency_seconds");
@@ -237,7 +237,8 @@ TEST_CASE("metrics: the checker catches malformed output", "[metrics]") {
     CHECK_THROWS(parse_exposition("# HELP x_total h\n# TYPE x_total counter\nx_total{a=\"b} 1\n"));
     CHECK_THROWS(parse_exposition("# HELP x_total h\n# TYPE x_total counter\nx_total one\n"));
     CHECK_THROWS(parse_exposition("# HELP x h\n# TYPE x counter\nx 1\n"));
-    CHECK_THROWS(parse_exposition("# HELP x h\n# TYPE x gauge\nx 1\n# HELP y h\n# TYPE y gauge\n"
-                                  "y 1\n# HELP x h\n# TYPE x gauge\nx 2\n"));
+    CHECK_THROWS(
+        parse_exposition("# HELP x h\n# TYPE x gauge\nx 1\n# HELP y h\n# TYPE y gauge\n"
+                         "y 1\n# HELP x h\n# TYPE x gauge\nx 2\n"));
     CHECK_THROWS(parse_exposition("# HELP x h\n# TYPE x histogram\nx 1\n"));
 }

@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 using avr_webhookd::listen_fd_from_environment;
-using avr_webhookd::test::NotifyListener;
-using avr_webhookd::test::TempDirectory;
 using avr_webhookd::SystemdNotifier;
 using avr_webhookd::watchdog_interval_from;
+using avr_webhookd::test::NotifyListener;
+using avr_webhookd::test::TempDirectory;
 using namespace std::chrono_literals;
 
 namespace {
@@ -31,16 +31,12 @@ class ScopedEnv {
 public:
     ScopedEnv(std::string name, std::optional<std::string> value) : name_(std::move(name)) {
         if (const char* old = std::getenv(name_.c_str())) old_ = old;
-        if (value)
-            ::setenv(name_.c_str(), value->c_str(), 1);
-        else
-            ::unsetenv(name_.c_str());
+        if (value) ::setenv(name_.c_str(), value->c_str(), 1);
+        else ::unsetenv(name_.c_str());
     }
     ~ScopedEnv() {
-        if (old_)
-            ::setenv(name_.c_str(), old_->c_str(), 1);
-        else
-            ::unsetenv(name_.c_str());
+        if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
+        else ::unsetenv(name_.c_str());
     }
     ScopedEnv(const ScopedEnv&) = delete;
     ScopedEnv& operator=(const ScopedEnv&) = delete;

@@ -20,7 +20,7 @@ const CallQueues::TimePoint t0{};
 std::string uuid_of(const std::string& name) {
     char text[37];
     std::snprintf(text, sizeof text, "00000000-0000-4000-8000-%012llx",
-                  static_cast<unsigned long long>(std::hash<std::string>{}(name) & 0xFFFFFFFFFFFFull));
+                  static_cast<unsigned long long>(std::hash<std::string>{}(name)&0xFFFFFFFFFFFFull));
     return text;
 }
 
@@ -63,7 +63,8 @@ TEST_CASE("call queues hand out one event per call, in order", "[call_queues]") 
 TEST_CASE("call queues serve calls round-robin", "[call_queues]") {
     CallQueues queues;
     for (int i = 0; i < 3; ++i)
-        for (std::string call : {"a", "b", "c"}) queues.push(make_event(call, "transcription", call + std::to_string(i)), t0);
+        for (std::string call : {"a", "b", "c"})
+            queues.push(make_event(call, "transcription", call + std::to_string(i)), t0);
     std::string order;
     while (auto job = queues.take(t0)) {
         order += job->event->id.substr(0, 1);
@@ -202,7 +203,7 @@ TEST_CASE("call queues follow the oldest head as heads change", "[call_queues]")
     CHECK(queues.oldest_accepted() == t0 + 3s);  // b1 is older than a's new head a2
     queues.finish(*queues.take(t0), t0);         // b1
     CHECK(queues.oldest_accepted() == t0 + 7s);
-    queues.finish(*queues.take(t0), t0);         // a2
+    queues.finish(*queues.take(t0), t0);  // a2
     CHECK_FALSE(queues.oldest_accepted());
 }
 
@@ -231,7 +232,7 @@ TEST_CASE("call queues expire idle calls oldest first, and a woken call is not e
     queues.push(make_event("b", "transcription", "b2"), t0 + 5s);  // b wakes up
     CHECK(queues.expire_idle(t0 + 62s, 60s) == 1);                 // a only (c went idle at 3s)
     CHECK(queues.live_calls() == 3);
-    CHECK(queues.expire_idle(t0 + 64s, 60s) == 2);                 // c and d; b has work
+    CHECK(queues.expire_idle(t0 + 64s, 60s) == 2);  // c and d; b has work
     CHECK(queues.live_calls() == 1);
     queues.finish(*queues.take(t0 + 70s), t0 + 70s);
     CHECK(queues.expire_idle(t0 + 129s, 60s) == 0);

@@ -28,7 +28,8 @@ inline std::string call_uuid(int call) {
 }
 
 inline std::string body_for(int call, std::uint64_t sequence) {
-    return R"({"uuid":")" + call_uuid(call) + R"(","type":"transcription","payload":{"n":)" + std::to_string(sequence) + "}}";
+    return R"({"uuid":")" + call_uuid(call) + R"(","type":"transcription","payload":{"n":)" + std::to_string(sequence) +
+           "}}";
 }
 
 // The fields of one test event; the strings live here so that NewEvent can view them.
@@ -80,8 +81,7 @@ inline int exit_status_in_child(const std::function<int()>& body) {
         try {
             std::signal(SIGXFSZ, SIG_IGN);
             status = body();
-        } catch (...) {
-        }
+        } catch (...) {}
         std::_Exit(status);
     }
     int status = 0;

@@ -9,8 +9,8 @@
 
 using namespace avr_webhookd::spool;
 using namespace avr_webhookd::spool::test;
-using avr_webhookd::test::TempDirectory;
 using avr_webhookd::test::read_file;
+using avr_webhookd::test::TempDirectory;
 
 namespace {
 

@@ -187,25 +187,25 @@ TEST_CASE("records survive two failed syncs in a row, and the segments they left
 TEST_CASE("records to write again that cannot be written stay pending, ahead of new ones", "[spool]") {
     FailingSpool spool;
     REQUIRE(exit_status_in_child([&] {
-        auto writer = spool.open();
-        const std::uint64_t old_segment = writer->active_segment();
-        Appended appended;
-        for (int i = 1; i <= 2; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
-        if (writer->sync()) return 30;
-        const auto confirmed_size = size_on_disk(segment_file(spool.dir, old_segment));
-        for (int i = 3; i <= 5; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
-        if (writer->flush()) return 31;
-        const rlimit before = limit_file_size(100);  // less than one record fits in a new segment
-        spool.failing.fail_next = 1;
-        if (writer->sync() != std::errc::io_error) return 32;
-        std::filesystem::resize_file(segment_file(spool.dir, old_segment), confirmed_size);
-        if (writer->pending_bytes() == 0 || writer->live_events() != 5) return 33;
-        if (writer->append_event(make_event(2, 1).view(), appended) || !writer->flush()) return 34;
-        if (writer->live_events() != 5 || writer->durable_generation() != 1) return 35;  // call 2 was dropped
-        ::setrlimit(RLIMIT_FSIZE, &before);  // space is back
-        if (writer->sync() || writer->durable_generation() != writer->flush_generation()) return 36;
-        return 0;
-    }) == 0);
+                auto writer = spool.open();
+                const std::uint64_t old_segment = writer->active_segment();
+                Appended appended;
+                for (int i = 1; i <= 2; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
+                if (writer->sync()) return 30;
+                const auto confirmed_size = size_on_disk(segment_file(spool.dir, old_segment));
+                for (int i = 3; i <= 5; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
+                if (writer->flush()) return 31;
+                const rlimit before = limit_file_size(100);  // less than one record fits in a new segment
+                spool.failing.fail_next = 1;
+                if (writer->sync() != std::errc::io_error) return 32;
+                std::filesystem::resize_file(segment_file(spool.dir, old_segment), confirmed_size);
+                if (writer->pending_bytes() == 0 || writer->live_events() != 5) return 33;
+                if (writer->append_event(make_event(2, 1).view(), appended) || !writer->flush()) return 34;
+                if (writer->live_events() != 5 || writer->durable_generation() != 1) return 35;  // call 2 was dropped
+                ::setrlimit(RLIMIT_FSIZE, &before);                                              // space is back
+                if (writer->sync() || writer->durable_generation() != writer->flush_generation()) return 36;
+                return 0;
+            }) == 0);
     const Recovery recovery = scan_spool(spool.dir, RepairMode::read_only);
     REQUIRE(recovery.events.size() == 5);
     for (std::size_t i = 0; i < 5; ++i) CHECK(recovery.events[i].sequence == i + 1);

@@ -9,8 +9,8 @@
 
 using namespace avr_webhookd::spool;
 using namespace avr_webhookd::spool::test;
-using avr_webhookd::test::TempDirectory;
 using avr_webhookd::test::read_file;
+using avr_webhookd::test::TempDirectory;
 
 namespace {
 
@@ -147,7 +147,7 @@ TEST_CASE("a done record for an older event is carried forward before its segmen
     writer->append_done(a.record_id);
     REQUIRE_FALSE(writer->flush());  // segment T: c, done(a)
     writer->append_done(c.record_id);
-    REQUIRE_FALSE(writer->sync());   // segment U: done(c)
+    REQUIRE_FALSE(writer->sync());  // segment U: done(c)
     REQUIRE(a.locator.segment == b.locator.segment);
     REQUIRE(c.locator.segment > a.locator.segment);
 
@@ -174,8 +174,8 @@ TEST_CASE("a done record for an older event is carried forward before its segmen
 TEST_CASE("max_bytes refuses the event that would pass it, exactly at the edge", "[spool]") {
     TempDirectory temp("spool");
     const auto dir = temp.path() / "spool";
-    const std::uint64_t record = encoded_event_size(EventFields{1, 1, 0, make_event(1, 1).id, make_event(1, 1).call,
-                                                                "transcription", body_for(1, 1)});
+    const std::uint64_t record = encoded_event_size(
+        EventFields{1, 1, 0, make_event(1, 1).id, make_event(1, 1).call, "transcription", body_for(1, 1)});
     SpoolOptions options;
     options.segment_bytes = record * 2;
     options.max_bytes = record * 4;  // exactly four events of this size
@@ -231,30 +231,32 @@ TEST_CASE("a full disk fails the flush, leaves the spool recoverable and the wri
     const auto dir = temp.path() / "spool";
     constexpr int kAcknowledged = 10;
     REQUIRE(exit_status_in_child([&] {
-        auto writer = open_writer(dir);
-        Appended appended;
-        for (int i = 1; i <= kAcknowledged; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
-        if (writer->sync()) return 10;
-        const std::uint64_t size = writer->bytes();
-        const rlimit before = limit_file_size(size + 100);  // part of the next batch fits: a partial write
-        writer->append_done(appended.record_id);              // the last event was delivered
-        for (int i = kAcknowledged + 1; i <= kAcknowledged + 5; ++i)
-            (void)writer->append_event(make_event(1, i).view(), appended);
-        if (writer->flush() != std::errc::file_too_large) return 11;
-        if (size_on_disk(dir / segment_file_name(writer->active_segment())) != size) return 12;
-        if (writer->live_events() != kAcknowledged - 1 || writer->pending_bytes() != kEncodedDoneSize) return 13;
-        ::setrlimit(RLIMIT_FSIZE, &before);  // space is back
-        if (writer->sync()) return 14;       // the kept done record is written now
-        if (writer->append_event(make_event(2, 1).view(), appended) || writer->sync()) return 15;
-        return 0;
-    }) == 0);
+                auto writer = open_writer(dir);
+                Appended appended;
+                for (int i = 1; i <= kAcknowledged; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
+                if (writer->sync()) return 10;
+                const std::uint64_t size = writer->bytes();
+                const rlimit before = limit_file_size(size + 100);  // part of the next batch fits: a partial write
+                writer->append_done(appended.record_id);            // the last event was delivered
+                for (int i = kAcknowledged + 1; i <= kAcknowledged + 5; ++i)
+                    (void)writer->append_event(make_event(1, i).view(), appended);
+                if (writer->flush() != std::errc::file_too_large) return 11;
+                if (size_on_disk(dir / segment_file_name(writer->active_segment())) != size) return 12;
+                if (writer->live_events() != kAcknowledged - 1 || writer->pending_bytes() != kEncodedDoneSize)
+                    return 13;
+                ::setrlimit(RLIMIT_FSIZE, &before);  // space is back
+                if (writer->sync()) return 14;       // the kept done record is written now
+                if (writer->append_event(make_event(2, 1).view(), appended) || writer->sync()) return 15;
+                return 0;
+            }) == 0);
 
     Recovery recovery;
     auto writer = open_writer(dir, {}, &recovery);
     CHECK(recovery.stats.corrupt.empty());
     CHECK(recovery.stats.torn_tails.empty());
     REQUIRE(recovery.events.size() == kAcknowledged);  // 1..9 of call 1, then call 2's event
-    for (int i = 0; i < kAcknowledged - 1; ++i) CHECK(recovery.events[static_cast<std::size_t>(i)].sequence == std::uint64_t(i + 1));
+    for (int i = 0; i < kAcknowledged - 1; ++i)
+        CHECK(recovery.events[static_cast<std::size_t>(i)].sequence == std::uint64_t(i + 1));
     CHECK(recovery.events.back().call == call_uuid(2));
 }
 
@@ -262,14 +264,14 @@ TEST_CASE("a write that fails is cut off the file even when part of it was writt
     TempDirectory temp("spool");
     const auto dir = temp.path() / "spool";
     REQUIRE(exit_status_in_child([&] {
-        auto writer = open_writer(dir);
-        limit_file_size(300);
-        Appended appended;
-        for (int i = 1; i <= 20; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
-        if (!writer->flush()) return 20;
-        if (writer->bytes() != 0 || writer->live_events() != 0) return 21;
-        return 0;
-    }) == 0);
+                auto writer = open_writer(dir);
+                limit_file_size(300);
+                Appended appended;
+                for (int i = 1; i <= 20; ++i) (void)writer->append_event(make_event(1, i).view(), appended);
+                if (!writer->flush()) return 20;
+                if (writer->bytes() != 0 || writer->live_events() != 0) return 21;
+                return 0;
+            }) == 0);
     std::error_code ec;
     for (const auto number : list_segments(dir, ec)) CHECK(size_on_disk(dir / segment_file_name(number)) == 0);
     const Recovery recovery = scan_spool(dir, RepairMode::read_only);
