@@ -14,6 +14,8 @@ FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
 CCACHE := $(shell command -v ccache 2>/dev/null)
 export CCACHE_BASEDIR ?= $(abspath ..)
 export CCACHE_SLOPPINESS ?= pch_defines,time_macros,include_file_mtime,include_file_ctime
+# Debug info names the build folder; without this a clone elsewhere (CI, worktrees) never hits.
+export CCACHE_NOHASHDIR ?= 1
 CMAKE_LAUNCHER = $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
 
 .PHONY: all deps configure build test sanitize fuzz demo bench soak install clean format format-check format-deps

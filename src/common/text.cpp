@@ -66,4 +66,9 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
     return out;
 }
 
+std::string_view without_trailing_newlines(std::string_view text) {
+    while (text.ends_with('\n') || text.ends_with('\r')) text.remove_suffix(1);
+    return text;
+}
+
 }  // namespace avr_webhookd

@@ -67,7 +67,7 @@ bool boolean(const Value& value) {
     value.reject("true or false (also yes/no, on/off, 1/0)");
 }
 
-std::vector<std::string> type_list(const Value& value) {
+std::vector<std::string> type_list(const Value& value, std::string_view empty_means) {
     std::vector<std::string> types;
     if (trim(value.text()).empty()) {
         return types;
@@ -79,7 +79,8 @@ std::vector<std::string> type_list(const Value& value) {
         if (!is_valid_type_name(name)) {
             value.reject(
                 "a comma-separated list of event types such as call_started,call_ended "
-                "(each matching [a-z][a-z0-9_]{0,63}), or empty for all types");
+                "(each matching [a-z][a-z0-9_]{0,63}), or empty for " +
+                std::string(empty_means));
         }
         if (std::find(types.begin(), types.end(), name) == types.end()) {
             types.emplace_back(name);

@@ -31,7 +31,8 @@ Enum choice(const Value& value, std::initializer_list<Enum> choices) {
     value.reject(allowed);
 }
 
-std::vector<std::string> type_list(const Value& value);  // event types, comma-separated, no repeats
+// Event types, comma-separated, no repeats; `empty_means` completes the error message ("all types").
+std::vector<std::string> type_list(const Value& value, std::string_view empty_means);
 std::vector<std::uint32_t> id_list(const Value& value);  // uids or gids, comma-separated
 std::string url_setting(const Value& value);             // the daemon's own URL parser decides
 // An absolute path of at most `max_size` bytes, not ending in '/'; `or_else` continues the

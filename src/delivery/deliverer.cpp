@@ -264,11 +264,12 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
             logger_.debug("delivery: " + describe(event) + " delivered (HTTP " + std::to_string(outcome.status) +
                           ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) +
                           ")");
+        answer(event, outcome);
         forget_in_spool(event);
         settled = true;
         queues_.finish(job, now);
         break;
-    case Verdict::retry:
+    case Verdict::retry: {
         metrics_.count_failed_attempt(to_string(outcome.kind));
         if (abandoning() && !spool_) {  // the budget is spent: dead-lettered now
             give_up(event, "shutdown", outcome, job.attempt);
@@ -278,12 +279,13 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
         }
         // With a spool a stop leaves it waiting for its retry, counted among those left there.
         ++metrics_.delivery_retries;
-        logger_.warn("delivery: " + describe(event) + " attempt " + std::to_string(job.attempt) +
-                     " failed: " + single_line(outcome.message) + " [" + outcome.code + "]; retrying in " +
-                     format_delay(decision.delay));
+        const auto delay = answer_retry_delay(event, outcome, decision.delay, now);
+        logger_.warn("delivery: " + describe(event) + " attempt " + std::to_string(job.attempt) + " failed: " +
+                     single_line(outcome.message) + " [" + outcome.code + "]; retrying in " + format_delay(delay));
         settled = true;
-        queues_.retry_at(job, now + decision.delay);
+        queues_.retry_at(job, now + delay);
         break;
+    }
     case Verdict::give_up:
         metrics_.count_failed_attempt(to_string(outcome.kind));
         give_up(event, decision.reason, outcome, job.attempt);
@@ -305,6 +307,7 @@ void Deliverer::give_up(const Event& event, std::string_view reason, const Attem
 // `quiet` (a shutdown batch) leaves the per-event success line out for one summary line.
 void Deliverer::dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
                             bool quiet) {
+    answer(event, last);
     std::string line = dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now());
     if (!dead_letters_.enabled()) {
         ++metrics_.events_dead_lettered;

@@ -67,13 +67,12 @@ AttemptOutcome outcome_from_handshake(const boost::system::error_code& ec, long 
                                       std::chrono::milliseconds timeout) {
     if (ec == beast::error::timeout || verify_result == X509_V_OK)
         return outcome_from_error(ec, "TLS handshake with", peer, timeout);
-    return AttemptOutcome{
-        FailureKind::tls,
-        0,
-        std::nullopt,
-        std::string(detail::tls_code(verify_result)),
-        "TLS certificate of " + std::string(peer) + " rejected: " + X509_verify_cert_error_string(verify_result),
-        {}};
+    AttemptOutcome outcome;
+    outcome.kind = FailureKind::tls;
+    outcome.code = detail::tls_code(verify_result);
+    outcome.message =
+        "TLS certificate of " + std::string(peer) + " rejected: " + X509_verify_cert_error_string(verify_result);
+    return outcome;
 }
 
 }  // namespace avr_webhookd

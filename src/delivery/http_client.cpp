@@ -191,8 +191,11 @@ awaitable<PhaseFailure> connect_tcp(beast::tcp_stream& stream, const tcp::resolv
 // Phase 3: SNI, and with tls_verify the check of the certificate's names.
 PhaseFailure prepare_tls(beast::ssl_stream<beast::tcp_stream>& tls, const std::string& host, bool verify) {
     if (set_server_identity(tls, host, verify)) return std::nullopt;
-    return AttemptOutcome{
-        FailureKind::tls, 0, std::nullopt, "ERR_TLS_HANDSHAKE", "cannot set TLS SNI host name " + host, {}};
+    AttemptOutcome outcome;
+    outcome.kind = FailureKind::tls;
+    outcome.code = "ERR_TLS_HANDSHAKE";
+    outcome.message = "cannot set TLS SNI host name " + host;
+    return outcome;
 }
 
 // Phase 4: the TLS handshake, by the deadline.
@@ -294,9 +297,10 @@ awaitable<boost::system::error_code> write_and_read(Stream& stream, const std::a
     co_return boost::system::error_code{};
 }
 
-AttemptOutcome outcome_from_response(const HttpResponse& response) {
+AttemptOutcome outcome_from_response(HttpResponse& response) {
     AttemptOutcome outcome;
     outcome.status = response.status;
+    outcome.body = std::move(response.body);
     if (outcome.status >= 200 && outcome.status < 300) return outcome;
     outcome.kind = FailureKind::http_status;
     outcome.code = "HTTP " + std::to_string(outcome.status);
@@ -305,7 +309,7 @@ AttemptOutcome outcome_from_response(const HttpResponse& response) {
     outcome.location = response.location;
     if (!response.retry_after.empty())
         outcome.retry_after = parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-    if (!response.body.empty()) outcome.message += ": " + response.body.substr(0, response_snippet);
+    if (!outcome.body.empty()) outcome.message += ": " + outcome.body.substr(0, response_snippet);
     return outcome;
 }
 
@@ -344,7 +348,7 @@ awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, co
                                      : "invalid HTTP response from " + endpoint.peer + ": " + reader.failure_message();
         co_return result;
     }
-    const auto& response = reader.response();
+    auto& response = reader.response();
     if (response.body_truncated)
         logger_.warn("delivery: response of " + endpoint.peer + " (HTTP " + std::to_string(response.status) +
                      ") has a body larger than " + std::to_string(response_limits.body) +

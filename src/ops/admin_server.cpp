@@ -1,6 +1,7 @@
 #include <avr_webhookd/ops/admin_server.hpp>
 #include <avr_webhookd/common/host_port.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
+#include <avr_webhookd/common/text.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -35,11 +36,6 @@ namespace {
 
 constexpr unsigned admin_socket_mode = 0660;
 
-std::string_view trailing_newline_removed(std::string_view text) {
-    while (text.ends_with('\n')) text.remove_suffix(1);
-    return text;
-}
-
 AdminResponse plain(unsigned status, std::string body) {
     AdminResponse response;
     response.status = status;
@@ -71,7 +67,7 @@ AdminResponse route_admin_request(http::verb method, std::string_view target,
     const AdminStatus now = status();
     if (!now.accepting) return plain(503, "not accepting events\n");
     if (path == "/healthz" && now.unhealthy)
-        return plain(503, std::string{trailing_newline_removed(*now.unhealthy)} + "\n");
+        return plain(503, std::string{without_trailing_newlines(*now.unhealthy)} + "\n");
     return plain(200, path == "/healthz" ? "ok\n" : "ready\n");
 }
 

@@ -180,6 +180,13 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("producer_replies_dropped_total", "counter",
                "Reply lines dropped because their producer did not read them (64 KiB backlog full).",
                metrics.producer_replies_dropped);
+    out.single("respond_answered_total", "counter",
+               "Events of respond_types whose producer got the receiver's answer (status and body).",
+               metrics.respond_answered);
+    out.single("respond_unanswered_total", "counter",
+               "Events of respond_types whose producer got no answer: none within respond_timeout, or given up "
+               "without a response.",
+               metrics.respond_unanswered);
     out.single("delivery_retries_total", "counter", "Failed delivery attempts that were scheduled to be tried again.",
                metrics.delivery_retries);
     out.labelled_counter("queue_full_total", "Times the queue filled up (max_queue or max_queue_bytes), by limit.",

@@ -3,6 +3,7 @@
 #include <avr_webhookd/common/duration.hpp>
 #include <avr_webhookd/config/command_line.hpp>
 #include <avr_webhookd/config/config.hpp>
+#include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -114,11 +115,6 @@ awaitable<void> run_query(AdminAddress address, Query query, AdminReply& reply) 
         co_return;
     }
     co_await exchange(stream, query, reply);
-}
-
-std::string_view without_trailing_newlines(std::string_view text) {
-    while (text.ends_with('\n') || text.ends_with('\r')) text.remove_suffix(1);
-    return text;
 }
 
 void print_usage(std::ostream& out, const po::options_description& options) {

@@ -48,6 +48,8 @@ po::options_description describe_options(GivenOptions& given) {
         "redirect-first", po::value(&options.redirect_first), "answer 302 to the first N requests")(
         "retry-after", po::value(&given.retry_after), "Retry-After header value on the failures chosen above")(
         "close", po::bool_switch(&options.close_after_response), "answer with Connection: close")(
+        "sts-url", po::value(&options.sts_url),
+        "answer call_initiated with {\"sts_url\":\"URL?uuid=<uuid>\"}, as AVR's sample receiver routes calls")(
         "quiet", po::bool_switch(&options.quiet), "don't print deliveries");
     return description;
 }

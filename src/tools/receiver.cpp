@@ -200,8 +200,8 @@ http::response<http::string_body> build_response(const State& state, const Answe
                                                  const http::request<http::string_body>& request) {
     http::response<http::string_body> response{static_cast<http::status>(answer.status), request.version()};
     response.set(http::field::server, "avr-webhookd-receive");
-    response.set(http::field::content_type, "text/plain");
-    response.body() = answer.status / 100 == 2 ? "OK" : answer.reason;
+    response.set(http::field::content_type, answer.json_body.empty() ? "text/plain" : "application/json");
+    response.body() = answer.status / 100 == 2 ? (answer.json_body.empty() ? "OK" : answer.json_body) : answer.reason;
     if (answer.status / 100 == 3) response.set(http::field::location, "/moved" + std::string(request.target()));
     if (answer.from_switch && answer.status >= 400 && state.options.retry_after)
         response.set(http::field::retry_after, *state.options.retry_after);

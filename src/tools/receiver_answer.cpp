@@ -43,16 +43,21 @@ Answer plan_answer(const ReceiverOptions& options, std::uint64_t request_number,
     const auto within = [request_number](int first_n) {
         return first_n > 0 && request_number <= static_cast<std::uint64_t>(first_n);
     };
-    if (within(options.drop_first)) return {0, true, true, "dropped (drop-first)"};
-    if (!is_post) return {405, false, false, "only POST is accepted"};
-    if (!authentication) return {401, false, false, "authentication failed: " + authentication.reason};
-    if (within(options.redirect_first)) return {302, false, true, "redirected (redirect-first)"};
-    if (within(options.fail_first)) return {options.fail_status, false, true, "failed on purpose (fail-first)"};
-    if (!body) return {400, false, false, "the body is not a JSON object"};
+    if (within(options.drop_first)) return {0, true, true, "dropped (drop-first)", {}};
+    if (!is_post) return {405, false, false, "only POST is accepted", {}};
+    if (!authentication) return {401, false, false, "authentication failed: " + authentication.reason, {}};
+    if (within(options.redirect_first)) return {302, false, true, "redirected (redirect-first)", {}};
+    if (within(options.fail_first)) return {options.fail_status, false, true, "failed on purpose (fail-first)", {}};
+    if (!body) return {400, false, false, "the body is not a JSON object", {}};
     const auto forced = options.status_for_type.find(json_text(*body, "type"));
     if (forced != options.status_for_type.end())
-        return {forced->second, false, true, "answered on purpose for this type (status-for)"};
-    return {200, false, false, {}};
+        return {forced->second, false, true, "answered on purpose for this type (status-for)", {}};
+    if (!options.sts_url.empty() && json_text(*body, "type") == "call_initiated") {
+        json::object routing;
+        routing["sts_url"] = options.sts_url + "?uuid=" + json_text(*body, "uuid");
+        return {200, false, false, {}, json::serialize(routing)};
+    }
+    return {200, false, false, {}, {}};
 }
 
 std::optional<json::object> parse_body(std::string_view body) {

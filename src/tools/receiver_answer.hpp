@@ -23,6 +23,7 @@ struct Answer {
     bool drop = false;
     bool from_switch = false;  // a failure switch chose it, not the request's content
     std::string reason;        // printed and sent as the body of a non-2xx answer
+    std::string json_body;     // a 2xx answer's JSON body (a routing answer); empty: "OK"
 };
 
 // Decided from the options (failure switches apply to request numbers from 1), the method, the

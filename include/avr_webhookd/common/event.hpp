@@ -18,6 +18,7 @@ struct Event {
     std::chrono::steady_clock::time_point accepted_at{};    // for latency and max_age
     std::chrono::system_clock::time_point accepted_wall{};  // for logs and dead letters
     std::uint64_t spool_record = 0;                         // its record in the crash-safe spool; 0 when not spooled
+    std::uint64_t answer_key = 0;  // nonzero: its producer waits for the receiver's answer (respond_types)
 };
 
 }  // namespace avr_webhookd

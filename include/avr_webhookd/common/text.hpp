@@ -23,6 +23,9 @@ std::string_view trim(std::string_view text);
 // a failure block, systemd's STATUS=).
 std::string single_line(std::string_view text);
 
+// Without the line endings (LF and CR) at its end: a reply body printed on one line.
+std::string_view without_trailing_newlines(std::string_view text);
+
 // The items joined by `separator`: join({"a", "b"}, ",") == "a,b".
 std::string join(const std::vector<std::string>& items, std::string_view separator);
 

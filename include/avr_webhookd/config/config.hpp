@@ -41,6 +41,10 @@ struct Config {
     bool tls_verify = true;
     unsigned concurrency = 64;       // max requests in flight, 1..4096
     std::vector<std::string> types;  // forward only these types; empty = all
+    // Events whose receiver answer (status and body) is passed back to the producer, within
+    // respond_timeout: AVR Core routes a call by the answer to call_initiated.
+    std::vector<std::string> respond_types{"call_initiated"};
+    std::chrono::milliseconds respond_timeout{2500};
     std::string socket = "/run/avr-webhookd/events.sock";
     unsigned socket_mode = 0660;                            // never world-writable
     std::size_t max_line = 65536;                           // bytes, 256..16 MiB

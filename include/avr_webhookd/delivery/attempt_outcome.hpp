@@ -31,6 +31,7 @@ struct AttemptOutcome {
                                                            // CERT_VERIFY_FAILED ... or "HTTP 503"
     std::string message;                                   // human-readable reason
     std::string location;                                  // Location header of a 3xx
+    std::string body;  // the response's body (at most 64 KiB), for respond_types answers
 };
 
 }  // namespace avr_webhookd

@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace avr_webhookd {
@@ -40,6 +41,7 @@ public:
     ~Deliverer() override;
 
     Receipt submit(Event&& event) override;
+    Receipt submit_for_answer(Event&& event, AnswerHandler on_answer) override;
     bool has_room() const override;
     boost::asio::awaitable<void> wait_for_room() override;
 
@@ -100,6 +102,14 @@ private:
                      bool quiet = false);
     void dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome);
     void after_change();
+    // respond_types (deliverer_answers.cpp): the producer's answer once the event has an outcome,
+    // and quicker retries while it still waits for one.
+    void answer(const Event& event, const AttemptOutcome& outcome);
+    std::chrono::milliseconds answer_retry_delay(const Event& event, const AttemptOutcome& outcome,
+                                                 std::chrono::milliseconds delay,
+                                                 std::chrono::steady_clock::time_point now) const;
+    std::unordered_map<std::uint64_t, AnswerHandler> answers_;  // by Event::answer_key
+    std::uint64_t next_answer_key_ = 1;
     static HttpClientOptions client_options(const Config& config);
     static AttemptOutcome not_attempted(std::string code, std::string message);
 

@@ -61,6 +61,7 @@ public:
     Failure failure() const { return failure_; }
     const std::string& failure_message() const { return failure_message_; }
     const HttpResponse& response() const { return response_; }
+    HttpResponse& response() { return response_; }
     bool reusable() const { return state_ == State::complete && reusable_ && buffered_ == 0; }
 
     std::size_t bytes_received() const { return bytes_received_; }

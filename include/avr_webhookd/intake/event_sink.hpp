@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace avr_webhookd {
@@ -32,8 +33,25 @@ public:
         bool operator==(Admission other) const { return admission == other; }
     };
 
+    // The receiver's answer to an event of a respond type (respond_types), for its producer.
+    struct Answer {
+        int status = 0;     // the final HTTP status; 0 when no response ended the event
+        std::string body;   // the response's body (at most 64 KiB)
+        std::string error;  // without a status: why no answer will come (given up, not forwarded)
+    };
+    // Called at most once, on the event loop, when the event's delivery has an outcome: a final
+    // response (delivered or given up) or a give-up without one. Not called when the event is
+    // refused (the Receipt says so) or left in the spool at a stop.
+    using AnswerHandler = std::function<void(Answer)>;
+
     virtual ~EventSink() = default;
     virtual Receipt submit(Event&& event) = 0;
+    // The same, for an event whose producer waits for the receiver's answer. A sink that cannot
+    // answer never calls on_answer; the intake's respond_timeout covers that.
+    virtual Receipt submit_for_answer(Event&& event, AnswerHandler on_answer) {
+        (void)on_answer;
+        return submit(std::move(event));
+    }
     // With queue_full = block: intake waits here before each line while has_room() is false.
     virtual bool has_room() const = 0;
     virtual boost::asio::awaitable<void> wait_for_room() = 0;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -29,8 +30,10 @@ struct IntakeOptions {
     AckMode ack = AckMode::errors;
     bool allow_unknown_types = false;
     QueueFullPolicy queue_full = QueueFullPolicy::block;
-    std::size_t max_reply_backlog = 64 * 1024;  // unread reply bytes kept per producer
-    ProducerAccess access;                      // producer_uids / producer_gids
+    std::size_t max_reply_backlog = 64 * 1024;                 // unread reply bytes kept per producer
+    ProducerAccess access;                                     // producer_uids / producer_gids
+    std::vector<std::string> respond_types{"call_initiated"};  // answered with the receiver's reply
+    std::chrono::milliseconds respond_timeout{2500};
 };
 
 IntakeOptions intake_options(const Config& config);
@@ -53,9 +56,10 @@ public:
     // Stops accepting; open connections read what is already buffered, then close.
     void stop();
 
-    // Reloadable options: ack, allow_unknown_types, queue_full and max_connections apply at once,
-    // max_line and the allow-list to connections opened afterwards.
-    void update(const IntakeOptions& options);
+    // Reloaded options, all but socket_path and socket_mode (restart-only): ack,
+    // allow_unknown_types, queue_full and max_connections apply at once, max_line and the
+    // allow-list to connections opened afterwards.
+    void update(IntakeOptions options);
 
     // Completes when every producer connection has closed, or at `deadline`.
     boost::asio::awaitable<void> wait_until_closed(std::chrono::steady_clock::time_point deadline);
@@ -81,11 +85,17 @@ private:
     boost::asio::awaitable<void> handle_frame(Connection& connection, const LineFramer::Frame& frame);
     void handle_line(Connection& connection, std::uint64_t number, std::string_view line);
     void accept_line(Connection& connection, std::uint64_t number, std::string_view line, bool& submitted);
+    // respond_types: submits the event for an answer and replies once it comes or times out.
+    EventSink::Receipt submit_for_answer(Connection& connection, std::uint64_t number, Event&& event);
     // Completion of a connection's coroutines: an exception ends that connection only.
     std::function<void(std::exception_ptr)> connection_guard(std::shared_ptr<Connection> connection, std::string what);
     void forget(const std::shared_ptr<Connection>& connection);
     void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
-    void queue_reply(Connection& connection, std::string reply, std::uint64_t ticket = 0);
+    // Dropped (and counted) past max_reply_backlog; a routing answer, which may carry a body of
+    // up to 64 KiB, only when the backlog is already full before it.
+    enum class ReplyKind { line, answer };
+    void queue_reply(Connection& connection, std::string reply, std::uint64_t ticket = 0,
+                     ReplyKind kind = ReplyKind::line);
     void release_replies(Connection& connection);
     void remove_socket_file();
 

@@ -64,6 +64,8 @@ struct Metrics {
     std::uint64_t producer_connections_denied = 0;   // peers not in producer_uids / producer_gids
     std::uint64_t producer_connection_errors = 0;    // connections ended by an internal error
     std::uint64_t producer_replies_dropped = 0;      // replies a producer did not read (backlog full)
+    std::uint64_t respond_answered = 0;              // respond_types events whose producer got the receiver's answer
+    std::uint64_t respond_unanswered = 0;            // ... got no answer (none within respond_timeout, or given up)
     // The crash-safe spool (all zero when spool_dir is empty).
     std::uint64_t spool_recovered = 0;        // events found undelivered in the spool at start
     std::uint64_t spool_corrupt_records = 0;  // damaged ranges skipped or torn tails cut at start

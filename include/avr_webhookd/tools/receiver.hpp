@@ -34,8 +34,11 @@ struct ReceiverOptions {
     std::chrono::milliseconds delay{0};          // wait before each response (or drop)
     std::optional<std::string> retry_after;      // Retry-After value on the switches' 4xx/5xx answers
     bool close_after_response = false;           // answer with Connection: close
-    bool quiet = false;                          // don't print deliveries
-    std::ostream* out = nullptr;                 // where deliveries are printed; nullptr: std::cout
+    // Routing, as AVR's sample receiver does: a call_initiated is answered 200 with
+    // {"sts_url":"<sts_url>?uuid=<call uuid>"} (application/json). Empty: plain "OK".
+    std::string sts_url;
+    bool quiet = false;           // don't print deliveries
+    std::ostream* out = nullptr;  // where deliveries are printed; nullptr: std::cout
 
     // What requests() keeps, so a long run under load stays bounded: at most this many requests
     // and this many bytes (bodies, targets and headers). Past either bound the oldest are

@@ -51,3 +51,11 @@ TEST_CASE("text: printable ASCII and join", "[text]") {
     CHECK(join({"a"}, ",") == "a");
     CHECK(join({"a", "b", "c"}, ", ") == "a, b, c");
 }
+
+TEST_CASE("without_trailing_newlines removes only the line endings at the end", "[text]") {
+    CHECK(without_trailing_newlines("busy\n") == "busy");
+    CHECK(without_trailing_newlines("busy\r\n\n") == "busy");
+    CHECK(without_trailing_newlines("a\nb\n") == "a\nb");
+    CHECK(without_trailing_newlines(" x ") == " x ");
+    CHECK(without_trailing_newlines("\n") == "");
+}

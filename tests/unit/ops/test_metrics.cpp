@@ -61,6 +61,8 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_producer_connections_denied_total",
     "avr_webhookd_producer_connection_errors_total",
     "avr_webhookd_producer_replies_dropped_total",
+    "avr_webhookd_respond_answered_total",
+    "avr_webhookd_respond_unanswered_total",
     "avr_webhookd_admin_connections_evicted_total",
     "avr_webhookd_admin_connections_refused_total",
     "avr_webhookd_admin_requests_timed_out_total",
