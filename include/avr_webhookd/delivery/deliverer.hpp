@@ -25,8 +25,9 @@ namespace avr_webhookd {
 // The URL as logs may show it: the query string, which may carry a token, is redacted.
 std::string url_for_log(std::string_view url);
 
-// Delivery: owns the per-call queues, the retry policy, the HTTP client and the dead-letter
-// file. Every accepted event ends delivered or dead-lettered (and logged); none is dropped.
+// Delivery: the Asio shell around DeliveryCore (which decides admission, verdicts, retries and
+// the shutdown phases) with the HTTP client, the dead-letter file and the spool. Every accepted
+// event ends delivered or dead-lettered (and logged); none is dropped.
 class Deliverer final : public EventSink {
 public:
     // Throws std::runtime_error for start-up errors (bad URL, unreadable ca_file, dead-letter
