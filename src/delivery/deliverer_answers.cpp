@@ -19,7 +19,7 @@ std::chrono::milliseconds quick_retry(std::chrono::milliseconds respond_timeout)
 }  // namespace
 
 EventSink::Receipt Deliverer::submit_for_answer(Event&& event, AnswerHandler on_answer) {
-    if (!forwarded_types_.empty() && !forwarded_types_.contains(event.type)) {
+    if (core_.admit(event) == AdmissionVerdict::filtered) {
         on_answer(Answer{0, {}, "its type is not forwarded (setting types), so no receiver was asked"});
         return submit(std::move(event));
     }

@@ -1,9 +1,6 @@
 #include <avr_webhookd/delivery/deliverer.hpp>
 
-#include <avr_webhookd/common/duration.hpp>
 #include <avr_webhookd/spool/spool_error.hpp>
-
-#include <boost/asio/use_awaitable.hpp>
 
 #include <stdexcept>
 
@@ -11,8 +8,6 @@
 // delivery, restoring at start and leaving events in the spool at a stop.
 namespace avr_webhookd {
 
-namespace asio = boost::asio;
-using asio::awaitable;
 using Clock = std::chrono::steady_clock;
 
 // Stored in the spool (written at once) before it is queued, with the sequence number the queue
@@ -20,7 +15,8 @@ using Clock = std::chrono::steady_clock;
 EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
     const auto key = call_key(event.uuid);
     if (!key) throw std::invalid_argument("delivery: not a canonical call uuid: " + event.uuid);
-    const auto sequence = queues_.next_sequence(*key);
+    auto& queues = core_.queues();
+    const auto sequence = queues.next_sequence(*key);
     const auto stored = spool_->store(event, sequence);
     if (stored.error == spool::SpoolErrc::spool_full) return refuse_full(event);
     if (stored.error)
@@ -28,7 +24,7 @@ EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
                        "the spool could not store the event (" + stored.error.message() +
                            "): it was not accepted; send it again later");
     event.spool_record = stored.record_id;
-    queues_.push(std::move(event), Clock::now(), sequence);
+    queues.push(std::move(event), Clock::now(), sequence);
     if (config_.queue_full == QueueFullPolicy::block && !has_room()) note_queue_full();
     work_signal_.notify_all();
     return Receipt(Admission::queued, stored.ticket);
@@ -43,6 +39,7 @@ void Deliverer::forget_in_spool(const Event& event) {
 void Deliverer::restore_from_spool() {
     if (!spool_) return;
     const auto& recovery = spool_->recovered();
+    auto& queues = core_.queues();
     const auto now = Clock::now();
     const auto wall_now = std::chrono::system_clock::now();
     std::size_t restored = 0;
@@ -72,33 +69,22 @@ void Deliverer::restore_from_spool() {
         }
         // A sequence below one already given (a record written twice after a failed write) gets
         // a fresh number rather than breaking the call's order.
-        const bool in_order = record.sequence >= queues_.next_sequence(*call_key(event.uuid));
-        queues_.push(std::move(event), now, in_order ? record.sequence : 0);
+        const bool in_order = record.sequence >= queues.next_sequence(*call_key(event.uuid));
+        queues.push(std::move(event), now, in_order ? record.sequence : 0);
         ++restored;
     }
     for (const auto& [call, last] : recovery.last_sequence)
-        if (const auto key = call_key(call)) queues_.continue_numbering(*key, last, now);
+        if (const auto key = call_key(call)) queues.continue_numbering(*key, last, now);
     spool_->release_recovered();
     if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");
 }
 
-// With a spool nothing new starts; attempts in flight get until the deadline, and every event
-// not delivered by then stays in the spool for the next start.
-awaitable<void> Deliverer::leave_in_spool(Clock::time_point deadline, std::chrono::milliseconds budget) {
-    work_signal_.notify_all();
-    if (queues_.in_flight() > 0)
-        logger_.info("shutdown: waiting up to " + format_duration(budget) + " for " +
-                     std::to_string(queues_.in_flight()) + " deliveries in flight");
-    while (queues_.in_flight() > 0 && Clock::now() < deadline && phase_ != Phase::aborted)
-        co_await idle_signal_.wait_until(deadline);
-    if (phase_ == Phase::aborted) co_return;
-    phase_ = Phase::drained;
-    if (const auto left = queues_.queued())
+// With a spool nothing new starts at a stop, and every event not delivered within its budget
+// stays in the spool for the next start.
+void Deliverer::leave_in_spool() {
+    if (const auto left = core_.queues().queued())
         logger_.warn("shutdown: " + std::to_string(left) + " undelivered events stay in the spool " +
                      spool_->path().string() + " and are delivered after the next start");
-    co_await wait_for_dead_letters();
-    client_.close_idle();
-    work_signal_.notify_all();
 }
 
 }  // namespace avr_webhookd

@@ -41,7 +41,12 @@ TEST_CASE("the specification's Node.js example verifies hmac-sha256 deliveries",
     };
     std::string input;
     for (const auto& line : lines) input += line + "\n";
-    CHECK(exchange(daemon.socket(), input).empty());
+    // The only reply is call_initiated's routing answer (respond_types): the receiver's 200.
+    const auto replies = exchange(daemon.socket(), input);
+    REQUIRE(replies.size() == 1);
+    const auto answer = boost::json::parse(replies.at(0)).as_object();
+    CHECK(answer.at("line").as_int64() == 3);
+    CHECK(answer.at("status").as_int64() == 200);
 
     REQUIRE(wait_until(
         [&] {

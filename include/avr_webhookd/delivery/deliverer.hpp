@@ -5,10 +5,10 @@
 #include <avr_webhookd/dead_letter/dead_letter.hpp>
 #include <avr_webhookd/common/signal.hpp>
 #include <avr_webhookd/intake/event_sink.hpp>
+#include <avr_webhookd/delivery/delivery_core.hpp>
 #include <avr_webhookd/delivery/http_client.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
-#include <avr_webhookd/delivery/retry_policy.hpp>
 #include <avr_webhookd/delivery/signature.hpp>
 #include <avr_webhookd/spool/spool.hpp>
 
@@ -17,7 +17,6 @@
 #include <functional>
 #include <optional>
 #include <random>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,8 +26,9 @@ namespace avr_webhookd {
 // The URL as logs may show it: the query string, which may carry a token, is redacted.
 std::string url_for_log(std::string_view url);
 
-// Delivery: owns the per-call queues, the retry policy, the HTTP client and the dead-letter
-// file. Every accepted event ends delivered or dead-lettered (and logged); none is dropped.
+// Delivery: the Asio shell around DeliveryCore (which decides admission, verdicts, retries and
+// the shutdown phases) with the HTTP client, the dead-letter file and the spool. Every accepted
+// event ends delivered or dead-lettered (and logged); none is dropped.
 class Deliverer final : public EventSink {
 public:
     // Throws std::runtime_error for start-up errors (bad URL, unreadable ca_file, dead-letter
@@ -66,7 +66,7 @@ public:
     // Why delivery is unhealthy, or nullopt when it is fine (for /healthz).
     std::optional<std::string> unhealthy_reason() const;
 
-    const CallQueues& queues() const { return queues_; }
+    const CallQueues& queues() const { return core_.queues(); }
     const HttpClient& client() const { return client_; }
     std::size_t dead_letters_pending() const { return dead_letters_.pending(); }
 
@@ -78,8 +78,9 @@ private:
     boost::asio::awaitable<void> schedule();
     boost::asio::awaitable<void> attempt(CallQueues::Job job);
     boost::asio::awaitable<void> try_attempt(const CallQueues::Job& job, bool& settled);
+    void report(const CallQueues::Job& job, const AttemptOutcome& outcome, const AttemptVerdict& verdict,
+                CallQueues::TimePoint now);
     void fail_internally(const CallQueues::Job& job, std::string_view what);
-    bool fits(std::size_t cost) const;
     void note_queue_full();
     void on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet,
                                 std::uint64_t spool_record);
@@ -92,8 +93,8 @@ private:
         std::uint64_t spool_record;
     };
     std::vector<PendingDeadLetter> dead_letter_retries_;
-    boost::asio::awaitable<void> leave_in_spool(std::chrono::steady_clock::time_point deadline,
-                                                std::chrono::milliseconds budget);
+    void log_stop(std::chrono::milliseconds budget);
+    void leave_in_spool();
     boost::asio::awaitable<void> wait_for_dead_letters();
     boost::asio::awaitable<void> expire_idle_calls();
     void give_up(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
@@ -112,43 +113,28 @@ private:
     std::uint64_t next_answer_key_ = 1;
     static HttpClientOptions client_options(const Config& config);
     static AttemptOutcome not_attempted(std::string code, std::string message);
+    static std::string describe(const Event& event);
 
     boost::asio::io_context& io_;
     Config config_;
     Logger& logger_;
     Metrics& metrics_;
     std::string log_url_;
-    RetryPolicy policy_;
     Signer signer_;
     HttpClient client_;
     DeadLetterWriter dead_letters_;
-    CallQueues queues_;
-    std::set<std::string, std::less<>> forwarded_types_;
+    spool::Spool* spool_ = nullptr;
+    // The decisions: admission, verdicts, retries, the shutdown phases; this class executes them.
+    DeliveryCore core_;
     std::mt19937_64 random_;
     detail::Signal work_signal_;     // new work, a finished attempt, or shutdown
     detail::Signal room_signal_;     // the queue dropped below max_queue
     detail::Signal idle_signal_;     // an attempt ended (shutdown waits on it)
     detail::Signal written_signal_;  // a dead-letter line was synced or not written
-    // running -> draining (stop asked: no room limit; with a spool nothing new starts)
-    //         -> abandoning (budget spent: nothing starts; without a spool failures are dead-lettered)
-    //         -> drained (queues written out or left in the spool; later events go straight there)
-    // and aborted (second signal) from any phase. The scheduler runs until drained or aborted.
-    enum class Phase { running, draining, abandoning, drained, aborted };
-    Phase phase_ = Phase::running;
-    bool stopping() const { return phase_ != Phase::running; }
-    bool abandoning() const { return phase_ >= Phase::abandoning; }
-    bool finished() const { return phase_ >= Phase::drained; }
-    // Attempts may start: running, or (without a spool) draining.
-    bool may_start() const { return phase_ == Phase::running || (phase_ == Phase::draining && !spool_); }
     void forget_in_spool(const Event& event);
     Receipt store_and_queue(Event&& event);
-    spool::Spool* spool_ = nullptr;
     std::size_t batch_written_ = 0;  // shutdown dead letters synced, for one summary line
-    enum class FullLimit { none, events, bytes, spool } full_limit_ = FullLimit::none;  // logged once per episode
     std::function<void(const Event&)> attempt_hook_;
-    // Health: the last finished event was given up while the receiver failed, nothing since.
-    bool last_given_up_ = false;
-    std::string last_failure_;
 };
 
 }  // namespace avr_webhookd
