@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -132,6 +133,9 @@ private:
     bool may_start() const { return phase_ == Phase::running || (phase_ == Phase::draining && !spool_); }
     void forget_in_spool(const Event& event);
     Receipt store_and_queue(Event&& event);
+    void configure_parking();
+    void give_up_invalid_record(const spool::RecoveredEvent& record);
+    std::unique_ptr<EventLoader> spool_loader_;  // reads parked events back (with a spool)
     spool::Spool* spool_ = nullptr;
     std::size_t batch_written_ = 0;  // shutdown dead letters synced, for one summary line
     enum class FullLimit { none, events, bytes, spool } full_limit_ = FullLimit::none;  // logged once per episode

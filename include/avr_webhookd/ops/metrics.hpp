@@ -65,10 +65,11 @@ struct Metrics {
     std::uint64_t producer_connection_errors = 0;    // connections ended by an internal error
     std::uint64_t producer_replies_dropped = 0;      // replies a producer did not read (backlog full)
     // The crash-safe spool (all zero when spool_dir is empty).
-    std::uint64_t spool_recovered = 0;        // events found undelivered in the spool at start
-    std::uint64_t spool_corrupt_records = 0;  // damaged ranges skipped or torn tails cut at start
-    std::uint64_t spool_write_failures = 0;   // writes that failed (ENOSPC, EIO ...): lines rejected
-    std::uint64_t spool_sync_failures = 0;    // fdatasync calls that failed
+    std::uint64_t spool_recovered = 0;          // events found undelivered in the spool at start
+    std::uint64_t spool_corrupt_records = 0;    // damaged ranges skipped or torn tails cut at start
+    std::uint64_t spool_write_failures = 0;     // writes that failed (ENOSPC, EIO ...): lines rejected
+    std::uint64_t spool_sync_failures = 0;      // fdatasync calls that failed
+    std::uint64_t spool_unreadable_events = 0;  // parked events whose record could not be read back
 
     // Gauges.
     std::uint64_t in_flight = 0;     // events with an attempt in progress
