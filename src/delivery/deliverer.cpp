@@ -89,6 +89,7 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       idle_signal_(io.get_executor()),
       written_signal_(io.get_executor()) {
     if (spool_) {
+        configure_parking();
         spool_->on_room([this] { after_change(); });
         spool_->on_checkpoint([this] {
             spool::Spool::Numbering numbering;
@@ -349,6 +350,7 @@ void Deliverer::reconfigure(const Config& config) {
     log_url_ = url_for_log(config.url);
     dead_letters_.set_max_bytes(config.dead_letter_max_bytes);
     config_ = config;
+    if (spool_) configure_parking();  // max_queue_bytes sets the resident budget
     after_change();
 }
 

@@ -1,5 +1,6 @@
 #include <avr_webhookd/delivery/deliverer.hpp>
 
+#include <avr_webhookd/delivery/spool_loader.hpp>
 #include <avr_webhookd/spool/spool_error.hpp>
 
 #include <stdexcept>
@@ -24,18 +25,26 @@ EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
                        "the spool could not store the event (" + stored.error.message() +
                            "): it was not accepted; send it again later");
     event.spool_record = stored.record_id;
-    queues.push(std::move(event), Clock::now(), sequence);
+    queues.push(std::move(event), Clock::now(), sequence, SpoolEventLoader::place_of(stored.record_id, stored.locator));
     if (config_.queue_full == QueueFullPolicy::block && !has_room()) note_queue_full();
     work_signal_.notify_all();
     return Receipt(Admission::queued, stored.ticket);
+}
+
+// With a spool, events behind others are parked (kept as their spool place) and read back when
+// they are about to be attempted, so a backlog costs little memory.
+void Deliverer::configure_parking() {
+    if (!spool_loader_) spool_loader_ = std::make_unique<SpoolEventLoader>(*spool_, logger_, metrics_);
+    core_.queues().set_loader(spool_loader_.get(), SpoolEventLoader::resident_budget(config_.max_queue_bytes));
 }
 
 void Deliverer::forget_in_spool(const Event& event) {
     if (spool_ && event.spool_record != 0) spool_->done(event.spool_record);
 }
 
-// Events come back in log order, which is each call's order; numbering goes on after the
-// highest sequence each call had, also for calls whose events were all done.
+// Events come back in log order, which is each call's order, parked: no body is read until an
+// event is about to be attempted (the recovery scan verified every record's checksum). Numbering
+// goes on after the highest sequence each call had, also for calls whose events were all done.
 void Deliverer::restore_from_spool() {
     if (!spool_) return;
     const auto& recovery = spool_->recovered();
@@ -44,39 +53,45 @@ void Deliverer::restore_from_spool() {
     const auto wall_now = std::chrono::system_clock::now();
     std::size_t restored = 0;
     for (const auto& record : recovery.events) {
-        Event event;
-        event.id = record.event_id;
-        event.uuid = record.call;
-        event.type = record.type;
-        event.spool_record = record.record_id;
-        event.accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
-        const auto age = std::max(wall_now - event.accepted_wall, std::chrono::system_clock::duration::zero());
-        event.accepted_at = now - std::chrono::duration_cast<Clock::duration>(age);
-        if (const auto error = spool_->read_body(record.locator, event.body)) {
-            if (error != spool::SpoolErrc::corrupt_record)  // an I/O error: do not start without it
-                throw spool::SpoolOpenError(spool::SpoolOpenError::Kind::cannot_create,
-                                            "spool: the body of event " + event.id + " cannot be read (" +
-                                                error.message() + "); not starting without it");
-            logger_.error("spool: the body of event " + event.id + " of call " + event.uuid +
-                          " is damaged (checksum mismatch); the event is lost");
-            spool_->done(record.record_id);
+        const auto key = call_key(record.call);
+        if (!key) {
+            give_up_invalid_record(record);
             continue;
         }
-        if (!call_key(event.uuid)) {  // cannot be queued: given up, so that its body is kept
-            give_up(event, "invalid_record",
-                    not_attempted("INVALID_RECORD", "the spool record's call uuid is not canonical"), 0);
-            continue;
-        }
+        const auto accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
+        const auto age = std::max(wall_now - accepted_wall, std::chrono::system_clock::duration::zero());
         // A sequence below one already given (a record written twice after a failed write) gets
         // a fresh number rather than breaking the call's order.
-        const bool in_order = record.sequence >= queues.next_sequence(*call_key(event.uuid));
-        queues.push(std::move(event), now, in_order ? record.sequence : 0);
+        const bool in_order = record.sequence >= queues.next_sequence(*key);
+        queues.push_parked(*key, SpoolEventLoader::place_of(record.record_id, record.locator),
+                           SpoolEventLoader::estimated_cost(record.locator),
+                           now - std::chrono::duration_cast<Clock::duration>(age), in_order ? record.sequence : 0);
         ++restored;
     }
     for (const auto& [call, last] : recovery.last_sequence)
         if (const auto key = call_key(call)) queues.continue_numbering(*key, last, now);
     spool_->release_recovered();
     if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");
+}
+
+// A record whose call uuid is not canonical cannot be queued: it is given up, so that its body
+// is kept in the dead-letter file (or the log).
+void Deliverer::give_up_invalid_record(const spool::RecoveredEvent& record) {
+    Event event;
+    event.id = record.event_id;
+    event.uuid = record.call;
+    event.type = record.type;
+    event.spool_record = record.record_id;
+    event.accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
+    if (const auto error = spool_->read_body(record.locator, event.body)) {
+        ++metrics_.spool_unreadable_events;
+        logger_.error("spool: the body of event " + event.id + " of call " + event.uuid + " cannot be read (" +
+                      error.message() + "); the event is lost");
+        spool_->done(record.record_id);
+        return;
+    }
+    give_up(event, "invalid_record", not_attempted("INVALID_RECORD", "the spool record's call uuid is not canonical"),
+            0);
 }
 
 // With a spool nothing new starts at a stop, and every event not delivered within its budget

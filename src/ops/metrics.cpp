@@ -203,6 +203,9 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("spool_corrupt_records_total", "counter",
                "Damaged spool ranges found at start: skipped, or cut when at the end of a segment.",
                metrics.spool_corrupt_records);
+    out.single("spool_unreadable_events_total", "counter",
+               "Queued events whose spool record could not be read back for delivery (damaged or I/O error).",
+               metrics.spool_unreadable_events);
     out.single("spool_write_failures_total", "counter",
                "Spool writes that failed (disk full, I/O error); the lines were rejected.",
                metrics.spool_write_failures);

@@ -59,6 +59,9 @@ std::size_t CallQueues::event_cost(const Event& event) {
            event_overhead_bytes;
 }
 
+// What makes a backlog cheap with a spool: a parked event costs its entry and a share of a deque block.
+static_assert(sizeof(CallQueues::Entry) <= 56);
+
 std::uint64_t CallQueues::push(Event event, TimePoint now) { return push(std::move(event), now, 0); }
 
 std::uint64_t CallQueues::next_sequence(const CallKey& key) const {
@@ -83,28 +86,71 @@ void CallQueues::continue_numbering(const CallKey& key, std::uint64_t last, Time
 }
 
 std::uint64_t CallQueues::push(Event event, TimePoint now, std::uint64_t restored_sequence) {
+    return push(std::move(event), now, restored_sequence, SpoolPlace{});
+}
+
+std::uint64_t CallQueues::push(Event event, TimePoint now, std::uint64_t restored_sequence, const SpoolPlace& place) {
     const auto key = call_key(event.uuid);
     if (!key) throw std::invalid_argument("call queues: not a canonical call uuid: " + event.uuid);
-    auto [position, inserted] = active_.try_emplace(*key);
+    (void)now;  // an active call never expires; its last activity counts from when it goes idle
+    Entry entry = parked_entry(place, event.accepted_at, event_cost(event));
+    // A head is about to be taken: reading it back would only cost a read. Behind the head,
+    // whole events are kept while they fit the budget, so a queue that is not backlogged never
+    // waits for the disk.
+    const bool behind_head = active_.contains(*key);
+    // An event whose producer waits for the answer keeps its answer key: it stays whole.
+    const bool park = loader_ && place.length != 0 && behind_head && event.answer_key == 0 &&
+                      resident_bytes_ + entry.cost > resident_budget_;
+    if (!park) entry.event = std::make_unique<Event>(std::move(event));
+    return push_entry(*key, std::move(entry), restored_sequence);
+}
+
+std::uint64_t CallQueues::push_parked(const CallKey& key, const SpoolPlace& place, std::size_t cost,
+                                      TimePoint accepted_at, std::uint64_t restored_sequence) {
+    if (!loader_ || place.length == 0) throw std::logic_error("call queues: parking needs a loader and a spool place");
+    return push_entry(key, parked_entry(place, accepted_at, cost), restored_sequence);
+}
+
+CallQueues::Entry CallQueues::parked_entry(const SpoolPlace& place, TimePoint accepted_at, std::size_t cost) {
+    Entry entry;
+    entry.accepted_at = accepted_at;
+    entry.record_id = place.record_id;
+    entry.segment = place.segment;
+    entry.offset = place.offset;
+    entry.length = place.length;
+    entry.cost = static_cast<std::uint32_t>(cost);
+    return entry;
+}
+
+// The call's Call, created (and woken from idle, its counter going on) when it has none.
+CallQueues::Call& CallQueues::activate(const CallKey& key, bool& inserted) {
+    auto [position, created] = active_.try_emplace(key);
     Call& call = position->second;
-    if (inserted) {
-        call.key = *key;
-        if (auto idle = idle_.find(*key); idle != idle_.end()) {  // the call wakes up: its counter goes on
+    inserted = created;
+    if (created) {
+        call.key = key;
+        if (auto idle = idle_.find(key); idle != idle_.end()) {
             call.next_sequence = idle->second.next_sequence;
             unlink(idle->second);
             idle_.erase(idle);
         }
     }
-    (void)now;  // an active call never expires; its last activity counts from when it goes idle
-    if (restored_sequence != 0) {
-        if (restored_sequence < call.next_sequence)
-            throw std::invalid_argument("call queues: restored sequence " + std::to_string(restored_sequence) +
-                                        " below the call's next " + std::to_string(call.next_sequence));
-        call.next_sequence = restored_sequence;
-    }
-    const std::uint64_t sequence = call.next_sequence++;
-    queued_bytes_ += event_cost(event);
-    call.events.emplace_back(std::move(event), sequence);
+    return call;
+}
+
+std::uint64_t CallQueues::push_entry(const CallKey& key, Entry entry, std::uint64_t restored_sequence) {
+    if (restored_sequence != 0 && restored_sequence < next_sequence(key))
+        throw std::invalid_argument("call queues: restored sequence " + std::to_string(restored_sequence) +
+                                    " below the call's next " + std::to_string(next_sequence(key)));
+    bool inserted = false;
+    Call& call = activate(key, inserted);
+    if (restored_sequence != 0) call.next_sequence = restored_sequence;
+    entry.sequence = call.next_sequence++;
+    queued_bytes_ += held_bytes(entry);
+    if (entry.event) resident_bytes_ += entry.cost;
+    else ++parked_;
+    const std::uint64_t sequence = entry.sequence;
+    call.events.push_back(std::move(entry));
     ++queued_;
     if (inserted) {
         add_head(call);
@@ -112,6 +158,21 @@ std::uint64_t CallQueues::push(Event event, TimePoint now, std::uint64_t restore
         ready_.push_back(&call);
     }
     return sequence;
+}
+
+// Reads a parked entry back; false when the loader could not (it reported the event).
+bool CallQueues::load(Call& call, Entry& entry) {
+    if (entry.event) return true;
+    auto loaded = loader_ ? loader_->load(call.key, entry.sequence, entry.place()) : std::nullopt;
+    if (!loaded) return false;
+    loaded->accepted_at = entry.accepted_at;  // the queue's clock, not the record's wall time
+    queued_bytes_ -= parked_event_bytes;
+    --parked_;
+    entry.cost = static_cast<std::uint32_t>(event_cost(*loaded));
+    entry.event = std::make_unique<Event>(std::move(*loaded));
+    queued_bytes_ += entry.cost;
+    resident_bytes_ += entry.cost;
+    return true;
 }
 
 std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
@@ -123,13 +184,21 @@ std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
         ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(promoted++), call);
         delayed_.pop();
     }
-    if (ready_.empty()) return std::nullopt;
-    Call* call = ready_.front();
-    ready_.pop_front();
-    call->state = Call::State::in_flight;
-    ++in_flight_;
-    auto& [event, sequence] = call->events.front();
-    return Job{call, &event, sequence, call->attempt};
+    while (!ready_.empty()) {
+        Call* call = ready_.front();
+        Entry& head = call->events.front();
+        if (!load(*call, head)) {  // unreadable (the loader reported it): dropped, the call moves on
+            ready_.pop_front();
+            pop_head(*call);
+            move_on(*call, now);
+            continue;
+        }
+        ready_.pop_front();
+        call->state = Call::State::in_flight;
+        ++in_flight_;
+        return Job{call, head.event.get(), head.sequence, call->attempt};
+    }
+    return std::nullopt;
 }
 
 void CallQueues::retry_at(const Job& job, TimePoint due) {
@@ -144,8 +213,13 @@ void CallQueues::finish(const Job& job, TimePoint now) {
     assert(in_flight_ > 0);
     --in_flight_;
     Call& call = *job.call;
-    if (call.events.front().first.type == "call_ended") call.ended = true;
+    if (call.events.front().event->type == "call_ended") call.ended = true;
     pop_head(call);
+    move_on(call, now);
+}
+
+// The call's head is gone: its next event becomes ready, or the call is freed or goes idle.
+void CallQueues::move_on(Call& call, TimePoint now) {
     call.attempt = 1;
     if (!call.events.empty()) {
         add_head(call);
@@ -180,26 +254,29 @@ std::vector<CallQueues::Pending> CallQueues::drain() {
     ready_.clear();
     while (!delayed_.empty()) delayed_.pop();
     heads_.clear();
-    queued_bytes_ = 0;
+    std::size_t kept_bytes = 0;
     for (auto position = active_.begin(); position != active_.end();) {
         Call& call = position->second;
         // An event in flight is not taken: its attempt still decides its fate.
         const bool keep_head = call.state == Call::State::in_flight;
         int attempts_made = keep_head ? 0 : call.attempt - 1;
         for (std::size_t i = keep_head ? 1 : 0; i < call.events.size(); ++i) {
-            auto& [event, sequence] = call.events[i];
-            pending.push_back(Pending{std::move(event), sequence, attempts_made});
+            Entry& entry = call.events[i];
+            // Parked ones are read back; one that cannot be was reported by the loader.
+            if (load(call, entry)) pending.push_back(Pending{std::move(*entry.event), entry.sequence, attempts_made});
             attempts_made = 0;
         }
         call.events.erase(call.events.begin() + (keep_head ? 1 : 0), call.events.end());
         if (keep_head) {
             add_head(call);
-            queued_bytes_ += event_cost(call.events.front().first);
+            kept_bytes += call.events.front().cost;
             ++position;
         } else {
             position = active_.erase(position);
         }
     }
+    queued_bytes_ = resident_bytes_ = kept_bytes;  // the heads in flight, which are whole
+    parked_ = 0;
     idle_.clear();
     idle_oldest_ = idle_newest_ = nullptr;
     queued_ = in_flight_;  // only the heads being attempted remain
@@ -209,7 +286,7 @@ std::vector<CallQueues::Pending> CallQueues::drain() {
 std::vector<CallQueues::InFlight> CallQueues::in_flight_events() const {
     std::vector<InFlight> events;
     for (const auto& [key, call] : active_)
-        if (call.state == Call::State::in_flight) events.push_back({&call.events.front().first, call.attempt});
+        if (call.state == Call::State::in_flight) events.push_back({call.events.front().event.get(), call.attempt});
     return events;
 }
 
@@ -219,14 +296,16 @@ std::optional<CallQueues::TimePoint> CallQueues::oldest_accepted() const {
 }
 
 void CallQueues::pop_head(Call& call) {
-    const Event& head = call.events.front().first;
+    const Entry& head = call.events.front();
     heads_.erase(Head{head.accepted_at, &call});
-    queued_bytes_ -= event_cost(head);
+    queued_bytes_ -= held_bytes(head);
+    if (head.event) resident_bytes_ -= head.cost;
+    else --parked_;
     --queued_;
     call.events.pop_front();
 }
 
-void CallQueues::add_head(const Call& call) { heads_.insert(Head{call.events.front().first.accepted_at, &call}); }
+void CallQueues::add_head(const Call& call) { heads_.insert(Head{call.events.front().accepted_at, &call}); }
 
 // The call's FIFO is empty: it shrinks to an IdleCall at the newest end of the activity list.
 void CallQueues::make_idle(Call& call, TimePoint now) {

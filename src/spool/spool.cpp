@@ -214,6 +214,7 @@ Spool::Stored Spool::store(const Event& event, std::uint64_t sequence) {
     note_write_result(stored.error);
     if (stored.error) return stored;
     stored.record_id = appended.record_id;
+    stored.locator = appended.locator;
     if (settings_.sync == SpoolSync::always) {
         stored.ticket = writer_.flush_generation();
         request_sync();

@@ -325,31 +325,48 @@ std::error_code SpoolWriter::collect() {
     return {};
 }
 
-std::error_code SpoolWriter::read_body(const Locator& requested, std::string& body) const {
+// The bytes of the record at `requested` (where it is now, should it have been written again).
+std::error_code SpoolWriter::read_record(const Locator& requested, std::string& bytes) const {
     const Locator at = current_location(requested);
     const auto found = segments_.find(at.segment);
     if (found == segments_.end() || at.length < kRecordHeaderSize) return make_error_code(SpoolErrc::unknown_record);
     const Segment& segment = found->second;
-    std::string bytes;
     if (&segment == active_ && at.offset >= segment.bytes) {
         const std::uint64_t in_pending = at.offset - segment.bytes;
         if (in_pending + at.length > pending_.size()) return make_error_code(SpoolErrc::unknown_record);
         bytes.assign(pending_, in_pending, at.length);
-    } else {
-        std::shared_ptr<FileHandle> file = &segment == active_ ? active_file_ : nullptr;
-        if (!file) {
-            FileHandle fd(::open(directory_.segment_path(at.segment).c_str(), O_RDONLY | O_CLOEXEC));
-            if (!fd) return errno == ENOENT ? make_error_code(SpoolErrc::unknown_record) : last_error();
-            file = std::make_shared<FileHandle>(std::move(fd));
-        }
-        bytes.resize(at.length);
-        if (auto ec = read_all_at(file->get(), bytes.data(), bytes.size(), at.offset)) return ec;
+        return {};
     }
+    std::shared_ptr<FileHandle> file = &segment == active_ ? active_file_ : nullptr;
+    if (!file) {
+        FileHandle fd(::open(directory_.segment_path(at.segment).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) return errno == ENOENT ? make_error_code(SpoolErrc::unknown_record) : last_error();
+        file = std::make_shared<FileHandle>(std::move(fd));
+    }
+    bytes.resize(at.length);
+    return read_all_at(file->get(), bytes.data(), bytes.size(), at.offset);
+}
+
+std::error_code SpoolWriter::read_event(const Locator& at, RecoveredEvent& event, std::string& body) const {
+    std::string bytes;
+    if (auto ec = read_record(at, bytes)) return ec;
     const Decoded record = decode_record(bytes);
     if (record.status != DecodeStatus::ok || record.type != RecordType::event || record.size != at.length)
         return make_error_code(SpoolErrc::corrupt_record);
+    event.record_id = record.event.record_id;
+    event.sequence = record.event.sequence;
+    event.accepted_ms = record.event.accepted_ms;
+    event.event_id.assign(record.event.event_id);
+    event.call.assign(record.event.call);
+    event.type.assign(record.event.type);
+    event.locator = at;
     body.assign(record.event.body);
     return {};
+}
+
+std::error_code SpoolWriter::read_body(const Locator& at, std::string& body) const {
+    RecoveredEvent event;
+    return read_event(at, event, body);
 }
 
 }  // namespace avr_webhookd::spool

@@ -181,7 +181,9 @@ TEST_CASE("max_queue_bytes with reject through the daemon: big lines beyond the 
     ReceiverOptions options;
     options.delay = 300ms;
     ReceiverThread receiver(options);
-    DaemonProcess daemon(dir, {"--url", receiver.url(), "--max-queue-bytes", "65536", "--queue-full", "reject"});
+    // Memory only: with the spool, events behind a call's head are parked and count 64 bytes each.
+    DaemonProcess daemon(
+        dir, {"--url", receiver.url(), "--max-queue-bytes", "65536", "--queue-full", "reject", "--spool-dir", ""});
     REQUIRE(daemon.wait_ready());
     std::string input;
     for (int i = 0; i < 8; ++i)

@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -133,7 +134,10 @@ private:
     detail::Signal written_signal_;  // a dead-letter line was synced or not written
     void forget_in_spool(const Event& event);
     Receipt store_and_queue(Event&& event);
-    std::size_t batch_written_ = 0;  // shutdown dead letters synced, for one summary line
+    void configure_parking();
+    void give_up_invalid_record(const spool::RecoveredEvent& record);
+    std::unique_ptr<EventLoader> spool_loader_;  // reads parked events back (with a spool)
+    std::size_t batch_written_ = 0;              // shutdown dead letters synced, for one summary line
     std::function<void(const Event&)> attempt_hook_;
 };
 

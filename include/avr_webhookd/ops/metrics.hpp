@@ -67,10 +67,11 @@ struct Metrics {
     std::uint64_t respond_answered = 0;              // respond_types events whose producer got the receiver's answer
     std::uint64_t respond_unanswered = 0;            // ... got no answer (none within respond_timeout, or given up)
     // The crash-safe spool (all zero when spool_dir is empty).
-    std::uint64_t spool_recovered = 0;        // events found undelivered in the spool at start
-    std::uint64_t spool_corrupt_records = 0;  // damaged ranges skipped or torn tails cut at start
-    std::uint64_t spool_write_failures = 0;   // writes that failed (ENOSPC, EIO ...): lines rejected
-    std::uint64_t spool_sync_failures = 0;    // fdatasync calls that failed
+    std::uint64_t spool_recovered = 0;          // events found undelivered in the spool at start
+    std::uint64_t spool_corrupt_records = 0;    // damaged ranges skipped or torn tails cut at start
+    std::uint64_t spool_write_failures = 0;     // writes that failed (ENOSPC, EIO ...): lines rejected
+    std::uint64_t spool_sync_failures = 0;      // fdatasync calls that failed
+    std::uint64_t spool_unreadable_events = 0;  // parked events whose record could not be read back
 
     // Gauges.
     std::uint64_t in_flight = 0;     // events with an attempt in progress

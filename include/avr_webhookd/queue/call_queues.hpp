@@ -1,11 +1,13 @@
 #pragma once
 
 #include <avr_webhookd/common/event.hpp>
+#include <avr_webhookd/queue/event_loader.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <set>
@@ -17,9 +19,6 @@
 
 namespace avr_webhookd {
 
-// A call uuid as its 16 bytes: the key of every per-call map (a std::string key would cost a
-// heap block per call for 36 characters).
-using CallKey = std::array<std::uint8_t, 16>;
 // The canonical 8-4-4-4-12 uuid as bytes, or nullopt for anything else.
 std::optional<CallKey> call_key(std::string_view uuid);
 // The canonical lower-case 8-4-4-4-12 text of a key.
@@ -39,6 +38,12 @@ std::string uuid_text(const CallKey& key);
 // Call with its FIFO exists only while the call has events queued. A call's state is erased when
 // its call_ended event is finished, or when it has been idle for the idle timeout. Nothing here
 // that runs per request (oldest_accepted, the counters) scans the calls.
+//
+// Parking (with a spool and an EventLoader): an event that is not its call's head, pushed while
+// the whole events held exceed the resident budget, is kept as a compact entry (its spool
+// place, sequence, accepted time and cost: 56 bytes in the call's deque) and read back through
+// the loader when take() hands it out, or drain() takes it. Each call's head stays whole, so a
+// call that is not backlogged is never read from disk.
 class CallQueues {
 public:
     using Clock = std::chrono::steady_clock;
@@ -48,7 +53,7 @@ public:
 
     struct Job {
         Call* call;
-        const Event* event;      // valid until finish() or retry_at() for this job
+        const Event* event;      // valid until finish() for this job (a parked one was read back)
         std::uint64_t sequence;  // 1, 2, 3 ... per call uuid
         int attempt;             // 1 for the first attempt
     };
@@ -63,6 +68,8 @@ public:
     // the bookkeeping around it (queue slot, string blocks, the call's FIFO).
     static constexpr std::size_t event_overhead_bytes = 512;
     static std::size_t event_cost(const Event& event);
+    // What a parked event is counted as instead: its entry in the call's deque, rounded up.
+    static constexpr std::size_t parked_event_bytes = 64;
 
     CallQueues() = default;
     CallQueues(const CallQueues&) = delete;
@@ -74,6 +81,19 @@ public:
     // The same with the sequence number it had before a restart (recovered from the spool). It
     // must not be below the call's next number; numbering continues after it.
     std::uint64_t push(Event event, TimePoint now, std::uint64_t sequence);
+    // The same for an event stored in the spool at `place`: parked at once unless it becomes its
+    // call's head or the whole events held stay within the resident budget.
+    std::uint64_t push(Event event, TimePoint now, std::uint64_t sequence, const SpoolPlace& place);
+    // An event recovered from the spool, parked without its body: `cost` is its event_cost
+    // estimate until it is loaded (then its real one). sequence 0: the call's next number.
+    std::uint64_t push_parked(const CallKey& key, const SpoolPlace& place, std::size_t cost, TimePoint accepted_at,
+                              std::uint64_t sequence);
+    // Parking needs a loader (which must outlive the queues); without one every event stays whole.
+    // `resident_budget`: event_cost bytes of whole events beyond which new events are parked.
+    void set_loader(EventLoader* loader, std::size_t resident_budget) {
+        loader_ = loader;
+        resident_budget_ = resident_budget;
+    }
     // The sequence number the call's next pushed event gets (the uuid must be canonical).
     std::uint64_t next_sequence(const CallKey& key) const;
     // After a restart: the call's numbering goes on after `last` although none of its events is
@@ -112,8 +132,11 @@ public:
     };
     std::vector<InFlight> in_flight_events() const;
 
-    std::size_t queued() const { return queued_; }              // all undelivered events, in flight included
-    std::size_t queued_bytes() const { return queued_bytes_; }  // event_cost() of those events
+    std::size_t queued() const { return queued_; }  // all undelivered events, in flight included
+    // event_cost() of those events held whole, parked_event_bytes of each parked one
+    std::size_t queued_bytes() const { return queued_bytes_; }
+    std::size_t parked() const { return parked_; }                  // events held as parked entries
+    std::size_t resident_bytes() const { return resident_bytes_; }  // event_cost() of whole events
     std::size_t in_flight() const { return in_flight_; }
     std::size_t live_calls() const { return active_.size() + idle_.size(); }
     std::size_t idle_calls() const { return idle_.size(); }
@@ -134,9 +157,22 @@ public:
         IdleCall* newer = nullptr;
     };
 
+    // A queued event: whole (event set), or parked (event null; loaded back from `place`).
+    struct Entry {
+        std::unique_ptr<Event> event;
+        TimePoint accepted_at{};
+        std::uint64_t sequence = 0;
+        std::uint64_t record_id = 0;  // the SpoolPlace, flattened to keep the entry at 56 bytes
+        std::uint64_t segment = 0;
+        std::uint64_t offset = 0;
+        std::uint32_t length = 0;
+        std::uint32_t cost = 0;  // event_cost() of the whole event (an estimate until loaded)
+        SpoolPlace place() const { return SpoolPlace{record_id, segment, offset, length}; }
+    };
+
     struct Call {
         CallKey key{};
-        std::deque<std::pair<Event, std::uint64_t>> events;  // event, sequence; never empty while the Call exists
+        std::deque<Entry> events;  // never empty while the Call exists
         std::uint64_t next_sequence = 1;
         int attempt = 1;  // attempt number of the head event
         enum class State { ready, waiting_retry, in_flight } state = State::ready;
@@ -152,6 +188,12 @@ private:
     };
     using Head = std::pair<TimePoint, const Call*>;  // a call's head event's accepted_at
 
+    static Entry parked_entry(const SpoolPlace& place, TimePoint accepted_at, std::size_t cost);
+    std::uint64_t push_entry(const CallKey& key, Entry entry, std::uint64_t restored_sequence);
+    Call& activate(const CallKey& key, bool& inserted);
+    bool load(Call& call, Entry& entry);
+    void move_on(Call& call, TimePoint now);
+    std::size_t held_bytes(const Entry& entry) const { return entry.event ? entry.cost : parked_event_bytes; }
     void pop_head(Call& call);
     void add_head(const Call& call);
     void make_idle(Call& call, TimePoint now);
@@ -168,6 +210,10 @@ private:
     std::size_t queued_ = 0;
     std::size_t queued_bytes_ = 0;
     std::size_t in_flight_ = 0;
+    std::size_t parked_ = 0;
+    std::size_t resident_bytes_ = 0;
+    EventLoader* loader_ = nullptr;
+    std::size_t resident_budget_ = 0;
 };
 
 }  // namespace avr_webhookd

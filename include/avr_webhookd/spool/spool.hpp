@@ -60,10 +60,16 @@ public:
     const Recovery& recovered() const { return recovery_; }
     void release_recovered();
     std::error_code read_body(const Locator& at, std::string& body) const { return writer_.read_body(at, body); }
+    // The whole record (a parked event read back); the locator of store() or recovered(), which
+    // stays valid after the record was written again elsewhere (the writer follows it).
+    std::error_code read_event(const Locator& at, RecoveredEvent& event, std::string& body) const {
+        return writer_.read_event(at, event, body);
+    }
 
     struct Stored {
         std::error_code error;  // SpoolErrc::spool_full, record_too_large, or the file system's
         std::uint64_t record_id = 0;
+        Locator locator;           // where the record lies, for read_event()
         std::uint64_t ticket = 0;  // acknowledge once durable() >= ticket; 0: at once
     };
     Stored store(const Event& event, std::uint64_t sequence);

@@ -131,6 +131,9 @@ public:
 
     // The body of an event record (pending or on disk), checksum verified.
     std::error_code read_body(const Locator& at, std::string& body) const;
+    // The whole event record, checksum verified: its fields (locator: `at`) and body.
+    // SpoolErrc::corrupt_record, unknown_record, or the file system's error.
+    std::error_code read_event(const Locator& at, RecoveredEvent& event, std::string& body) const;
 
     std::uint64_t bytes() const { return disk_bytes_ + pending_.size(); }  // files plus pending
     std::size_t segments() const { return segments_.size(); }
@@ -185,6 +188,7 @@ private:
     void relocate(const Locator& from, const Locator& to);
     void forget_relocations_into(std::uint64_t segment, std::uint64_t offset = 0);
     Locator current_location(const Locator& at) const;
+    std::error_code read_record(const Locator& at, std::string& bytes) const;
 
     // What the next flush does with the active segment: append to it; start a new one (before
     // writing when only done records wait, else after; rotate_soon); or never write to it again,

@@ -79,6 +79,7 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_delivery_latency_seconds",
     "avr_webhookd_spool_recovered_total",
     "avr_webhookd_spool_corrupt_records_total",
+    "avr_webhookd_spool_unreadable_events_total",
     "avr_webhookd_spool_write_failures_total",
     "avr_webhookd_spool_sync_failures_total",
     "avr_webhookd_spool_bytes",
