@@ -84,6 +84,13 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_spool_segments",
     "avr_webhookd_spool_disk_full",
     "avr_webhookd_spool_sync_seconds",
+    "avr_webhookd_intake_events_received_total",
+    "avr_webhookd_intake_events_rejected_total",
+    "avr_webhookd_http_intake_responses_total",
+    "avr_webhookd_http_intake_connections_refused_total",
+    "avr_webhookd_http_intake_connections_evicted_total",
+    "avr_webhookd_http_intake_requests_timed_out_total",
+    "avr_webhookd_http_intake_connections",
 };
 
 }  // namespace
