@@ -10,12 +10,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <stdexcept>
+#include <tuple>
 #include <vector>
 
 namespace avr_webhookd {
@@ -66,6 +69,8 @@ struct HttpIntakeServer::Connection {
 struct HttpIntakeServer::Request {
     http::request<http::string_body> message;
 };
+
+struct HttpIntakeServer::RequestParser : http::request_parser<http::string_body> {};
 
 HttpIntakeServerOptions http_intake_server_options(const Config& config) {
     HttpIntakeServerOptions options;
@@ -207,45 +212,57 @@ awaitable<void> HttpIntakeServer::accept_loop() {
     }
 }
 
+// Reads one request within http_request_timeout; anything but a complete request is answered
+// where HTTP allows (413, 431, 400) and ends the connection (false).
+awaitable<bool> HttpIntakeServer::read_request(Connection& c, beast::flat_buffer& buffer, RequestParser& parser,
+                                               bool first) {
+    parser.header_limit(static_cast<std::uint32_t>(options_.limits.max_header_bytes));
+    parser.body_limit(handler_.options().max_body);
+    c.phase = HttpConnectionPhase::waiting_for_request;
+    c.stream.expires_after(options_.limits.request_timeout);  // one deadline for the whole request
+    auto [error, size] = co_await http::async_read_header(c.stream, buffer, parser, as_tuple(use_awaitable));
+    if (!error && beast::iequals(parser.get()[http::field::expect], "100-continue") && !parser.is_done()) {
+        http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+        std::tie(error, size) = co_await http::async_write(c.stream, go_on, as_tuple(use_awaitable));
+    }
+    if (!error && !parser.is_done())
+        std::tie(error, size) = co_await http::async_read(c.stream, buffer, parser, as_tuple(use_awaitable));
+    if (!connections_.contains(c.id) || !error) co_return !error;  // evicted, or a request
+    if (error == beast::error::timeout) {
+        // An idle keep-alive connection is simply done; a partial request is a slow client.
+        if (first || parser.got_some() || buffer.size() > 0) note_timeout();
+    } else if (error == http::error::body_limit) {
+        co_await write(c, counted(handler_.too_large()), parser.get().version(), false);
+    } else if (error == http::error::header_limit || error == http::error::buffer_overflow) {
+        auto response = handler_.bad_request("request head larger than " +
+                                             std::to_string(options_.limits.max_header_bytes) + " bytes");
+        response.status = 431;
+        co_await write(c, counted(std::move(response)), 11, false);
+    } else if (parser.got_some() && error != http::error::partial_message && error != asio::error::eof) {
+        co_await write(c, counted(handler_.bad_request("malformed HTTP request: " + error.message())), 11, false);
+    }
+    co_return false;
+}
+
+HttpIntakeResponse HttpIntakeServer::counted(HttpIntakeResponse response) {
+    metrics_.count_http_response(response.status);
+    return response;
+}
+
 awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) {
     Connection& c = *connection;
     beast::flat_buffer buffer;
     for (bool first = true; running_ && connections_.contains(c.id); first = false) {
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(options_.limits.max_header_bytes));
-        parser.body_limit(handler_.options().max_body);
-        c.phase = HttpConnectionPhase::waiting_for_request;
-        c.stream.expires_after(options_.limits.request_timeout);  // one deadline for the whole request
-        auto [read_error, read_size] = co_await http::async_read(c.stream, buffer, parser, as_tuple(use_awaitable));
-        if (!connections_.contains(c.id)) co_return;  // evicted: already forgotten
-        if (read_error == beast::error::timeout) {
-            // An idle keep-alive connection is simply done; a partial request is a slow client.
-            if (first || parser.got_some() || buffer.size() > 0) note_timeout();
-            break;
-        }
-        if (read_error == http::error::body_limit) {
-            metrics_.count_http_response(413);
-            co_await write(c, handler_.too_large(), parser.get().version(), false);
-            break;
-        }
-        if (read_error == http::error::header_limit || read_error == http::error::buffer_overflow) {
-            auto response = handler_.bad_request("request head larger than " +
-                                                 std::to_string(options_.limits.max_header_bytes) + " bytes");
-            response.status = 431;
-            co_await write(c, response, 11, false);
-            break;
-        }
-        if (read_error) {
-            if (parser.got_some() && read_error != http::error::partial_message && read_error != asio::error::eof)
-                co_await write(c, handler_.bad_request("malformed HTTP request: " + read_error.message()), 11, false);
-            break;
-        }
+        RequestParser parser;
+        if (!co_await read_request(c, buffer, parser, first)) break;
         c.phase = HttpConnectionPhase::handling;
         Request request{parser.release()};
         std::string event_id;
         const auto started = Clock::now();
         const auto response = co_await answer(c, request, event_id);
-        const bool keep_alive = request.message.keep_alive() && running_;
+        // A HEAD request's answer carries a body here (a 405): the connection ends after it.
+        const bool keep_alive =
+            request.message.keep_alive() && running_ && request.message.method() != http::verb::head;
         const bool written = co_await write(c, response, request.message.version(), keep_alive);
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
         const auto target = std::string_view(request.message.target().data(), request.message.target().size());

@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -67,8 +68,12 @@ public:
 private:
     struct Connection;
     struct Request;
+    struct RequestParser;
     boost::asio::awaitable<void> accept_loop();
     boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
+    boost::asio::awaitable<bool> read_request(Connection& connection, boost::beast::flat_buffer& buffer,
+                                              RequestParser& parser, bool first);
+    HttpIntakeResponse counted(HttpIntakeResponse response);
     boost::asio::awaitable<HttpIntakeResponse> answer(Connection& connection, const Request& request,
                                                       std::string& event_id);
     boost::asio::awaitable<HttpIntakeDecision> decide_with_room(const HttpIntakeRequest& request);
