@@ -1,6 +1,7 @@
 // The drop-in HTTP intake (http_listen): AVR Core's own webhook requests, made as AVR Core makes
 // them, against the real daemon and an in-process receiver.
 #include "../support/daemon_fixture.hpp"
+#include "../support/prometheus_text.hpp"
 
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -25,9 +26,9 @@ constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
 constexpr std::string_view secret = "intake-S3cret";
 using Clock = std::chrono::steady_clock;
 
-// The port the daemon's HTTP intake bound (http_listen = 127.0.0.1:0), from its start line.
-unsigned short http_port(DaemonProcess& daemon) {
-    const std::regex bound("accepting AVR Core's webhook requests on http://127\\.0\\.0\\.1:([0-9]+)");
+// The port a listener bound (127.0.0.1:0), from the daemon's start line `prefix`.
+unsigned short bound_port(DaemonProcess& daemon, const std::string& prefix) {
+    const std::regex bound(prefix + "127\\.0\\.0\\.1:([0-9]+)");
     std::smatch match;
     const bool found = wait_until(
         [&] {
@@ -35,8 +36,13 @@ unsigned short http_port(DaemonProcess& daemon) {
             return std::regex_search(log, match, bound);
         },
         10s);
-    if (!found) FAIL("no http intake line in the log:\n" << daemon.log());
+    if (!found) FAIL("no line " << prefix << " in the log:\n" << daemon.log());
     return static_cast<unsigned short>(std::stoi(match[1].str()));
+}
+
+// The HTTP intake's port (http_listen = 127.0.0.1:0).
+unsigned short http_port(DaemonProcess& daemon) {
+    return bound_port(daemon, "accepting AVR Core's webhook requests on http://");
 }
 
 struct Reply {
@@ -190,10 +196,11 @@ TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wron
     TempDir dir;
     ReceiverThread receiver;
     auto arguments = http_intake_arguments(receiver);
-    arguments.insert(arguments.end(), {"--max-line", "1024", "--log-level", "debug"});
+    arguments.insert(arguments.end(), {"--max-line", "1024", "--log-level", "debug", "--admin", "127.0.0.1:0"});
     DaemonProcess daemon(dir, arguments);
     REQUIRE(daemon.wait_ready());
     const auto port = http_port(daemon);
+    const auto admin_port = bound_port(daemon, "serving /healthz, /readyz and /metrics on ");
 
     Client client(port);
     const auto expect = [&](const std::string& request, unsigned status, std::string_view error_part) {
@@ -227,6 +234,25 @@ TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wron
     CHECK_THAT(receiver.requests()[0].body, Catch::Contains("call_ended"));
     CHECK_THAT(daemon.log(), Catch::Contains("POST /events -> 401"));
     CHECK(daemon.log().find(secret) == std::string::npos);
+
+    // /metrics tells the two intakes apart.
+    CHECK(exchange(daemon.socket(), "{not json\n").size() == 1);
+    Client admin(admin_port);
+    admin.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto metrics = admin.read_reply();
+    REQUIRE(metrics);
+    const auto families = parse_exposition(metrics->body);
+    const auto value = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
+        return find_value(families.at("avr_webhookd_" + name), labels).value_or(-1);
+    };
+    CHECK(value("intake_events_received_total", {{"intake", "http"}}) == 5);  // the GET is no event
+    CHECK(value("intake_events_received_total", {{"intake", "socket"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "unauthorized"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "unsupported_media_type"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "line_too_long"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "socket"}, {"reason", "invalid_json"}}) == 1);
+    CHECK(value("http_intake_responses_total", {{"status", "405"}}) == 1);
+    CHECK(value("http_intake_responses_total", {{"status", "200"}}) == 1);
     REQUIRE(daemon.stop());
     CHECK(receiver.requests().size() == 1);
 }
