@@ -33,6 +33,12 @@ struct HttpIntakeResponse {
 };
 
 // What the server does with a request after handle().
+//
+// Seam for respond_types (issue 10, routing answers; not built here): a respond-type event (e.g.
+// call_initiated) will be submitted the same way, and HttpIntakeHandler::submit() will return a
+// further Kind, e.g. `respond_with_answer`, for which the server waits (within respond_timeout)
+// for the receiver's status and JSON body instead of the spool, and sends them through (504
+// without an answer). Nothing else in the handler or the server needs to change shape for it.
 struct HttpIntakeDecision {
     enum class Kind {
         respond,               // send `response` now
