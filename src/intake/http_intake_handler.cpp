@@ -100,6 +100,12 @@ HttpIntakeResponse HttpIntakeHandler::not_durable(std::string_view event_id) {
     return response;
 }
 
+HttpIntakeResponse HttpIntakeHandler::internal_error(std::string_view what) {
+    return reject(500, "internal_error",
+                  "internal error while handling this request (" + std::string{what} +
+                      "): the event was not accepted; send it again");
+}
+
 HttpIntakeResponse HttpIntakeHandler::bad_request(std::string_view why) {
     return json_response(400, http_intake_error_body(why));
 }

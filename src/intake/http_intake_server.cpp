@@ -297,7 +297,17 @@ awaitable<void> HttpIntakeServer::linger_close(Connection& c) {
 
 awaitable<HttpIntakeResponse> HttpIntakeServer::answer(Connection& c, const Request& request, std::string& event_id) {
     const HttpIntakeRequest view = http_intake_request(request.message);
-    auto decision = co_await decide_with_room(view);
+    HttpIntakeDecision decision;
+    std::optional<std::string> failure;
+    try {  // a bug or bad_alloc while handling one request fails that request only
+        decision = co_await decide_with_room(view);
+    } catch (const std::exception& error) {
+        failure = Logger::sanitize(error.what());
+    }
+    if (failure) {
+        logger_.error("http intake: internal error on a request from " + c.name() + ": " + *failure);
+        decision.response = handler_.internal_error(*failure);
+    }
     event_id = decision.event_id;
     if (decision.kind == HttpIntakeDecision::Kind::respond_when_durable && !co_await wait_durable(c, decision.ticket)) {
         logger_.warn("http intake: event " + event_id + " from " + c.name() + " not confirmed by the spool within " +

@@ -81,6 +81,8 @@ public:
     HttpIntakeResponse too_large();
     // The spool did not confirm the event within the server's wait.
     HttpIntakeResponse not_durable(std::string_view event_id);
+    // An exception while handling a request (a bug, bad_alloc): 500, the event was not taken.
+    HttpIntakeResponse internal_error(std::string_view what);
     // The server could not take a request as HTTP (bad framing, header too large).
     HttpIntakeResponse bad_request(std::string_view why);
 

@@ -94,8 +94,8 @@ TEST_CASE("http intake: a missing or wrong secret gets 401 and queues nothing", 
     CHECK(f.post(core_body, "").response.status == 401);
     CHECK_THAT(f.post(core_body, "wrong").response.body, !Catch::Contains("s3cret"));
     CHECK(f.sink.events.empty());
-    CHECK(f.metrics.http_events_rejected.at("unauthorized") == 5);
-    CHECK(f.metrics.events_rejected.at("unauthorized") == 5);
+    CHECK(f.metrics.http_events_rejected.at("unauthorized") == 6);
+    CHECK(f.metrics.events_rejected.at("unauthorized") == 6);
 }
 
 TEST_CASE("http intake: without a secret configured no header is needed", "[http_intake]") {
