@@ -3,6 +3,7 @@
 #include "value.hpp"
 
 #include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/common/host_port.hpp>
 #include <avr_webhookd/common/url.hpp>
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/config/settings.hpp>
@@ -79,6 +80,34 @@ bool sends_plain_secret_in_clear(const Config& config) {
     return url && !url->tls && !is_loopback_host(url->host);
 }
 
+// The HTTP intake's secret: from intake_secret or intake_secret_file (not both); a listener on an
+// address other than loopback must have one, or anyone who reaches the port could queue events.
+void resolve_http_intake(LoadedConfig& loaded, const RawValues& raw) {
+    auto& config = loaded.config;
+    const auto secret = raw_or_built_in(raw, "intake_secret");
+    const auto secret_file = raw_or_built_in(raw, "intake_secret_file");
+    if (!config.intake_secret_file.empty()) {
+        if (!config.intake_secret.empty()) {
+            value_of("intake_secret_file", secret_file)
+                .reject("only one of intake_secret and intake_secret_file, but intake_secret is also set (" +
+                        secret.where + ")");
+        }
+        config.intake_secret = read_secret_file(value_of("intake_secret_file", secret_file));
+        loaded.origins["intake_secret"] = secret_file.origin;
+        if (readable_by_others(config.intake_secret_file)) {
+            loaded.warnings.push_back("intake_secret_file " + config.intake_secret_file + " is readable by all users");
+        }
+    }
+    if (config.http_listen.empty() || !config.intake_secret.empty()) return;
+    const auto listen = parse_host_port(config.http_listen, PortRule::required_or_zero);
+    if (listen && !is_loopback_host(listen->host)) {
+        value_of("http_listen", raw_or_built_in(raw, "http_listen"))
+            .fail("listening on " + config.http_listen +
+                  ", which is not a loopback address, needs intake_secret or intake_secret_file: without it "
+                  "anyone who reaches the port can queue events");
+    }
+}
+
 // Rules that involve more than one setting, and the values derived from others.
 void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
     auto& config = loaded.config;
@@ -134,6 +163,7 @@ void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& envi
     if (!raw.contains("dead_letter")) {
         config.dead_letter = (std::filesystem::path(config.socket).parent_path() / "dead-letter.ndjson").string();
     }
+    resolve_http_intake(loaded, raw);
     if (!raw.contains("spool_dir")) config.spool_dir = default_spool_dir(environment, ::geteuid() == 0);
 }
 

@@ -1,6 +1,7 @@
 #include "validators.hpp"
 
 #include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/common/host_port.hpp>
 #include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
 #include <avr_webhookd/common/url.hpp>
@@ -137,6 +138,16 @@ std::string admin_setting(const Value& value) {
                           : std::string{"an absolute Unix socket path"}) +
                      std::string{or_else});
     }
+    return std::string{text};
+}
+
+std::string http_listen_setting(const Value& value) {
+    const auto text = value.text();
+    if (text.empty()) return {};
+    HostPortError problem;
+    if (!parse_host_port(text, PortRule::required_or_zero, &problem))
+        value.reject("HOST:PORT such as 127.0.0.1:9000, 0.0.0.0:9000 or [::1]:9000, or empty for off (" +
+                     problem.message + ")");
     return std::string{text};
 }
 

@@ -40,6 +40,7 @@ std::string url_setting(const Value& value);             // the daemon's own URL
 std::string absolute_path(const Value& value, std::size_t max_size, std::string_view or_else = {});
 std::string socket_path_setting(const Value& value);  // absolute, fits sockaddr_un
 std::string admin_setting(const Value& value);        // ops/admin_address.hpp decides; "" = off
+std::string http_listen_setting(const Value& value);  // common/host_port.hpp decides; "" = off
 std::string agent_id_setting(const Value& value);
 std::string existing_file(const Value& value);  // "" = none
 unsigned socket_mode_setting(const Value& value);

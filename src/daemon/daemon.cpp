@@ -7,6 +7,7 @@
 #include <avr_webhookd/ops/admin_server.hpp>
 #include <avr_webhookd/delivery/deliverer.hpp>
 #include <avr_webhookd/common/duration.hpp>
+#include <avr_webhookd/intake/http_intake_server.hpp>
 #include <avr_webhookd/intake/intake_server.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
 #include <avr_webhookd/ops/sd_notify.hpp>
@@ -68,6 +69,7 @@ struct Daemon::State {
     std::unique_ptr<spool::Spool> spool;  // before the deliverer, which uses it until its end
     Deliverer deliverer;
     IntakeServer intake;
+    std::unique_ptr<HttpIntakeServer> http_intake;  // with http_listen
     std::unique_ptr<AdminServer> admin;
     asio::signal_set signals;
     SystemdNotifier notifier;
@@ -96,7 +98,10 @@ int Daemon::run() {
     }
     State& state = *created;
     if (state.spool) {
-        state.spool->on_durable([&state](std::uint64_t ticket) { state.intake.durable_through(ticket); });
+        state.spool->on_durable([&state](std::uint64_t ticket) {
+            state.intake.durable_through(ticket);
+            if (state.http_intake) state.http_intake->durable_through(ticket);
+        });
         state.spool->start();
     }
 
@@ -109,10 +114,19 @@ int Daemon::run() {
     } else {
         state.intake.bind();
     }
+    if (!config.http_listen.empty()) {
+        state.http_intake = std::make_unique<HttpIntakeServer>(state.io, http_intake_server_options(config),
+                                                               state.deliverer, logger_, state.metrics);
+        state.http_intake->bind();
+        logger_.info("http intake: accepting AVR Core's webhook requests on http://" +
+                     state.http_intake->local_address() +
+                     (config.intake_secret.empty() ? " (no intake_secret: loopback only)" : ""));
+    }
 
     auto metrics_text = [&state] {
         state.deliverer.update_gauges();
         state.metrics.producer_connections = state.intake.connection_count();
+        state.metrics.http_connections = state.http_intake ? state.http_intake->connection_count() : 0;
         return render_prometheus(state.metrics);
     };
     if (!config.admin.empty()) {
@@ -132,6 +146,7 @@ int Daemon::run() {
 
     state.deliverer.start();
     state.intake.start();
+    if (state.http_intake) state.http_intake->start();
 
     asio::co_spawn(state.io, handle_signals(state), detail::rethrow_exceptions);
     if (const auto interval = state.notifier.watchdog_interval())
@@ -165,6 +180,7 @@ awaitable<void> Daemon::handle_signals(State& state) {
                                  : "second signal: stopping at once; undelivered events go to the dead-letter file");
         state.deliverer.abort();
         state.intake.stop();
+        if (state.http_intake) state.http_intake->stop();
         if (state.admin) state.admin->stop();
         asio::co_spawn(state.io, finish_intake(state, intake_abort_budget), detail::rethrow_exceptions);
         co_return;
@@ -175,7 +191,10 @@ awaitable<void> Daemon::shut_down(State& state) {
     state.notifier.stopping();
     logger_.info("shutting down: no new events accepted");
     state.intake.stop();
+    if (state.http_intake) state.http_intake->stop();
     co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
+    if (state.http_intake)
+        co_await state.http_intake->wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
     co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
     if (state.admin) state.admin->stop();
     co_await finish_intake(state, intake_close_budget);
@@ -216,6 +235,7 @@ void Daemon::reload_configuration(State& state) {
         for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
         state.deliverer.reconfigure(fresh.config);
         state.intake.update(intake_options(fresh.config));
+        if (state.http_intake) state.http_intake->update(http_intake_server_options(fresh.config));
         logger_.set_options(logger_options(fresh.config, logger_));
         if (!fresh.config.tls_verify && loaded_.config.tls_verify)
             logger_.warn("tls_verify = false: the receiver's TLS certificate is NOT checked; use this only for tests");

@@ -136,6 +136,35 @@ private:
     std::string out_;
 };
 
+// Events received and rejected by intake: the socket's share is the total less the HTTP intake's.
+void render_intake_counters(Exposition& out, const Metrics& metrics) {
+    constexpr std::string_view received = "intake_events_received_total";
+    out.family(received, "counter", "Events received, valid or not, by intake (socket, http).");
+    out.sample(received, label("intake", "socket"), metrics.events_received - metrics.http_events_received);
+    out.sample(received, label("intake", "http"), metrics.http_events_received);
+    constexpr std::string_view rejected = "intake_events_rejected_total";
+    out.family(rejected, "counter", "Events rejected at intake, by intake (socket, http) and reason.");
+    for (const auto& [reason, count] : metrics.events_rejected) {
+        const auto http = metrics.http_events_rejected.find(reason);
+        const std::uint64_t by_http = http == metrics.http_events_rejected.end() ? 0 : http->second;
+        const std::string reason_label = label("reason", reason);
+        if (count > by_http)
+            out.sample(rejected, concat(label("intake", "socket") + ",", reason_label), count - by_http);
+        if (by_http > 0) out.sample(rejected, concat(label("intake", "http") + ",", reason_label), by_http);
+    }
+    out.labelled_counter("http_intake_responses_total", "HTTP intake responses, by status code.", "status",
+                         metrics.http_responses);
+    out.single("http_intake_connections_refused_total", "counter",
+               "HTTP intake connections closed at once: http_max_connections reached and none idle.",
+               metrics.http_connections_refused);
+    out.single("http_intake_connections_evicted_total", "counter",
+               "Idle HTTP intake connections closed to make room for a new one at http_max_connections.",
+               metrics.http_connections_evicted);
+    out.single("http_intake_requests_timed_out_total", "counter",
+               "HTTP intake connections closed because a request was not read within http_request_timeout.",
+               metrics.http_requests_timed_out);
+}
+
 }  // namespace
 
 std::string render_prometheus(const Metrics& metrics, std::string_view build_version) {
@@ -147,6 +176,7 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
                metrics.events_received);
     out.labelled_counter("events_rejected_total", "Event lines rejected at intake, by reason.", "reason",
                          metrics.events_rejected);
+    render_intake_counters(out, metrics);
     out.single("events_filtered_total", "counter",
                "Accepted events not forwarded because their type is not in `types`.", metrics.events_filtered);
     out.single("events_delivered_total", "counter", "Events delivered, answered with a 2xx status.",
@@ -222,6 +252,7 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("open_connections", "gauge", "Open connections to the webhook receiver.", metrics.open_connections);
     out.single("producer_connections", "gauge", "Producers connected to the event socket.",
                metrics.producer_connections);
+    out.single("http_intake_connections", "gauge", "Open connections to the HTTP intake.", metrics.http_connections);
     out.single("oldest_undelivered_event_age_seconds", "gauge",
                "Age of the oldest accepted event not yet delivered or given up.",
                metrics.oldest_undelivered_age_seconds);

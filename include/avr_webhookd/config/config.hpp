@@ -57,6 +57,12 @@ struct Config {
     QueueFullPolicy queue_full = QueueFullPolicy::block;
     AckMode ack = AckMode::errors;
     bool allow_unknown_types = false;
+    // The drop-in HTTP intake (AVR Core's own webhook requests): "" = off, else HOST:PORT.
+    std::string http_listen;
+    std::string intake_secret;            // X-AVR-WEBHOOK-SECRET the HTTP intake demands; "" = none (loopback only)
+    std::string intake_secret_file;       // read intake_secret from this file
+    unsigned http_max_connections = 256;  // HTTP intake connections at once, 1..65535
+    std::chrono::milliseconds http_request_timeout{10000};  // one request, idle keep-alive included
     std::string dead_letter;  // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
     std::uint64_t dead_letter_max_bytes = 1ull
                                           << 30;  // beyond this size lines go to the error log instead; 0 = no bound

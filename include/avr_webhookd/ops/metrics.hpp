@@ -66,6 +66,14 @@ struct Metrics {
     std::uint64_t producer_replies_dropped = 0;      // replies a producer did not read (backlog full)
     std::uint64_t respond_answered = 0;              // respond_types events whose producer got the receiver's answer
     std::uint64_t respond_unanswered = 0;            // ... got no answer (none within respond_timeout, or given up)
+    // The HTTP intake (http_listen). events_received and events_rejected count both intakes; these
+    // count its share, and /metrics labels the two by intake (socket = total - http).
+    std::uint64_t http_events_received = 0;      // POST requests taken as events, valid or not
+    LabelledCounter http_events_rejected;        // by reason, also counted in events_rejected
+    LabelledCounter http_responses;              // HTTP intake responses by status code
+    std::uint64_t http_connections_refused = 0;  // at http_max_connections with none idle
+    std::uint64_t http_connections_evicted = 0;  // idle keep-alive ones closed for a new one
+    std::uint64_t http_requests_timed_out = 0;   // no complete request within http_request_timeout
     // The crash-safe spool (all zero when spool_dir is empty).
     std::uint64_t spool_recovered = 0;          // events found undelivered in the spool at start
     std::uint64_t spool_corrupt_records = 0;    // damaged ranges skipped or torn tails cut at start
@@ -80,6 +88,7 @@ struct Metrics {
     std::uint64_t live_calls = 0;
     std::uint64_t open_connections = 0;
     std::uint64_t producer_connections = 0;
+    std::uint64_t http_connections = 0;  // open HTTP intake connections
     double oldest_undelivered_age_seconds = 0;
     std::uint64_t spool_bytes = 0;    // bytes of the spool's segment files
     std::uint64_t spool_records = 0;  // events in the spool not yet delivered or dead-lettered
@@ -90,6 +99,11 @@ struct Metrics {
     Histogram spool_sync_latency{spool_sync_buckets()};
 
     void count_rejected(std::string_view reason) { ++at(events_rejected, reason); }
+    void count_http_rejected(std::string_view reason) {
+        ++at(events_rejected, reason);
+        ++at(http_events_rejected, reason);
+    }
+    void count_http_response(unsigned status) { ++at(http_responses, std::to_string(status)); }
     void count_failed_attempt(std::string_view kind) { ++at(delivery_attempts_failed, kind); }
     void observe_delivery_latency(std::chrono::nanoseconds latency);
 

@@ -87,6 +87,13 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_spool_segments",
     "avr_webhookd_spool_disk_full",
     "avr_webhookd_spool_sync_seconds",
+    "avr_webhookd_intake_events_received_total",
+    "avr_webhookd_intake_events_rejected_total",
+    "avr_webhookd_http_intake_responses_total",
+    "avr_webhookd_http_intake_connections_refused_total",
+    "avr_webhookd_http_intake_connections_evicted_total",
+    "avr_webhookd_http_intake_requests_timed_out_total",
+    "avr_webhookd_http_intake_connections",
 };
 
 }  // namespace
@@ -244,4 +251,28 @@ TEST_CASE("metrics: the checker catches malformed output", "[metrics]") {
         parse_exposition("# HELP x h\n# TYPE x gauge\nx 1\n# HELP y h\n# TYPE y gauge\n"
                          "y 1\n# HELP x h\n# TYPE x gauge\nx 2\n"));
     CHECK_THROWS(parse_exposition("# HELP x h\n# TYPE x histogram\nx 1\n"));
+}
+
+TEST_CASE("metrics: events received and rejected are labelled by intake", "[metrics]") {
+    Metrics metrics;
+    metrics.events_received = 10;  // both intakes
+    metrics.http_events_received = 4;
+    metrics.count_rejected("invalid_json");  // socket
+    metrics.count_http_rejected("invalid_json");
+    metrics.count_http_rejected("unauthorized");
+    metrics.count_http_response(200);
+    metrics.count_http_response(401);
+    metrics.http_connections = 2;
+    const auto families = parse_exposition(render_prometheus(metrics, "0.1.0"));
+    auto value = [&](const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+        return value_of(families.at("avr_webhookd_" + name), labels);
+    };
+    CHECK(value("intake_events_received_total", {{"intake", "socket"}}) == 6);
+    CHECK(value("intake_events_received_total", {{"intake", "http"}}) == 4);
+    CHECK(value("intake_events_rejected_total", {{"intake", "socket"}, {"reason", "invalid_json"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "invalid_json"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "unauthorized"}}) == 1);
+    CHECK(value("events_rejected_total", {{"reason", "invalid_json"}}) == 2);
+    CHECK(value("http_intake_responses_total", {{"status", "401"}}) == 1);
+    CHECK(value("http_intake_connections") == 2);
 }

@@ -1,0 +1,360 @@
+#include <avr_webhookd/intake/http_intake_server.hpp>
+#include <avr_webhookd/intake/http_intake_request.hpp>
+
+#include <avr_webhookd/common/host_port.hpp>
+#include <avr_webhookd/common/rethrow.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::as_tuple;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto room_poll_interval = std::chrono::milliseconds(50);
+constexpr std::size_t logged_target_bytes = 200;
+constexpr auto linger_time = std::chrono::seconds(2);  // reading what a closed client still sends
+constexpr std::size_t linger_bytes = 1 << 20;
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+    return format_host_port(endpoint.address().to_string(), endpoint.port());
+}
+
+
+}  // namespace
+
+// Where a connection is: only one waiting for a request may be evicted or closed by stop().
+enum class HttpConnectionPhase { waiting_for_request, handling };
+
+struct HttpIntakeServer::Connection {
+    Connection(tcp::socket socket, std::uint64_t id_)
+        : stream(std::move(socket)), id(id_), wake(stream.get_executor()) {
+        boost::system::error_code ec;
+        const auto remote = stream.socket().remote_endpoint(ec);
+        peer = ec ? std::string("unknown peer") : endpoint_text(remote);
+    }
+    std::string name() const { return "http connection " + std::to_string(id) + " (" + peer + ")"; }
+
+    beast::tcp_stream stream;
+    std::uint64_t id;
+    std::string peer;
+    HttpConnectionPhase phase = HttpConnectionPhase::waiting_for_request;
+    std::uint64_t waiting_ticket = 0;  // a 200 waiting for the spool; 0 = none
+    asio::steady_timer wake;           // woken by durable_through()
+};
+
+struct HttpIntakeServer::Request {
+    http::request<http::string_body> message;
+};
+
+struct HttpIntakeServer::RequestParser : http::request_parser<http::string_body> {};
+
+HttpIntakeServerOptions http_intake_server_options(const Config& config) {
+    HttpIntakeServerOptions options;
+    options.listen = config.http_listen;
+    options.handling = http_intake_options(config);
+    options.limits.max_connections = config.http_max_connections;
+    options.limits.request_timeout = config.http_request_timeout;
+    return options;
+}
+
+HttpIntakeServer::HttpIntakeServer(asio::io_context& io, HttpIntakeServerOptions options, EventSink& sink,
+                                   Logger& logger, Metrics& metrics)
+    : io_(io),
+      options_(std::move(options)),
+      sink_(sink),
+      logger_(logger),
+      metrics_(metrics),
+      handler_(options_.handling, sink, metrics),
+      acceptor_(io),
+      closed_signal_(io.get_executor()) {}
+
+HttpIntakeServer::~HttpIntakeServer() { stop(); }
+
+void HttpIntakeServer::bind() {
+    const auto address = parse_host_port(options_.listen, PortRule::required_or_zero);
+    if (!address) throw std::runtime_error("invalid http_listen \"" + options_.listen + "\"");
+    tcp::resolver resolver(io_);
+    boost::system::error_code ec;
+    const auto endpoints = resolver.resolve(address->host, std::to_string(*address->port), tcp::resolver::passive, ec);
+    if (ec) throw std::runtime_error("cannot resolve http_listen " + options_.listen + ": " + ec.message());
+    for (const auto& entry : endpoints) {
+        acceptor_ = tcp::acceptor(io_);
+        acceptor_.open(entry.endpoint().protocol(), ec);
+        if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) acceptor_.bind(entry.endpoint(), ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) continue;
+        bound_address_ = endpoint_text(acceptor_.local_endpoint());
+        return;
+    }
+    throw std::runtime_error("cannot listen on http_listen " + options_.listen + ": " +
+                             (ec ? ec.message() : std::string{"no address found"}));
+}
+
+void HttpIntakeServer::start() {
+    running_ = true;
+    asio::co_spawn(io_, accept_loop(), detail::rethrow_exceptions);
+}
+
+void HttpIntakeServer::stop() {
+    if (!running_) return;
+    running_ = false;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (const auto& [id, connection] : connections_)
+        if (connection->phase == HttpConnectionPhase::waiting_for_request) connection->stream.close();
+}
+
+void HttpIntakeServer::update(const HttpIntakeServerOptions& options) {
+    options_.handling = options.handling;
+    options_.limits = options.limits;
+    handler_.update(options.handling);
+}
+
+void HttpIntakeServer::durable_through(std::uint64_t ticket) {
+    durable_ = std::max(durable_, ticket);
+    for (const auto& [id, connection] : connections_)
+        if (connection->waiting_ticket != 0 && connection->waiting_ticket <= durable_) connection->wake.cancel();
+}
+
+awaitable<void> HttpIntakeServer::wait_until_closed(Clock::time_point deadline) {
+    while (!connections_.empty() && Clock::now() < deadline) co_await closed_signal_.wait_until(deadline);
+}
+
+void HttpIntakeServer::forget(std::uint64_t id) {
+    if (connections_.erase(id) > 0) closed_signal_.notify_all();
+}
+
+// At max_connections the connection waiting longest for a request (an idle keep-alive one first
+// of all, as the map is ordered by age) makes room; false when every connection is answering.
+bool HttpIntakeServer::make_room() {
+    if (connections_.size() < options_.limits.max_connections) return true;
+    for (const auto& [id, connection] : connections_) {
+        if (connection->phase != HttpConnectionPhase::waiting_for_request) continue;
+        connection->stream.close();
+        const auto victim = id;
+        forget(victim);
+        ++metrics_.http_connections_evicted;
+        const std::string message =
+            "http intake: http_max_connections=" + std::to_string(options_.limits.max_connections) +
+            " reached; closed the connection waiting longest for a request";
+        warned_limit_ ? logger_.debug(message) : logger_.warn(message);
+        warned_limit_ = true;
+        return true;
+    }
+    ++metrics_.http_connections_refused;
+    logger_.warn("http intake: http_max_connections=" + std::to_string(options_.limits.max_connections) +
+                 " reached and every connection is answering; closed the new one");
+    return false;
+}
+
+void HttpIntakeServer::note_timeout() {
+    ++metrics_.http_requests_timed_out;
+    const std::string message =
+        "http intake: closed a connection that sent no complete request within " +
+        std::to_string(options_.limits.request_timeout.count()) +
+        "ms (http_request_timeout; counted in avr_webhookd_http_intake_requests_timed_out_total)";
+    warned_timeout_ ? logger_.debug(message) : logger_.warn(message);
+    warned_timeout_ = true;
+}
+
+awaitable<void> HttpIntakeServer::accept_loop() {
+    while (running_) {
+        auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(use_awaitable));
+        if (!running_) break;
+        if (ec) {
+            logger_.warn("http intake: accept failed: " + ec.message());
+            asio::steady_timer pause(io_, std::chrono::milliseconds(100));  // e.g. out of file descriptors
+            co_await pause.async_wait(as_tuple(use_awaitable));
+            continue;
+        }
+        if (!make_room()) continue;  // the socket closes as it goes out of scope
+        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++);
+        connections_.emplace(connection->id, connection);
+        logger_.debug("http intake: " + connection->name() + " opened");
+        asio::co_spawn(io_, serve(connection), [this, connection](std::exception_ptr error) {
+            if (!error) return;
+            std::string message = "unknown exception";
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception& exception) {
+                message = exception.what();
+            } catch (...) {}
+            logger_.error("http intake: internal error on " + connection->name() + ": " + Logger::sanitize(message) +
+                          "; the connection was closed, the daemon keeps serving");
+            connection->stream.close();
+            forget(connection->id);
+        });
+    }
+}
+
+// Reads one request within http_request_timeout; anything but a complete request is answered
+// where HTTP allows (413, 431, 400) and ends the connection (false).
+awaitable<bool> HttpIntakeServer::read_request(Connection& c, beast::flat_buffer& buffer, RequestParser& parser,
+                                               bool first) {
+    parser.header_limit(static_cast<std::uint32_t>(options_.limits.max_header_bytes));
+    parser.body_limit(handler_.options().max_body);
+    c.phase = HttpConnectionPhase::waiting_for_request;
+    c.stream.expires_after(options_.limits.request_timeout);  // one deadline for the whole request
+    auto [error, size] = co_await http::async_read_header(c.stream, buffer, parser, as_tuple(use_awaitable));
+    if (!error && beast::iequals(parser.get()[http::field::expect], "100-continue") && !parser.is_done()) {
+        http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+        std::tie(error, size) = co_await http::async_write(c.stream, go_on, as_tuple(use_awaitable));
+    }
+    if (!error && !parser.is_done())
+        std::tie(error, size) = co_await http::async_read(c.stream, buffer, parser, as_tuple(use_awaitable));
+    if (!connections_.contains(c.id) || !error) co_return !error;  // evicted, or a request
+    if (error == beast::error::timeout) {
+        // An idle keep-alive connection is simply done; a partial request is a slow client.
+        if (first || parser.got_some() || buffer.size() > 0) note_timeout();
+    } else if (error == http::error::body_limit) {
+        co_await write(c, counted(handler_.too_large()), parser.get().version(), false);
+    } else if (error == http::error::header_limit || error == http::error::buffer_overflow) {
+        auto response = handler_.bad_request("request head larger than " +
+                                             std::to_string(options_.limits.max_header_bytes) + " bytes");
+        response.status = 431;
+        co_await write(c, counted(std::move(response)), 11, false);
+    } else if (parser.got_some() && error != http::error::partial_message && error != asio::error::eof) {
+        co_await write(c, counted(handler_.bad_request("malformed HTTP request: " + error.message())), 11, false);
+    }
+    co_return false;
+}
+
+HttpIntakeResponse HttpIntakeServer::counted(HttpIntakeResponse response) {
+    metrics_.count_http_response(response.status);
+    return response;
+}
+
+awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) {
+    Connection& c = *connection;
+    beast::flat_buffer buffer;
+    for (bool first = true; running_ && connections_.contains(c.id); first = false) {
+        RequestParser parser;
+        if (!co_await read_request(c, buffer, parser, first)) break;
+        c.phase = HttpConnectionPhase::handling;
+        Request request{parser.release()};
+        std::string event_id;
+        const auto started = Clock::now();
+        const auto response = co_await answer(c, request, event_id);
+        // A HEAD request's answer carries a body here (a 405): the connection ends after it.
+        const bool keep_alive =
+            request.message.keep_alive() && running_ && request.message.method() != http::verb::head;
+        const bool written = co_await write(c, response, request.message.version(), keep_alive);
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+        const auto target = std::string_view(request.message.target().data(), request.message.target().size());
+        logger_.debug("http intake: " + c.name() + " " + Logger::sanitize(request.message.method_string()) + " " +
+                      Logger::sanitize(target.substr(0, logged_target_bytes)) + " -> " +
+                      std::to_string(response.status) + (event_id.empty() ? "" : " id " + event_id) + " in " +
+                      std::to_string(took.count()) + "ms");
+        if (!written || !keep_alive) break;
+    }
+    if (connections_.contains(c.id)) {
+        co_await linger_close(c);
+        forget(c.id);
+    }
+    logger_.debug("http intake: " + c.name() + " closed");
+}
+
+// Closing with unread bytes (an oversized body) would reset the connection and could destroy the
+// answer before the client reads it: the write side is shut, and what the client still sends is
+// read and dropped for a moment, within bounds.
+awaitable<void> HttpIntakeServer::linger_close(Connection& c) {
+    beast::error_code ec;
+    c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    c.stream.expires_after(std::min<Clock::duration>(options_.limits.request_timeout, linger_time));
+    std::vector<char> sink(16 * 1024);
+    for (std::size_t dropped = 0; !ec && dropped < linger_bytes;) {
+        auto [error, size] = co_await c.stream.async_read_some(asio::buffer(sink), as_tuple(use_awaitable));
+        ec = error;
+        dropped += size;
+    }
+    c.stream.close();
+}
+
+awaitable<HttpIntakeResponse> HttpIntakeServer::answer(Connection& c, const Request& request, std::string& event_id) {
+    const HttpIntakeRequest view = http_intake_request(request.message);
+    HttpIntakeDecision decision;
+    std::optional<std::string> failure;
+    try {  // a bug or bad_alloc while handling one request fails that request only
+        decision = co_await decide_with_room(view);
+    } catch (const std::exception& error) {
+        failure = Logger::sanitize(error.what());
+    }
+    if (failure) {
+        logger_.error("http intake: internal error on a request from " + c.name() + ": " + *failure);
+        decision.response = handler_.internal_error(*failure);
+    }
+    event_id = decision.event_id;
+    if (decision.kind == HttpIntakeDecision::Kind::respond_when_durable && !co_await wait_durable(c, decision.ticket)) {
+        logger_.warn("http intake: event " + event_id + " from " + c.name() + " not confirmed by the spool within " +
+                     std::to_string(options_.limits.durable_wait.count()) + "ms; answered 503");
+        decision.response = handler_.not_durable(event_id);
+    }
+    metrics_.count_http_response(decision.response.status);
+    co_return decision.response;
+}
+
+// queue_full = block: the request waits for room, within http_request_timeout, then gets 503.
+awaitable<HttpIntakeDecision> HttpIntakeServer::decide_with_room(const HttpIntakeRequest& request) {
+    auto decision = handler_.handle(request, std::chrono::system_clock::now());
+    if (decision.kind != HttpIntakeDecision::Kind::wait_for_room) co_return decision;
+    const auto deadline = Clock::now() + options_.limits.request_timeout;
+    asio::steady_timer poll(io_);
+    while (!sink_.has_room() && running_ && Clock::now() < deadline) {
+        poll.expires_after(room_poll_interval);
+        co_await poll.async_wait(as_tuple(use_awaitable));
+    }
+    co_return handler_.handle(request, std::chrono::system_clock::now(), RoomWait::expired);
+}
+
+awaitable<bool> HttpIntakeServer::wait_durable(Connection& c, std::uint64_t ticket) {
+    const auto deadline = Clock::now() + options_.limits.durable_wait;
+    c.waiting_ticket = ticket;
+    while (ticket > durable_ && Clock::now() < deadline) {
+        c.wake.expires_at(deadline);
+        co_await c.wake.async_wait(as_tuple(use_awaitable));
+    }
+    c.waiting_ticket = 0;
+    co_return ticket <= durable_;
+}
+
+awaitable<bool> HttpIntakeServer::write(Connection& c, const HttpIntakeResponse& answer, unsigned version,
+                                        bool keep_alive) {
+    http::response<http::string_body> response{static_cast<http::status>(answer.status), version};
+    response.set(http::field::content_type, "application/json");
+    response.set(http::field::cache_control, "no-store");
+    if (!answer.allow.empty()) response.set(http::field::allow, answer.allow);
+    if (answer.retry_after_seconds) response.set(http::field::retry_after, std::to_string(*answer.retry_after_seconds));
+    response.keep_alive(keep_alive);
+    response.body() = answer.body;
+    response.prepare_payload();
+    c.stream.expires_after(options_.limits.request_timeout);
+    auto [error, written] = co_await http::async_write(c.stream, response, as_tuple(use_awaitable));
+    co_return !error;
+}
+
+}  // namespace avr_webhookd

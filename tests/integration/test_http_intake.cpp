@@ -1,0 +1,328 @@
+// The drop-in HTTP intake (http_listen): AVR Core's own webhook requests, made as AVR Core makes
+// them, against the real daemon and an in-process receiver.
+#include "../support/daemon_fixture.hpp"
+#include "../support/prometheus_text.hpp"
+
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <regex>
+
+using namespace avr_webhookd::test;
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
+constexpr std::string_view secret = "intake-S3cret";
+using Clock = std::chrono::steady_clock;
+
+// The port a listener bound (127.0.0.1:0), from the daemon's start line `prefix`.
+unsigned short bound_port(DaemonProcess& daemon, const std::string& prefix) {
+    const std::regex bound(prefix + "127\\.0\\.0\\.1:([0-9]+)");
+    std::smatch match;
+    const bool found = wait_until(
+        [&] {
+            const auto log = daemon.log();
+            return std::regex_search(log, match, bound);
+        },
+        10s);
+    if (!found) FAIL("no line " << prefix << " in the log:\n" << daemon.log());
+    return static_cast<unsigned short>(std::stoi(match[1].str()));
+}
+
+// The HTTP intake's port (http_listen = 127.0.0.1:0).
+unsigned short http_port(DaemonProcess& daemon) {
+    return bound_port(daemon, "accepting AVR Core's webhook requests on http://");
+}
+
+struct Reply {
+    unsigned status = 0;
+    std::map<std::string, std::string> headers;  // lower-case names
+    std::string body;
+};
+
+// A plain TCP client that writes raw bytes and reads responses with deadlines.
+class Client {
+public:
+    explicit Client(unsigned short port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(port);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    }
+    ~Client() { ::close(fd_); }
+
+    void send(std::string_view bytes) {
+        while (!bytes.empty()) {
+            const auto sent = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            REQUIRE(sent > 0);
+            bytes.remove_prefix(static_cast<std::size_t>(sent));
+        }
+    }
+
+    std::optional<Reply> read_reply(std::chrono::milliseconds timeout = 10s) {
+        http::response_parser<http::string_body> parser;
+        parser.eager(true);
+        const auto deadline = Clock::now() + timeout;
+        for (;;) {
+            if (!buffered_.empty()) {
+                boost::beast::error_code error;
+                const auto used = parser.put(boost::asio::buffer(buffered_), error);
+                if (error && error != http::error::need_more) return std::nullopt;
+                buffered_.erase(0, used);
+                if (parser.is_done()) break;
+                if (used > 0) continue;
+            }
+            if (!receive(deadline)) return std::nullopt;
+        }
+        Reply reply;
+        reply.status = parser.get().result_int();
+        for (const auto& field : parser.get()) {
+            std::string name(field.name_string());
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+            reply.headers[name] = std::string(field.value());
+        }
+        reply.body = parser.get().body();
+        return reply;
+    }
+
+    // True when the daemon closes the connection before `timeout`.
+    bool closed_within(std::chrono::milliseconds timeout) {
+        const auto deadline = Clock::now() + timeout;
+        while (receive(deadline)) buffered_.clear();
+        return closed_;
+    }
+
+private:
+    bool receive(Clock::time_point deadline) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return false;
+        pollfd descriptor{fd_, POLLIN, 0};
+        if (::poll(&descriptor, 1, static_cast<int>(left.count())) <= 0) return false;
+        char chunk[4096];
+        const auto got = ::recv(fd_, chunk, sizeof chunk, 0);
+        if (got <= 0) {
+            closed_ = true;
+            return false;
+        }
+        buffered_.append(chunk, static_cast<std::size_t>(got));
+        return true;
+    }
+
+    int fd_;
+    std::string buffered_;
+    bool closed_ = false;
+};
+
+// JSON.stringify({uuid, type, timestamp, payload}), as AVR Core's webhook sender builds the body.
+std::string core_body(std::string_view type, std::string_view text = "Hello",
+                      std::string_view timestamp = "2024-01-01T12:01:45.123Z") {
+    return std::string(R"({"uuid":")") + std::string(call) + R"(","type":")" + std::string(type) +
+           R"(","timestamp":")" + std::string(timestamp) + R"(","payload":{"role":"user","text":")" +
+           std::string(text) + R"("}})";
+}
+
+// The request exactly as axios 1.x sends it from AVR Core.
+std::string core_request(unsigned short port, std::string_view body, std::string_view with_secret = secret,
+                         std::string_view content_type = "application/json", std::string_view method = "POST") {
+    return std::string(method) + " /events HTTP/1.1\r\n" +
+           "Accept: application/json, text/plain, */*\r\n"
+           "Content-Type: " +
+           std::string(content_type) + "\r\n" + "X-AVR-WEBHOOK-SECRET: " + std::string(with_secret) + "\r\n" +
+           "User-Agent: axios/1.7.9\r\n" + "Content-Length: " + std::to_string(body.size()) + "\r\n" +
+           "Accept-Encoding: gzip, compress, deflate, br\r\n" + "Host: 127.0.0.1:" + std::to_string(port) + "\r\n" +
+           "Connection: keep-alive\r\n\r\n" + std::string(body);
+}
+
+boost::json::object json_of(const Reply& reply) { return boost::json::parse(reply.body).as_object(); }
+
+std::vector<std::string> http_intake_arguments(const ReceiverThread& receiver) {
+    return {"--url", receiver.url(), "--http-listen", "127.0.0.1:0", "--intake-secret", std::string(secret)};
+}
+
+}  // namespace
+
+TEST_CASE("http intake: AVR Core's request is answered at once while the receiver is slow, and delivered unchanged",
+          "[integration][http_intake]") {
+    TempDir dir;
+    avr_webhookd::ReceiverOptions slow;
+    slow.delay = 2000ms;
+    ReceiverThread receiver(slow);
+    DaemonProcess daemon(dir, http_intake_arguments(receiver));
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+
+    Client client(port);
+    const auto body = core_body("transcription");
+    const auto started = Clock::now();
+    client.send(core_request(port, body));
+    const auto reply = client.read_reply();
+    const auto took = Clock::now() - started;
+    REQUIRE(reply);
+    CHECK(reply->status == 200);
+    CHECK(reply->headers.at("content-type") == "application/json");
+    const auto answer = json_of(*reply);
+    CHECK(answer.at("ok").as_bool());
+    const std::string id(answer.at("id").as_string());
+    CHECK(id.size() == 36);
+    CHECK(took < 1000ms);  // the receiver takes 2 s; the answer does not wait for it
+
+    // A second request on the same keep-alive connection.
+    client.send(core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z")));
+    const auto second = client.read_reply();
+    REQUIRE(second);
+    CHECK(second->status == 200);
+
+    REQUIRE(receiver.wait_for_requests(2, 15s));
+    const auto requests = receiver.requests();
+    CHECK(requests[0].body == body);  // AVR Core's timestamp and bytes kept
+    CHECK(header(requests[0], "x-avr-webhook-id") == id);
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wrong content type forward nothing",
+          "[integration][http_intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    auto arguments = http_intake_arguments(receiver);
+    arguments.insert(arguments.end(), {"--max-line", "1024", "--log-level", "debug", "--admin", "127.0.0.1:0"});
+    DaemonProcess daemon(dir, arguments);
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+    const auto admin_port = bound_port(daemon, "serving /healthz, /readyz and /metrics on ");
+
+    Client client(port);
+    const auto expect = [&](const std::string& request, unsigned status, std::string_view error_part) {
+        INFO(request.substr(0, 200));
+        client.send(request);
+        const auto reply = client.read_reply();
+        REQUIRE(reply);
+        CHECK(reply->status == status);
+        const auto answer = json_of(*reply);
+        CHECK(answer.at("ok").as_bool() == false);
+        CHECK_THAT(std::string(answer.at("error").as_string()), Catch::Contains(std::string(error_part)));
+        return *reply;
+    };
+    expect(core_request(port, core_body("call_started"), "not-the-secret"), 401, "wrong X-AVR-WEBHOOK-SECRET");
+    expect(core_request(port, R"({"uuid":"abc","type":"call_started"})"), 400, "\"uuid\"");
+    expect(core_request(port, core_body("call_started"), secret, "text/plain"), 415, "Content-Type");
+    const auto wrong_method = expect(core_request(port, "", secret, "application/json", "GET"), 405, "POST");
+    CHECK(wrong_method.headers.at("allow") == "POST");
+    // All on one keep-alive connection; then an oversized body, which closes it.
+    expect(core_request(port, core_body("transcription", std::string(2000, 'a'))), 413, "max_line=1024");
+    CHECK(client.closed_within(5s));
+
+    // A good request afterwards is the only one delivered.
+    Client good(port);
+    good.send(core_request(port, core_body("call_ended")));
+    const auto ok = good.read_reply();
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    REQUIRE(receiver.wait_for_requests(1));
+    CHECK(receiver.requests().size() == 1);
+    CHECK_THAT(receiver.requests()[0].body, Catch::Contains("call_ended"));
+    CHECK_THAT(daemon.log(), Catch::Contains("POST /events -> 401"));
+    CHECK(daemon.log().find(secret) == std::string::npos);
+
+    // /metrics tells the two intakes apart.
+    CHECK(exchange(daemon.socket(), "{not json\n").size() == 1);
+    Client admin(admin_port);
+    admin.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto metrics = admin.read_reply();
+    REQUIRE(metrics);
+    const auto families = parse_exposition(metrics->body);
+    const auto value = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
+        return find_value(families.at("avr_webhookd_" + name), labels).value_or(-1);
+    };
+    CHECK(value("intake_events_received_total", {{"intake", "http"}}) == 5);  // the GET is no event
+    CHECK(value("intake_events_received_total", {{"intake", "socket"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "unauthorized"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "unsupported_media_type"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "http"}, {"reason", "line_too_long"}}) == 1);
+    CHECK(value("intake_events_rejected_total", {{"intake", "socket"}, {"reason", "invalid_json"}}) == 1);
+    CHECK(value("http_intake_responses_total", {{"status", "405"}}) == 1);
+    CHECK(value("http_intake_responses_total", {{"status", "200"}}) == 1);
+    REQUIRE(daemon.stop());
+    CHECK(receiver.requests().size() == 1);
+}
+
+TEST_CASE("http intake: the socket and HTTP intakes feeding one call keep its order", "[integration][http_intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon(dir, http_intake_arguments(receiver));
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+
+    Client client(port);
+    constexpr int events = 8;
+    for (int i = 0; i < events; ++i) {
+        const std::string text = "event " + std::to_string(i);
+        if (i % 2 == 0) {
+            CHECK(exchange(daemon.socket(), event_line(call, "transcription", text) + "\n").empty());
+        } else {
+            client.send(core_request(port, core_body("transcription", text)));
+            const auto reply = client.read_reply();
+            REQUIRE(reply);
+            CHECK(reply->status == 200);
+        }
+    }
+    REQUIRE(receiver.wait_for_requests(events));
+    const auto requests = receiver.requests();
+    for (int i = 0; i < events; ++i) {
+        INFO(requests[i].body);
+        CHECK_THAT(requests[i].body, Catch::Contains("\"event " + std::to_string(i) + "\""));
+        CHECK(header(requests[i], "x-avr-webhook-sequence") == std::to_string(i + 1));
+    }
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("http intake: an idle or slow client is cut off at http_request_timeout", "[integration][http_intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    auto arguments = http_intake_arguments(receiver);
+    arguments.insert(arguments.end(), {"--http-request-timeout", "500ms", "--admin", "127.0.0.1:0"});
+    DaemonProcess daemon(dir, arguments);
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+
+    Client idle(port);
+    Client slow(port);
+    const auto started = Clock::now();
+    slow.send("POST /events HTTP/1.1\r\nContent-Type: application/json\r\nContent-Le");
+    std::this_thread::yield();
+    CHECK(idle.closed_within(5s));
+    CHECK(slow.closed_within(5s));
+    const auto took = Clock::now() - started;
+    CHECK(took >= 400ms);
+    CHECK(took < 4s);
+
+    // A keep-alive connection is closed once idle past the deadline, after its answer.
+    Client kept(port);
+    kept.send(core_request(port, core_body("call_started")));
+    REQUIRE(kept.read_reply());
+    CHECK(kept.closed_within(5s));
+    CHECK_THAT(daemon.log(), Catch::Contains("http_request_timeout"));
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("http intake: a non-loopback http_listen without intake_secret does not start",
+          "[integration][http_intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--http-listen", "0.0.0.0:0"});
+    const auto status = daemon.process().wait(10s);
+    REQUIRE(status);
+    CHECK(status->code == 78);
+    CHECK_THAT(daemon.log(), Catch::Contains("needs intake_secret or intake_secret_file"));
+}
