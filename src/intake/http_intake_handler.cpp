@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 
 namespace avr_webhookd {
@@ -59,6 +60,8 @@ HttpIntakeOptions http_intake_options(const Config& config) {
     options.secret = config.intake_secret;
     options.allow_unknown_types = config.allow_unknown_types;
     options.queue_full = config.queue_full;
+    options.respond_types = config.respond_types;
+    options.respond_timeout = config.respond_timeout;
     return options;
 }
 
@@ -82,6 +85,23 @@ HttpIntakeResponse HttpIntakeHandler::unavailable(std::string_view reason, std::
     auto response = reject(503, reason, message);
     response.retry_after_seconds = reason == "spool_write_failed" ? retry_after_spool : retry_after_full;
     return response;
+}
+
+HttpIntakeResponse HttpIntakeHandler::answer_response(const std::optional<EventSink::Answer>& answer,
+                                                      std::string_view event_id) {
+    if (answer && answer->status != 0) {
+        HttpIntakeResponse response;
+        response.status = static_cast<unsigned>(answer->status);
+        response.body = answer->body;  // unchanged: AVR Core reads sts_url from it
+        return response;
+    }
+    if (answer)
+        return json_response(502, http_intake_error_body("no answer from the receiver for event " +
+                                                         std::string(event_id) + ": " + answer->error));
+    return json_response(504,
+                         http_intake_error_body("no answer from the receiver within respond_timeout=" +
+                                                std::to_string(options_.respond_timeout.count()) + "ms for event " +
+                                                std::string(event_id) + "; the event stays queued for delivery"));
 }
 
 HttpIntakeResponse HttpIntakeHandler::too_large() {
@@ -169,10 +189,24 @@ HttpIntakeDecision HttpIntakeHandler::handle(const HttpIntakeRequest& request,
 HttpIntakeDecision HttpIntakeHandler::submit(Event&& event) {
     HttpIntakeDecision decision;
     decision.event_id = event.id;
-    const auto receipt = sink_.submit(std::move(event));
+    const bool respond = std::find(options_.respond_types.begin(), options_.respond_types.end(), event.type) !=
+                         options_.respond_types.end();
+    auto slot = respond ? std::make_shared<HttpAnswerSlot>() : nullptr;
+    const auto receipt = respond ? sink_.submit_for_answer(std::move(event),
+                                                           [slot](EventSink::Answer answer) {
+                                                               if (slot->answer) return;
+                                                               slot->answer = std::move(answer);
+                                                               if (slot->on_ready) slot->on_ready();
+                                                           })
+                                 : sink_.submit(std::move(event));
     switch (receipt.admission) {
     case EventSink::Admission::queued:
     case EventSink::Admission::filtered: {
+        if (respond) {
+            decision.kind = HttpIntakeDecision::Kind::respond_with_answer;
+            decision.answer = std::move(slot);
+            return decision;
+        }
         std::string body = "{\"ok\":true,\"id\":";
         append_js_string(body, decision.event_id);
         body.append("}");

@@ -309,6 +309,8 @@ awaitable<HttpIntakeResponse> HttpIntakeServer::answer(Connection& c, const Requ
         decision.response = handler_.internal_error(*failure);
     }
     event_id = decision.event_id;
+    if (decision.kind == HttpIntakeDecision::Kind::respond_with_answer)
+        decision.response = handler_.answer_response(co_await wait_answer(*decision.answer), event_id);
     if (decision.kind == HttpIntakeDecision::Kind::respond_when_durable && !co_await wait_durable(c, decision.ticket)) {
         logger_.warn("http intake: event " + event_id + " from " + c.name() + " not confirmed by the spool within " +
                      std::to_string(options_.limits.durable_wait.count()) + "ms; answered 503");
@@ -329,6 +331,21 @@ awaitable<HttpIntakeDecision> HttpIntakeServer::decide_with_room(const HttpIntak
         co_await poll.async_wait(as_tuple(use_awaitable));
     }
     co_return handler_.handle(request, std::chrono::system_clock::now(), RoomWait::expired);
+}
+
+// A respond-type event: the receiver's answer, or nullopt after respond_timeout.
+awaitable<std::optional<EventSink::Answer>> HttpIntakeServer::wait_answer(HttpAnswerSlot& slot) {
+    auto timer = std::make_shared<asio::steady_timer>(io_, handler_.options().respond_timeout);
+    slot.on_ready = [weak = std::weak_ptr<asio::steady_timer>(timer)] {
+        if (const auto alive = weak.lock()) alive->cancel();
+    };
+    if (!slot.answer) co_await timer->async_wait(as_tuple(use_awaitable));
+    slot.on_ready = nullptr;
+    if (slot.answer && slot.answer->status != 0) ++metrics_.respond_answered;
+    else ++metrics_.respond_unanswered;
+    auto answer = slot.answer;
+    slot.answer.emplace();  // a late answer is dropped
+    co_return answer;
 }
 
 awaitable<bool> HttpIntakeServer::wait_durable(Connection& c, std::uint64_t ticket) {

@@ -326,3 +326,46 @@ TEST_CASE("http intake: a non-loopback http_listen without intake_secret does no
     CHECK(status->code == 78);
     CHECK_THAT(daemon.log(), Catch::Contains("needs intake_secret or intake_secret_file"));
 }
+
+TEST_CASE("http intake: AVR Core's call_initiated gets the receiver's sts_url back, or 504 in respond_timeout",
+          "[integration][http_intake][respond]") {
+    TempDir dir;
+    avr_webhookd::ReceiverOptions routing;
+    routing.listen = "127.0.0.1:0";
+    routing.quiet = true;
+    routing.sts_url = "ws://sts:6030";
+    ReceiverThread receiver(routing);
+    auto arguments = http_intake_arguments(receiver);
+    arguments.insert(arguments.end(), {"--respond-timeout", "1500ms"});
+    DaemonProcess daemon(dir, arguments);
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+
+    Client client(port);
+    client.send(core_request(port, core_body("call_initiated")));
+    const auto reply = client.read_reply();
+    REQUIRE(reply);
+    CHECK(reply->status == 200);
+    CHECK(json_of(*reply).at("sts_url").as_string() == "ws://sts:6030?uuid=" + std::string(call));
+    REQUIRE(daemon.stop());
+
+    // A receiver slower than respond_timeout: 504 with a JSON error, and the event is still delivered.
+    TempDir slow_dir;
+    routing.delay = 2500ms;
+    ReceiverThread slow(routing);
+    arguments = http_intake_arguments(slow);
+    arguments.insert(arguments.end(), {"--respond-timeout", "300ms", "--timeout", "5s"});
+    DaemonProcess slow_daemon(slow_dir, arguments);
+    REQUIRE(slow_daemon.wait_ready());
+    const auto slow_port = http_port(slow_daemon);
+    Client slow_client(slow_port);
+    const auto started = Clock::now();
+    slow_client.send(core_request(slow_port, core_body("call_initiated")));
+    const auto timed_out = slow_client.read_reply();
+    REQUIRE(timed_out);
+    CHECK(timed_out->status == 504);
+    CHECK(Clock::now() - started < 2000ms);
+    CHECK_THAT(std::string(json_of(*timed_out).at("error").as_string()), Catch::Contains("respond_timeout=300ms"));
+    REQUIRE(slow.wait_for_requests(1, 10s));
+    REQUIRE(slow_daemon.stop());
+}

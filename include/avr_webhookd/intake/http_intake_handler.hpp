@@ -7,6 +7,9 @@
 #include <avr_webhookd/ops/metrics.hpp>
 
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,18 +37,22 @@ struct HttpIntakeResponse {
 
 // What the server does with a request after handle().
 //
-// Seam for respond_types (issue 10, routing answers; not built here): a respond-type event (e.g.
-// call_initiated) will be submitted the same way, and HttpIntakeHandler::submit() will return a
-// further Kind, e.g. `respond_with_answer`, for which the server waits (within respond_timeout)
-// for the receiver's status and JSON body instead of the spool, and sends them through (504
-// without an answer). Nothing else in the handler or the server needs to change shape for it.
+// The receiver's answer to a respond-type event (respond_types, e.g. call_initiated), shared by
+// the sink's answer handler and the server waiting for it (within respond_timeout).
+struct HttpAnswerSlot {
+    std::optional<EventSink::Answer> answer;
+    std::function<void()> on_ready;  // set by the server: wakes its wait
+};
+
 struct HttpIntakeDecision {
     enum class Kind {
         respond,               // send `response` now
         respond_when_durable,  // the event was taken: send `response` once the spool is durable through `ticket`
         wait_for_room,         // queue full with queue_full = block: wait for room, then handle() again
+        respond_with_answer,   // a respond-type event was taken: wait for `answer`, then answer_response()
     };
     Kind kind = Kind::respond;
+    std::shared_ptr<HttpAnswerSlot> answer;  // with respond_with_answer
     HttpIntakeResponse response;
     std::uint64_t ticket = 0;
     std::string event_id;  // when an event was taken, for the log
@@ -56,6 +63,8 @@ struct HttpIntakeOptions {
     std::string secret;            // intake_secret; "" = no check (loopback only, see load_config)
     bool allow_unknown_types = false;
     QueueFullPolicy queue_full = QueueFullPolicy::block;
+    std::vector<std::string> respond_types{"call_initiated"};  // answered with the receiver's reply
+    std::chrono::milliseconds respond_timeout{2500};
 };
 
 HttpIntakeOptions http_intake_options(const Config& config);
@@ -79,6 +88,9 @@ public:
                               RoomWait room = RoomWait::may_wait);
     // A body past max_body (Content-Length or chunks), answered before it is read to its end.
     HttpIntakeResponse too_large();
+    // A respond-type event's response: the receiver's status and body passed through unchanged;
+    // 502 when it was given up without a response, 504 when none came within respond_timeout.
+    HttpIntakeResponse answer_response(const std::optional<EventSink::Answer>& answer, std::string_view event_id);
     // The spool did not confirm the event within the server's wait.
     HttpIntakeResponse not_durable(std::string_view event_id);
     // An exception while handling a request (a bug, bad_alloc): 500, the event was not taken.

@@ -78,6 +78,7 @@ private:
                                                       std::string& event_id);
     boost::asio::awaitable<HttpIntakeDecision> decide_with_room(const HttpIntakeRequest& request);
     boost::asio::awaitable<bool> wait_durable(Connection& connection, std::uint64_t ticket);
+    boost::asio::awaitable<std::optional<EventSink::Answer>> wait_answer(HttpAnswerSlot& slot);
     boost::asio::awaitable<bool> write(Connection& connection, const HttpIntakeResponse& response, unsigned version,
                                        bool keep_alive);
     boost::asio::awaitable<void> linger_close(Connection& connection);
