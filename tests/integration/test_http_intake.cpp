@@ -29,15 +29,18 @@ using Clock = std::chrono::steady_clock;
 // The port a listener bound (127.0.0.1:0), from the daemon's start line `prefix`.
 unsigned short bound_port(DaemonProcess& daemon, const std::string& prefix) {
     const std::regex bound(prefix + "127\\.0\\.0\\.1:([0-9]+)");
-    std::smatch match;
+    std::string port;  // copied out while the log text the match points into is alive
     const bool found = wait_until(
         [&] {
             const auto log = daemon.log();
-            return std::regex_search(log, match, bound);
+            std::smatch match;
+            if (!std::regex_search(log, match, bound)) return false;
+            port = match[1].str();
+            return true;
         },
         10s);
     if (!found) FAIL("no line " << prefix << " in the log:\n" << daemon.log());
-    return static_cast<unsigned short>(std::stoi(match[1].str()));
+    return static_cast<unsigned short>(std::stoi(port));
 }
 
 // The HTTP intake's port (http_listen = 127.0.0.1:0).
