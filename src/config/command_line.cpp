@@ -12,6 +12,7 @@
 #include <boost/program_options/value_semantic.hpp>
 #include <boost/program_options/variables_map.hpp>
 
+#include <algorithm>
 #include <ostream>
 #include <vector>
 
@@ -31,7 +32,36 @@ constexpr std::string_view usage_text =
     "\n"
     "Relays AVR call events from a Unix socket (newline-delimited JSON) to a webhook URL.\n"
     "Every setting can be given as --foo-bar, as WEBHOOK_FOO_BAR in the environment, or as\n"
-    "foo_bar in the config file (precedence in that order). Settings:\n";
+    "foo_bar in the config file (precedence in that order). More receivers (destinations) take the\n"
+    "per-receiver settings (url, secret, types ...) as --destination-NAME-KEY, WEBHOOK_DESTINATION_NAME_KEY\n"
+    "or KEY in a [destination NAME] section of the config file. Settings:\n";
+
+// --destination-NAME-KEY VALUE and --destination-NAME-KEY=VALUE: destinations are not known
+// options (their names are the user's), so they are taken out before the options are parsed.
+// Returns the arguments left; an unknown per-destination key stays in them for the parser to
+// report.
+std::vector<std::string> take_destination_flags(std::span<const std::string> args,
+                                                std::map<std::string, std::string>& taken) {
+    std::vector<std::string> rest;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string_view arg = args[i];
+        if (!arg.starts_with("--destination-")) {
+            rest.push_back(args[i]);
+            continue;
+        }
+        const auto equals = arg.find('=');
+        std::string key{arg.substr(2, equals == std::string_view::npos ? std::string_view::npos : equals - 2)};
+        std::replace(key.begin(), key.end(), '-', '_');
+        if (!split_destination_key(key)) {
+            rest.push_back(args[i]);
+            continue;
+        }
+        if (equals != std::string_view::npos) taken[key] = std::string{arg.substr(equals + 1)};
+        else if (i + 1 < args.size()) taken[key] = args[++i];
+        else rest.push_back(args[i]);  // no value: the parser reports it
+    }
+    return rest;
+}
 
 }  // namespace
 
@@ -88,8 +118,9 @@ std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std
     options.add_options()("help,h", "show this help")("version", "print the version");
     add_setting_options(options);
     po::variables_map vm;
+    std::map<std::string, std::string> destination_flags;
     try {
-        const std::vector<std::string> arguments(args.begin(), args.end());
+        const std::vector<std::string> arguments = take_destination_flags(args, destination_flags);
         po::store(po::command_line_parser(arguments).options(options).run(), vm);
         po::notify(vm);
     } catch (const po::error& error) {
@@ -104,7 +135,9 @@ std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std
         out << "avr-webhookd " << version << "\n";
         return exit_code::ok;
     }
-    return config_sources(vm, env);
+    auto sources = config_sources(vm, env);
+    sources.command_line.merge(destination_flags);
+    return sources;
 }
 
 bool stderr_is_journal(const Environment& env) {

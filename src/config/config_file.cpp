@@ -41,14 +41,47 @@ std::string_view without_comment(std::string_view value, std::string_view line) 
     return value;
 }
 
-// `key = value` with optional matching quotes around the value.
-ConfigFileEntry parse_line(std::string_view line, const std::string& path, std::size_t number) {
+// `[destination NAME]`: the keys after it, up to the next section, are that destination's.
+std::string parse_section(std::string_view line, const std::string& path, std::size_t number) {
+    const auto inside = trim(line.substr(1, line.size() - 2));
+    const auto space = inside.find_first_of(" \t");
+    const auto kind = inside.substr(0, space);
+    const auto name = space == std::string_view::npos ? std::string_view{} : trim(inside.substr(space));
+    if (kind != "destination" || !line.ends_with(']')) {
+        file_error("", path, number,
+                   "unknown section " + quoted_text(line) + ": the only section is [destination NAME]");
+    }
+    if (name == default_destination_name) {
+        file_error(
+            "", path, number,
+            "[destination default] is the top-level url, secret ... settings: set them before the first section");
+    }
+    if (!valid_destination_name(name)) {
+        file_error("", path, number,
+                   "destination name " + quoted_text(name) +
+                       ": expected 1 to 32 lower-case letters and digits, starting with a letter");
+    }
+    return "destination_" + std::string{name} + "_";
+}
+
+// `key = value` with optional matching quotes around the value; in a [destination NAME] section
+// (`prefix` "destination_NAME_") the key must be a per-receiver setting.
+ConfigFileEntry parse_line(std::string_view line, const std::string& path, std::size_t number,
+                           const std::string& prefix) {
     const auto equals = line.find('=');
-    const auto key = trim(line.substr(0, equals));
-    if (equals == std::string_view::npos || key.empty()) {
+    const auto bare_key = trim(line.substr(0, equals));
+    if (equals == std::string_view::npos || bare_key.empty()) {
         file_error("", path, number, "expected key = value");
     }
-    if (!find_setting(key)) {
+    if (!prefix.empty() && !is_receiver_setting(bare_key)) {
+        file_error(bare_key, path, number,
+                   quoted_text(bare_key) + " is not a per-destination setting (" +
+                       (find_setting(bare_key) ? "global settings go before the first [destination] section"
+                                               : "unknown setting" + suggestion(bare_key)) +
+                       ")");
+    }
+    const std::string key = prefix + std::string{bare_key};
+    if (prefix.empty() && !find_setting(key) && !split_destination_key(key)) {
         file_error(key, path, number, "unknown setting " + quoted_text(key) + suggestion(key));
     }
     auto value = trim(line.substr(equals + 1));
@@ -65,7 +98,7 @@ ConfigFileEntry parse_line(std::string_view line, const std::string& path, std::
     } else {
         value = without_comment(value, line);
     }
-    return {std::string{key}, std::string{value}, number};
+    return {key, std::string{value}, number};
 }
 
 }  // namespace
@@ -74,6 +107,7 @@ std::vector<ConfigFileEntry> parse_config_file(std::string_view contents, const 
     std::vector<ConfigFileEntry> entries;
     std::map<std::string, std::size_t, std::less<>> first_line;
     std::size_t number = 0;
+    std::string section;  // "destination_NAME_" inside a [destination NAME] section
     for (std::size_t start = 0; start < contents.size();) {
         auto end = contents.find('\n', start);
         if (end == std::string_view::npos) end = contents.size();
@@ -89,7 +123,11 @@ std::vector<ConfigFileEntry> parse_config_file(std::string_view contents, const 
         if (trim(text).empty() || trim(text).starts_with('#')) {
             continue;
         }
-        auto entry = parse_line(text, path, number);
+        if (trim(text).starts_with('[')) {
+            section = parse_section(trim(text), path, number);
+            continue;
+        }
+        auto entry = parse_line(text, path, number, section);
         if (const auto [it, inserted] = first_line.emplace(entry.key, number); !inserted) {
             file_error(entry.key, path, number, entry.key + " is already set on line " + std::to_string(it->second));
         }

@@ -48,6 +48,8 @@ RawValues from_config_file(const std::string& path) {
 
 }  // namespace
 
+bool is_setting_key(std::string_view key) { return find_setting(key) || split_destination_key(key); }
+
 RawValues gather_raw_values(const ConfigSources& sources, LoadedConfig& loaded) {
     loaded.config_file_used = config_file_to_read(sources);
     RawValues raw = loaded.config_file_used.empty() ? RawValues{} : from_config_file(loaded.config_file_used);
@@ -57,7 +59,7 @@ RawValues gather_raw_values(const ConfigSources& sources, LoadedConfig& loaded) 
             continue;
         }
         const auto key = ascii_lower(std::string_view{variable}.substr(variable_prefix.size()));
-        if (find_setting(key) && environment_name(key) == variable) {
+        if (is_setting_key(key) && environment_name(key) == variable) {
             raw[key] = RawValue{text, Origin::environment, variable};
         } else {
             loaded.warnings.push_back("ignoring unknown environment variable " + variable +
@@ -67,7 +69,7 @@ RawValues gather_raw_values(const ConfigSources& sources, LoadedConfig& loaded) 
     for (const auto& [given_key, text] : sources.command_line) {
         std::string key = given_key;
         std::replace(key.begin(), key.end(), '-', '_');
-        if (!find_setting(key)) {
+        if (!is_setting_key(key)) {
             throw ConfigError(key, "unknown setting " + quoted_text(key) + " on the command line" + suggestion(key));
         }
         raw[key] = RawValue{text, Origin::command_line, "--" + flag_name(key)};

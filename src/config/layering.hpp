@@ -7,6 +7,9 @@
 
 namespace avr_webhookd::config_detail {
 
+// A global setting's key or a destination's (destination_NAME_KEY).
+bool is_setting_key(std::string_view key);
+
 // Every given setting's text, by precedence: command line over environment over config file.
 // Sets loaded.config_file_used and adds a warning for each unknown WEBHOOK_* variable. Throws
 // ConfigError for an unknown key on the command line and for config file errors.

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace avr_webhookd {
 
@@ -108,58 +109,121 @@ void resolve_http_intake(LoadedConfig& loaded, const RawValues& raw) {
     }
 }
 
-// Rules that involve more than one setting, and the values derived from others.
-void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
-    auto& config = loaded.config;
-    if (config.url.empty()) {
-        throw ConfigError("url", "missing setting url: set " + environment_name("url") +
-                                     ", --url or url in the "
-                                     "config file to the receiver's http:// or https:// URL");
+// One receiver's setting as a Value: the default destination's (`secret`) or a named one's
+// (`destination_crm_secret`), so that an error names the key the user wrote.
+class ReceiverValue {
+public:
+    ReceiverValue(const RawValues& raw, const std::string& prefix, std::string_view setting)
+        : key_(prefix + std::string{setting}), info_(find_setting(setting)->info), raw_(raw_or_built_in(raw, key_)) {}
+    Value get() {
+        info_.key = key_;
+        return Value{info_, raw_};
     }
-    const auto secret = raw_or_built_in(raw, "secret");
-    const auto secret_file = raw_or_built_in(raw, "secret_file");
+    const RawValue& raw() const { return raw_; }
+
+private:
+    std::string key_;
+    SettingInfo info_;
+    RawValue raw_;
+};
+
+// The secret from secret or secret_file (not both), with warnings where it may be read by others.
+void resolve_secret(Config& config, const RawValues& raw, const std::string& prefix, LoadedConfig& loaded) {
+    ReceiverValue secret(raw, prefix, "secret");
+    ReceiverValue secret_file(raw, prefix, "secret_file");
     if (!config.secret_file.empty()) {
         if (!config.secret.empty()) {
-            value_of("secret_file", secret_file)
-                .reject("only one of secret and secret_file, but secret is also set (" + secret.where + ")");
+            secret_file.get().reject("only one of " + prefix + "secret and " + prefix + "secret_file, but " + prefix +
+                                     "secret is also set (" + secret.raw().where + ")");
         }
-        config.secret = read_secret_file(value_of("secret_file", secret_file));
-        loaded.origins["secret"] = secret_file.origin;
+        config.secret = read_secret_file(secret_file.get());
+        loaded.origins[prefix + "secret"] = secret_file.raw().origin;
         if (readable_by_others(config.secret_file)) {
-            loaded.warnings.push_back("secret_file " + config.secret_file + " is readable by all users");
+            loaded.warnings.push_back(prefix + "secret_file " + config.secret_file + " is readable by all users");
         }
-    } else if (!config.secret.empty() && secret.origin == Origin::command_line) {
-        loaded.warnings.push_back("--secret is visible to all users in the process list; prefer secret_file");
-    } else if (!config.secret.empty() && secret.origin == Origin::config_file &&
+    } else if (!config.secret.empty() && secret.raw().origin == Origin::command_line) {
+        loaded.warnings.push_back("--" + flag_name(prefix + "secret") +
+                                  " is visible to all users in the process list; prefer " + prefix + "secret_file");
+    } else if (!config.secret.empty() && secret.raw().origin == Origin::config_file &&
                readable_by_others(loaded.config_file_used)) {
-        loaded.warnings.push_back("config file " + loaded.config_file_used +
-                                  " holds the secret and is readable by all users");
+        loaded.warnings.push_back("config file " + loaded.config_file_used + " holds the secret" +
+                                  (prefix.empty() ? "" : " of " + prefix + "secret") + " and is readable by all users");
     }
+}
+
+// The rules of one receiver's settings (the default destination's, prefix "", or a named one's,
+// prefix "destination_NAME_"): the same for every destination.
+void resolve_receiver(Config& config, const RawValues& raw, const std::string& prefix, LoadedConfig& loaded) {
+    if (config.url.empty()) {
+        throw ConfigError(prefix + "url",
+                          "missing setting " + prefix + "url: set " + environment_name(prefix + "url") + ", --" +
+                              flag_name(prefix + "url") + " or " +
+                              (prefix.empty() ? "url in the config file" : "url in its [destination] section") +
+                              " to the receiver's http:// or https:// URL");
+    }
+    resolve_secret(config, raw, prefix, loaded);
     if (sends_plain_secret_in_clear(config)) {
-        loaded.warnings.push_back("signature = plain sends the secret as it is over http:// to " +
+        loaded.warnings.push_back(prefix + "signature = plain sends the secret as it is over http:// to " +
                                   parse_url(config.url)->host +
                                   ", which is not loopback: anyone on the path can read it; use https:// or "
                                   "signature = hmac-sha256 or standard");
     }
     if (config.secret.empty() && config.signature != SignatureMode::plain) {
-        value_of("signature", raw_or_built_in(raw, "signature")).reject("plain when no secret or secret_file is set");
+        ReceiverValue(raw, prefix, "signature").get().reject("plain when no secret or secret_file is set");
     }
     // Checked against the text actually used, whichever setting supplied it.
     if (const auto problem = Signer::validate(config.signature, config.secret)) {
-        value_of("secret", RawValue{config.secret, secret.origin,
-                                    config.secret_file.empty() ? secret.where : "read from secret_file"})
-            .fail(*problem);
+        ReceiverValue secret(raw, prefix, "secret");
+        RawValue used{config.secret, secret.raw().origin,
+                      config.secret_file.empty() ? secret.raw().where : "read from secret_file"};
+        SettingInfo info = find_setting("secret")->info;
+        const std::string key = prefix + "secret";
+        info.key = key;
+        Value{info, used}.fail(*problem);
     }
     for (const auto& type : config.types) {
         if (!config.allow_unknown_types && !is_known_event_type(type)) {
-            value_of("types", raw_or_built_in(raw, "types"))
+            ReceiverValue(raw, prefix, "types")
+                .get()
                 .reject("known event types (" + type + " is not one; see allow_unknown_types)");
         }
     }
     if (config.retry_max_delay < config.retry_base) {
-        value_of("retry_max_delay", raw_or_built_in(raw, "retry_max_delay"))
-            .reject("a duration of at least retry_base (" + format_duration(config.retry_base) + ")");
+        ReceiverValue(raw, prefix, "retry_max_delay")
+            .get()
+            .reject("a duration of at least " + prefix + "retry_base (" + format_duration(config.retry_base) + ")");
     }
+}
+
+// The named destinations: each parsed from built-in defaults (a destination never inherits the
+// default's secret or URL) with the same parsers and rules as the default one.
+void load_destinations(LoadedConfig& loaded, const RawValues& raw) {
+    std::map<std::string, Config> named;
+    for (const auto& [key, given] : raw) {
+        const auto split = split_destination_key(key);
+        if (!split) continue;
+        auto [slot, created] = named.try_emplace(split->name);
+        if (created) slot->second.allow_unknown_types = loaded.config.allow_unknown_types;
+        ReceiverValue value(raw, "destination_" + split->name + "_", split->setting);
+        find_setting(split->setting)->parse(slot->second, value.get());
+        loaded.origins[key] = given.origin;
+    }
+    for (auto& [name, receiver] : named) {
+        resolve_receiver(receiver, raw, "destination_" + name + "_", loaded);
+        loaded.config.destinations.push_back(destination_from(receiver, name));
+    }
+    const auto& answering = loaded.config.respond_destination;
+    if (answering != default_destination_name && !named.contains(answering)) {
+        value_of("respond_destination", raw_or_built_in(raw, "respond_destination"))
+            .reject("\"default\" or the name of a configured destination");
+    }
+}
+
+// Rules that involve more than one setting, and the values derived from others.
+void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& environment) {
+    auto& config = loaded.config;
+    resolve_receiver(config, raw, "", loaded);
+    load_destinations(loaded, raw);
     if (!raw.contains("dead_letter")) {
         config.dead_letter = (std::filesystem::path(config.socket).parent_path() / "dead-letter.ndjson").string();
     }

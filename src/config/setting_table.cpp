@@ -107,6 +107,16 @@ constexpr std::array settings{
             [](Config& c, const Value& v) { c.respond_timeout = duration_in(v, 10ms, 5min); },
             [](const Config& c) { return format_duration(c.respond_timeout); },
             field_of<&Config::respond_timeout>},
+    Setting{{"respond_destination", "the destination whose answer goes back to the producer (default or a name)", false,
+             true},
+            "NAME",
+            [](Config& c, const Value& v) {
+                if (v.text() != default_destination_name && !valid_destination_name(v.text()))
+                    v.reject("\"default\" or a destination name (lower-case letters and digits)");
+                c.respond_destination = std::string{v.text()};
+            },
+            [](const Config& c) { return c.respond_destination; },
+            field_of<&Config::respond_destination>},
     Setting{{"socket", "Unix socket that producers write events to", false, false},
             "PATH",
             [](Config& c, const Value& v) { c.socket = socket_path_setting(v); },

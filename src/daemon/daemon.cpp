@@ -5,7 +5,7 @@
 #include <avr_webhookd/config/settings.hpp>
 
 #include <avr_webhookd/ops/admin_server.hpp>
-#include <avr_webhookd/delivery/deliverer.hpp>
+#include <avr_webhookd/delivery/destinations.hpp>
 #include <avr_webhookd/common/duration.hpp>
 #include <avr_webhookd/intake/http_intake_server.hpp>
 #include <avr_webhookd/intake/intake_server.hpp>
@@ -54,20 +54,28 @@ std::unique_ptr<spool::Spool> open_spool(asio::io_context& io, const Config& con
     return std::make_unique<spool::Spool>(io, spool::spool_settings(config), logger, metrics);
 }
 
+// ", and to destination crm (https://crm.example/...)" for each named destination.
+std::string other_destinations(const Config& config) {
+    std::string text;
+    for (const auto& destination : config.destinations)
+        text += ", and to destination " + destination.name + " (" + url_for_log(destination.url) + ")";
+    return text;
+}
+
 }  // namespace
 
 struct Daemon::State {
     State(const Config& config, Logger& logger)
         : spool(open_spool(io, config, logger, metrics)),
-          deliverer(io, config, logger, metrics, spool.get()),
-          intake(io, intake_options(config), deliverer, logger, metrics),
+          destinations(io, config, logger, metrics, spool.get()),
+          intake(io, intake_options(config), destinations, logger, metrics),
           signals(io, SIGINT, SIGTERM, SIGHUP),
           notifier(SystemdNotifier::from_environment()) {}
 
     asio::io_context io{1};
     Metrics metrics;
-    std::unique_ptr<spool::Spool> spool;  // before the deliverer, which uses it until its end
-    Deliverer deliverer;
+    std::unique_ptr<spool::Spool> spool;  // before the destinations, which use it until their end
+    Destinations destinations;
     IntakeServer intake;
     std::unique_ptr<HttpIntakeServer> http_intake;  // with http_listen
     std::unique_ptr<AdminServer> admin;
@@ -91,7 +99,7 @@ int Daemon::run() {
     try {
         created = std::make_unique<State>(config, logger_);
         // Recovered events go first, ahead of anything a producer sends after the start.
-        created->deliverer.restore_from_spool();
+        created->destinations.restore_from_spool();
     } catch (const spool::SpoolOpenError& error) {
         logger_.error(error.what());
         return exit_code::cannot_create;
@@ -116,7 +124,7 @@ int Daemon::run() {
     }
     if (!config.http_listen.empty()) {
         state.http_intake = std::make_unique<HttpIntakeServer>(state.io, http_intake_server_options(config),
-                                                               state.deliverer, logger_, state.metrics);
+                                                               state.destinations, logger_, state.metrics);
         state.http_intake->bind();
         logger_.info("http intake: accepting AVR Core's webhook requests on http://" +
                      state.http_intake->local_address() +
@@ -124,7 +132,7 @@ int Daemon::run() {
     }
 
     auto metrics_text = [&state] {
-        state.deliverer.update_gauges();
+        state.destinations.update_gauges();
         state.metrics.producer_connections = state.intake.connection_count();
         state.metrics.http_connections = state.http_intake ? state.http_intake->connection_count() : 0;
         return render_prometheus(state.metrics);
@@ -133,8 +141,8 @@ int Daemon::run() {
         auto status = [&state] {
             AdminStatus result;
             result.accepting = state.intake.accepting() && !state.shutting_down;
-            result.unhealthy =
-                state.shutting_down ? std::optional<std::string>("shutting down") : state.deliverer.unhealthy_reason();
+            result.unhealthy = state.shutting_down ? std::optional<std::string>("shutting down")
+                                                   : state.destinations.unhealthy_reason();
             if (!state.intake.accepting() && !result.unhealthy) result.unhealthy = "not accepting events";
             return result;
         };
@@ -144,7 +152,7 @@ int Daemon::run() {
         logger_.info("admin: serving /healthz, /readyz and /metrics on " + state.admin->local_address());
     }
 
-    state.deliverer.start();
+    state.destinations.start();
     state.intake.start();
     if (state.http_intake) state.http_intake->start();
 
@@ -154,7 +162,8 @@ int Daemon::run() {
 
     logger_.info(std::string("avr-webhookd ") + version + " accepting events on " + config.socket + ", delivering to " +
                  url_for_log(config.url) + " (concurrency " + std::to_string(config.concurrency) + ", timeout " +
-                 format_duration(config.timeout) + ", retry " + std::to_string(config.retry) + ")");
+                 format_duration(config.timeout) + ", retry " + std::to_string(config.retry) + ")" +
+                 other_destinations(config));
     state.notifier.ready("accepting events on " + config.socket);
 
     state.io.run();
@@ -178,7 +187,7 @@ awaitable<void> Daemon::handle_signals(State& state) {
         }
         logger_.warn(state.spool ? "second signal: stopping at once; undelivered events stay in the spool"
                                  : "second signal: stopping at once; undelivered events go to the dead-letter file");
-        state.deliverer.abort();
+        state.destinations.abort();
         state.intake.stop();
         if (state.http_intake) state.http_intake->stop();
         if (state.admin) state.admin->stop();
@@ -195,7 +204,7 @@ awaitable<void> Daemon::shut_down(State& state) {
     co_await state.intake.wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
     if (state.http_intake)
         co_await state.http_intake->wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
-    co_await state.deliverer.shut_down(loaded_.config.shutdown_timeout);
+    co_await state.destinations.shut_down(loaded_.config.shutdown_timeout);
     if (state.admin) state.admin->stop();
     co_await finish_intake(state, intake_close_budget);
 }
@@ -233,7 +242,7 @@ void Daemon::reload_configuration(State& state) {
         for (const auto key : keep_restart_only_settings(fresh.config, loaded_.config))
             logger_.warn("reload: setting " + std::string(key) + " changed; it takes effect after a restart");
         for (const auto& warning : fresh.warnings) logger_.warn("config: " + warning);
-        state.deliverer.reconfigure(fresh.config);
+        state.destinations.reconfigure(fresh.config);
         state.intake.update(intake_options(fresh.config));
         if (state.http_intake) state.http_intake->update(http_intake_server_options(fresh.config));
         logger_.set_options(logger_options(fresh.config, logger_));
@@ -242,7 +251,7 @@ void Daemon::reload_configuration(State& state) {
         loaded_ = std::move(fresh);
         logger_.info("reload: configuration applied" +
                      (loaded_.config_file_used.empty() ? std::string() : " from " + loaded_.config_file_used) +
-                     "; delivering to " + url_for_log(loaded_.config.url));
+                     "; delivering to " + url_for_log(loaded_.config.url) + other_destinations(loaded_.config));
     } catch (const std::runtime_error& error) {  // ConfigError, or an unreadable ca_file
         logger_.error(std::string("reload refused, keeping the running configuration: ") + error.what());
     }

@@ -48,8 +48,10 @@ DeliveryCore::SpoolRoom spool_room(spool::Spool* spool) {
 
 }  // namespace
 
-std::string Deliverer::describe(const Event& event) {
-    return event.type + " event " + event.id + " of call " + event.uuid;
+std::string Deliverer::describe(const Event& event) const {
+    std::string text = event.type + " event " + event.id + " of call " + event.uuid;
+    if (!spool_name_.empty()) text.append(" for destination ").append(name_);
+    return text;
 }
 
 // The outcome recorded for an event that was given up without (another) attempt.
@@ -72,15 +74,23 @@ HttpClientOptions Deliverer::client_options(const Config& config) {
     return options;
 }
 
-Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics, spool::Spool* spool)
+Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics, spool::Spool* spool,
+                     DestinationOptions destination)
     : io_(io),
       config_(config),
       logger_(logger),
       metrics_(metrics),
+      name_(std::move(destination.name)),
+      spool_name_(name_ == default_destination_name ? std::string{} : name_),
+      stats_(metrics.destination(name_)),
       log_url_(url_for_log(config.url)),
       signer_(config.signature, config.secret),
       client_(io.get_executor(), client_options(config), logger),
-      dead_letters_(io.get_executor(), config.dead_letter, config.dead_letter_max_bytes),
+      own_dead_letters_(destination.dead_letters
+                            ? nullptr
+                            : std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter,
+                                                                 config.dead_letter_max_bytes)),
+      dead_letters_(destination.dead_letters ? *destination.dead_letters : *own_dead_letters_),
       spool_(spool),
       core_(DeliverySettings::from(config), spool_room(spool)),
       random_(std::random_device{}()),
@@ -93,16 +103,14 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
         spool_->on_room([this] { after_change(); });
         spool_->on_checkpoint([this] {
             spool::Spool::Numbering numbering;
-            core_.queues().for_each_numbering([&](const CallKey& key, std::uint64_t last) {
-                if (last > 0) numbering.emplace_back(uuid_text(key), last);
-            });
+            append_numbering(numbering);
             return numbering;
         });
     }
 }
 
 Deliverer::~Deliverer() {
-    dead_letters_.finish(dead_letter_flush_budget);
+    if (own_dead_letters_) own_dead_letters_->finish(dead_letter_flush_budget);
     if (batch_written_ > 0)
         logger_.warn("shutdown: " + std::to_string(batch_written_) + " events written to " + dead_letters_.path());
 }
@@ -115,7 +123,7 @@ void Deliverer::start() {
 EventSink::Receipt Deliverer::submit(Event&& event) {
     switch (core_.admit(event)) {
     case AdmissionVerdict::filtered:
-        ++metrics_.events_filtered;
+        ++stats_.events_filtered;
         logger_.debug("delivery: " + describe(event) + " not forwarded: its type is not in `types`");
         return Admission::filtered;
     case AdmissionVerdict::too_late:  // too late to deliver, and its call's queue is already written out
@@ -142,7 +150,7 @@ void Deliverer::note_queue_full() {
     if (!limit) return;
     const bool by_spool = *limit == FullLimit::spool;
     const bool by_events = *limit == FullLimit::events;
-    ++metrics_.queue_full[by_spool ? "spool_bytes" : by_events ? "events" : "bytes"];
+    ++stats_.queue_full[by_spool ? "spool_bytes" : by_events ? "events" : "bytes"];
     logger_.warn("delivery: queue full (" + std::to_string(core_.queues().queued()) + " events, " +
                  std::to_string(core_.queues().queued_bytes()) + " bytes; " +
                  (by_spool    ? "spool_max_bytes=" + std::to_string(config_.spool_max_bytes)
@@ -189,7 +197,7 @@ void Deliverer::fail_internally(const CallQueues::Job& job, std::string_view wha
     logger_.error("delivery: internal error while attempting " + describe(event) + " (attempt " +
                   std::to_string(job.attempt) + "): " + single_line(what) + "; the event is given up");
     try {
-        metrics_.count_failed_attempt("internal_error");
+        stats_.count_failed_attempt("internal_error");
         give_up(event, "internal_error", not_attempted("INTERNAL_ERROR", "internal error: " + std::string(what)),
                 job.attempt);
     } catch (...) {  // not even that worked (memory): the log is the event's last record
@@ -213,7 +221,7 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     signer_.headers(event.id, event.body, unix_seconds, headers);
 
-    ++metrics_.delivery_attempts;
+    ++stats_.delivery_attempts;
     const AttemptOutcome outcome = co_await client_.post(event.body, headers);
     const auto now = Clock::now();
     auto verdict = core_.decide(job, outcome, now, std::uniform_real_distribution<double>(0.0, 1.0)(random_));
@@ -231,8 +239,8 @@ void Deliverer::report(const CallQueues::Job& job, const AttemptOutcome& outcome
     const Event& event = *job.event;
     switch (verdict.kind) {
     case AttemptVerdict::Kind::delivered:
-        ++metrics_.events_delivered;
-        metrics_.observe_delivery_latency(now - event.accepted_at);
+        ++stats_.events_delivered;
+        stats_.observe_delivery_latency(now - event.accepted_at);
         if (logger_.enabled(LogLevel::debug))
             logger_.debug("delivery: " + describe(event) + " delivered (HTTP " + std::to_string(outcome.status) +
                           ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) +
@@ -241,14 +249,14 @@ void Deliverer::report(const CallQueues::Job& job, const AttemptOutcome& outcome
         forget_in_spool(event);
         return;
     case AttemptVerdict::Kind::retry:
-        metrics_.count_failed_attempt(to_string(outcome.kind));
-        ++metrics_.delivery_retries;
+        stats_.count_failed_attempt(to_string(outcome.kind));
+        ++stats_.delivery_retries;
         logger_.warn("delivery: " + describe(event) + " attempt " + std::to_string(job.attempt) +
                      " failed: " + single_line(outcome.message) + " [" + outcome.code + "]; retrying in " +
                      format_delay(verdict.delay));
         return;
     case AttemptVerdict::Kind::give_up:
-        metrics_.count_failed_attempt(to_string(outcome.kind));
+        stats_.count_failed_attempt(to_string(outcome.kind));
         give_up(event, verdict.reason, outcome, job.attempt);
         return;
     case AttemptVerdict::Kind::aborted:
@@ -331,6 +339,21 @@ void Deliverer::abort() {
                                             "in flight may have reached the receiver too"));
 }
 
+void Deliverer::remove() {
+    const auto pending = core_.remove();
+    if (!pending) return;
+    work_signal_.notify_all();
+    idle_signal_.notify_all();
+    room_signal_.notify_all();
+    logger_.warn("reload: destination " + name_ + " removed; " + std::to_string(pending->size()) +
+                 " undelivered events for it are dead-lettered (reason destination_removed)");
+    const auto outcome = not_attempted("DESTINATION_REMOVED",
+                                       "the destination was removed from the configuration before the event could "
+                                       "be delivered; an event in flight may have reached the receiver too");
+    for (const auto& item : *pending) give_up(item.event, "destination_removed", outcome, item.attempts_made, true);
+    client_.close_idle();
+}
+
 // Bounded: a hung disk must not keep the daemon from stopping; ~Deliverer reports what is left.
 awaitable<void> Deliverer::wait_for_dead_letters() {
     const auto deadline = Clock::now() + dead_letter_flush_budget;
@@ -356,14 +379,14 @@ void Deliverer::reconfigure(const Config& config) {
 
 void Deliverer::update_gauges() {
     const auto& queues = core_.queues();
-    metrics_.in_flight = queues.in_flight();
-    metrics_.queued = queues.queued() - queues.in_flight();
-    metrics_.queued_bytes = queues.queued_bytes();
-    metrics_.live_calls = queues.live_calls();
-    metrics_.open_connections = client_.open_connections();
+    stats_.in_flight = queues.in_flight();
+    stats_.queued = queues.queued() - queues.in_flight();
+    stats_.queued_bytes = queues.queued_bytes();
+    stats_.live_calls = queues.live_calls();
+    stats_.open_connections = client_.open_connections();
     if (spool_) spool_->update_gauges();
     const auto oldest = queues.oldest_accepted();
-    metrics_.oldest_undelivered_age_seconds =
+    stats_.oldest_undelivered_age_seconds =
         oldest ? std::chrono::duration<double>(Clock::now() - *oldest).count() : 0.0;
 }
 

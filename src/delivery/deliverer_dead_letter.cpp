@@ -44,6 +44,8 @@ EventSink::Receipt Deliverer::refuse_full(const Event& event) {
 
 void Deliverer::give_up(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
                         bool quiet) {
+    // The block stays in the specification's format; the line before it names the destination.
+    if (!spool_name_.empty()) logger_.error("delivery: destination " + name_ + " gave up " + describe(event) + ":");
     logger_.block(LogLevel::error, failure_block(event.type, last, log_url_));
     core_.note_given_up(std::string(reason) + ": " + single_line(last.message));
     dead_letter(event, reason, last, attempts, quiet);
@@ -54,9 +56,11 @@ void Deliverer::give_up(const Event& event, std::string_view reason, const Attem
 void Deliverer::dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
                             bool quiet) {
     answer(event, last);
-    std::string line = dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now());
+    std::string line =
+        dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now(),
+                         event.destination.empty() ? std::string_view(name_) : std::string_view(event.destination));
     if (!dead_letters_.enabled()) {
-        ++metrics_.events_dead_lettered;
+        ++stats_.events_dead_lettered;
         // No file: the log is the only record left, so the whole event goes there.
         logger_.error("delivery: " + describe(event) + " given up (" + std::string(reason) +
                       "); dead_letter is off, the event was: " + line);
@@ -76,7 +80,7 @@ void Deliverer::dead_letter(const Event& event, std::string_view reason, const A
 // next start tries it again.
 void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome, const std::string& what, bool quiet,
                                        std::uint64_t spool_record) {
-    ++metrics_.events_dead_lettered;
+    ++stats_.events_dead_lettered;
     written_signal_.notify_all();
     if (spool_ && spool_record != 0 && outcome.result != DeadLetterWriter::Result::failed) spool_->done(spool_record);
     switch (outcome.result) {
@@ -85,13 +89,13 @@ void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome,
         else logger_.warn("delivery: " + what + "; written to " + dead_letters_.path());
         return;
     case DeadLetterWriter::Result::overflow:
-        ++metrics_.dead_letter_overflow;
+        ++stats_.dead_letter_overflow;
         logger_.error("delivery: " + what + "; the dead-letter file " + dead_letters_.path() +
                       " is full (dead_letter_max_bytes=" + std::to_string(dead_letters_.max_bytes()) +
                       "), so this log line is its only record: " + outcome.line);
         return;
     case DeadLetterWriter::Result::failed:
-        ++metrics_.dead_letter_write_failures;
+        ++stats_.dead_letter_write_failures;
         logger_.error("delivery: " + what + "; " + outcome.error + "; the event was: " + outcome.line);
         // The spool still has it: the line is written again later, and only then is it forgotten.
         if (spool_ && spool_record != 0) retry_dead_letter(outcome.line, what, spool_record);
@@ -116,7 +120,7 @@ awaitable<void> Deliverer::write_dead_letters_again() {
         for (auto& item : retries)
             dead_letters_.append(std::move(item.line), [this, what = std::move(item.what), record = item.spool_record](
                                                            const DeadLetterWriter::Outcome& outcome) {
-                --metrics_.events_dead_lettered;  // counted once, when it was first given up
+                --stats_.events_dead_lettered;  // counted once, when it was first given up
                 on_dead_letter_outcome(outcome, what, false, record);
             });
     }

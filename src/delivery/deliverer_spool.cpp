@@ -1,8 +1,11 @@
 #include <avr_webhookd/delivery/deliverer.hpp>
 
+#include <avr_webhookd/delivery/failure_report.hpp>
 #include <avr_webhookd/delivery/spool_loader.hpp>
 #include <avr_webhookd/spool/spool_error.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 // The Deliverer's side of the crash-safe spool: storing before queueing, forgetting after
@@ -18,7 +21,7 @@ EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
     if (!key) throw std::invalid_argument("delivery: not a canonical call uuid: " + event.uuid);
     auto& queues = core_.queues();
     const auto sequence = queues.next_sequence(*key);
-    const auto stored = spool_->store(event, sequence);
+    const auto stored = spool_->store(event, sequence, spool_name_);
     if (stored.error == spool::SpoolErrc::spool_full) return refuse_full(event);
     if (stored.error)
         return Receipt(Admission::not_stored, 0,
@@ -45,38 +48,50 @@ void Deliverer::forget_in_spool(const Event& event) {
 // Events come back in log order, which is each call's order, parked: no body is read until an
 // event is about to be attempted (the recovery scan verified every record's checksum). Numbering
 // goes on after the highest sequence each call had, also for calls whose events were all done.
+// (A Deliverer alone takes every record; Destinations splits them by destination.)
 void Deliverer::restore_from_spool() {
     if (!spool_) return;
     const auto& recovery = spool_->recovered();
-    auto& queues = core_.queues();
-    const auto now = Clock::now();
-    const auto wall_now = std::chrono::system_clock::now();
-    std::size_t restored = 0;
-    for (const auto& record : recovery.events) {
-        const auto key = call_key(record.call);
-        if (!key) {
-            give_up_invalid_record(record);
-            continue;
-        }
-        const auto accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
-        const auto age = std::max(wall_now - accepted_wall, std::chrono::system_clock::duration::zero());
-        // A sequence below one already given (a record written twice after a failed write) gets
-        // a fresh number rather than breaking the call's order.
-        const bool in_order = record.sequence >= queues.next_sequence(*key);
-        queues.push_parked(*key, SpoolEventLoader::place_of(record.record_id, record.locator),
-                           SpoolEventLoader::estimated_cost(record.locator),
-                           now - std::chrono::duration_cast<Clock::duration>(age), in_order ? record.sequence : 0);
-        ++restored;
-    }
-    for (const auto& [call, last] : recovery.last_sequence)
-        if (const auto key = call_key(call)) queues.continue_numbering(*key, last, now);
+    for (const auto& record : recovery.events) restore(record);
+    for (const auto& [call, last] : recovery.last_sequence) continue_numbering(call, last);
     spool_->release_recovered();
-    if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");
+    if (!recovery.events.empty())
+        logger_.info("spool: " + std::to_string(recovery.events.size()) + " events queued again for delivery");
 }
 
-// A record whose call uuid is not canonical cannot be queued: it is given up, so that its body
-// is kept in the dead-letter file (or the log).
-void Deliverer::give_up_invalid_record(const spool::RecoveredEvent& record) {
+void Deliverer::restore(const spool::RecoveredEvent& record) {
+    const auto key = call_key(record.call);
+    if (!key) {
+        give_up_record(record, "invalid_record", name_, "the spool record's call uuid is not canonical");
+        return;
+    }
+    auto& queues = core_.queues();
+    const auto now = Clock::now();
+    const auto accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
+    const auto age =
+        std::max(std::chrono::system_clock::now() - accepted_wall, std::chrono::system_clock::duration::zero());
+    // A sequence below one already given (a record written twice after a failed write) gets
+    // a fresh number rather than breaking the call's order.
+    const bool in_order = record.sequence >= queues.next_sequence(*key);
+    queues.push_parked(*key, SpoolEventLoader::place_of(record.record_id, record.locator),
+                       SpoolEventLoader::estimated_cost(record.locator),
+                       now - std::chrono::duration_cast<Clock::duration>(age), in_order ? record.sequence : 0);
+}
+
+void Deliverer::continue_numbering(std::string_view call, std::uint64_t last) {
+    if (const auto key = call_key(call)) core_.queues().continue_numbering(*key, last, Clock::now());
+}
+
+void Deliverer::append_numbering(spool::Spool::Numbering& numbering) const {
+    core_.queues().for_each_numbering([&](const CallKey& key, std::uint64_t last) {
+        if (last > 0) numbering.emplace_back(spool::numbering_key(spool_name_, uuid_text(key)), last);
+    });
+}
+
+// A record that cannot be queued (its call uuid is not canonical, or its destination is gone) is
+// given up, so that its body is kept in the dead-letter file (or the log).
+void Deliverer::give_up_record(const spool::RecoveredEvent& record, std::string_view reason,
+                               std::string_view destination, std::string_view message) {
     Event event;
     event.id = record.event_id;
     event.uuid = record.call;
@@ -90,8 +105,13 @@ void Deliverer::give_up_invalid_record(const spool::RecoveredEvent& record) {
         spool_->done(record.record_id);
         return;
     }
-    give_up(event, "invalid_record", not_attempted("INVALID_RECORD", "the spool record's call uuid is not canonical"),
-            0);
+    auto code = std::string(reason);
+    std::transform(code.begin(), code.end(), code.begin(), [](unsigned char c) { return std::toupper(c); });
+    event.destination = destination;  // the dead-letter line names the destination it was for
+    // Not a delivery failure: the destination's health is not touched.
+    const auto outcome = not_attempted(std::move(code), std::string(message));
+    logger_.block(LogLevel::error, failure_block(event.type, outcome, log_url_));
+    dead_letter(event, reason, outcome, 0);
 }
 
 // With a spool nothing new starts at a stop, and every event not delivered within its budget

@@ -177,8 +177,18 @@ CoreAction DeliveryCore::drain_memory() {
 std::optional<std::vector<CallQueues::Pending>> DeliveryCore::abort() {
     if (phase_ == Phase::aborted) return std::nullopt;
     phase_ = Phase::aborted;
+    if (has_spool()) return std::vector<CallQueues::Pending>{};
+    return take_everything();
+}
+
+std::optional<std::vector<CallQueues::Pending>> DeliveryCore::remove() {
+    if (phase_ == Phase::aborted) return std::nullopt;
+    phase_ = Phase::aborted;
+    return take_everything();
+}
+
+std::vector<CallQueues::Pending> DeliveryCore::take_everything() {
     std::vector<CallQueues::Pending> pending;
-    if (has_spool()) return pending;
     for (const auto& [event, attempt] : queues_.in_flight_events())  // each call's head comes first
         pending.push_back(CallQueues::Pending{*event, 0, attempt});
     auto queued = queues_.drain();

@@ -56,11 +56,16 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
 }
 
 std::string dead_letter_line(std::string_view event_id, std::string_view body, std::string_view reason,
-                             const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when) {
+                             const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when,
+                             std::string_view destination) {
     std::string line;
-    line.reserve(body.size() + event_id.size() + reason.size() + last.message.size() + 160);
+    line.reserve(body.size() + event_id.size() + reason.size() + last.message.size() + destination.size() + 180);
     line.push_back('{');
     append_json_member(line, "id", event_id);
+    if (!destination.empty()) {
+        line.push_back(',');
+        append_json_member(line, "destination", destination);
+    }
     if (is_json_object_text(body)) {
         const auto members = body.substr(1, body.size() - 2);
         if (members.find_first_not_of(" \t\r\n") != std::string_view::npos) {

@@ -4,6 +4,7 @@
 #include <avr_webhookd/common/js_json.hpp>
 #include <avr_webhookd/common/timestamp.hpp>
 #include <avr_webhookd/common/utf8.hpp>
+#include <avr_webhookd/config/config.hpp>
 
 #include <boost/json.hpp>
 
@@ -145,9 +146,10 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
 
     for (const auto& member : *object) {
         const std::string_view key(member.key().data(), member.key().size());
-        if (key != "uuid" && key != "type" && key != "timestamp" && key != "payload" && key != "id" && key != "failure")
-            return RejectReason{"unknown_key",
-                                "unknown key " + quoted(key) + " (allowed: uuid, type, timestamp, payload, id)"};
+        if (key != "uuid" && key != "type" && key != "timestamp" && key != "payload" && key != "id" &&
+            key != "failure" && key != "destination")
+            return RejectReason{"unknown_key", "unknown key " + quoted(key) +
+                                                   " (allowed: uuid, type, timestamp, payload, id, destination)"};
     }
 
     const auto* uuid_value = object->if_contains("uuid");
@@ -204,6 +206,17 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
         event.id.assign(id);
     } else {
         event.id = ids.next();
+    }
+
+    if (const auto* destination = object->if_contains("destination")) {
+        if (!destination->is_string()) return wrong_kind("destination", "a string", *destination);
+        const auto name = as_view(destination->get_string());
+        if (name != default_destination_name && !valid_destination_name(name))
+            return RejectReason{"invalid_field",
+                                "field \"destination\" must be \"default\" or a destination name "
+                                "(lower-case letters and digits), got " +
+                                    quoted(name)};
+        event.destination.assign(name);
     }
 
     // The queue key is lower case, so one call written in both cases stays one ordered call;

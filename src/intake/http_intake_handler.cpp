@@ -228,6 +228,9 @@ HttpIntakeDecision HttpIntakeHandler::submit(Event&& event) {
                                         "the daemon is shutting down: the event was written to the "
                                         "dead-letter file, not queued");
         return decision;
+    case EventSink::Admission::unknown_destination:
+        decision.response = reject(422, "unknown_destination", receipt.detail);
+        return decision;
     case EventSink::Admission::full:
         decision.response = unavailable("queue_full",
                                         "queue full (max_queue reached) and no dead-letter file: the "

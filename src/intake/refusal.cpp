@@ -13,6 +13,8 @@ std::optional<Refusal> refusal_of(const EventSink::Receipt& receipt) {
         return Refusal{"queue_full", "queue full (max_queue reached): the event was written to the dead-letter file"};
     case EventSink::Admission::shutting_down:
         return Refusal{"shutting_down", "the daemon is shutting down: the event was written to the dead-letter file"};
+    case EventSink::Admission::unknown_destination:
+        return Refusal{"unknown_destination", receipt.detail};
     case EventSink::Admission::full:
         return Refusal{"queue_full",
                        "queue full (max_queue reached) and no dead-letter file: the event was not accepted"};

@@ -33,7 +33,15 @@ std::vector<double> spool_sync_buckets() {
     return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 }
 
-void Metrics::observe_delivery_latency(std::chrono::nanoseconds latency) {
+void DeliveryMetrics::count_failed_attempt(std::string_view kind) { ++Metrics::at(delivery_attempts_failed, kind); }
+
+DeliveryMetrics& Metrics::destination(std::string_view name) {
+    auto found = destinations.find(name);
+    if (found == destinations.end()) found = destinations.emplace(std::string(name), DeliveryMetrics{}).first;
+    return found->second;
+}
+
+void DeliveryMetrics::observe_delivery_latency(std::chrono::nanoseconds latency) {
     const auto seconds = std::chrono::duration<double>(latency).count();
     delivery_latency.observe(std::max(seconds, 0.0));
 }
@@ -117,17 +125,23 @@ public:
 
     void histogram(std::string_view name, std::string_view help, const Histogram& histogram) {
         family(name, "histogram", help);
+        histogram_samples(name, {}, histogram);
+    }
+
+    // One histogram's samples; `labels` ("" or `a="b"`) go before le.
+    void histogram_samples(std::string_view name, std::string_view labels, const Histogram& histogram) {
+        const std::string first = labels.empty() ? std::string{} : concat(labels, ",");
         const std::string bucket_name = concat(name, "_bucket");
         std::uint64_t cumulative = 0;
         const auto& bounds = histogram.upper_bounds();
         const auto& counts = histogram.bucket_counts();
         for (std::size_t i = 0; i < bounds.size(); ++i) {
             cumulative += counts[i];
-            sample(bucket_name, label("le", format_number(bounds[i])), cumulative);
+            sample(bucket_name, concat(first, label("le", format_number(bounds[i]))), cumulative);
         }
-        sample(bucket_name, label("le", "+Inf"), histogram.count());
-        sample(concat(name, "_sum"), {}, histogram.sum());
-        sample(concat(name, "_count"), {}, histogram.count());
+        sample(bucket_name, concat(first, label("le", "+Inf")), histogram.count());
+        sample(concat(name, "_sum"), labels, histogram.sum());
+        sample(concat(name, "_count"), labels, histogram.count());
     }
 
     std::string take() { return std::move(out_); }
@@ -165,6 +179,74 @@ void render_intake_counters(Exposition& out, const Metrics& metrics) {
                metrics.http_requests_timed_out);
 }
 
+// One family with a sample per destination, labelled destination="NAME".
+template <typename Value>
+void per_destination(Exposition& out, const Metrics& metrics, std::string_view name, std::string_view type,
+                     std::string_view help, Value DeliveryMetrics::*field) {
+    out.family(name, type, help);
+    for (const auto& [destination, m] : metrics.destinations)
+        out.sample(name, label("destination", destination), m.*field);
+}
+
+void per_destination_labelled(Exposition& out, const Metrics& metrics, std::string_view name, std::string_view help,
+                              std::string_view label_name, DeliveryMetrics::LabelledCounter DeliveryMetrics::*field) {
+    out.family(name, "counter", help);
+    for (const auto& [destination, m] : metrics.destinations)
+        for (const auto& [value, count] : m.*field)
+            out.sample(name, concat(label("destination", destination) + ",", label(label_name, value)), count);
+}
+
+void render_delivery_counters(Exposition& out, const Metrics& metrics) {
+    per_destination(out, metrics, "events_filtered_total", "counter",
+                    "Accepted events not forwarded to a destination because their type is not in its `types`.",
+                    &DeliveryMetrics::events_filtered);
+    per_destination(out, metrics, "events_delivered_total", "counter", "Events delivered, answered with a 2xx status.",
+                    &DeliveryMetrics::events_delivered);
+    per_destination(out, metrics, "events_dead_lettered_total", "counter",
+                    "Events given up after their last attempt and dead-lettered.",
+                    &DeliveryMetrics::events_dead_lettered);
+    per_destination(out, metrics, "delivery_attempts_total", "counter", "HTTP delivery attempts started.",
+                    &DeliveryMetrics::delivery_attempts);
+    per_destination_labelled(out, metrics, "delivery_attempts_failed_total",
+                             "Delivery attempts that failed, by kind of failure.", "kind",
+                             &DeliveryMetrics::delivery_attempts_failed);
+    per_destination(out, metrics, "delivery_retries_total", "counter",
+                    "Failed delivery attempts that were scheduled to be tried again.",
+                    &DeliveryMetrics::delivery_retries);
+    per_destination_labelled(
+        out, metrics, "queue_full_total",
+        "Times a destination's queue filled up (max_queue, max_queue_bytes or the spool), by limit.", "limit",
+        &DeliveryMetrics::queue_full);
+    per_destination(out, metrics, "dead_letter_overflow_total", "counter",
+                    "Given-up events only logged because the dead-letter file reached dead_letter_max_bytes.",
+                    &DeliveryMetrics::dead_letter_overflow);
+    per_destination(out, metrics, "dead_letter_write_failures_total", "counter",
+                    "Given-up events only logged because writing the dead-letter file failed.",
+                    &DeliveryMetrics::dead_letter_write_failures);
+}
+
+void render_delivery_gauges(Exposition& out, const Metrics& metrics) {
+    per_destination(out, metrics, "events_in_flight", "gauge", "Events with a delivery attempt in progress.",
+                    &DeliveryMetrics::in_flight);
+    per_destination(out, metrics, "events_queued", "gauge",
+                    "Accepted events waiting for an attempt, including those waiting to retry.",
+                    &DeliveryMetrics::queued);
+    per_destination(out, metrics, "queued_bytes", "gauge",
+                    "Bytes that undelivered events (in flight included) count against max_queue_bytes.",
+                    &DeliveryMetrics::queued_bytes);
+    per_destination(out, metrics, "live_calls", "gauge", "Calls whose state the daemon currently holds.",
+                    &DeliveryMetrics::live_calls);
+    per_destination(out, metrics, "open_connections", "gauge", "Open connections to the webhook receiver.",
+                    &DeliveryMetrics::open_connections);
+    per_destination(out, metrics, "oldest_undelivered_event_age_seconds", "gauge",
+                    "Age of the oldest accepted event not yet delivered or given up.",
+                    &DeliveryMetrics::oldest_undelivered_age_seconds);
+    constexpr std::string_view latency = "delivery_latency_seconds";
+    out.family(latency, "histogram", "Time from an event's acceptance to its 2xx response, retries included.");
+    for (const auto& [destination, m] : metrics.destinations)
+        out.histogram_samples(latency, label("destination", destination), m.delivery_latency);
+}
+
 }  // namespace
 
 std::string render_prometheus(const Metrics& metrics, std::string_view build_version) {
@@ -177,15 +259,7 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.labelled_counter("events_rejected_total", "Event lines rejected at intake, by reason.", "reason",
                          metrics.events_rejected);
     render_intake_counters(out, metrics);
-    out.single("events_filtered_total", "counter",
-               "Accepted events not forwarded because their type is not in `types`.", metrics.events_filtered);
-    out.single("events_delivered_total", "counter", "Events delivered, answered with a 2xx status.",
-               metrics.events_delivered);
-    out.single("events_dead_lettered_total", "counter", "Events given up after their last attempt and dead-lettered.",
-               metrics.events_dead_lettered);
-    out.single("delivery_attempts_total", "counter", "HTTP delivery attempts started.", metrics.delivery_attempts);
-    out.labelled_counter("delivery_attempts_failed_total", "Delivery attempts that failed, by kind of failure.", "kind",
-                         metrics.delivery_attempts_failed);
+    render_delivery_counters(out, metrics);
     out.single("producer_connections_refused_total", "counter",
                "Producer connections refused because max_connections was reached.",
                metrics.producer_connections_refused);
@@ -217,16 +291,6 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
                "Events of respond_types whose producer got no answer: none within respond_timeout, or given up "
                "without a response.",
                metrics.respond_unanswered);
-    out.single("delivery_retries_total", "counter", "Failed delivery attempts that were scheduled to be tried again.",
-               metrics.delivery_retries);
-    out.labelled_counter("queue_full_total", "Times the queue filled up (max_queue or max_queue_bytes), by limit.",
-                         "limit", metrics.queue_full);
-    out.single("dead_letter_overflow_total", "counter",
-               "Given-up events only logged because the dead-letter file reached dead_letter_max_bytes.",
-               metrics.dead_letter_overflow);
-    out.single("dead_letter_write_failures_total", "counter",
-               "Given-up events only logged because writing the dead-letter file failed.",
-               metrics.dead_letter_write_failures);
 
     out.single("spool_recovered_total", "counter",
                "Undelivered events found in the spool at start, to be delivered again.", metrics.spool_recovered);
@@ -242,20 +306,10 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     out.single("spool_sync_failures_total", "counter", "Spool fdatasync calls that failed.",
                metrics.spool_sync_failures);
 
-    out.single("events_in_flight", "gauge", "Events with a delivery attempt in progress.", metrics.in_flight);
-    out.single("events_queued", "gauge", "Accepted events waiting for an attempt, including those waiting to retry.",
-               metrics.queued);
-    out.single("queued_bytes", "gauge",
-               "Bytes that undelivered events (in flight included) count against max_queue_bytes.",
-               metrics.queued_bytes);
-    out.single("live_calls", "gauge", "Calls whose state the daemon currently holds.", metrics.live_calls);
-    out.single("open_connections", "gauge", "Open connections to the webhook receiver.", metrics.open_connections);
+    render_delivery_gauges(out, metrics);
     out.single("producer_connections", "gauge", "Producers connected to the event socket.",
                metrics.producer_connections);
     out.single("http_intake_connections", "gauge", "Open connections to the HTTP intake.", metrics.http_connections);
-    out.single("oldest_undelivered_event_age_seconds", "gauge",
-               "Age of the oldest accepted event not yet delivered or given up.",
-               metrics.oldest_undelivered_age_seconds);
 
     out.single("spool_bytes", "gauge", "Bytes of the spool's segment files.", metrics.spool_bytes);
     out.single("spool_records", "gauge", "Events in the spool not yet delivered or dead-lettered.",
@@ -267,8 +321,6 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
 
     out.histogram("spool_sync_seconds", "Time one fdatasync of the spool took (one covers many events).",
                   metrics.spool_sync_latency);
-    out.histogram("delivery_latency_seconds", "Time from an event's acceptance to its 2xx response, retries included.",
-                  metrics.delivery_latency);
     return out.take();
 }
 

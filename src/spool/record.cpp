@@ -2,6 +2,8 @@
 
 #include <avr_webhookd/spool/crc32c.hpp>
 
+#include <span>
+
 namespace avr_webhookd::spool {
 namespace {
 
@@ -33,14 +35,14 @@ void end_record(std::string& out, std::size_t start) {
         out[start + 4 + static_cast<std::size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xFF);
 }
 
-bool decode_event(std::string_view payload, EventFields& event) {
+bool decode_event(std::string_view payload, EventFields& event, bool with_destination) {
     if (payload.size() < kEventFixedSize) return false;
     event.record_id = get_le(payload, 0, 8);
     event.sequence = get_le(payload, 8, 8);
     event.accepted_ms = static_cast<std::int64_t>(get_le(payload, 16, 8));
     std::size_t at = 24;
-    std::string_view* fields[] = {&event.event_id, &event.call, &event.type, &event.body};
-    for (auto* field : fields) {
+    std::string_view* fields[] = {&event.event_id, &event.call, &event.type, &event.body, &event.destination};
+    for (auto* field : std::span(fields, with_destination ? 5 : 4)) {
         if (payload.size() - at < 4) return false;
         const auto length = static_cast<std::size_t>(get_le(payload, at, 4));
         at += 4;
@@ -48,14 +50,14 @@ bool decode_event(std::string_view payload, EventFields& event) {
         *field = payload.substr(at, length);
         at += length;
     }
-    return at == payload.size();
+    return at == payload.size() && (!with_destination || !event.destination.empty());
 }
 
 }  // namespace
 
 std::size_t encoded_event_size(const EventFields& event) {
     return kRecordHeaderSize + kEventFixedSize + event.event_id.size() + event.call.size() + event.type.size() +
-           event.body.size();
+           event.body.size() + (event.destination.empty() ? 0 : 4 + event.destination.size());
 }
 
 bool encode_event(std::string& out, const EventFields& event) {
@@ -63,14 +65,17 @@ bool encode_event(std::string& out, const EventFields& event) {
     if (payload > kMaxRecordPayload) return false;
     const std::size_t start = out.size();
     out.reserve(start + kRecordHeaderSize + payload);
-    begin_record(out, RecordType::event, payload);
+    const bool named = !event.destination.empty();
+    begin_record(out, named ? RecordType::destination_event : RecordType::event, payload);
     put_le(out, event.record_id, 8);
     put_le(out, event.sequence, 8);
     put_le(out, static_cast<std::uint64_t>(event.accepted_ms), 8);
-    for (std::string_view field : {event.event_id, event.call, event.type, event.body}) {
+    const auto put_string = [&out](std::string_view field) {
         put_le(out, field.size(), 4);
         out.append(field);
-    }
+    };
+    for (std::string_view field : {event.event_id, event.call, event.type, event.body}) put_string(field);
+    if (named) put_string(event.destination);
     end_record(out, start);
     return true;
 }
@@ -100,8 +105,10 @@ Decoded decode_record(std::string_view bytes) {
     if (crc32c(bytes.substr(8, size - 8)) != static_cast<std::uint32_t>(get_le(bytes, 4, 4))) return out;
     const std::string_view payload = bytes.substr(kRecordHeaderSize, payload_size);
     const auto type = static_cast<unsigned char>(bytes[12]);
-    if (type == static_cast<unsigned char>(RecordType::event)) {
-        if (!decode_event(payload, out.event)) return out;
+    if (type == static_cast<unsigned char>(RecordType::event) ||
+        type == static_cast<unsigned char>(RecordType::destination_event)) {
+        if (!decode_event(payload, out.event, type == static_cast<unsigned char>(RecordType::destination_event)))
+            return out;
         out.type = RecordType::event;
     } else if (type == static_cast<unsigned char>(RecordType::done) && payload.size() == 8) {
         out.type = RecordType::done;

@@ -9,6 +9,14 @@
 #include <unordered_set>
 
 namespace avr_webhookd::spool {
+
+std::string numbering_key(std::string_view destination, std::string_view call) {
+    if (destination.empty()) return std::string(call);
+    std::string key;
+    key.reserve(destination.size() + 1 + call.size());
+    key.append(destination).append("/").append(call);
+    return key;
+}
 namespace {
 
 constexpr std::uint64_t kRemoved = 0;  // record_id of an event whose done record was found
@@ -57,11 +65,11 @@ private:
         info.last_id = std::max(info.last_id, fields.record_id);
         if (fields.record_id == kRemoved || !index_.emplace(fields.record_id, out_.events.size()).second)
             return;  // id 0 is never written, and a repeated id keeps its first record
-        out_.events.push_back(RecoveredEvent{fields.record_id, fields.sequence, fields.accepted_ms,
-                                             std::string(fields.event_id), std::string(fields.call),
-                                             std::string(fields.type),
-                                             Locator{number, offset, static_cast<std::uint32_t>(record.size)}});
-        auto& last = out_.last_sequence[std::string(fields.call)];
+        out_.events.push_back(RecoveredEvent{
+            fields.record_id, fields.sequence, fields.accepted_ms, std::string(fields.event_id),
+            std::string(fields.call), std::string(fields.type),
+            Locator{number, offset, static_cast<std::uint32_t>(record.size)}, std::string(fields.destination)});
+        auto& last = out_.last_sequence[numbering_key(fields.destination, fields.call)];
         last = std::max(last, fields.sequence);
     }
 

@@ -198,13 +198,13 @@ void Spool::release_recovered() {
 
 void Spool::start() { run_timer(); }
 
-Spool::Stored Spool::store(const Event& event, std::uint64_t sequence) {
+Spool::Stored Spool::store(const Event& event, std::uint64_t sequence, std::string_view destination) {
     Stored stored;
     const auto accepted_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(event.accepted_wall.time_since_epoch()).count();
     Appended appended;
-    stored.error =
-        writer_.append_event(NewEvent{event.id, event.uuid, event.type, event.body, sequence, accepted_ms}, appended);
+    stored.error = writer_.append_event(
+        NewEvent{event.id, event.uuid, event.type, event.body, sequence, accepted_ms, destination}, appended);
     if (stored.error) {
         note_write_result(stored.error);
         return stored;

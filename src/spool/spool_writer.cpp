@@ -142,7 +142,7 @@ std::error_code SpoolWriter::start_segment(std::uint64_t number) {
 
 std::error_code SpoolWriter::append_event(const NewEvent& event, Appended& out) {
     const EventFields fields{next_id_,   event.sequence, event.accepted_ms, event.event_id,
-                             event.call, event.type,     event.body};
+                             event.call, event.type,     event.body,        event.destination};
     const std::size_t size = encoded_event_size(fields);
     if (size - kRecordHeaderSize > kMaxRecordPayload) return make_error_code(SpoolErrc::record_too_large);
     if (bytes() + size > options_.max_bytes) return make_error_code(SpoolErrc::spool_full);
@@ -359,6 +359,7 @@ std::error_code SpoolWriter::read_event(const Locator& at, RecoveredEvent& event
     event.event_id.assign(record.event.event_id);
     event.call.assign(record.event.call);
     event.type.assign(record.event.type);
+    event.destination.assign(record.event.destination);
     event.locator = at;
     body.assign(record.event.body);
     return {};

@@ -86,19 +86,19 @@ TEST_CASE("max_queue_bytes with reject: an event that fits is queued, one byte m
     // One byte over the bound: refused, and written to the dead-letter file instead.
     const std::size_t exact = config.max_queue_bytes - first_cost - overhead;
     CHECK(deliverer.submit(make_event("second", exact + 1)) == EventSink::Admission::dead_lettered);
-    CHECK(daemon.metrics.queue_full.at("bytes") == 1);
+    CHECK(daemon.metrics.destination("default").queue_full.at("bytes") == 1);
     // Exactly at the bound: queued.
     CHECK(deliverer.submit(make_event("second", exact)) == EventSink::Admission::queued);
     CHECK(deliverer.queues().queued_bytes() == config.max_queue_bytes);
     CHECK_FALSE(deliverer.has_room());
     deliverer.update_gauges();
-    CHECK(daemon.metrics.queued_bytes == config.max_queue_bytes);
+    CHECK(daemon.metrics.destination("default").queued_bytes == config.max_queue_bytes);
 
     REQUIRE(daemon.run_until([&] { return deliverer.dead_letters_pending() == 0; }));
     const auto dead = read_lines(dir / "dead-letter.ndjson");
     REQUIRE(dead.size() == 1);
     CHECK_THAT(dead[0], Catch::Contains("\"reason\":\"queue_full\"") && Catch::Contains("max_queue_bytes=65536"));
-    CHECK(daemon.metrics.events_dead_lettered == 1);  // counted once synced
+    CHECK(daemon.metrics.destination("default").events_dead_lettered == 1);  // counted once synced
 }
 
 TEST_CASE("max_queue_bytes with block: no room once the largest possible event would not fit",
@@ -117,10 +117,10 @@ TEST_CASE("max_queue_bytes with block: no room once the largest possible event w
     const std::size_t filler_body = config.max_queue_bytes - largest - filler_cost;
     REQUIRE(deliverer.submit(make_event("a", filler_body)) == EventSink::Admission::queued);
     CHECK(deliverer.has_room());
-    CHECK(daemon.metrics.queue_full.empty());
+    CHECK(daemon.metrics.destination("default").queue_full.empty());
     REQUIRE(deliverer.submit(make_event("b", 0)) == EventSink::Admission::queued);
     CHECK_FALSE(deliverer.has_room());  // producers are held from here on
-    CHECK(daemon.metrics.queue_full.at("bytes") == 1);
+    CHECK(daemon.metrics.destination("default").queue_full.at("bytes") == 1);
 }
 
 TEST_CASE("an exception while attempting one event dead-letters it as internal_error; the call moves on",
@@ -150,7 +150,7 @@ TEST_CASE("an exception while attempting one event dead-letters it as internal_e
     CHECK(failure.at("reason").as_string() == "internal_error");
     CHECK(failure.at("code").as_string() == "INTERNAL_ERROR");
     CHECK_THAT(std::string(failure.at("message").as_string()), Catch::Contains("injected failure"));
-    CHECK(daemon.metrics.delivery_attempts_failed.at("internal_error") == 1);
+    CHECK(daemon.metrics.destination("default").delivery_attempts_failed.at("internal_error") == 1);
 
     bool stopped = false;
     boost::asio::co_spawn(daemon.io, deliverer.shut_down(std::chrono::milliseconds(0)),

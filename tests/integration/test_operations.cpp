@@ -71,11 +71,15 @@ std::map<std::string, MetricFamily> fetch_metrics(const std::string& admin) {
     return parse_exposition(reply.body);
 }
 
-// A counter or gauge sample; 0 when the labelled sample is absent (not yet incremented).
+// A counter or gauge sample; 0 when the labelled sample is absent (not yet incremented). Delivery
+// families are per destination: the default one's unless `labels` name another.
 double metric(const std::map<std::string, MetricFamily>& families, const std::string& name,
-              const std::map<std::string, std::string>& labels = {}) {
+              std::map<std::string, std::string> labels = {}) {
     const auto family = families.find("avr_webhookd_" + name);
     REQUIRE(family != families.end());
+    const auto& samples = family->second.samples;
+    if (!samples.empty() && samples.front().labels.contains("destination"))
+        labels.try_emplace("destination", "default");
     return find_value(family->second, labels).value_or(0);
 }
 
@@ -289,9 +293,12 @@ TEST_CASE("operations: /metrics counts what the daemon received, rejected, retri
     CHECK(metric(families, "events_queued") == 0);
     CHECK(metric(families, "oldest_undelivered_event_age_seconds") == 0);
     const auto& latency = families.at("avr_webhookd_delivery_latency_seconds");
-    CHECK(find_value(latency, {}, "avr_webhookd_delivery_latency_seconds_count") == delivered);
-    CHECK(find_value(latency, {{"le", "+Inf"}}, "avr_webhookd_delivery_latency_seconds_bucket") == delivered);
-    CHECK(find_value(latency, {}, "avr_webhookd_delivery_latency_seconds_sum").value_or(0) > 0);
+    CHECK(find_value(latency, {{"destination", "default"}}, "avr_webhookd_delivery_latency_seconds_count") ==
+          delivered);
+    CHECK(find_value(latency, {{"destination", "default"}, {"le", "+Inf"}},
+                     "avr_webhookd_delivery_latency_seconds_bucket") == delivered);
+    CHECK(find_value(latency, {{"destination", "default"}}, "avr_webhookd_delivery_latency_seconds_sum").value_or(0) >
+          0);
     CHECK(read_lines(daemon.dead_letter()).size() == 1);
 
     if (program_available("promtool")) {

@@ -19,6 +19,9 @@ struct Event {
     std::chrono::system_clock::time_point accepted_wall{};  // for logs and dead letters
     std::uint64_t spool_record = 0;                         // its record in the crash-safe spool; 0 when not spooled
     std::uint64_t answer_key = 0;  // nonzero: its producer waits for the receiver's answer (respond_types)
+    // Only to this destination ("default" or a name): a dead-letter line replayed goes back to the
+    // destination it failed for. "" = every destination whose `types` take it.
+    std::string destination;
 };
 
 }  // namespace avr_webhookd

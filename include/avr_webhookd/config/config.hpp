@@ -21,6 +21,30 @@ enum class AckMode { errors, all };
 enum class QueueFullPolicy { block, reject };
 enum class SpoolSync { always, interval };
 
+// One receiver's settings (a destination): the per-receiver settings of the specification. The
+// top-level ones (url, secret, timeout ...) configure the destination named "default"; more are
+// named sections of the config file, [destination NAME], or destination_NAME_KEY elsewhere.
+struct Destination {
+    std::string name;
+    std::string url;
+    std::string secret;  // never printed; holds the file's contents when secret_file is used
+    std::string secret_file;
+    SignatureMode signature = SignatureMode::plain;
+    std::chrono::milliseconds timeout{3000};
+    int retry = 0;
+    std::chrono::milliseconds retry_base{1000};
+    std::chrono::milliseconds retry_max_delay{60000};
+    std::chrono::milliseconds max_age{3600000};
+    std::string agent_id;
+    std::string ca_file;
+    bool tls_verify = true;
+    unsigned concurrency = 64;
+    std::vector<std::string> types;
+    bool operator==(const Destination&) const = default;
+};
+
+inline constexpr std::string_view default_destination_name = "default";
+
 // The daemon's effective settings. One rule names each setting: config-file key `foo_bar`,
 // command-line flag `--foo-bar`, environment variable `WEBHOOK_FOO_BAR`. The settings table
 // (config/settings.hpp) lists them; load_config() fills this in and validates every value, the
@@ -45,6 +69,9 @@ struct Config {
     // respond_timeout: AVR Core routes a call by the answer to call_initiated.
     std::vector<std::string> respond_types{"call_initiated"};
     std::chrono::milliseconds respond_timeout{2500};
+    std::string respond_destination{default_destination_name};  // whose answer goes back to the producer
+    // The destinations beyond the default one, by name (never "default"), in name order.
+    std::vector<Destination> destinations;
     std::string socket = "/run/avr-webhookd/events.sock";
     unsigned socket_mode = 0660;                            // never world-writable
     std::size_t max_line = 65536;                           // bytes, 256..16 MiB
@@ -78,6 +105,24 @@ struct Config {
     LogFormat log_format = LogFormat::text;
     std::string admin;  // "" = off; "HOST:PORT", "[::1]:PORT" or an absolute Unix socket path
 };
+
+// The default destination (the top-level per-receiver settings) and the named ones, default first.
+std::vector<Destination> all_destinations(const Config& config);
+// The configuration one destination's delivery runs with: `config` with its per-receiver settings
+// replaced by the destination's (and no destinations of its own).
+Config config_for(const Config& config, const Destination& destination);
+// The per-receiver settings of `receiver` as a destination called `name`.
+Destination destination_from(const Config& receiver, std::string name);
+
+// A destination's setting key: destination_NAME_KEY, where NAME is 1 to 32 lower-case letters and
+// digits starting with a letter (not "default") and KEY one of the per-receiver settings.
+struct DestinationKey {
+    std::string name;
+    std::string setting;
+};
+std::optional<DestinationKey> split_destination_key(std::string_view key);
+bool valid_destination_name(std::string_view name);
+bool is_receiver_setting(std::string_view key);  // url, secret, timeout ... (the keys a destination has)
 
 // Where a setting's effective value came from (for check-config).
 enum class Origin { built_in, config_file, environment, command_line };

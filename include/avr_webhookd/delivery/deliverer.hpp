@@ -27,7 +27,13 @@ namespace avr_webhookd {
 // The URL as logs may show it: the query string, which may carry a token, is redacted.
 std::string url_for_log(std::string_view url);
 
-// Delivery: the Asio shell around DeliveryCore (which decides admission, verdicts, retries and
+// Which destination a Deliverer serves, and what it shares with the others.
+struct DestinationOptions {
+    std::string name{default_destination_name};
+    DeadLetterWriter* dead_letters = nullptr;  // the file every destination writes to; nullptr: its own
+};
+
+// Delivery to one destination: the Asio shell around DeliveryCore (which decides admission, verdicts, retries and
 // the shutdown phases) with the HTTP client, the dead-letter file and the spool. Every accepted
 // event ends delivered or dead-lettered (and logged); none is dropped.
 class Deliverer final : public EventSink {
@@ -36,8 +42,9 @@ public:
     // file not writable).
     // With a spool, every accepted event is stored there before it is queued, and removed from it
     // once delivered or durably dead-lettered; a stop leaves undelivered events in it.
+    // `config` is the destination's own (config_for); its metrics are metrics.destination(name).
     Deliverer(boost::asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics,
-              spool::Spool* spool = nullptr);
+              spool::Spool* spool = nullptr, DestinationOptions destination = {});
     // Completes the dead-letter lines still being written (after an abort() the loop has stopped).
     ~Deliverer() override;
 
@@ -49,6 +56,15 @@ public:
     // Queues the undelivered events the spool held at start, in their order and with their ids
     // and sequence numbers, ahead of anything new. Call before start().
     void restore_from_spool();
+    // The same one record at a time, for Destinations, which splits the spool's records by
+    // destination: an undelivered event, a call's numbering, or a record no destination takes
+    // (given up and dead-lettered with `reason`, naming `destination`).
+    void restore(const spool::RecoveredEvent& record);
+    void continue_numbering(std::string_view call, std::uint64_t last);
+    void give_up_record(const spool::RecoveredEvent& record, std::string_view reason, std::string_view destination,
+                        std::string_view message);
+    // Each call's last sequence number for the spool's checkpoint (keys as spool::numbering_key).
+    void append_numbering(spool::Spool::Numbering& numbering) const;
     void start();
 
     // Graceful shutdown. Without a spool: keeps delivering until nothing is queued or `budget`
@@ -59,6 +75,12 @@ public:
     // Immediate shutdown (second signal): without a spool dead-letters everything, in-flight
     // events included; with one, leaves it all in the spool.
     void abort();
+    // The destination was removed by a reload: everything queued or in flight is dead-lettered
+    // with reason destination_removed (with or without a spool) and nothing new starts.
+    void remove();
+    // The spool deleted segments: a queue held by spool_max_bytes may have room again.
+    void spool_has_room() { after_change(); }
+    const std::string& name() const { return name_; }
 
     // Applies a reloaded configuration to the next attempts; queued events keep their order.
     void reconfigure(const Config& config);
@@ -114,16 +136,20 @@ private:
     std::uint64_t next_answer_key_ = 1;
     static HttpClientOptions client_options(const Config& config);
     static AttemptOutcome not_attempted(std::string code, std::string message);
-    static std::string describe(const Event& event);
+    std::string describe(const Event& event) const;
 
     boost::asio::io_context& io_;
     Config config_;
     Logger& logger_;
     Metrics& metrics_;
+    std::string name_;
+    std::string spool_name_;  // "" for the default destination (its records are as before destinations)
+    DeliveryMetrics& stats_;  // metrics_.destination(name_)
     std::string log_url_;
     Signer signer_;
     HttpClient client_;
-    DeadLetterWriter dead_letters_;
+    std::unique_ptr<DeadLetterWriter> own_dead_letters_;  // when not shared
+    DeadLetterWriter& dead_letters_;
     spool::Spool* spool_ = nullptr;
     // The decisions: admission, verdicts, retries, the shutdown phases; this class executes them.
     DeliveryCore core_;
@@ -135,7 +161,6 @@ private:
     void forget_in_spool(const Event& event);
     Receipt store_and_queue(Event&& event);
     void configure_parking();
-    void give_up_invalid_record(const spool::RecoveredEvent& record);
     std::unique_ptr<EventLoader> spool_loader_;  // reads parked events back (with a spool)
     std::size_t batch_written_ = 0;              // shutdown dead letters synced, for one summary line
     std::function<void(const Event&)> attempt_hook_;

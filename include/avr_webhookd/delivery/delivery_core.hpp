@@ -127,6 +127,9 @@ public:
     // Immediate stop. nullopt when already aborted; else the events to write off (memory only:
     // every event, those in flight first in each call's order; with a spool they stay there).
     std::optional<std::vector<CallQueues::Pending>> abort();
+    // The destination is removed (reload): like abort(), but every event is handed back to be
+    // written off, with a spool too (the destination will not come back for them).
+    std::optional<std::vector<CallQueues::Pending>> remove();
 
     // Health: the last finished event was given up and none was delivered since.
     void note_given_up(std::string failure);
@@ -137,6 +140,7 @@ public:
     const CallQueues& queues() const { return queues_; }
 
 private:
+    std::vector<CallQueues::Pending> take_everything();
     bool fits(std::size_t cost) const;
     std::size_t largest_event_cost() const;
     bool may_start() const;

@@ -31,7 +31,10 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
 // Should a body ever not be a JSON object, it is kept as the string "body" so nothing is lost.
 // Strings are JSON-escaped; invalid UTF-8 in them becomes U+FFFD so the line always parses.
 // `status` is null when no response was read.
+// `destination` (when not empty) names the destination the event failed for, as the member
+// "destination" after "id": a replay delivers the line to that destination only.
 std::string dead_letter_line(std::string_view event_id, std::string_view body, std::string_view reason,
-                             const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when);
+                             const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when,
+                             std::string_view destination = {});
 
 }  // namespace avr_webhookd

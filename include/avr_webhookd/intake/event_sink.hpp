@@ -14,12 +14,13 @@ namespace avr_webhookd {
 class EventSink {
 public:
     enum class Admission {
-        queued,         // taken for delivery
-        filtered,       // valid, but its type is not forwarded (setting `types`)
-        dead_lettered,  // the queue was full (queue_full = reject): written to the dead-letter file
-        full,           // the queue is full and there is no dead-letter file: not taken
-        shutting_down,  // arrived after the shutdown budget was spent: dead-lettered
-        not_stored,     // the spool could not store it (disk full, I/O error): not taken
+        queued,               // taken for delivery
+        filtered,             // valid, but its type is not forwarded (setting `types`)
+        dead_lettered,        // the queue was full (queue_full = reject): written to the dead-letter file
+        full,                 // the queue is full and there is no dead-letter file: not taken
+        shutting_down,        // arrived after the shutdown budget was spent: dead-lettered
+        not_stored,           // the spool could not store it (disk full, I/O error): not taken
+        unknown_destination,  // its "destination" names no configured destination: not taken
     };
 
     struct Receipt {

@@ -39,27 +39,47 @@ std::vector<double> default_latency_buckets();
 // Seconds one fdatasync of the spool takes: from 50 us (a fast SSD) to 2.5 s (a failing disk).
 std::vector<double> spool_sync_buckets();
 
+// One destination's delivery counters and gauges (/metrics labels them destination="NAME").
+struct DeliveryMetrics {
+    using LabelledCounter = std::map<std::string, std::uint64_t, std::less<>>;
+
+    // Counters.
+    std::uint64_t events_filtered = 0;  // accepted but not forwarded because of its `types`
+    std::uint64_t events_delivered = 0;
+    std::uint64_t events_dead_lettered = 0;
+    std::uint64_t delivery_attempts = 0;
+    LabelledCounter delivery_attempts_failed;      // by to_string(FailureKind): timeout, tls ...
+    std::uint64_t delivery_retries = 0;            // failed attempts that were scheduled again
+    LabelledCounter queue_full;                    // times its queue filled up, by limit: events, bytes
+    std::uint64_t dead_letter_overflow = 0;        // dead letters only logged: the file reached dead_letter_max_bytes
+    std::uint64_t dead_letter_write_failures = 0;  // dead letters only logged: the write or sync failed
+
+    // Gauges.
+    std::uint64_t in_flight = 0;     // events with an attempt in progress
+    std::uint64_t queued = 0;        // events waiting for an attempt (first or retry), not in flight
+    std::uint64_t queued_bytes = 0;  // what all undelivered events count against max_queue_bytes
+    std::uint64_t live_calls = 0;
+    std::uint64_t open_connections = 0;
+    double oldest_undelivered_age_seconds = 0;
+
+    Histogram delivery_latency{default_latency_buckets()};
+
+    void count_failed_attempt(std::string_view kind);
+    void observe_delivery_latency(std::chrono::nanoseconds latency);
+};
+
 // The daemon's counters and gauges. Updated on the io_context thread only, hence plain integers.
 // Counters only grow; gauges are set by the daemon right before rendering.
 struct Metrics {
     using LabelledCounter = std::map<std::string, std::uint64_t, std::less<>>;
 
     // Counters.
-    std::uint64_t events_received = 0;  // event lines read from producers, valid or not
-    LabelledCounter events_rejected;    // by reason: invalid_json, line_too_long, queue_full ...
-    std::uint64_t events_filtered = 0;  // accepted but not forwarded because of `types`
-    std::uint64_t events_delivered = 0;
-    std::uint64_t events_dead_lettered = 0;
-    std::uint64_t delivery_attempts = 0;
-    LabelledCounter delivery_attempts_failed;        // by to_string(FailureKind): timeout, tls ...
-    std::uint64_t delivery_retries = 0;              // failed attempts that were scheduled again
+    std::uint64_t events_received = 0;               // event lines read from producers, valid or not
+    LabelledCounter events_rejected;                 // by reason: invalid_json, line_too_long, queue_full ...
     std::uint64_t producer_connections_refused = 0;  // over max_connections
     std::uint64_t admin_connections_evicted = 0;     // oldest waiting admin connection closed for a new one
     std::uint64_t admin_connections_refused = 0;     // admin limit reached and every connection busy answering
     std::uint64_t admin_requests_timed_out = 0;      // admin request not read within its deadline
-    LabelledCounter queue_full;                      // times the queue filled up, by limit: events, bytes
-    std::uint64_t dead_letter_overflow = 0;          // dead letters only logged: the file reached dead_letter_max_bytes
-    std::uint64_t dead_letter_write_failures = 0;    // dead letters only logged: the write or sync failed
     std::uint64_t producer_connections_evicted = 0;  // idle ones closed to make room at max_connections
     std::uint64_t producer_connections_denied = 0;   // peers not in producer_uids / producer_gids
     std::uint64_t producer_connection_errors = 0;    // connections ended by an internal error
@@ -82,21 +102,19 @@ struct Metrics {
     std::uint64_t spool_unreadable_events = 0;  // parked events whose record could not be read back
 
     // Gauges.
-    std::uint64_t in_flight = 0;     // events with an attempt in progress
-    std::uint64_t queued = 0;        // events waiting for an attempt (first or retry), not in flight
-    std::uint64_t queued_bytes = 0;  // what all undelivered events count against max_queue_bytes
-    std::uint64_t live_calls = 0;
-    std::uint64_t open_connections = 0;
     std::uint64_t producer_connections = 0;
     std::uint64_t http_connections = 0;  // open HTTP intake connections
-    double oldest_undelivered_age_seconds = 0;
-    std::uint64_t spool_bytes = 0;    // bytes of the spool's segment files
-    std::uint64_t spool_records = 0;  // events in the spool not yet delivered or dead-lettered
+    std::uint64_t spool_bytes = 0;       // bytes of the spool's segment files
+    std::uint64_t spool_records = 0;     // events in the spool not yet delivered or dead-lettered
     std::uint64_t spool_segments = 0;
     std::uint64_t spool_disk_full = 0;  // 1 while writes fail for want of space (ENOSPC, EDQUOT, spool_max_bytes)
 
-    Histogram delivery_latency{default_latency_buckets()};
     Histogram spool_sync_latency{spool_sync_buckets()};
+
+    // Each destination's delivery metrics, by name; an entry stays after its destination is
+    // removed (counters never go back).
+    std::map<std::string, DeliveryMetrics, std::less<>> destinations;
+    DeliveryMetrics& destination(std::string_view name);
 
     void count_rejected(std::string_view reason) { ++at(events_rejected, reason); }
     void count_http_rejected(std::string_view reason) {
@@ -104,10 +122,7 @@ struct Metrics {
         ++at(http_events_rejected, reason);
     }
     void count_http_response(unsigned status) { ++at(http_responses, std::to_string(status)); }
-    void count_failed_attempt(std::string_view kind) { ++at(delivery_attempts_failed, kind); }
-    void observe_delivery_latency(std::chrono::nanoseconds latency);
 
-private:
     static std::uint64_t& at(LabelledCounter& counter, std::string_view label);
 };
 

@@ -14,11 +14,13 @@ namespace avr_webhookd::spool {
 //        0     4  magic FF 53 50 4C ("\xFFSPL"; 0xFF never occurs in UTF-8, so not in a body)
 //        4     4  CRC-32C of bytes 8 .. end (length, type and payload), little-endian
 //        8     4  payload length, little-endian (at most kMaxRecordPayload)
-//       12     1  record type: 1 event, 2 done
+//       12     1  record type: 1 event, 2 done, 3 event for a named destination
 //       13     n  payload
 //
 // event payload: record id u64, sequence u64, accepted-at ms since the epoch i64, then four
 // strings, each a u32 length and its bytes: event id, call uuid, type, body (the exact POST body).
+// event for a named destination: the event payload followed by a fifth string, the destination's
+// name (the default destination's events are type 1, as before destinations existed).
 // done payload: record id u64 of an event that was delivered or durably dead-lettered.
 // All integers are little-endian. A record is self-delimiting and self-checking, so a reader can
 // cut a torn tail and resynchronise after a damaged record on the next magic with a valid CRC.
@@ -26,7 +28,7 @@ inline constexpr std::size_t kRecordHeaderSize = 13;
 inline constexpr std::size_t kMaxRecordPayload = 64u << 20;
 inline constexpr std::string_view kRecordMagic{"\xFFSPL", 4};
 
-enum class RecordType : std::uint8_t { event = 1, done = 2 };
+enum class RecordType : std::uint8_t { event = 1, done = 2, destination_event = 3 };
 
 // An event record's fields; the strings view the encoded bytes (or the caller's data).
 struct EventFields {
@@ -37,6 +39,7 @@ struct EventFields {
     std::string_view call;
     std::string_view type;
     std::string_view body;
+    std::string_view destination;  // "" = the default destination
 };
 
 std::size_t encoded_event_size(const EventFields& event);
@@ -55,10 +58,10 @@ enum class DecodeStatus {
 
 struct Decoded {
     DecodeStatus status = DecodeStatus::corrupt;
-    std::size_t size = 0;  // bytes of the whole record when ok
-    RecordType type = RecordType::event;
-    EventFields event;          // when type == event (views into the decoded bytes)
-    std::uint64_t done_id = 0;  // when type == done
+    std::size_t size = 0;                 // bytes of the whole record when ok
+    RecordType type = RecordType::event;  // event for both event record types (see event.destination)
+    EventFields event;                    // when type == event (views into the decoded bytes)
+    std::uint64_t done_id = 0;            // when type == done
 };
 
 // Decodes the record at the start of `bytes` (more bytes may follow).

@@ -30,7 +30,12 @@ struct RecoveredEvent {
     std::string call;
     std::string type;
     Locator locator;
+    std::string destination;  // "" = the default destination
 };
+
+// The key of Recovery::last_sequence and of the numbering checkpoint: the call uuid for the
+// default destination, "NAME/uuid" for a named one (each destination numbers a call on its own).
+std::string numbering_key(std::string_view destination, std::string_view call);
 
 // What the writer needs to know of each segment found.
 struct RecoveredSegment {

@@ -72,7 +72,8 @@ public:
         Locator locator;           // where the record lies, for read_event()
         std::uint64_t ticket = 0;  // acknowledge once durable() >= ticket; 0: at once
     };
-    Stored store(const Event& event, std::uint64_t sequence);
+    // `destination`: "" for the default destination, else the name of the one it is stored for.
+    Stored store(const Event& event, std::uint64_t sequence, std::string_view destination = {});
     void done(std::uint64_t record_id);
 
     // Whether `bytes` more fit under spool_max_bytes.

@@ -40,6 +40,7 @@ struct NewEvent {
     std::string_view body;
     std::uint64_t sequence = 0;
     std::int64_t accepted_ms = 0;
+    std::string_view destination;  // "" = the default destination
 };
 
 struct Appended {

@@ -26,7 +26,7 @@ std::vector<std::pair<double, double>> check_histogram(const MetricFamily& famil
     double sum = std::nan(""), count = std::nan("");
     for (const auto& sample : family.samples) {
         if (sample.name == name + "_bucket") {
-            REQUIRE(sample.labels.size() == 1);
+            REQUIRE(sample.labels.contains("le"));
             buckets.emplace_back(parse_value(sample.labels.at("le")), sample.value);
         } else if (sample.name == name + "_sum") {
             sum = sample.value;
@@ -99,7 +99,8 @@ const std::vector<std::string> expected_families = {
 }  // namespace
 
 TEST_CASE("metrics: a fresh registry renders every family", "[metrics]") {
-    const Metrics metrics;
+    Metrics metrics;
+    metrics.destination("default");
     const auto families = parse_exposition(render_prometheus(metrics, "1.2.3"));
     std::set<std::string> names;
     for (const auto& [name, family] : families) names.insert(name);
@@ -130,18 +131,20 @@ TEST_CASE("metrics: values are rendered where they belong", "[metrics]") {
     metrics.count_rejected("invalid_json");
     metrics.count_rejected("invalid_json");
     metrics.count_rejected("queue_full");
-    metrics.events_filtered = 1;
-    metrics.events_delivered = 7;
-    metrics.events_dead_lettered = 2;
-    metrics.delivery_attempts = 15;
-    metrics.count_failed_attempt("timeout");
-    metrics.delivery_retries = 6;
-    metrics.in_flight = 3;
-    metrics.queued = 4;
-    metrics.live_calls = 5;
-    metrics.open_connections = 6;
+    auto& delivery = metrics.destination("default");
+    delivery.events_filtered = 1;
+    delivery.events_delivered = 7;
+    delivery.events_dead_lettered = 2;
+    delivery.delivery_attempts = 15;
+    delivery.count_failed_attempt("timeout");
+    delivery.delivery_retries = 6;
+    delivery.in_flight = 3;
+    delivery.queued = 4;
+    delivery.live_calls = 5;
+    delivery.open_connections = 6;
     metrics.producer_connections = 1;
-    metrics.oldest_undelivered_age_seconds = 2.5;
+    delivery.oldest_undelivered_age_seconds = 2.5;
+    metrics.destination("crm").events_delivered = 3;
 
     const auto text = render_prometheus(metrics, "0.1.0");
     const auto families = parse_exposition(text);
@@ -151,18 +154,21 @@ TEST_CASE("metrics: values are rendered where they belong", "[metrics]") {
     CHECK(value("events_received_total") == 12);
     CHECK(value("events_rejected_total", {{"reason", "invalid_json"}}) == 2);
     CHECK(value("events_rejected_total", {{"reason", "queue_full"}}) == 1);
-    CHECK(value("events_filtered_total") == 1);
-    CHECK(value("events_delivered_total") == 7);
-    CHECK(value("events_dead_lettered_total") == 2);
-    CHECK(value("delivery_attempts_total") == 15);
-    CHECK(value("delivery_attempts_failed_total", {{"kind", "timeout"}}) == 1);
-    CHECK(value("delivery_retries_total") == 6);
-    CHECK(value("events_in_flight") == 3);
-    CHECK(value("events_queued") == 4);
-    CHECK(value("live_calls") == 5);
-    CHECK(value("open_connections") == 6);
+    const std::map<std::string, std::string> by_default{{"destination", "default"}};
+    CHECK(value("events_filtered_total", by_default) == 1);
+    CHECK(value("events_delivered_total", by_default) == 7);
+    CHECK(value("events_delivered_total", {{"destination", "crm"}}) == 3);
+    CHECK(value("events_dead_lettered_total", by_default) == 2);
+    CHECK(value("delivery_attempts_total", by_default) == 15);
+    CHECK(value("delivery_attempts_failed_total", {{"destination", "default"}, {"kind", "timeout"}}) == 1);
+    CHECK(value("delivery_retries_total", by_default) == 6);
+    CHECK(value("events_in_flight", by_default) == 3);
+    CHECK(value("events_queued", by_default) == 4);
+    CHECK(value("live_calls", by_default) == 5);
+    CHECK(value("open_connections", by_default) == 6);
     CHECK(value("producer_connections") == 1);
-    CHECK(value("oldest_undelivered_event_age_seconds") == 2.5);
+    CHECK(value("oldest_undelivered_event_age_seconds", by_default) == 2.5);
+    CHECK_THAT(text, Catch::Contains("\navr_webhookd_events_delivered_total{destination=\"crm\"} 3\n"));
     CHECK_THAT(text, Catch::Contains("\navr_webhookd_events_received_total 12\n"));
     CHECK_THAT(text, Catch::Contains("\navr_webhookd_events_rejected_total{reason=\"invalid_json\"} 2\n"));
 }
@@ -176,12 +182,13 @@ TEST_CASE("metrics: large counters are exact", "[metrics]") {
 
 TEST_CASE("metrics: histogram buckets are cumulative", "[metrics]") {
     Metrics metrics;
-    metrics.observe_delivery_latency(3ms);    // <= 0.005
-    metrics.observe_delivery_latency(5ms);    // <= 0.005 (bounds are inclusive)
-    metrics.observe_delivery_latency(120ms);  // <= 0.25
-    metrics.observe_delivery_latency(2s);     // <= 2.5
-    metrics.observe_delivery_latency(2h);     // +Inf only
-    metrics.observe_delivery_latency(-1ms);   // clock skew: counted as 0
+    auto& delivery = metrics.destination("default");
+    delivery.observe_delivery_latency(3ms);    // <= 0.005
+    delivery.observe_delivery_latency(5ms);    // <= 0.005 (bounds are inclusive)
+    delivery.observe_delivery_latency(120ms);  // <= 0.25
+    delivery.observe_delivery_latency(2s);     // <= 2.5
+    delivery.observe_delivery_latency(2h);     // +Inf only
+    delivery.observe_delivery_latency(-1ms);   // clock skew: counted as 0
 
     const auto families = parse_exposition(render_prometheus(metrics));
     const auto& family = families.at("avr_webhookd_delivery_latency_seconds");

@@ -1,0 +1,213 @@
+#include <avr_webhookd/delivery/destinations.hpp>
+
+#include <avr_webhookd/common/rethrow.hpp>
+#include <avr_webhookd/common/signal.hpp>
+#include <avr_webhookd/intake/refusal.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+
+#include <algorithm>
+
+namespace avr_webhookd {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+constexpr std::chrono::seconds dead_letter_flush_budget{30};
+
+const Destination* named(const std::vector<Destination>& destinations, std::string_view name) {
+    const auto found = std::find_if(destinations.begin(), destinations.end(),
+                                    [&](const Destination& destination) { return destination.name == name; });
+    return found == destinations.end() ? nullptr : &*found;
+}
+
+}  // namespace
+
+Destinations::Destinations(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics,
+                           spool::Spool* spool)
+    : io_(io),
+      config_(config),
+      logger_(logger),
+      metrics_(metrics),
+      spool_(spool),
+      dead_letters_(std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter,
+                                                       config.dead_letter_max_bytes)) {
+    for (const auto& destination : all_destinations(config)) active_.push_back(make(config, destination));
+    wire_spool();
+}
+
+Destinations::~Destinations() { dead_letters_->finish(dead_letter_flush_budget); }
+
+std::unique_ptr<Deliverer> Destinations::make(const Config& config, const Destination& destination) {
+    return std::make_unique<Deliverer>(io_, config_for(config, destination), logger_, metrics_, spool_,
+                                       DestinationOptions{destination.name, dead_letters_.get()});
+}
+
+// The spool has one numbering checkpoint and one room signal for all destinations.
+void Destinations::wire_spool() {
+    if (!spool_) return;
+    spool_->on_room([this] {
+        for (auto& deliverer : active_) deliverer->spool_has_room();
+    });
+    spool_->on_checkpoint([this] {
+        spool::Spool::Numbering numbering;
+        for (const auto& deliverer : active_) deliverer->append_numbering(numbering);
+        return numbering;
+    });
+}
+
+Deliverer* Destinations::find(std::string_view name) const {
+    const auto found = std::find_if(active_.begin(), active_.end(),
+                                    [&](const auto& deliverer) { return deliverer->name() == name; });
+    return found == active_.end() ? nullptr : found->get();
+}
+
+EventSink::Receipt Destinations::submit(Event&& event) { return fan_out(std::move(event), nullptr); }
+
+EventSink::Receipt Destinations::submit_for_answer(Event&& event, AnswerHandler on_answer) {
+    return fan_out(std::move(event), &on_answer);
+}
+
+// Each destination decides on its own copy (its types, its queue); the last one gets the event
+// itself, so a single destination costs no copy.
+EventSink::Receipt Destinations::fan_out(Event&& event, const AnswerHandler* on_answer) {
+    std::vector<Deliverer*> targets;
+    if (event.destination.empty()) {
+        for (const auto& deliverer : active_) targets.push_back(deliverer.get());
+    } else if (auto* only = find(event.destination)) {
+        targets.push_back(only);
+    } else {
+        return Receipt(Admission::unknown_destination, 0,
+                       "no destination named \"" + event.destination +
+                           "\" is configured: the event was not accepted (it stays in your file)");
+    }
+    Deliverer* answering = on_answer ? find(config_.respond_destination) : nullptr;
+    std::optional<Receipt> queued;
+    std::optional<Receipt> refused;
+    std::vector<std::string> refused_by;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        Event copy = i + 1 == targets.size() ? std::move(event) : event;
+        auto* target = targets[i];
+        auto receipt = target == answering ? target->submit_for_answer(std::move(copy), *on_answer)
+                                           : target->submit(std::move(copy));
+        if (receipt.admission == Admission::queued) {
+            if (!queued || receipt.ticket > queued->ticket) queued = receipt;
+        } else if (receipt.admission != Admission::filtered) {
+            if (!refused) refused = receipt;
+            refused_by.push_back(target->name());
+        }
+    }
+    if (queued && refused) {
+        // Taken for some destinations: the producer must not send it again. Each refusal was
+        // dead-lettered (or logged in full) by its destination.
+        std::string names;
+        for (const auto& name : refused_by) names += (names.empty() ? "" : ", ") + name;
+        logger_.warn("delivery: event accepted, but not queued for destination " + names + " (" +
+                     (refusal_of(*refused) ? refusal_of(*refused)->message : std::string("refused")) + ")");
+    }
+    if (queued) return *queued;
+    return refused ? *refused : Receipt(Admission::filtered);
+}
+
+bool Destinations::has_room() const {
+    return std::all_of(active_.begin(), active_.end(), [](const auto& deliverer) { return deliverer->has_room(); });
+}
+
+awaitable<void> Destinations::wait_for_room() {
+    for (const auto& deliverer : active_) {
+        if (!deliverer->has_room()) {
+            co_await deliverer->wait_for_room();
+            co_return;  // the caller checks has_room() again
+        }
+    }
+}
+
+void Destinations::restore_from_spool() {
+    if (!spool_) return;
+    const auto& recovery = spool_->recovered();
+    std::size_t restored = 0;
+    for (const auto& record : recovery.events) {
+        const auto name = record.destination.empty() ? default_destination_name : std::string_view(record.destination);
+        if (auto* deliverer = find(name)) {
+            deliverer->restore(record);
+            ++restored;
+            continue;
+        }
+        active_.front()->give_up_record(record, "destination_removed", name,
+                                        "the destination is no longer configured");
+    }
+    for (const auto& [key, last] : recovery.last_sequence) {
+        const auto slash = key.find('/');
+        const auto name = slash == std::string::npos ? default_destination_name : std::string_view(key).substr(0, slash);
+        const auto call = slash == std::string::npos ? std::string_view(key) : std::string_view(key).substr(slash + 1);
+        if (auto* deliverer = find(name)) deliverer->continue_numbering(call, last);
+    }
+    spool_->release_recovered();
+    if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");
+}
+
+void Destinations::start() {
+    started_ = true;
+    for (auto& deliverer : active_) deliverer->start();
+}
+
+awaitable<void> Destinations::shut_down(std::chrono::milliseconds budget) {
+    std::size_t running = active_.size();
+    detail::Signal finished(io_.get_executor());
+    for (auto& deliverer : active_)
+        asio::co_spawn(io_, deliverer->shut_down(budget), [&running, &finished](std::exception_ptr error) {
+            --running;
+            finished.notify_all();
+            detail::rethrow_exceptions(error);
+        });
+    while (running > 0) co_await finished.wait();
+}
+
+void Destinations::abort() {
+    for (auto& deliverer : active_) deliverer->abort();
+}
+
+void Destinations::reconfigure(const Config& config) {
+    const auto wanted = all_destinations(config);
+    std::vector<std::unique_ptr<Deliverer>> added;  // built first: a failure changes nothing
+    for (const auto& destination : wanted)
+        if (!find(destination.name)) added.push_back(make(config, destination));
+    for (auto& deliverer : active_)
+        if (const auto* destination = named(wanted, deliverer->name()))
+            deliverer->reconfigure(config_for(config, *destination));
+    for (auto position = active_.begin(); position != active_.end();) {
+        if (named(wanted, (*position)->name())) {
+            ++position;
+            continue;
+        }
+        (*position)->remove();
+        removed_.push_back(std::move(*position));
+        position = active_.erase(position);
+    }
+    for (auto& deliverer : added) {
+        logger_.info("reload: destination " + deliverer->name() + " added, delivering to " +
+                     url_for_log(named(wanted, deliverer->name())->url));
+        if (started_) deliverer->start();
+        active_.push_back(std::move(deliverer));
+    }
+    dead_letters_->set_max_bytes(config.dead_letter_max_bytes);
+    config_ = config;
+    wire_spool();
+}
+
+void Destinations::update_gauges() {
+    for (auto& deliverer : active_) deliverer->update_gauges();
+}
+
+std::optional<std::string> Destinations::unhealthy_reason() const {
+    if (spool_)
+        if (auto reason = spool_->unhealthy_reason()) return reason;
+    for (const auto& deliverer : active_)
+        if (auto reason = deliverer->unhealthy_reason())
+            return active_.size() == 1 ? reason : "destination " + deliverer->name() + ": " + *reason;
+    return std::nullopt;
+}
+
+}  // namespace avr_webhookd
