@@ -13,13 +13,13 @@ constexpr std::string_view destination_prefix = "destination_";
 constexpr std::size_t max_destination_name = 32;
 
 constexpr std::array<std::string_view, 14> receiver_settings{
-    "url",       "secret",   "secret_file", "signature",  "timeout",     "retry", "retry_base",
-    "retry_max_delay", "max_age", "agent_id", "ca_file", "tls_verify", "concurrency", "types"};
+    "url",     "secret",   "secret_file", "signature",  "timeout",     "retry", "retry_base", "retry_max_delay",
+    "max_age", "agent_id", "ca_file",     "tls_verify", "concurrency", "types"};
 
 Destination receiver_of(const Config& c, std::string name) {
-    return Destination{std::move(name), c.url,     c.secret,  c.secret_file, c.signature,  c.timeout,     c.retry,
-                       c.retry_base,    c.retry_max_delay,    c.max_age, c.agent_id,  c.ca_file, c.tls_verify, c.concurrency,
-                       c.types};
+    return Destination{std::move(name), c.url,     c.secret,     c.secret_file,     c.signature,
+                       c.timeout,       c.retry,   c.retry_base, c.retry_max_delay, c.max_age,
+                       c.agent_id,      c.ca_file, c.tls_verify, c.concurrency,     c.types};
 }
 
 void apply(Config& c, const Destination& d) {
@@ -48,7 +48,8 @@ bool is_receiver_setting(std::string_view key) {
 bool valid_destination_name(std::string_view name) {
     if (name.empty() || name.size() > max_destination_name || name == default_destination_name) return false;
     if (name.front() < 'a' || name.front() > 'z') return false;
-    return std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
 }
 
 // destination_crm_retry_base -> {crm, retry_base}: the name ends at the first '_' after the
@@ -79,6 +80,8 @@ Config config_for(const Config& config, const Destination& destination) {
     return result;
 }
 
-Destination destination_from(const Config& receiver, std::string name) { return receiver_of(receiver, std::move(name)); }
+Destination destination_from(const Config& receiver, std::string name) {
+    return receiver_of(receiver, std::move(name));
+}
 
 }  // namespace avr_webhookd

@@ -32,8 +32,8 @@ Destinations::Destinations(asio::io_context& io, const Config& config, Logger& l
       logger_(logger),
       metrics_(metrics),
       spool_(spool),
-      dead_letters_(std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter,
-                                                       config.dead_letter_max_bytes)) {
+      dead_letters_(
+          std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter, config.dead_letter_max_bytes)) {
     for (const auto& destination : all_destinations(config)) active_.push_back(make(config, destination));
     wire_spool();
 }
@@ -59,8 +59,8 @@ void Destinations::wire_spool() {
 }
 
 Deliverer* Destinations::find(std::string_view name) const {
-    const auto found = std::find_if(active_.begin(), active_.end(),
-                                    [&](const auto& deliverer) { return deliverer->name() == name; });
+    const auto found =
+        std::find_if(active_.begin(), active_.end(), [&](const auto& deliverer) { return deliverer->name() == name; });
     return found == active_.end() ? nullptr : found->get();
 }
 
@@ -135,12 +135,12 @@ void Destinations::restore_from_spool() {
             ++restored;
             continue;
         }
-        active_.front()->give_up_record(record, "destination_removed", name,
-                                        "the destination is no longer configured");
+        active_.front()->give_up_record(record, "destination_removed", name, "the destination is no longer configured");
     }
     for (const auto& [key, last] : recovery.last_sequence) {
         const auto slash = key.find('/');
-        const auto name = slash == std::string::npos ? default_destination_name : std::string_view(key).substr(0, slash);
+        const auto name =
+            slash == std::string::npos ? default_destination_name : std::string_view(key).substr(0, slash);
         const auto call = slash == std::string::npos ? std::string_view(key) : std::string_view(key).substr(slash + 1);
         if (auto* deliverer = find(name)) deliverer->continue_numbering(call, last);
     }

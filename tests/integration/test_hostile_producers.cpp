@@ -176,7 +176,7 @@ TEST_CASE("hostile producers: idle connections at max_connections make room for 
     REQUIRE(daemon.stop());
 }
 
-TEST_CASE("hostile producers: busy connections at max_connections are not evicted; the new one is refused",
+TEST_CASE("hostile producers: busy connections at max_connections are not evicted, the new one is refused",
           "[integration][hostile][limits]") {
     TempDir dir;
     ReceiverThread receiver;

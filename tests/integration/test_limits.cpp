@@ -123,7 +123,7 @@ TEST_CASE("max_queue_bytes with block: no room once the largest possible event w
     CHECK(daemon.metrics.destination("default").queue_full.at("bytes") == 1);
 }
 
-TEST_CASE("an exception while attempting one event dead-letters it as internal_error; the call moves on",
+TEST_CASE("an exception while attempting one event dead-letters it as internal_error, the call moves on",
           "[integration][limits]") {
     TempDir dir;
     ReceiverOptions options;

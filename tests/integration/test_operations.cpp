@@ -28,27 +28,6 @@ namespace {
 constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
 constexpr std::string_view admin_log_prefix = "admin: serving /healthz, /readyz and /metrics on ";
 
-// Replaced in one rename, so a reload never reads a half-written file.
-void write_config(const std::filesystem::path& file, const std::string& text) {
-    const auto temporary = file.string() + ".new";
-    std::ofstream(temporary) << text;
-    std::filesystem::rename(temporary, file);
-}
-
-std::size_t occurrences(const std::string& text, std::string_view what) {
-    std::size_t count = 0;
-    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++count;
-    return count;
-}
-
-// Sends SIGHUP and waits for the reload's outcome: the `count`-th occurrence of `outcome`.
-bool reload(DaemonProcess& daemon, std::string_view outcome, std::size_t count = 1) {
-    if (!daemon.process().send_signal(SIGHUP)) return false;
-    return wait_until([&] { return occurrences(daemon.log(), outcome) >= count || !daemon.process().running(); },
-                      10s) &&
-           daemon.process().running();
-}
-
 // The admin address the daemon logged (the real port when it was asked for port 0).
 std::string logged_admin_address(DaemonProcess& daemon) {
     if (!daemon.process().wait_for_output(admin_log_prefix, 10s)) return {};

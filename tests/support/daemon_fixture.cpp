@@ -1,6 +1,7 @@
 #include "daemon_fixture.hpp"
 
 #include <algorithm>
+#include <csignal>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -143,6 +144,25 @@ std::vector<std::string> exchange(const fs::path& socket, std::string_view input
     std::istringstream stream(replies);
     for (std::string line; std::getline(stream, line);) lines.push_back(line);
     return lines;
+}
+
+void write_config(const fs::path& file, const std::string& text) {
+    const auto temporary = file.string() + ".new";
+    std::ofstream(temporary) << text;
+    fs::rename(temporary, file);
+}
+
+std::size_t occurrences(const std::string& text, std::string_view what) {
+    std::size_t count = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++count;
+    return count;
+}
+
+bool reload(DaemonProcess& daemon, std::string_view outcome, std::size_t count) {
+    if (!daemon.process().send_signal(SIGHUP)) return false;
+    return wait_until([&] { return occurrences(daemon.log(), outcome) >= count || !daemon.process().running(); },
+                      10s) &&
+           daemon.process().running();
 }
 
 std::vector<std::string> read_lines(const fs::path& file) {

@@ -84,6 +84,12 @@ bool can_connect(const std::filesystem::path& socket);
 
 std::vector<std::string> read_lines(const std::filesystem::path& file);
 
+// Writes a config file in one rename, so a reload never reads a half-written file.
+void write_config(const std::filesystem::path& file, const std::string& text);
+std::size_t occurrences(const std::string& text, std::string_view what);
+// Sends SIGHUP and waits for the reload's outcome: the `count`-th occurrence of `outcome` in the log.
+bool reload(DaemonProcess& daemon, std::string_view outcome, std::size_t count = 1);
+
 // The value of a received header (`name` in lower case), or "" when it is absent.
 std::string header(const ReceivedRequest& request, const std::string& name);
 

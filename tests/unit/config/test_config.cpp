@@ -479,7 +479,7 @@ TEST_CASE("config: socket_mode is octal and never world-writable", "[config]") {
           "socket_mode = 0600  (command line --socket-mode)");
 }
 
-TEST_CASE("config: dead_letter defaults next to the socket; empty turns it off", "[config]") {
+TEST_CASE("config: dead_letter defaults next to the socket, empty turns it off", "[config]") {
     CHECK(load_config(sources_with_url()).config.dead_letter == "/run/avr-webhookd/dead-letter.ndjson");
     CHECK(load_with("socket", "/tmp/avr/in.sock").config.dead_letter == "/tmp/avr/dead-letter.ndjson");
     CHECK(load_with("socket", "/in.sock").config.dead_letter == "/dead-letter.ndjson");

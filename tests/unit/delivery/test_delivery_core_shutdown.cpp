@@ -108,7 +108,7 @@ TEST_CASE("core: with a spool a stop starts nothing new and leaves the queue the
     CHECK(h.core.admit(make_event(4, "late", h.clock.now)) == AdmissionVerdict::accept);  // kept in the spool
 }
 
-TEST_CASE("core: with a spool a spent budget drains at once; a late failure waits for its retry", "[delivery_core]") {
+TEST_CASE("core: with a spool a spent budget drains at once, a late failure waits for its retry", "[delivery_core]") {
     Harness h(settings_with(), Storage::spool);
     h.submit(1, "a");
     const auto a = h.start();

@@ -97,7 +97,7 @@ TEST_CASE("parked events come back in order with their ids, bodies and sequence 
     CHECK(queues.resident_bytes() == 0);
 }
 
-TEST_CASE("events within the resident budget stay whole; beyond it they are parked", "[call_queues]") {
+TEST_CASE("events within the resident budget stay whole, beyond it they are parked", "[call_queues]") {
     Event sample;
     sample.id = "a-1";
     sample.uuid = uuid_for(1);

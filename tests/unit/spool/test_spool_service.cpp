@@ -45,7 +45,7 @@ spool::SpoolSettings settings_for(const std::filesystem::path& dir, SpoolSync sy
 
 }  // namespace
 
-TEST_CASE("spool service: an event is acknowledged once a sync covers it; done events are forgotten", "[spool]") {
+TEST_CASE("spool service: an event is acknowledged once a sync covers it, done events are forgotten", "[spool]") {
     avr_webhookd::test::TempDirectory dir("spool-service");
     boost::asio::io_context io;
     Logger logger({LogLevel::error, LogFormat::text, false});
@@ -84,7 +84,7 @@ TEST_CASE("spool service: an event is acknowledged once a sync covers it; done e
     CHECK(metrics.spool_recovered == 5);
 }
 
-TEST_CASE("spool service: interval acknowledges at once; the spool's bound and its lock", "[spool]") {
+TEST_CASE("spool service: interval acknowledges at once, the spool's bound and its lock", "[spool]") {
     avr_webhookd::test::TempDirectory dir("spool-service");
     boost::asio::io_context io;
     Logger logger({LogLevel::error, LogFormat::text, false});
