@@ -59,9 +59,9 @@ const std::vector<Scenario> scenarios = {
 };
 
 struct Sample {
-    double rate = 0;
-    std::optional<double> ratio, cpu_us, rss_before_mib, hwm_mib;
+    std::optional<double> rate, ratio, cpu_us, rss_before_mib, hwm_mib;  // rate: always set
 };
+using Field = std::optional<double> Sample::*;
 
 using Samples = std::map<std::string, std::vector<Sample>>;
 
@@ -105,9 +105,9 @@ Samples run_rounds(const Settings& settings) {
         for (const auto& scenario : scenarios) {
             if (!selected(settings, scenario.name)) continue;
             auto sample = run_scenario(settings, scenario, sink, pki.ca_file().string());
-            if (scenario.ceiling.empty()) ceilings[scenario.name] = sample.rate;
-            else if (ceilings.contains(scenario.ceiling)) sample.ratio = sample.rate / ceilings[scenario.ceiling];
-            std::fprintf(stderr, "round %u  %-16s %8.0f /s", round, scenario.name.c_str(), sample.rate);
+            if (scenario.ceiling.empty()) ceilings[scenario.name] = *sample.rate;
+            else if (ceilings.contains(scenario.ceiling)) sample.ratio = *sample.rate / ceilings[scenario.ceiling];
+            std::fprintf(stderr, "round %u  %-16s %8.0f /s", round, scenario.name.c_str(), *sample.rate);
             if (sample.ratio) std::fprintf(stderr, "  %.2f of %s", *sample.ratio, scenario.ceiling.c_str());
             if (sample.cpu_us) std::fprintf(stderr, "  %.1f us/ev", *sample.cpu_us);
             std::fprintf(stderr, "\n");
@@ -117,15 +117,20 @@ Samples run_rounds(const Settings& settings) {
     return samples;
 }
 
-template <typename Field>
-std::string median_cell(const std::vector<Sample>& runs, Field field, const char* format) {
+// The median over the rounds of one figure of a scenario; nullopt when it did not run.
+std::optional<double> median_of(const Samples& samples, const std::string& scenario, Field field) {
+    const auto found = samples.find(scenario);
+    if (found == samples.end()) return std::nullopt;
     std::vector<double> values;
-    for (const auto& run : runs)
-        if (const std::optional<double> value = field(run)) values.push_back(*value);
-    const auto middle = median(values);
-    if (!middle) return "-";
+    for (const auto& run : found->second)
+        if (const auto& value = run.*field) values.push_back(*value);
+    return median(values);
+}
+
+std::string cell(std::optional<double> value, const char* format) {
+    if (!value) return "-";
     char text[32];
-    std::snprintf(text, sizeof text, format, *middle);
+    std::snprintf(text, sizeof text, format, *value);
     return text;
 }
 
@@ -137,37 +142,26 @@ void print_table(const Settings& settings, const Samples& samples) {
     for (const auto& scenario : scenarios) {
         const auto found = samples.find(scenario.name);
         if (found == samples.end()) continue;
-        const auto& runs = found->second;
-        double low = runs.front().rate, high = low;
-        for (const auto& run : runs) low = std::min(low, run.rate), high = std::max(high, run.rate);
+        double low = *found->second.front().rate, high = low;
+        for (const auto& run : found->second) low = std::min(low, *run.rate), high = std::max(high, *run.rate);
         const std::string range =
             std::to_string(static_cast<long>(low)) + "-" + std::to_string(static_cast<long>(high));
-        std::printf("%-16s %-12s %9s %17s %8s %9s %8s %8s\n", scenario.name.c_str(),
+        const auto& name = scenario.name;
+        std::printf("%-16s %-12s %9s %17s %8s %9s %8s %8s\n", name.c_str(),
                     scenario.ceiling.empty() ? "(ceiling)" : scenario.ceiling.c_str(),
-                    median_cell(
-                        runs, [](const Sample& s) { return std::optional(s.rate); }, "%.0f")
-                        .c_str(),
-                    range.c_str(),
-                    median_cell(
-                        runs, [](const Sample& s) { return s.ratio; }, "%.2f")
-                        .c_str(),
-                    median_cell(
-                        runs, [](const Sample& s) { return s.cpu_us; }, "%.1f")
-                        .c_str(),
-                    median_cell(
-                        runs, [](const Sample& s) { return s.rss_before_mib; }, "%.1f")
-                        .c_str(),
-                    median_cell(
-                        runs, [](const Sample& s) { return s.hwm_mib; }, "%.1f")
-                        .c_str());
+                    cell(median_of(samples, name, &Sample::rate), "%.0f").c_str(), range.c_str(),
+                    cell(median_of(samples, name, &Sample::ratio), "%.2f").c_str(),
+                    cell(median_of(samples, name, &Sample::cpu_us), "%.1f").c_str(),
+                    cell(median_of(samples, name, &Sample::rss_before_mib), "%.1f").c_str(),
+                    cell(median_of(samples, name, &Sample::hwm_mib), "%.1f").c_str());
     }
     std::printf(
         "\nratio: the relay's rate over the ceiling's of the same round (median of the rounds). CPU us/ev: the\n"
         "daemon's user + system CPU per event. RSS0: its resident memory before the load; HWM: its peak.\n");
 }
 
-void run_latency_scenario(const Settings& settings) {
-    if (settings.latency_seconds == 0) return;
+std::optional<LatencyFigures> run_latency_scenario(const Settings& settings) {
+    if (settings.latency_seconds == 0 || !selected(settings, "latency")) return std::nullopt;
     const auto figures =
         run_latency({settings.daemon, settings.latency_rate, settings.latency_seconds, 100, settings.concurrency});
     std::printf(
@@ -175,6 +169,29 @@ void run_latency_scenario(const Settings& settings) {
         "  %zu events: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms; daemon CPU %.1f us/event\n",
         settings.latency_rate, settings.latency_seconds, figures.events, figures.p50_ms, figures.p99_ms,
         figures.p999_ms, figures.max_ms, figures.cpu_us);
+    return figures;
+}
+
+// Issue 12's goals against this run's medians.
+void print_goals(const Samples& samples, const std::optional<LatencyFigures>& latency) {
+    std::printf("\nissue 12's goals, this run's medians:\n");
+    auto check = [](const std::string& goal, std::optional<double> value, double limit, bool at_least) {
+        if (!value) return;
+        const bool met = at_least ? *value >= limit : *value <= limit;
+        std::printf("  %-46s %8.2f  %s\n", goal.c_str(), *value, met ? "met" : "NOT met");
+    };
+    for (const char* name : {"http-100", "http-1000"})
+        check(std::string(name) + " >= 0.90 of wrk-http", median_of(samples, name, &Sample::ratio), 0.90, true);
+    for (const char* name : {"https-100", "https-1000"})
+        check(std::string(name) + " >= 0.80 of wrk-https", median_of(samples, name, &Sample::ratio), 0.80, true);
+    check("http-100-always >= 0.70 of wrk-http", median_of(samples, "http-100-always", &Sample::ratio), 0.70, true);
+    for (const char* name : {"http-100", "https-100"})
+        check(std::string(name) + " CPU us per event <= 12", median_of(samples, name, &Sample::cpu_us), 12, false);
+    for (const char* name : {"http-100", "https-100"}) {
+        const auto mib = median_of(samples, name, &Sample::rss_before_mib);
+        check(std::string(name) + " idle RSS MB <= 8", mib ? std::optional(*mib * 1.048576) : mib, 8, false);
+    }
+    if (latency) check("latency p99 ms < 1 at the steady rate", latency->p99_ms, 1, false);
 }
 
 std::size_t number_argument(const std::string& name, const char* text) {
@@ -220,8 +237,9 @@ int main(int argc, char** argv) {
         const Settings settings = parse_arguments(argc, argv);
         const auto samples = run_rounds(settings);
         print_table(settings, samples);
-        if (selected(settings, "latency")) run_latency_scenario(settings);
+        const auto latency = run_latency_scenario(settings);
         if (selected(settings, "backlog")) run_backlog(settings.daemon, settings.backlog);
+        print_goals(samples, latency);
         return 0;
     } catch (const std::exception& error) {
         std::cerr << "relay_bench: " << error.what() << "\n";
