@@ -47,9 +47,12 @@ sanitize: deps
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure $(CTEST_ARGS)
 
-# Relay throughput against a plain HTTP load generator, and the daemon's memory; prints a table.
+# Relay throughput against wrk on the same nginx receiver, CPU and memory per event, latency;
+# prints a table (tests/bench/README.md). The profilers are for the README's profiling recipes.
 BENCH_ARGS ?=
+BENCH_PACKAGES := wrk nginx linux-perf valgrind
 bench: configure
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target relay_bench avr-webhookd
 	$(BUILD_DIR)/tests/bench/relay_bench $(BENCH_ARGS)
 

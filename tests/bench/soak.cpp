@@ -17,6 +17,8 @@
 //
 // Not a ctest test: `make soak` runs it (SOAK_MINUTES, default 10).
 
+#include "bench_support.hpp"
+#include "loopback_server.hpp"
 #include "support/daemon_fixture.hpp"
 #include "support/prometheus_text.hpp"
 
@@ -63,6 +65,7 @@ using asio::use_awaitable;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using avr_webhookd::bench::connect_unix;
 
 struct Settings {
     double minutes = 10;
@@ -91,17 +94,10 @@ std::string_view to_string(Fault fault) {
 
 // A keep-alive receiver whose behaviour the main thread switches; it remembers the distinct
 // event ids it answered 200 to.
-class FaultyReceiver {
+class FaultyReceiver : public avr_webhookd::bench::LoopbackServer {
 public:
-    FaultyReceiver() : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-        asio::co_spawn(io_, accept_loop(), asio::detached);
-        thread_ = std::thread([this] { io_.run(); });
-    }
-    ~FaultyReceiver() {
-        io_.stop();
-        thread_.join();
-    }
-    unsigned short port() const { return acceptor_.local_endpoint().port(); }
+    FaultyReceiver() { start(); }
+    ~FaultyReceiver() override { stop(); }
     void set_fault(Fault fault) { fault_.store(fault); }
     std::size_t delivered() const {
         std::lock_guard lock(mutex_);
@@ -114,15 +110,7 @@ public:
     std::size_t duplicates() const { return duplicates_.load(); }
 
 private:
-    awaitable<void> accept_loop() {
-        for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(use_awaitable));
-            if (ec) co_return;
-            asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
-        }
-    }
-
-    awaitable<void> serve(tcp::socket socket) {
+    awaitable<void> serve(tcp::socket socket) override {
         beast::flat_buffer buffer;
         for (;;) {
             http::request_parser<http::string_body> parser;
@@ -152,26 +140,11 @@ private:
         }
     }
 
-    asio::io_context io_;
-    tcp::acceptor acceptor_;
     std::atomic<Fault> fault_{Fault::none};
     mutable std::mutex mutex_;
     std::unordered_set<std::string> delivered_;
     std::atomic<std::size_t> duplicates_{0};
-    std::thread thread_;
 };
-
-int connect_unix(const std::filesystem::path& path) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 // Writes events at a steady pace; every acknowledged id is remembered.
 class Producer {
