@@ -91,6 +91,7 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
                             : std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter,
                                                                  config.dead_letter_max_bytes)),
       dead_letters_(destination.dead_letters ? *destination.dead_letters : *own_dead_letters_),
+      on_dead_letter_done_(std::move(destination.on_dead_letter_done)),
       spool_(spool),
       core_(DeliverySettings::from(config), spool_room(spool)),
       random_(std::random_device{}()),
@@ -308,7 +309,7 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
     }
     if (core_.phase() == DeliveryCore::Phase::aborted) co_return;
     if (spool_) leave_in_spool();
-    co_await wait_for_dead_letters();
+    if (own_dead_letters_) co_await wait_for_dead_letters();  // a shared file: its owner waits for it
     client_.close_idle();
     work_signal_.notify_all();
 }

@@ -82,6 +82,7 @@ void Deliverer::on_dead_letter_outcome(const DeadLetterWriter::Outcome& outcome,
                                        std::uint64_t spool_record) {
     ++stats_.events_dead_lettered;
     written_signal_.notify_all();
+    if (on_dead_letter_done_) on_dead_letter_done_();
     if (spool_ && spool_record != 0 && outcome.result != DeadLetterWriter::Result::failed) spool_->done(spool_record);
     switch (outcome.result) {
     case DeadLetterWriter::Result::written:

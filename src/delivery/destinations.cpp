@@ -33,7 +33,8 @@ Destinations::Destinations(asio::io_context& io, const Config& config, Logger& l
       metrics_(metrics),
       spool_(spool),
       dead_letters_(
-          std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter, config.dead_letter_max_bytes)) {
+          std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter, config.dead_letter_max_bytes)),
+      dead_letter_done_(io.get_executor()) {
     for (const auto& destination : all_destinations(config)) active_.push_back(make(config, destination));
     wire_spool();
 }
@@ -41,8 +42,9 @@ Destinations::Destinations(asio::io_context& io, const Config& config, Logger& l
 Destinations::~Destinations() { dead_letters_->finish(dead_letter_flush_budget); }
 
 std::unique_ptr<Deliverer> Destinations::make(const Config& config, const Destination& destination) {
-    return std::make_unique<Deliverer>(io_, config_for(config, destination), logger_, metrics_, spool_,
-                                       DestinationOptions{destination.name, dead_letters_.get()});
+    return std::make_unique<Deliverer>(
+        io_, config_for(config, destination), logger_, metrics_, spool_,
+        DestinationOptions{destination.name, dead_letters_.get(), [this] { dead_letter_done_.notify_all(); }});
 }
 
 // The spool has one numbering checkpoint and one room signal for all destinations.
@@ -163,6 +165,14 @@ awaitable<void> Destinations::shut_down(std::chrono::milliseconds budget) {
             detail::rethrow_exceptions(error);
         });
     while (running > 0) co_await finished.wait();
+    // Then the dead-letter lines they wrote (shutdown ones included) reach the disk, within a bound:
+    // a hung disk must not keep the daemon from stopping; what is left completes as failed later.
+    const auto deadline = std::chrono::steady_clock::now() + dead_letter_flush_budget;
+    while (dead_letters_->pending() > 0 && std::chrono::steady_clock::now() < deadline)
+        co_await dead_letter_done_.wait_until(deadline);
+    if (const auto left = dead_letters_->pending())
+        logger_.error("shutdown: " + std::to_string(left) + " dead-letter lines not synced after " +
+                      std::to_string(dead_letter_flush_budget.count()) + "s");
 }
 
 void Destinations::abort() {

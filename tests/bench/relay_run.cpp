@@ -16,7 +16,16 @@ using namespace std::chrono_literals;
 RelayFigures run_relay(NginxSink& sink, const RelaySpec& spec) {
     const std::string input = event_lines(spec.events, spec.calls);
     test::TempDirectory dir("relay-bench");
-    test::Process daemon = start_daemon(spec.daemon, dir);
+    DaemonSpec daemon_spec = spec.daemon;
+    for (unsigned d = 2; d <= spec.destinations; ++d) {  // every destination gets every event
+        daemon_spec.extra.push_back("--destination-d" + std::to_string(d) + "-url=" + spec.daemon.url);
+        daemon_spec.extra.push_back("--destination-d" + std::to_string(d) +
+                                    "-concurrency=" + std::to_string(spec.daemon.concurrency));
+        if (!spec.daemon.ca_file.empty())
+            daemon_spec.extra.push_back("--destination-d" + std::to_string(d) + "-ca-file=" + spec.daemon.ca_file);
+    }
+    const std::size_t requests = spec.events * spec.destinations;
+    test::Process daemon = start_daemon(daemon_spec, dir);
     RelayFigures figures;
     figures.rss_before_mib = status_mib(daemon.pid(), "VmRSS");
     {
@@ -25,17 +34,17 @@ RelayFigures run_relay(NginxSink& sink, const RelaySpec& spec) {
         const double cpu_before = cpu_seconds(daemon.pid());
         const auto started = Clock::now();
         test::exchange(dir / "in.sock", input, 300s);  // returns once the daemon has read it all
-        if (!sink.wait_for(spec.events, 300s))
+        if (!sink.wait_for(requests, 300s))
             throw std::runtime_error("relay: only " + std::to_string(sink.received()) + " of " +
-                                     std::to_string(spec.events) + " events arrived\n" + daemon.output_for_diagnosis());
+                                     std::to_string(requests) + " requests arrived\n" + daemon.output_for_diagnosis());
         figures.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         figures.cpu_us = (cpu_seconds(daemon.pid()) - cpu_before) * 1e6 / static_cast<double>(spec.events);
         figures.hwm_mib = status_mib(daemon.pid(), "VmHWM");
     }
     stop_daemon(daemon);
-    if (const auto received = sink.received(); received != spec.events)
+    if (const auto received = sink.received(); received != requests)
         throw std::runtime_error("relay: nginx counted " + std::to_string(received) + " requests for " +
-                                 std::to_string(spec.events) + " events");
+                                 std::to_string(requests) + " expected");
     return figures;
 }
 

@@ -15,12 +15,13 @@ struct RelaySpec {
     DaemonSpec daemon;  // url, spool mode and ca_file chosen by the caller
     std::size_t events = 100000;
     unsigned calls = 100;
-    std::string attach;  // a profiler command run for the load phase ("{pid}" = the daemon), or ""
+    unsigned destinations = 1;  // the url, and destinations - 1 more to the same sink (fan-out)
+    std::string attach;         // a profiler command run for the load phase ("{pid}" = the daemon), or ""
 };
 
 struct RelayFigures {
     double seconds = 0;         // from the first write to the socket until nginx counted every event
-    double cpu_us = 0;          // daemon user + system CPU per event
+    double cpu_us = 0;          // daemon user + system CPU per event (all its deliveries)
     double rss_before_mib = 0;  // VmRSS once started, before the load
     double hwm_mib = 0;         // VmHWM after the load
     double rate(std::size_t events) const { return static_cast<double>(events) / seconds; }

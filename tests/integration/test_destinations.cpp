@@ -226,7 +226,7 @@ TEST_CASE("destinations: reload adds one and removes one, whose events are dead-
     REQUIRE(a.wait_for_requests(2));
     REQUIRE(b.wait_for_requests(1));
     CHECK(delivered_ids(b.requests()).at(call) == std::vector<std::string>{"r2"});  // only what came after
-    REQUIRE(down.wait_for_requests(2));  // c is failing and retrying r2
+    REQUIRE(down.wait_for_requests(2));                                             // c is failing and retrying r2
 
     write_config(config, base + "[destination b]\nurl = " + b.url() + "\n");
     REQUIRE(reload(daemon, "reload: configuration applied", 2));
@@ -246,9 +246,15 @@ TEST_CASE("destinations: each destination's backlog survives SIGKILL in the spoo
     auto b = std::make_unique<ReceiverThread>(always_503());
     const auto b_address = address_of(*b);
     const auto b_url = b->url();
-    const std::vector<std::string> flags{"--url",           a.url(), "--destination-b-url",
-                                         b_url,             "--destination-b-retry", "-1",
-                                         "--destination-b-retry-base", "10ms", "--destination-b-retry-max-delay",
+    const std::vector<std::string> flags{"--url",
+                                         a.url(),
+                                         "--destination-b-url",
+                                         b_url,
+                                         "--destination-b-retry",
+                                         "-1",
+                                         "--destination-b-retry-base",
+                                         "10ms",
+                                         "--destination-b-retry-max-delay",
                                          "50ms"};
     const auto call = call_uuid(5);
     std::string input;
@@ -285,9 +291,9 @@ TEST_CASE("destinations: a spooled backlog of a destination no longer configured
     ReceiverThread down(always_503());
     const auto call = call_uuid(6);
     {
-        DaemonProcess daemon(dir, {"--url", a.url(), "--destination-gone-url", down.url(), "--destination-gone-retry",
-                                   "-1", "--destination-gone-retry-base", "1h", "--destination-gone-retry-max-delay",
-                                   "1h"});
+        DaemonProcess daemon(dir,
+                             {"--url", a.url(), "--destination-gone-url", down.url(), "--destination-gone-retry", "-1",
+                              "--destination-gone-retry-base", "1h", "--destination-gone-retry-max-delay", "1h"});
         REQUIRE(daemon.wait_ready());
         CHECK(exchange(daemon.socket(), event_line(call, "transcription", "t", "orphan") + "\n").empty());
         REQUIRE(a.wait_for_requests(1));
@@ -312,8 +318,8 @@ TEST_CASE("destinations: the routing answer comes from respond_destination", "[i
     ReceiverOptions answering;
     answering.sts_url = "ws://sts.example/stream";
     ReceiverThread router(answering);
-    DaemonProcess daemon(dir, {"--url", a.url(), "--destination-router-url", router.url(), "--respond-destination",
-                               "router"});
+    DaemonProcess daemon(
+        dir, {"--url", a.url(), "--destination-router-url", router.url(), "--respond-destination", "router"});
     REQUIRE(daemon.wait_ready());
     const auto call = call_uuid(9);
     const auto replies = exchange(daemon.socket(), event_line(call, "call_initiated", {}, "ci") + "\n");

@@ -31,6 +31,9 @@ std::string url_for_log(std::string_view url);
 struct DestinationOptions {
     std::string name{default_destination_name};
     DeadLetterWriter* dead_letters = nullptr;  // the file every destination writes to; nullptr: its own
+    // With a shared file: called on the loop whenever one of its lines was synced or not written
+    // (the owner waits for the file at shutdown, not each Deliverer).
+    std::function<void()> on_dead_letter_done;
 };
 
 // Delivery to one destination: the Asio shell around DeliveryCore (which decides admission, verdicts, retries and
@@ -149,6 +152,7 @@ private:
     Signer signer_;
     HttpClient client_;
     std::unique_ptr<DeadLetterWriter> own_dead_letters_;  // when not shared
+    std::function<void()> on_dead_letter_done_;
     DeadLetterWriter& dead_letters_;
     spool::Spool* spool_ = nullptr;
     // The decisions: admission, verdicts, retries, the shutdown phases; this class executes them.

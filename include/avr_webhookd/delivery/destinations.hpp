@@ -1,5 +1,6 @@
 #pragma once
 
+#include <avr_webhookd/common/signal.hpp>
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/dead_letter/dead_letter.hpp>
 #include <avr_webhookd/delivery/deliverer.hpp>
@@ -72,6 +73,7 @@ private:
     Metrics& metrics_;
     spool::Spool* spool_;
     std::unique_ptr<DeadLetterWriter> dead_letters_;  // shared; outlives every Deliverer
+    detail::Signal dead_letter_done_;                 // one of its lines was synced or not written
     std::vector<std::unique_ptr<Deliverer>> active_;  // the default destination first
     // Removed by a reload: kept until the daemon ends, since their last attempts may still run.
     std::vector<std::unique_ptr<Deliverer>> removed_;

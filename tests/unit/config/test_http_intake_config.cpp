@@ -4,6 +4,8 @@
 #include <avr_webhookd/config/describe.hpp>
 #include <avr_webhookd/config/settings.hpp>
 
+#include "config_errors.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -23,14 +25,7 @@ ConfigSources sources_with(std::map<std::string, std::string> command_line) {
     return sources;
 }
 
-std::string error_of(const ConfigSources& sources) {
-    try {
-        load_config(sources);
-    } catch (const ConfigError& error) {
-        return error.setting + ": " + error.what();
-    }
-    return "accepted";
-}
+std::string error_of(const ConfigSources& sources) { return test::config_error_of(sources); }
 
 }  // namespace
 

@@ -90,6 +90,32 @@ TEST_CASE("an event record round-trips every field", "[spool]") {
     CHECK(decoded.event.body == event.body);
 }
 
+TEST_CASE("an event for a named destination is record type 3 and round-trips its destination", "[spool]") {
+    EventFields event = sample_event(7);
+    CHECK(decode_record([&] {
+              std::string plain;
+              encode_event(plain, event);
+              return plain;
+          }())
+              .event.destination.empty());  // the default destination's records stay type 1
+    event.destination = "crm";
+    std::string bytes;
+    REQUIRE(encode_event(bytes, event));
+    CHECK(bytes.size() == encoded_event_size(event));
+    CHECK(static_cast<unsigned char>(bytes[12]) == 3);
+    const Decoded decoded = decode_record(bytes);
+    REQUIRE(decoded.status == DecodeStatus::ok);
+    REQUIRE(decoded.type == RecordType::event);
+    CHECK(decoded.event.destination == "crm");
+    CHECK(decoded.event.body == event.body);
+    // A type 3 record whose destination is empty is malformed.
+    std::string type1;
+    event.destination = {};
+    REQUIRE(encode_event(type1, event));
+    type1[12] = 3;
+    CHECK(decode_record(type1).status == DecodeStatus::corrupt);
+}
+
 TEST_CASE("a done record round-trips, and empty strings and negative times survive", "[spool]") {
     std::string bytes;
     encode_done(bytes, 0xFFFF'FFFF'FFFF'FFF0ull);
