@@ -4,6 +4,9 @@
 // there, reload adds and removes destinations, and the spool keeps each destination's backlog.
 
 #include "support/daemon_fixture.hpp"
+#include "support/prometheus_text.hpp"
+
+#include <avr_webhookd/tools/healthcheck.hpp>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -72,6 +75,12 @@ std::string events_waiting(const TempDir& dir, const std::filesystem::path& spoo
     const auto at = result.out.find(label);
     if (at == std::string::npos) return {};
     return result.out.substr(at + label.size(), result.out.find('\n', at) - at - label.size());
+}
+
+AdminReply admin_get(const std::filesystem::path& admin, std::string_view target) {
+    const auto address = parse_admin_address(admin.string());
+    REQUIRE(address);
+    return query_admin(*address, boost::beast::http::verb::get, target, std::chrono::seconds(5));
 }
 
 double percentile(std::vector<double> values, double fraction) {
@@ -166,7 +175,9 @@ TEST_CASE("destinations: dead letters name their destination and a replay reache
     ReceiverThread a;
     auto b = std::make_unique<ReceiverThread>(always_503());
     const auto b_address = address_of(*b);
-    DaemonProcess daemon(dir, {"--url", a.url(), "--destination-b-url", b->url(), "--destination-b-retry", "0"});
+    const auto admin = dir.path() / "admin.sock";
+    DaemonProcess daemon(dir, {"--url", a.url(), "--destination-b-url", b->url(), "--destination-b-retry", "0",
+                               "--admin", admin.string()});
     REQUIRE(daemon.wait_ready());
     const auto call = call_uuid(1);
     std::string input;
@@ -180,6 +191,25 @@ TEST_CASE("destinations: dead letters name their destination and a replay reache
         CHECK(line.at("destination") == "b");
         CHECK(line.at("id").as_string() == ("d" + std::to_string(i + 1)).c_str());
     }
+    // Health names the destination that failed; metrics count per destination.
+    const auto health = admin_get(admin, "/healthz");
+    CHECK(health.status == 503);
+    CHECK_THAT(health.body, Catch::StartsWith("destination b: the last event was given up"));
+    std::map<std::string, MetricFamily> metrics;
+    const auto counter = [&](const std::string& name, const std::string& destination) {
+        return find_value(metrics.at("avr_webhookd_" + name), {{"destination", destination}}).value_or(-1);
+    };
+    REQUIRE(wait_until(
+        [&] {  // a dead letter counts once its line is synced, which the loop learns just after the file has it
+            metrics = parse_exposition(admin_get(admin, "/metrics").body);
+            return counter("events_dead_lettered_total", "b") == 3;
+        },
+        10s));
+    CHECK(counter("events_delivered_total", "default") == 3);
+    CHECK(counter("events_delivered_total", "b") == 0);
+    CHECK(counter("events_dead_lettered_total", "b") == 3);
+    CHECK(counter("events_dead_lettered_total", "default") == 0);
+    CHECK_THAT(daemon.log(), Catch::Contains("delivery: destination b gave up transcription event d1"));
 
     b.reset();
     ReceiverThread healthy_b({}, b_address);

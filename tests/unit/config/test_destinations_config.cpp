@@ -44,20 +44,21 @@ TEST_CASE("destination keys: destination_NAME_KEY reads one way only", "[config]
     REQUIRE(key);
     CHECK(key->name == "crm");
     CHECK(key->setting == "retry_max_delay");
-    CHECK_FALSE(split_destination_key("destination_crm_socket"));       // not a per-receiver setting
-    CHECK_FALSE(split_destination_key("destination_default_url"));      // the top-level settings
-    CHECK_FALSE(split_destination_key("destination_Crm_url"));          // names are lower case
-    CHECK_FALSE(split_destination_key("destination_1crm_url"));         // and start with a letter
-    CHECK_FALSE(split_destination_key("destination_url"));              // no name
+    CHECK_FALSE(split_destination_key("destination_crm_socket"));   // not a per-receiver setting
+    CHECK_FALSE(split_destination_key("destination_default_url"));  // the top-level settings
+    CHECK_FALSE(split_destination_key("destination_Crm_url"));      // names are lower case
+    CHECK_FALSE(split_destination_key("destination_1crm_url"));     // and start with a letter
+    CHECK_FALSE(split_destination_key("destination_url"));          // no name
     CHECK_FALSE(split_destination_key("url"));
     CHECK(valid_destination_name(std::string(32, 'a')));
     CHECK_FALSE(valid_destination_name(std::string(33, 'a')));
 }
 
-TEST_CASE("destinations from the command line and the environment, from built-in defaults",
-          "[config][destinations]") {
+TEST_CASE("destinations from the command line and the environment, from built-in defaults", "[config][destinations]") {
     const auto loaded = load_config(sources_with(
-        {{"secret", "main-secret"}, {"timeout", "9s"}, {"destination_crm_url", "https://crm.example/avr"},
+        {{"secret", "main-secret"},
+         {"timeout", "9s"},
+         {"destination_crm_url", "https://crm.example/avr"},
          {"destination_crm_types", "call_started,call_ended"}},
         {{"WEBHOOK_DESTINATION_BI_URL", "http://127.0.0.1:9/bi"}, {"WEBHOOK_DESTINATION_BI_RETRY", "-1"}}));
     const auto& config = loaded.config;
@@ -92,15 +93,15 @@ TEST_CASE("destinations: each is checked by the default destination's rules, err
                Catch::StartsWith("destination_crm_url: missing setting destination_crm_url"));
     CHECK_THAT(error_of(sources_with({{"destination_crm_url", "ftp://x"}})),
                Catch::StartsWith("destination_crm_url: invalid setting destination_crm_url"));
-    CHECK_THAT(error_of(sources_with({{"destination_crm_url", "https://c.example/"},
-                                      {"destination_crm_signature", "hmac-sha256"}})),
+    CHECK_THAT(error_of(sources_with(
+                   {{"destination_crm_url", "https://c.example/"}, {"destination_crm_signature", "hmac-sha256"}})),
                Catch::StartsWith("destination_crm_signature: "));
-    CHECK_THAT(error_of(sources_with({{"destination_crm_url", "https://c.example/"},
-                                      {"destination_crm_types", "not_a_type"}})),
+    CHECK_THAT(error_of(sources_with(
+                   {{"destination_crm_url", "https://c.example/"}, {"destination_crm_types", "not_a_type"}})),
                Catch::StartsWith("destination_crm_types: "));
-    const auto secret = error_of(sources_with(
-        {{"destination_crm_url", "https://c.example/"}, {"destination_crm_secret", "s3cret-value"},
-         {"destination_crm_secret_file", "/etc/hostname"}}));
+    const auto secret = error_of(sources_with({{"destination_crm_url", "https://c.example/"},
+                                               {"destination_crm_secret", "s3cret-value"},
+                                               {"destination_crm_secret_file", "/etc/hostname"}}));
     CHECK_THAT(secret, Catch::StartsWith("destination_crm_secret_file: "));
     CHECK_THAT(secret, !Catch::Contains("s3cret-value"));
     CHECK_THAT(error_of(sources_with({{"respond_destination", "crm"}})), Catch::StartsWith("respond_destination: "));
@@ -144,9 +145,9 @@ TEST_CASE("destinations: --destination-NAME-KEY flags, both spellings", "[config
 
 TEST_CASE("destinations: check-config shows each as a section with the origin of each value",
           "[config][destinations]") {
-    const auto loaded = load_config(sources_with({{"destination_crm_url", "https://crm.example/x?token=abc"},
-                                                  {"destination_crm_secret", "crm-secret-value"}},
-                                                 {{"WEBHOOK_DESTINATION_CRM_RETRY", "5"}}));
+    const auto loaded = load_config(sources_with(
+        {{"destination_crm_url", "https://crm.example/x?token=abc"}, {"destination_crm_secret", "crm-secret-value"}},
+        {{"WEBHOOK_DESTINATION_CRM_RETRY", "5"}}));
     const auto text = describe(loaded);
     CHECK_THAT(text, Catch::Contains("\n[destination crm]\nurl = "));
     CHECK_THAT(text, Catch::Contains("retry = 5  (environment WEBHOOK_DESTINATION_CRM_RETRY)"));
