@@ -99,15 +99,17 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       room_signal_(io.get_executor()),
       idle_signal_(io.get_executor()),
       written_signal_(io.get_executor()) {
-    if (spool_) {
-        configure_parking();
-        spool_->on_room([this] { after_change(); });
-        spool_->on_checkpoint([this] {
-            spool::Spool::Numbering numbering;
-            append_numbering(numbering);
-            return numbering;
-        });
-    }
+    if (!spool_) return;
+    configure_parking();
+    // A Deliverer of a group (Destinations) leaves the spool's callbacks to the group, which
+    // outlives it; one on its own takes them.
+    if (!own_dead_letters_) return;
+    spool_->on_room([this] { after_change(); });
+    spool_->on_checkpoint([this] {
+        spool::Spool::Numbering numbering;
+        append_numbering(numbering);
+        return numbering;
+    });
 }
 
 Deliverer::~Deliverer() {
