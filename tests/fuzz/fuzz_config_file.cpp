@@ -1,6 +1,6 @@
 // The config file grammar and every setting's validation: any bytes as a config file either load
 // or end in one ConfigError, never another exception or a crash; a loaded configuration
-// describes itself in one line per setting.
+// describes itself in one line per setting, plus a section per destination.
 //
 // Input: the file's bytes. The file lives in a memfd, so no disk is touched.
 #include <avr_webhookd/config/config.hpp>
@@ -51,7 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string described = describe(loaded);
         std::size_t lines = 0;
         for (const char c : described) lines += c == '\n';
-        check(lines == all_settings().size());
+        // Each destination adds its "[destination NAME]" line and one line per receiver setting.
+        std::size_t receiver_settings = 0;
+        for (const auto& setting : all_settings()) receiver_settings += is_receiver_setting(setting.key);
+        check(lines == all_settings().size() + loaded.config.destinations.size() * (1 + receiver_settings));
+        for (const auto& destination : loaded.config.destinations)
+            check(valid_destination_name(destination.name) && !destination.url.empty());
         check(!loaded.config.url.empty());
     } catch (const ConfigError& error) {
         const std::string_view message = error.what();
