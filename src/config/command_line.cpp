@@ -56,9 +56,12 @@ std::vector<std::string> take_destination_flags(std::span<const std::string> arg
             rest.push_back(args[i]);
             continue;
         }
-        if (equals != std::string_view::npos) taken[key] = std::string{arg.substr(equals + 1)};
-        else if (i + 1 < args.size()) taken[key] = args[++i];
-        else rest.push_back(args[i]);  // no value: the parser reports it
+        std::string value;
+        if (equals != std::string_view::npos) value = arg.substr(equals + 1);
+        else if (i + 1 < args.size() && !args[i + 1].starts_with("--")) value = args[++i];
+        else throw ConfigError(key, "--" + flag_name(key) + " needs a value");
+        if (!taken.emplace(key, std::move(value)).second)
+            throw ConfigError(key, "--" + flag_name(key) + " is given more than once");
     }
     return rest;
 }
@@ -124,6 +127,9 @@ std::variant<ConfigSources, int> parse_settings_command_line(std::span<const std
         po::store(po::command_line_parser(arguments).options(options).run(), vm);
         po::notify(vm);
     } catch (const po::error& error) {
+        err << "avr-webhookd: " << error.what() << " (see avr-webhookd --help)\n";
+        return exit_code::usage;
+    } catch (const ConfigError& error) {  // a --destination-NAME-KEY flag without a value, or twice
         err << "avr-webhookd: " << error.what() << " (see avr-webhookd --help)\n";
         return exit_code::usage;
     }

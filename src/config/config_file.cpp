@@ -108,6 +108,12 @@ std::vector<ConfigFileEntry> parse_config_file(std::string_view contents, const 
     std::map<std::string, std::size_t, std::less<>> first_line;
     std::size_t number = 0;
     std::string section;  // "destination_NAME_" inside a [destination NAME] section
+    std::size_t section_line = 0, section_keys = 0;
+    // A section with no key would configure nothing, silently: an error, as a missing url is.
+    const auto close_section = [&] {
+        if (!section.empty() && section_keys == 0)
+            file_error("", path, section_line, "this [destination] section sets nothing; it needs at least url");
+    };
     for (std::size_t start = 0; start < contents.size();) {
         auto end = contents.find('\n', start);
         if (end == std::string_view::npos) end = contents.size();
@@ -124,15 +130,20 @@ std::vector<ConfigFileEntry> parse_config_file(std::string_view contents, const 
             continue;
         }
         if (trim(text).starts_with('[')) {
+            close_section();
             section = parse_section(trim(text), path, number);
+            section_line = number;
+            section_keys = 0;
             continue;
         }
+        ++section_keys;
         auto entry = parse_line(text, path, number, section);
         if (const auto [it, inserted] = first_line.emplace(entry.key, number); !inserted) {
             file_error(entry.key, path, number, entry.key + " is already set on line " + std::to_string(it->second));
         }
         entries.push_back(std::move(entry));
     }
+    close_section();
     return entries;
 }
 

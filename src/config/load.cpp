@@ -217,6 +217,11 @@ void load_destinations(LoadedConfig& loaded, const RawValues& raw) {
         value_of("respond_destination", raw_or_built_in(raw, "respond_destination"))
             .reject("\"default\" or the name of a configured destination");
     }
+    const auto& types = answering == default_destination_name ? loaded.config.types : named.at(answering).types;
+    for (const auto& type : loaded.config.respond_types)
+        if (!types.empty() && std::find(types.begin(), types.end(), type) == types.end())
+            loaded.warnings.push_back("respond_destination " + answering + " does not take " + type +
+                                      " (its types): producers of " + type + " get no answer");
 }
 
 // Rules that involve more than one setting, and the values derived from others.

@@ -369,6 +369,11 @@ awaitable<void> Deliverer::wait_for_dead_letters() {
     batch_written_ = 0;
 }
 
+void Deliverer::check_startable(const Config& config) {
+    const auto options = client_options(config);
+    if (options.url.tls) (void)make_tls_client_context(options.tls_verify, options.ca_file);
+}
+
 void Deliverer::reconfigure(const Config& config) {
     client_.update(client_options(config));
     core_.reconfigure(DeliverySettings::from(config));

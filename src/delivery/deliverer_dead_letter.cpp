@@ -42,6 +42,12 @@ EventSink::Receipt Deliverer::refuse_full(const Event& event) {
     return dead_letters_.enabled() && !dead_letters_.full() ? Admission::dead_lettered : Admission::full;
 }
 
+void Deliverer::write_off_unstored(const Event& event, std::string_view why) {
+    logger_.error("delivery: " + describe(event) + " was taken by other destinations but could not be stored for " +
+                  name_ + " (" + std::string(why) + "): it is dead-lettered for " + name_);
+    dead_letter(event, "spool_write_failed", not_attempted("SPOOL_WRITE_FAILED", std::string(why)), 0);
+}
+
 void Deliverer::give_up(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
                         bool quiet) {
     // The block stays in the specification's format; the line before it names the destination.

@@ -110,6 +110,9 @@ void Deliverer::give_up_record(const spool::RecoveredEvent& record, std::string_
     event.destination = destination;  // the dead-letter line names the destination it was for
     // Not a delivery failure: the destination's health is not touched.
     const auto outcome = not_attempted(std::move(code), std::string(message));
+    if (destination != name_)
+        logger_.error("spool: event " + event.id + " of call " + event.uuid + " was stored for destination " +
+                      std::string(destination) + " (" + std::string(message) + "); it is dead-lettered:");
     logger_.block(LogLevel::error, failure_block(event.type, outcome, log_url_));
     dead_letter(event, reason, outcome, 0);
 }

@@ -2,7 +2,6 @@
 
 #include <avr_webhookd/common/rethrow.hpp>
 #include <avr_webhookd/common/signal.hpp>
-#include <avr_webhookd/intake/refusal.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 
@@ -88,29 +87,28 @@ EventSink::Receipt Destinations::fan_out(Event&& event, const AnswerHandler* on_
     Deliverer* answering = on_answer ? find(config_.respond_destination) : nullptr;
     std::optional<Receipt> queued;
     std::optional<Receipt> refused;
-    std::vector<std::string> refused_by;
+    std::vector<std::pair<Deliverer*, Event>> unstored;  // a copy the spool could not take
     for (std::size_t i = 0; i < targets.size(); ++i) {
         Event copy = i + 1 == targets.size() ? std::move(event) : event;
         auto* target = targets[i];
+        // On not_stored the copy is left as it was (submit moves it only into a queue).
         auto receipt = target == answering ? target->submit_for_answer(std::move(copy), *on_answer)
                                            : target->submit(std::move(copy));
         if (receipt.admission == Admission::queued) {
             if (!queued || receipt.ticket > queued->ticket) queued = receipt;
-        } else if (receipt.admission != Admission::filtered) {
-            if (!refused) refused = receipt;
-            refused_by.push_back(target->name());
+            continue;
         }
+        if (receipt.admission == Admission::filtered) continue;
+        if (receipt.admission == Admission::not_stored) unstored.emplace_back(target, std::move(copy));
+        if (!refused) refused = receipt;
     }
-    if (queued && refused) {
-        // Taken for some destinations: the producer must not send it again. Each refusal was
-        // dead-lettered (or logged in full) by its destination.
-        std::string names;
-        for (const auto& name : refused_by) names += (names.empty() ? "" : ", ") + name;
-        logger_.warn("delivery: event accepted, but not queued for destination " + names + " (" +
-                     (refusal_of(*refused) ? refusal_of(*refused)->message : std::string("refused")) + ")");
-    }
-    if (queued) return *queued;
-    return refused ? *refused : Receipt(Admission::filtered);
+    if (!queued) return refused ? *refused : Receipt(Admission::filtered);
+    // Taken for some destinations, so the producer is told ok and will not send it again: every
+    // other destination's copy must then be on record. A full queue's copy was dead-lettered (or
+    // logged whole) by its destination; an unstored one is dead-lettered here.
+    for (auto& [target, copy] : unstored)
+        target->write_off_unstored(copy, refused && !refused->detail.empty() ? refused->detail : "spool write failed");
+    return *queued;
 }
 
 bool Destinations::has_room() const {
@@ -181,7 +179,10 @@ void Destinations::abort() {
 
 void Destinations::reconfigure(const Config& config) {
     const auto wanted = all_destinations(config);
-    std::vector<std::unique_ptr<Deliverer>> added;  // built first: a failure changes nothing
+    // Phase one may throw and changes nothing: every destination's new settings are checked and
+    // the new destinations built. Phase two applies them.
+    for (const auto& destination : wanted) Deliverer::check_startable(config_for(config, destination));
+    std::vector<std::unique_ptr<Deliverer>> added;
     for (const auto& destination : wanted)
         if (!find(destination.name)) added.push_back(make(config, destination));
     for (auto& deliverer : active_)
@@ -209,6 +210,8 @@ void Destinations::reconfigure(const Config& config) {
 
 void Destinations::update_gauges() {
     for (auto& deliverer : active_) deliverer->update_gauges();
+    // A removed destination's gauges go to zero as its last attempts end, instead of freezing.
+    for (auto& deliverer : removed_) deliverer->update_gauges();
 }
 
 std::optional<std::string> Destinations::unhealthy_reason() const {

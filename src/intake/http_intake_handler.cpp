@@ -205,6 +205,7 @@ HttpIntakeDecision HttpIntakeHandler::submit(Event&& event) {
         if (respond) {
             decision.kind = HttpIntakeDecision::Kind::respond_with_answer;
             decision.answer = std::move(slot);
+            decision.ticket = receipt.ticket;  // the answer, too, goes out once the event is durable
             return decision;
         }
         std::string body = "{\"ok\":true,\"id\":";

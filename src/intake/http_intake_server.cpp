@@ -311,7 +311,11 @@ awaitable<HttpIntakeResponse> HttpIntakeServer::answer(Connection& c, const Requ
     event_id = decision.event_id;
     if (decision.kind == HttpIntakeDecision::Kind::respond_with_answer)
         decision.response = handler_.answer_response(co_await wait_answer(*decision.answer), event_id);
-    if (decision.kind == HttpIntakeDecision::Kind::respond_when_durable && !co_await wait_durable(c, decision.ticket)) {
+    // Every copy (one per destination) durable before any 2xx: with several destinations the
+    // answer only shows that respond_destination has the event.
+    if ((decision.kind == HttpIntakeDecision::Kind::respond_when_durable ||
+         decision.kind == HttpIntakeDecision::Kind::respond_with_answer) &&
+        !co_await wait_durable(c, decision.ticket)) {
         logger_.warn("http intake: event " + event_id + " from " + c.name() + " not confirmed by the spool within " +
                      std::to_string(options_.limits.durable_wait.count()) + "ms; answered 503");
         decision.response = handler_.not_durable(event_id);

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 
 using namespace avr_webhookd;
@@ -239,7 +240,8 @@ TEST_CASE("destinations: reload adds one and removes one, whose events are dead-
     const auto config = dir.path() / "avr-webhookd.conf";
     const std::string base = "url = " + a.url() + "\n";
     write_config(config, base);
-    auto daemon = DaemonProcess::with_config_file(dir, config, {});
+    const auto admin = dir.path() / "admin.sock";
+    auto daemon = DaemonProcess::with_config_file(dir, config, {"--admin", admin.string()});
     REQUIRE(daemon.wait_ready());
     const auto call = call_uuid(3);
     auto send = [&](const std::string& id) {
@@ -267,6 +269,29 @@ TEST_CASE("destinations: reload adds one and removes one, whose events are dead-
     CHECK(line.at("failure").at("reason") == "destination_removed");
     send("r3");
     REQUIRE(b.wait_for_requests(2));
+    // The removed destination's gauges go to zero rather than freezing at what it held.
+    REQUIRE(wait_until(
+        [&] {
+            const auto metrics = parse_exposition(admin_get(admin, "/metrics").body);
+            return find_value(metrics.at("avr_webhookd_events_queued"), {{"destination", "c"}}) == 0.0 &&
+                   find_value(metrics.at("avr_webhookd_queued_bytes"), {{"destination", "c"}}) == 0.0;
+        },
+        10s));
+
+    // A reload whose new settings cannot all start is refused whole: nothing of it applies.
+    ReceiverThread elsewhere;
+    const auto not_pem = dir.path() / "not-a-ca.pem";
+    std::ofstream(not_pem) << "this is not a PEM bundle\n";
+    // (The default destination is reconfigured before b, whose new ca_file cannot be loaded.)
+    write_config(config, "url = " + elsewhere.url() + "\n[destination b]\nurl = https://127.0.0.1:1/x\nca_file = " +
+                             not_pem.string() + "\n[destination d]\nurl = " + b.url() + "\n");
+    REQUIRE(reload(daemon, "reload refused", 1));
+    send("r4");
+    REQUIRE(a.wait_for_requests(4));
+    REQUIRE(b.wait_for_requests(3));
+    CHECK(elsewhere.requests().empty());
+    CHECK(delivered_ids(b.requests()).at(call) == std::vector<std::string>{"r2", "r3", "r4"});  // b unchanged, no d
+    CHECK_THAT(daemon.log(), !Catch::Contains("destination d added"));
     REQUIRE(daemon.stop());
 }
 

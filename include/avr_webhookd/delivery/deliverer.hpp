@@ -66,6 +66,10 @@ public:
     void continue_numbering(std::string_view call, std::uint64_t last);
     void give_up_record(const spool::RecoveredEvent& record, std::string_view reason, std::string_view destination,
                         std::string_view message);
+    // An event the other destinations took but this one could not store (submit said
+    // not_stored): written to the dead-letter file (reason spool_write_failed) or logged whole, so
+    // the producer's acknowledgement holds for this destination too.
+    void write_off_unstored(const Event& event, std::string_view why);
     // Each call's last sequence number for the spool's checkpoint (keys as spool::numbering_key).
     void append_numbering(spool::Spool::Numbering& numbering) const;
     void start();
@@ -87,6 +91,9 @@ public:
 
     // Applies a reloaded configuration to the next attempts; queued events keep their order.
     void reconfigure(const Config& config);
+    // Throws what the constructor or reconfigure() would for `config` (a bad url, a ca_file that
+    // is no PEM bundle), changing nothing: a reload checks every destination before applying any.
+    static void check_startable(const Config& config);
 
     void update_gauges();
     // Why delivery is unhealthy, or nullopt when it is fine (for /healthz).
@@ -152,8 +159,8 @@ private:
     Signer signer_;
     HttpClient client_;
     std::unique_ptr<DeadLetterWriter> own_dead_letters_;  // when not shared
-    std::function<void()> on_dead_letter_done_;
     DeadLetterWriter& dead_letters_;
+    std::function<void()> on_dead_letter_done_;
     spool::Spool* spool_ = nullptr;
     // The decisions: admission, verdicts, retries, the shutdown phases; this class executes them.
     DeliveryCore core_;

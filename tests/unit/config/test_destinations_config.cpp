@@ -107,6 +107,11 @@ TEST_CASE("destinations: each is checked by the default destination's rules, err
     CHECK_THAT(error_of(sources_with({{"respond_destination", "crm"}})), Catch::StartsWith("respond_destination: "));
     CHECK(load_config(sources_with({{"respond_destination", "crm"}, {"destination_crm_url", "https://c.example/"}}))
               .config.respond_destination == "crm");
+    const auto filtered = load_config(sources_with({{"respond_destination", "crm"},
+                                                    {"destination_crm_url", "https://c.example/"},
+                                                    {"destination_crm_types", "call_ended"}}));
+    REQUIRE(filtered.warnings.size() == 1);
+    CHECK_THAT(filtered.warnings[0], Catch::Contains("respond_destination crm does not take call_initiated"));
 }
 
 TEST_CASE("destinations: [destination NAME] sections of the config file", "[config][destinations]") {
@@ -128,6 +133,9 @@ TEST_CASE("destinations: [destination NAME] sections of the config file", "[conf
     CHECK_THAT(file_error("[receiver crm]\n"), Catch::Contains("the only section is [destination NAME]"));
     CHECK_THAT(file_error("[destination crm]\nurl = a\n[destination crm]\nurl = b\n"),
                Catch::Contains("already set on line 2"));
+    CHECK_THAT(file_error("url = a\n[destination crm]\n# url = b\n[destination bi]\nurl = c\n"),
+               Catch::Contains("line 2: this [destination] section sets nothing"));
+    CHECK_THAT(file_error("url = a\n[destination crm]\n"), Catch::Contains("line 2: this [destination] section"));
 }
 
 TEST_CASE("destinations: --destination-NAME-KEY flags, both spellings", "[config][destinations]") {
@@ -141,6 +149,13 @@ TEST_CASE("destinations: --destination-NAME-KEY flags, both spellings", "[config
     CHECK(sources.command_line.at("destination_crm_retry") == "2");
     const std::vector<std::string> unknown{"--url", "https://main.example/", "--destination-crm-socket", "x"};
     CHECK(std::holds_alternative<int>(parse_settings_command_line(unknown, {}, out, err)));
+    // A flag never takes the next option as its value, and is given once.
+    const std::vector<std::string> no_value{"--destination-crm-url", "--url=https://main.example/"};
+    CHECK(std::holds_alternative<int>(parse_settings_command_line(no_value, {}, out, err)));
+    CHECK_THAT(err.str(), Catch::Contains("--destination-crm-url needs a value"));
+    const std::vector<std::string> twice{"--destination-crm-url=https://a/", "--destination-crm-url=https://b/"};
+    CHECK(std::holds_alternative<int>(parse_settings_command_line(twice, {}, out, err)));
+    CHECK_THAT(err.str(), Catch::Contains("is given more than once"));
 }
 
 TEST_CASE("destinations: check-config shows each as a section with the origin of each value",
