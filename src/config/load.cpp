@@ -234,6 +234,14 @@ void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& envi
     }
     resolve_http_intake(loaded, raw);
     if (!raw.contains("spool_dir")) config.spool_dir = default_spool_dir(environment, ::geteuid() == 0);
+    // Each destination's backlog is bounded by max_queue_bytes; if they do not all fit in the spool
+    // together, one that is down can fill it and new events for the others are refused too.
+    const auto all = config.destinations.size() + 1;
+    if (all > 1 && !config.spool_dir.empty() && config.max_queue_bytes * all > config.spool_max_bytes)
+        loaded.warnings.push_back(std::to_string(all) + " destinations x max_queue_bytes (" +
+                                  std::to_string(config.max_queue_bytes) + ") exceed spool_max_bytes (" +
+                                  std::to_string(config.spool_max_bytes) +
+                                  "): a destination that is down can fill the spool for the others");
 }
 
 }  // namespace

@@ -110,8 +110,12 @@ TEST_CASE("destinations: each is checked by the default destination's rules, err
     const auto filtered = load_config(sources_with({{"respond_destination", "crm"},
                                                     {"destination_crm_url", "https://c.example/"},
                                                     {"destination_crm_types", "call_ended"}}));
-    REQUIRE(filtered.warnings.size() == 1);
+    REQUIRE(filtered.warnings.size() == 1);  // 2 x 256 MiB fit in the 1 GiB spool
     CHECK_THAT(filtered.warnings[0], Catch::Contains("respond_destination crm does not take call_initiated"));
+    const auto crowded = load_config(sources_with(
+        {{"destination_crm_url", "https://c.example/"}, {"spool_dir", "/tmp/x"}, {"spool_max_bytes", "268435456"}}));
+    REQUIRE(crowded.warnings.size() == 1);
+    CHECK_THAT(crowded.warnings[0], Catch::StartsWith("2 destinations x max_queue_bytes (268435456) exceed"));
 }
 
 TEST_CASE("destinations: [destination NAME] sections of the config file", "[config][destinations]") {
