@@ -184,8 +184,11 @@ awaitable<void> Deliverer::schedule() {
 awaitable<void> Deliverer::attempt(CallQueues::Job job) {
     bool settled = false;  // the core settled the job (or abort() dealt with it)
     std::optional<std::string> failure;
-    try {
-        co_await try_attempt(job, settled);
+    try {  // one coroutine frame per attempt: the steps around the request are plain functions
+        const HeaderList headers = request_headers(job);
+        ++stats_.delivery_attempts;
+        const AttemptOutcome outcome = co_await client_.post(job.event->body, headers);
+        conclude(job, outcome, settled);
     } catch (const std::exception& error) {
         failure = error.what();
     } catch (...) {
@@ -211,7 +214,7 @@ void Deliverer::fail_internally(const CallQueues::Job& job, std::string_view wha
     core_.settle(job, AttemptVerdict{AttemptVerdict::Kind::give_up, {}, "internal_error"}, Clock::now());
 }
 
-awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled) {
+HeaderList Deliverer::request_headers(const CallQueues::Job& job) {
     const Event& event = *job.event;
     if (attempt_hook_) attempt_hook_(event);
     HeaderList headers;
@@ -223,9 +226,11 @@ awaitable<void> Deliverer::try_attempt(const CallQueues::Job& job, bool& settled
     const auto unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     signer_.headers(event.id, event.body, unix_seconds, headers);
+    return headers;
+}
 
-    ++stats_.delivery_attempts;
-    const AttemptOutcome outcome = co_await client_.post(event.body, headers);
+// The core's verdict on the attempt, carried out.
+void Deliverer::conclude(const CallQueues::Job& job, const AttemptOutcome& outcome, bool& settled) {
     const auto now = Clock::now();
     auto verdict = core_.decide(job, outcome, now, std::uniform_real_distribution<double>(0.0, 1.0)(random_));
     if (verdict.kind == AttemptVerdict::Kind::retry)  // sooner while a producer waits for the answer

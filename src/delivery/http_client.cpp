@@ -315,29 +315,26 @@ AttemptOutcome outcome_from_response(HttpResponse& response) {
 
 }  // namespace
 
-awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, const Endpoint& endpoint,
-                                                      std::string_view body, const HeaderList& headers,
-                                                      Clock::time_point deadline) {
-    // The head is written by hand: Beast's serializer took about 40% of the daemon's instructions
-    // per event (tests/bench/README.md). Every header value is validated printable ASCII (event
-    // id, agent_id) or made by us, so none can break the framing.
+// The head is written by hand: Beast's serializer took about 40% of the daemon's instructions per
+// event (tests/bench/README.md). Every header value is validated printable ASCII (event id,
+// agent_id) or made by us, so none can break the framing.
+std::string HttpClient::request_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers) {
     std::string head;
     head.reserve(endpoint.fixed_head.size() + 256);
     head.append(endpoint.fixed_head);
     for (const auto& [name, value] : headers) head.append(name).append(": ").append(value).append("\r\n");
-    head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
-    const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(body)};
+    head.append("Content-Length: ").append(std::to_string(body_size)).append("\r\n\r\n");
+    return head;
+}
 
-    HttpResponseReader reader(response_limits);
-    connection.tcp().expires_at(deadline);
-    const auto ec = connection.tls ? co_await write_and_read(*connection.tls, request, reader, deadline)
-                                   : co_await write_and_read(*connection.plain, request, reader, deadline);
+HttpClient::Exchanged HttpClient::conclude_exchange(Connection& connection, const Endpoint& endpoint,
+                                                    boost::system::error_code ec, HttpResponseReader& reader) {
     connection.reused = true;
     Exchanged result;
     result.response_started = reader.bytes_received() > 0;
     if (ec) {
         result.outcome = outcome_from_error(ec, "POST", endpoint.peer, endpoint.options.timeout);
-        co_return result;
+        return result;
     }
     if (reader.state() == HttpResponseReader::State::failed) {
         const bool reset = reader.failure() == HttpResponseReader::Failure::reset;
@@ -346,7 +343,7 @@ awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, co
         result.outcome.message = reset
                                      ? "socket hang up: " + reader.failure_message() + " (POST " + endpoint.peer + ")"
                                      : "invalid HTTP response from " + endpoint.peer + ": " + reader.failure_message();
-        co_return result;
+        return result;
     }
     auto& response = reader.response();
     if (response.body_truncated)
@@ -356,7 +353,7 @@ awaitable<HttpClient::Exchanged> HttpClient::exchange(Connection& connection, co
     // Decrypted bytes OpenSSL holds beyond the response are unread too.
     result.reusable = reader.reusable() && !(connection.tls && SSL_pending(connection.tls->native_handle()) > 0);
     result.outcome = outcome_from_response(response);
-    co_return result;
+    return result;
 }
 
 awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderList& headers) {
@@ -370,7 +367,13 @@ awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderLi
             connection = std::move(connected.connection);
         }
         const bool was_reused = connection->reused;
-        auto exchanged = co_await exchange(*connection, *endpoint, body, headers, deadline);
+        const std::string head = request_head(*endpoint, body.size(), headers);
+        const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(body)};
+        HttpResponseReader reader(response_limits);
+        connection->tcp().expires_at(deadline);
+        const auto ec = connection->tls ? co_await write_and_read(*connection->tls, request, reader, deadline)
+                                        : co_await write_and_read(*connection->plain, request, reader, deadline);
+        auto exchanged = conclude_exchange(*connection, *endpoint, ec, reader);
         // A connection to the endpoint of before a reconfiguration is closed, not kept.
         if (exchanged.reusable && connection->endpoint_generation == endpoint_generation_ &&
             idle_.size() < endpoint_->options.max_idle_connections) {

@@ -31,25 +31,39 @@ awaitable<void> IntakeServer::read_lines(Connection& c) {
         }
         c.last_received = std::chrono::steady_clock::now();
         std::string_view data(buffer.data(), size);
-        while (auto frame = c.framer.next(data)) co_await handle_frame(c, *frame);
+        while (auto frame = c.framer.next(data)) {
+            if (must_wait_for_room()) co_await wait_then_handle(c, *frame);
+            else handle_frame(c, *frame);
+        }
     }
-    if (auto frame = c.framer.finish()) co_await handle_frame(c, *frame);
+    if (auto frame = c.framer.finish()) {
+        if (must_wait_for_room()) co_await wait_then_handle(c, *frame);
+        else handle_frame(c, *frame);
+    }
 }
 
-awaitable<void> IntakeServer::handle_frame(Connection& c, const LineFramer::Frame& frame) {
+bool IntakeServer::must_wait_for_room() const {
+    return options_.queue_full == QueueFullPolicy::block && !sink_.has_room();
+}
+
+// queue_full = block: hold this producer (and only it) until delivery makes room.
+awaitable<void> IntakeServer::wait_then_handle(Connection& c, const LineFramer::Frame& frame) {
+    if (frame.kind != LineFramer::FrameKind::too_long) {
+        const auto previous = c.state;
+        c.state = Connection::State::waiting_for_room;
+        while (must_wait_for_room()) co_await sink_.wait_for_room();
+        c.state = previous;
+    }
+    handle_frame(c, frame);
+}
+
+void IntakeServer::handle_frame(Connection& c, const LineFramer::Frame& frame) {
     if (frame.kind == LineFramer::FrameKind::too_long) {
         ++metrics_.events_received;
         reject(c, frame.number, "line_too_long",
                "line too long: more than max_line=" + std::to_string(c.framer.max_line()) +
                    " bytes; the rest of the line was skipped");
-        co_return;
-    }
-    // queue_full = block: hold this producer (and only it) until delivery makes room.
-    if (options_.queue_full == QueueFullPolicy::block && !sink_.has_room()) {
-        const auto previous = c.state;
-        c.state = Connection::State::waiting_for_room;
-        while (options_.queue_full == QueueFullPolicy::block && !sink_.has_room()) co_await sink_.wait_for_room();
-        c.state = previous;
+        return;
     }
     handle_line(c, frame.number, frame.text);
 }

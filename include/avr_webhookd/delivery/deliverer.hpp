@@ -110,7 +110,8 @@ public:
 private:
     boost::asio::awaitable<void> schedule();
     boost::asio::awaitable<void> attempt(CallQueues::Job job);
-    boost::asio::awaitable<void> try_attempt(const CallQueues::Job& job, bool& settled);
+    HeaderList request_headers(const CallQueues::Job& job);  // runs the attempt hook first
+    void conclude(const CallQueues::Job& job, const AttemptOutcome& outcome, bool& settled);
     void report(const CallQueues::Job& job, const AttemptOutcome& outcome, const AttemptVerdict& verdict,
                 CallQueues::TimePoint now);
     void fail_internally(const CallQueues::Job& job, std::string_view what);

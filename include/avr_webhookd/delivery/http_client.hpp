@@ -3,6 +3,7 @@
 #include <avr_webhookd/common/url.hpp>
 #include <avr_webhookd/delivery/attempt_outcome.hpp>
 #include <avr_webhookd/delivery/header_list.hpp>
+#include <avr_webhookd/delivery/http_response_reader.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -71,9 +72,11 @@ private:
     boost::asio::awaitable<std::optional<AttemptOutcome>> resolve(
         const Endpoint& endpoint, std::chrono::steady_clock::time_point deadline,
         boost::asio::ip::tcp::resolver::results_type& addresses);
-    boost::asio::awaitable<Exchanged> exchange(Connection& connection, const Endpoint& endpoint, std::string_view body,
-                                               const HeaderList& headers,
-                                               std::chrono::steady_clock::time_point deadline);
+    // The request and its response on one connection, inline in post() (no coroutine frame of its
+    // own): the request head, then, once write_and_read has run, what came back.
+    static std::string request_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers);
+    Exchanged conclude_exchange(Connection& connection, const Endpoint& endpoint, boost::system::error_code ec,
+                                HttpResponseReader& reader);
     std::unique_ptr<Connection> take_idle(std::uint64_t generation);
 
     boost::asio::any_io_executor executor_;

@@ -82,7 +82,11 @@ private:
     boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
     boost::asio::awaitable<void> read_lines(Connection& connection);
     boost::asio::awaitable<void> write_replies(std::shared_ptr<Connection> connection);
-    boost::asio::awaitable<void> handle_frame(Connection& connection, const LineFramer::Frame& frame);
+    // A frame that must wait for room (queue_full = block) goes through the coroutine; every other
+    // frame is handled at once, without a coroutine frame per line.
+    bool must_wait_for_room() const;
+    boost::asio::awaitable<void> wait_then_handle(Connection& connection, const LineFramer::Frame& frame);
+    void handle_frame(Connection& connection, const LineFramer::Frame& frame);
     void handle_line(Connection& connection, std::uint64_t number, std::string_view line);
     void accept_line(Connection& connection, std::uint64_t number, std::string_view line, bool& submitted);
     // respond_types: submits the event for an answer and replies once it comes or times out.
