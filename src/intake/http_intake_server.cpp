@@ -1,4 +1,5 @@
 #include <avr_webhookd/intake/http_intake_server.hpp>
+#include <avr_webhookd/common/accept_pause.hpp>
 #include <avr_webhookd/intake/http_intake_request.hpp>
 
 #include <avr_webhookd/common/host_port.hpp>
@@ -188,8 +189,7 @@ awaitable<void> HttpIntakeServer::accept_loop() {
         if (!running_) break;
         if (ec) {
             logger_.warn("http intake: accept failed: " + ec.message());
-            asio::steady_timer pause(io_, std::chrono::milliseconds(100));  // e.g. out of file descriptors
-            co_await pause.async_wait(as_tuple(use_awaitable));
+            co_await detail::pause_after_accept_error(io_.get_executor());
             continue;
         }
         if (!make_room()) continue;  // the socket closes as it goes out of scope

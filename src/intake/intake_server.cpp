@@ -2,6 +2,7 @@
 // each connection's life. Reading lines is in intake_lines.cpp, replies in intake_replies.cpp.
 #include "intake_connection.hpp"
 
+#include <avr_webhookd/common/accept_pause.hpp>
 #include <avr_webhookd/common/js_json.hpp>
 #include <avr_webhookd/common/rethrow.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
@@ -131,8 +132,7 @@ awaitable<void> IntakeServer::accept_loop() {
         if (!accepting_) break;
         if (ec) {
             logger_.warn("intake: accept failed: " + ec.message());
-            asio::steady_timer pause(io_, std::chrono::milliseconds(100));  // e.g. out of file descriptors
-            co_await pause.async_wait(as_tuple(use_awaitable));
+            co_await detail::pause_after_accept_error(io_.get_executor());
             continue;
         }
         auto peer = peer_credentials(socket.native_handle());

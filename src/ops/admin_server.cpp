@@ -1,4 +1,5 @@
 #include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/common/accept_pause.hpp>
 #include <avr_webhookd/common/host_port.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
 #include <avr_webhookd/common/text.hpp>
@@ -222,8 +223,7 @@ awaitable<void> accept_loop(std::shared_ptr<AdminState> state, Acceptor& accepto
         if (!state->running) break;
         if (ec) {
             state->logger.warn("admin: accept failed: " + ec.message());
-            asio::steady_timer pause(state->io, std::chrono::milliseconds(100));  // e.g. out of file descriptors
-            co_await pause.async_wait(as_tuple(use_awaitable));
+            co_await detail::pause_after_accept_error(state->io.get_executor());
             continue;
         }
         if (!state->make_room()) continue;  // the socket closes as it goes out of scope
