@@ -308,7 +308,7 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
             if (!pending->events.empty())
                 logger_.warn("shutdown: " + std::to_string(pending->events.size()) +
                              " events not delivered within shutdown_timeout");
-            dead_letter_all(pending->events,
+            dead_letter_all(pending->events, "shutdown",
                             not_attempted("SHUTDOWN", "the daemon stopped before the event could be delivered"));
         } else {
             break;
@@ -331,34 +331,37 @@ void Deliverer::log_stop(std::chrono::milliseconds budget) {
                      format_delay(budget));
 }
 
-void Deliverer::abort() {
-    const auto pending = core_.abort();
-    if (!pending) return;
+void Deliverer::wake_all() {
     work_signal_.notify_all();
     idle_signal_.notify_all();
     room_signal_.notify_all();
+}
+
+void Deliverer::abort() {
+    const auto pending = core_.abort();
+    if (!pending) return;
+    wake_all();
     if (spool_) {
         logger_.warn("shutdown: stopping at once; " + std::to_string(core_.queues().queued()) +
                      " undelivered events stay in the spool (one in flight may reach the receiver twice)");
         return;
     }
-    dead_letter_all(*pending, not_attempted("SHUTDOWN",
-                                            "the daemon was stopped at once (second signal); an event "
-                                            "in flight may have reached the receiver too"));
+    dead_letter_all(*pending, "shutdown",
+                    not_attempted("SHUTDOWN",
+                                  "the daemon was stopped at once (second signal); an event "
+                                  "in flight may have reached the receiver too"));
 }
 
 void Deliverer::remove() {
     const auto pending = core_.remove();
     if (!pending) return;
-    work_signal_.notify_all();
-    idle_signal_.notify_all();
-    room_signal_.notify_all();
+    wake_all();
     logger_.warn("reload: destination " + name_ + " removed; " + std::to_string(pending->size()) +
                  " undelivered events for it are dead-lettered (reason destination_removed)");
-    const auto outcome = not_attempted("DESTINATION_REMOVED",
-                                       "the destination was removed from the configuration before the event could "
-                                       "be delivered; an event in flight may have reached the receiver too");
-    for (const auto& item : *pending) give_up(item.event, "destination_removed", outcome, item.attempts_made, true);
+    dead_letter_all(*pending, "destination_removed",
+                    not_attempted("DESTINATION_REMOVED",
+                                  "the destination was removed from the configuration before the event could be "
+                                  "delivered; an event in flight may have reached the receiver too"));
     client_.close_idle();
 }
 

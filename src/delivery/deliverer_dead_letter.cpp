@@ -133,8 +133,9 @@ awaitable<void> Deliverer::write_dead_letters_again() {
     }
 }
 
-void Deliverer::dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome) {
-    for (const auto& item : pending) give_up(item.event, "shutdown", outcome, item.attempts_made, true);
+void Deliverer::dead_letter_all(const std::vector<CallQueues::Pending>& pending, std::string_view reason,
+                                const AttemptOutcome& outcome) {
+    for (const auto& item : pending) give_up(item.event, reason, outcome, item.attempts_made, true);
 }
 
 }  // namespace avr_webhookd

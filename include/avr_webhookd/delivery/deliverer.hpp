@@ -135,7 +135,12 @@ private:
                  bool quiet = false);
     void dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
                      bool quiet = false);
-    void dead_letter_all(const std::vector<CallQueues::Pending>& pending, const AttemptOutcome& outcome);
+    // Gives every pending event up with `reason` (quietly: one summary line, not one per event).
+    void dead_letter_all(const std::vector<CallQueues::Pending>& pending, std::string_view reason,
+                         const AttemptOutcome& outcome);
+    // After abort() or remove(): every waiter (scheduler, shutdown, producers waiting for room)
+    // looks at the core's phase again.
+    void wake_all();
     void after_change();
     // respond_types (deliverer_answers.cpp): the producer's answer once the event has an outcome,
     // and quicker retries while it still waits for one.
