@@ -138,11 +138,9 @@ void Destinations::restore_from_spool() {
         active_.front()->give_up_record(record, "destination_removed", name, "the destination is no longer configured");
     }
     for (const auto& [key, last] : recovery.last_sequence) {
-        const auto slash = key.find('/');
-        const auto name =
-            slash == std::string::npos ? default_destination_name : std::string_view(key).substr(0, slash);
-        const auto call = slash == std::string::npos ? std::string_view(key) : std::string_view(key).substr(slash + 1);
-        if (auto* deliverer = find(name)) deliverer->continue_numbering(call, last);
+        const auto [destination, call] = spool::split_numbering_key(key);
+        if (auto* deliverer = find(destination.empty() ? default_destination_name : destination))
+            deliverer->continue_numbering(call, last);
     }
     spool_->release_recovered();
     if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");

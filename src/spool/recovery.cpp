@@ -10,6 +10,12 @@
 
 namespace avr_webhookd::spool {
 
+std::pair<std::string_view, std::string_view> split_numbering_key(std::string_view key) {
+    const auto slash = key.find('/');
+    if (slash == std::string_view::npos) return {{}, key};
+    return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
 std::string numbering_key(std::string_view destination, std::string_view call) {
     if (destination.empty()) return std::string(call);
     std::string key;

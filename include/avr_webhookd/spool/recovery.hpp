@@ -8,6 +8,7 @@
 #include <string>
 #include <system_error>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace avr_webhookd::spool {
@@ -36,6 +37,8 @@ struct RecoveredEvent {
 // The key of Recovery::last_sequence and of the numbering checkpoint: the call uuid for the
 // default destination, "NAME/uuid" for a named one (each destination numbers a call on its own).
 std::string numbering_key(std::string_view destination, std::string_view call);
+// The inverse: {destination ("" for the default), call}.
+std::pair<std::string_view, std::string_view> split_numbering_key(std::string_view key);
 
 // What the writer needs to know of each segment found.
 struct RecoveredSegment {
