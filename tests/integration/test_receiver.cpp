@@ -1,5 +1,6 @@
 #include "avr_webhookd/tools/receiver.hpp"
 #include "avr_webhookd/delivery/signature.hpp"
+#include "support/build_paths.hpp"
 #include "support/process.hpp"
 #include "support/test_pki.hpp"
 

@@ -3,6 +3,7 @@
 // Shared fixtures for integration tests: temporary folders, an in-process webhook receiver on
 // its own thread, the real daemon as a child process, and a Unix-socket producer client.
 
+#include "build_paths.hpp"
 #include "process.hpp"
 
 #include <avr_webhookd/tools/receiver.hpp>

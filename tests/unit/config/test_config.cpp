@@ -1,3 +1,4 @@
+#include "support/build_paths.hpp"
 #include <avr_webhookd/config/command_line.hpp>
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/config/describe.hpp>
