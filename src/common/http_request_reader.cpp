@@ -147,8 +147,7 @@ HttpRequestReader::~HttpRequestReader() = default;
 bool HttpRequestReader::head_done() const { return parser_->is_header_done(); }
 
 bool HttpRequestReader::expects_continue() const {
-    return state_ == State::reading && parser_->is_header_done() && parser_->expect_continue &&
-           parser_->version >= 11;
+    return state_ == State::reading && parser_->is_header_done() && parser_->expect_continue && parser_->version >= 11;
 }
 
 unsigned HttpRequestReader::version() const { return parser_->version; }
@@ -198,7 +197,8 @@ void HttpRequestReader::parse() {
     if (state_ != State::reading) return;
     // What is still unparsed belongs to this request (the parser takes all it can of it).
     if (!parser_->is_header_done() && head_bytes_ + buffer_.size() > limits_.head) {
-        refuse(HttpRequestRefusal::head_too_large, "request head larger than " + std::to_string(limits_.head) + " bytes");
+        refuse(HttpRequestRefusal::head_too_large,
+               "request head larger than " + std::to_string(limits_.head) + " bytes");
     } else if (request_bytes_ + buffer_.size() > limits_.request) {
         refuse_too_large();
     } else if (buffer_.size() >= max_buffered()) {
@@ -252,11 +252,11 @@ void HttpRequestReader::refuse(HttpRequestRefusal refusal, std::string message) 
 
 void HttpRequestReader::refuse_too_large() {
     if (!parser_->is_header_done())
-        refuse(HttpRequestRefusal::head_too_large, "request head larger than " + std::to_string(limits_.head) + " bytes");
+        refuse(HttpRequestRefusal::head_too_large,
+               "request head larger than " + std::to_string(limits_.head) + " bytes");
     else
-        refuse(HttpRequestRefusal::request_too_large,
-               "request larger than " + std::to_string(limits_.request) +
-                   " bytes (head, chunk framing, trailers and body together)");
+        refuse(HttpRequestRefusal::request_too_large, "request larger than " + std::to_string(limits_.request) +
+                                                          " bytes (head, chunk framing, trailers and body together)");
 }
 
 // Beast's own errors, and those our callbacks stopped it with, as refusals.
@@ -265,9 +265,11 @@ void HttpRequestReader::refuse_for(const error_code& ec) {
     if (parser.refusal != HttpRequestRefusal::none) {
         refuse(parser.refusal, std::move(parser.refusal_message));
     } else if (ec == http::error::header_limit) {
-        refuse(HttpRequestRefusal::head_too_large, "request head larger than " + std::to_string(limits_.head) + " bytes");
+        refuse(HttpRequestRefusal::head_too_large,
+               "request head larger than " + std::to_string(limits_.head) + " bytes");
     } else if (ec == http::error::body_limit) {
-        refuse(HttpRequestRefusal::body_too_large, "request body larger than " + std::to_string(limits_.body) + " bytes");
+        refuse(HttpRequestRefusal::body_too_large,
+               "request body larger than " + std::to_string(limits_.body) + " bytes");
     } else if ((ec == http::error::bad_transfer_encoding && parser.content_length_seen) ||
                (ec == http::error::bad_content_length && parser.transfer_encodings > 0)) {
         refuse(HttpRequestRefusal::content_length_and_transfer_encoding, "both Content-Length and Transfer-Encoding");

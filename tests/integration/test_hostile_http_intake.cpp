@@ -53,8 +53,7 @@ std::vector<Attack> attacks(unsigned short port) {
         {"small chunks past http_max_request_bytes", request_head(host + "Transfer-Encoding: chunked\r\n"),
          chunk("x", ";e=" + std::string(100, 'e')), 413, "request_too_large"},
         {"3,900 header fields", request_head(host + fields), "", 431, "too_many_fields"},
-        {"a 20 KB head", request_head(host + "X-Big: " + std::string(20000, 'a') + "\r\n"), "", 431,
-         "head_too_large"},
+        {"a 20 KB head", request_head(host + "X-Big: " + std::string(20000, 'a') + "\r\n"), "", 431, "head_too_large"},
         {"a body over max_line", request_head(host + "Content-Length: 70000\r\n"), std::string(4096, '{'), 413,
          "body_too_large"},
         {"Transfer-Encoding: xchunked", request_head(host + "Transfer-Encoding: xchunked\r\n") + smuggled, "", 400,
@@ -64,8 +63,8 @@ std::vector<Attack> attacks(unsigned short port) {
         {"Transfer-Encoding: chunked, identity",
          request_head(host + "Transfer-Encoding: chunked, identity\r\n") + smuggled, "", 400, "transfer_encoding"},
         {"Content-Length and Transfer-Encoding",
-         request_head(host + "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n") + chunk(smuggled) + "0\r\n\r\n",
-         "", 400, "content_length_and_transfer_encoding"},
+         request_head(host + "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n") + chunk(smuggled) + "0\r\n\r\n", "",
+         400, "content_length_and_transfer_encoding"},
         {"two Content-Lengths",
          request_head(host + "Content-Length: 0\r\nContent-Length: " + std::to_string(smuggled.size()) + "\r\n") +
              smuggled,
@@ -88,9 +87,7 @@ public:
     }
     std::size_t sent() const { return sent_; }
     const std::string& received() const { return received_; }
-    pollfd wanted() const {
-        return {client_.fd(), static_cast<short>(POLLIN | (writing() ? POLLOUT : 0)), 0};
-    }
+    pollfd wanted() const { return {client_.fd(), static_cast<short>(POLLIN | (writing() ? POLLOUT : 0)), 0}; }
 
     // Called after poll() with what it returned for this connection.
     void step(short events) {
@@ -107,10 +104,10 @@ private:
         return !shut_ && sent_ < max_sent && (sent_ < attack_.head.size() || !attack_.filler.empty());
     }
     void write() {
-        const std::string_view rest = sent_ < attack_.head.size()
-                                          ? std::string_view(attack_.head).substr(sent_)
-                                          : std::string_view(attack_.filler).substr((sent_ - attack_.head.size()) %
-                                                                                    attack_.filler.size());
+        const std::string_view rest =
+            sent_ < attack_.head.size()
+                ? std::string_view(attack_.head).substr(sent_)
+                : std::string_view(attack_.filler).substr((sent_ - attack_.head.size()) % attack_.filler.size());
         std::size_t count = 0;
         if (!client_.send_some(rest, count)) shut_ = true;  // reset by the daemon: reading what it said
         sent_ += count;

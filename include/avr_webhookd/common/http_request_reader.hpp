@@ -25,13 +25,13 @@ struct HttpRequestLimits {
 // (http_refusal_reason); the connection is closed after the answer.
 enum class HttpRequestRefusal {
     none,
-    head_too_large,    // 431: the request line and header fields take more than limits.head
-    too_many_fields,   // 431: more than limits.fields header (or trailer) fields
-    body_too_large,    // 413: a body (by Content-Length or as chunks arrive) longer than limits.body
-    request_too_large, // 413: chunk framing and trailers take the request past limits.request, or a chunk
-                       //      line or the trailers do not end within max_buffered()
-    transfer_encoding, // 400: a Transfer-Encoding other than exactly one final "chunked", or any in
-                       //      HTTP/1.0 (RFC 9112 6.1)
+    head_too_large,     // 431: the request line and header fields take more than limits.head
+    too_many_fields,    // 431: more than limits.fields header (or trailer) fields
+    body_too_large,     // 413: a body (by Content-Length or as chunks arrive) longer than limits.body
+    request_too_large,  // 413: chunk framing and trailers take the request past limits.request, or a chunk
+                        //      line or the trailers do not end within max_buffered()
+    transfer_encoding,  // 400: a Transfer-Encoding other than exactly one final "chunked", or any in
+                        //      HTTP/1.0 (RFC 9112 6.1)
     content_length_and_transfer_encoding,  // 400: both (RFC 9112 6.1: request smuggling)
     content_length,                        // 400: an invalid Content-Length, or two different ones
     host,                                  // 400: an HTTP/1.1 request without Host, or more than one Host
@@ -117,7 +117,7 @@ private:
     HttpRequestLimits limits_;
     HttpRequestLimits next_limits_;
     std::unique_ptr<Parser> parser_;
-    ReadBuffer buffer_;               // unparsed bytes
+    ReadBuffer buffer_;              // unparsed bytes
     std::size_t request_bytes_ = 0;  // consumed by the parser for the current request
     std::size_t head_bytes_ = 0;     // ... while reading its head
     State state_ = State::reading;

@@ -85,12 +85,12 @@ TEST_CASE("http request reader: AVR Core's request, whole or a byte at a time, t
     CHECK(reader.buffered() == 0);
 }
 
-TEST_CASE("http request reader: chunks with extensions and trailers; trailers are counted, not kept",
+TEST_CASE("http request reader: chunks with extensions and trailers, whose fields are counted and not kept",
           "[http_request_reader]") {
     HttpRequestReader reader(small_limits());
-    const auto request = post("Host: x\r\nTransfer-Encoding: chunked\r\n",
-                              chunk(body.substr(0, 10), ";name=\"v\";x") + chunk(body.substr(10)) +
-                                  "0;last\r\nX-Trailer: 1\r\n\r\n");
+    const auto request =
+        post("Host: x\r\nTransfer-Encoding: chunked\r\n",
+             chunk(body.substr(0, 10), ";name=\"v\";x") + chunk(body.substr(10)) + "0;last\r\nX-Trailer: 1\r\n\r\n");
     REQUIRE(read_all(reader, request) == State::complete);
     CHECK(reader.request().body() == body);
     CHECK(reader.request().find("X-Trailer") == reader.request().end());
@@ -126,7 +126,8 @@ TEST_CASE("http request reader: a chunk extension or trailer that never ends is 
     CHECK(reader.buffered() <= reader.max_buffered());
 }
 
-TEST_CASE("http request reader: chunk framing counts against the whole request's bound", "[http_request_reader][limits]") {
+TEST_CASE("http request reader: chunk framing counts against the whole request's bound",
+          "[http_request_reader][limits]") {
     auto limits = small_limits();
     std::string chunks;
     for (int i = 0; i < 600; ++i) chunks += chunk("x", ";e=1234567890");  // 600 body bytes, 13 KB on the wire
@@ -158,7 +159,8 @@ TEST_CASE("http request reader: header fields by number and the head by size", "
     wide_fields.fields = 1000;
     HttpRequestReader reader(wide_fields);
     reader.feed("POST / HTTP/1.1\r\nHost: x\r\n");
-    for (int i = 0; i < 200 && reader.state() == State::reading; ++i) reader.feed("X-Field: " + std::string(20, 'v') + "\r\n");
+    for (int i = 0; i < 200 && reader.state() == State::reading; ++i)
+        reader.feed("X-Field: " + std::string(20, 'v') + "\r\n");
     CHECK(reader.refusal() == Refusal::head_too_large);
     CHECK(reader.refusal_status() == 431);
 }
@@ -174,8 +176,8 @@ TEST_CASE("http request reader: a Transfer-Encoding other than a lone final chun
         CHECK(reader.refusal() == Refusal::transfer_encoding);
         CHECK(reader.refusal_status() == 400);
     }
-    CHECK(refusal_of(post("Host: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", chunk("a") + "0\r\n\r\n")) ==
-          Refusal::transfer_encoding);
+    CHECK(refusal_of(post("Host: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                          chunk("a") + "0\r\n\r\n")) == Refusal::transfer_encoding);
     CHECK(refusal_of(post("Host: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n")) ==
           Refusal::transfer_encoding);
     CHECK(refusal_of(post("Transfer-Encoding: chunked\r\n", chunk("a") + "0\r\n\r\n", "1.0")) ==
@@ -194,7 +196,8 @@ TEST_CASE("http request reader: Content-Length with Transfer-Encoding, two Conte
           Refusal::content_length_and_transfer_encoding);
     CHECK(refusal_of(post("Host: x\r\nTransfer-Encoding: gzip\r\nContent-Length: 4\r\n", "abcd")) ==
           Refusal::content_length_and_transfer_encoding);
-    CHECK(refusal_of(post("Host: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n", "abcde")) == Refusal::content_length);
+    CHECK(refusal_of(post("Host: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n", "abcde")) ==
+          Refusal::content_length);
     CHECK(refusal_of(post("Host: x\r\nContent-Length: 4, 5\r\n", "abcde")) == Refusal::content_length);
     CHECK(refusal_of(post("Host: x\r\nContent-Length: -1\r\n", "")) == Refusal::content_length);
     HttpRequestReader same(small_limits());
@@ -216,9 +219,8 @@ TEST_CASE("http request reader: a body past its limit is refused by Content-Leng
     declared.feed(post("Host: x\r\nContent-Length: 1025\r\n", ""));  // refused before the body is sent
     CHECK(declared.refusal() == Refusal::body_too_large);
     CHECK(declared.refusal_status() == 413);
-    CHECK(refusal_of(post("Host: x\r\nTransfer-Encoding: chunked\r\n", chunk(std::string(600, 'a')) +
-                                                                         chunk(std::string(600, 'a')))) ==
-          Refusal::body_too_large);
+    CHECK(refusal_of(post("Host: x\r\nTransfer-Encoding: chunked\r\n",
+                          chunk(std::string(600, 'a')) + chunk(std::string(600, 'a')))) == Refusal::body_too_large);
     HttpRequestReader at_limit(limits);
     CHECK(read_all(at_limit, post("Host: x\r\nContent-Length: 1024\r\n", std::string(1024, 'a'))) == State::complete);
 }
