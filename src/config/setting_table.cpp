@@ -211,6 +211,24 @@ constexpr std::array settings{
             [](Config& c, const Value& v) { c.http_request_timeout = duration_in(v, 100ms, 1h); },
             [](const Config& c) { return format_duration(c.http_request_timeout); },
             field_of<&Config::http_request_timeout>},
+    Setting{{"http_max_request_bytes",
+             "most bytes of one HTTP intake request: head, chunk framing, trailers and body; 0 = max_line + 32768",
+             false, true},
+            "BYTES",
+            [](Config& c, const Value& v) {
+                const auto bytes = integer_in(v, 0, 64 << 20, " (0 = max_line + 32768)");
+                if (bytes != 0 && bytes < 4096)
+                    v.reject("0 (= max_line + 32768) or a whole number from 4096 to 67108864");
+                c.http_max_request_bytes = static_cast<std::size_t>(bytes);
+            },
+            [](const Config& c) { return std::to_string(c.http_max_request_bytes); },
+            field_of<&Config::http_max_request_bytes>},
+    Setting{
+        {"http_max_header_fields", "most header fields in one HTTP intake request (8..10000)", false, true},
+        "N",
+        [](Config& c, const Value& v) { c.http_max_header_fields = static_cast<unsigned>(integer_in(v, 8, 10000)); },
+        [](const Config& c) { return std::to_string(c.http_max_header_fields); },
+        field_of<&Config::http_max_header_fields>},
     Setting{{"dead_letter", "file for events given up; default next to the socket; empty = off", false, false},
             "PATH",
             [](Config& c, const Value& v) {

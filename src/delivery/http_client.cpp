@@ -68,9 +68,17 @@ struct HttpClient::Lookup {
 
 namespace {
 
-awaitable<void> resolve_into(std::shared_ptr<HttpClient::Lookup> lookup, std::string host, std::string port) {
-    tcp::resolver resolver(co_await asio::this_coro::executor);
-    auto [ec, results] = co_await resolver.async_resolve(host, port, as_tuple(use_awaitable));
+awaitable<void> resolve_into(std::shared_ptr<HttpClient::Lookup> lookup, HttpClient::Resolver resolve, std::string host,
+                             std::string port) {
+    HttpClient::ResolveResult found;
+    if (resolve) {
+        found = co_await resolve(std::move(host), std::move(port));
+    } else {
+        tcp::resolver resolver(co_await asio::this_coro::executor);
+        auto [error, addresses] = co_await resolver.async_resolve(host, port, as_tuple(use_awaitable));
+        found = {error, std::move(addresses)};
+    }
+    auto& [ec, results] = found;
     lookup->error = ec;
     lookup->results = std::move(results);
     lookup->finished = true;
@@ -84,6 +92,7 @@ awaitable<void> resolve_into(std::shared_ptr<HttpClient::Lookup> lookup, std::st
 struct HttpClient::Endpoint {
     HttpClientOptions options;
     std::shared_ptr<ssl::context> tls_context;  // null for http://
+    std::string ca_fingerprint;                 // of the ca_file tls_context was built with
     std::string fixed_head;                     // request line, Host, User-Agent, Content-Type
     std::string peer;                           // host:port, for messages
     std::uint64_t generation = 0;
@@ -138,10 +147,11 @@ const HttpClientOptions& HttpClient::options() const { return endpoint_->options
 void HttpClient::update(HttpClientOptions options) {
     auto endpoint = std::make_shared<Endpoint>();
     const auto* old = endpoint_.get();
+    endpoint->ca_fingerprint = options.url.tls ? ca_file_fingerprint(options.ca_file) : std::string{};
     const bool endpoint_changed =
         !old || options.url.tls != old->options.url.tls || options.url.host != old->options.url.host ||
         options.url.port != old->options.url.port || options.tls_verify != old->options.tls_verify ||
-        options.ca_file != old->options.ca_file;
+        options.ca_file != old->options.ca_file || endpoint->ca_fingerprint != old->ca_fingerprint;
     if (endpoint_changed) {
         endpoint->tls_context =
             options.url.tls ? make_tls_client_context(options.tls_verify, options.ca_file) : nullptr;
@@ -221,7 +231,7 @@ awaitable<PhaseFailure> HttpClient::resolve(const Endpoint& endpoint, Clock::tim
         lookup_ = std::make_shared<Lookup>();
         lookup_->generation = endpoint.generation;
         ++lookups_started_;
-        asio::co_spawn(executor_, resolve_into(lookup_, url.host, url.port), detail::rethrow_exceptions);
+        asio::co_spawn(executor_, resolve_into(lookup_, resolver_, url.host, url.port), detail::rethrow_exceptions);
     }
     const auto lookup = lookup_;
     const auto now = Clock::now();

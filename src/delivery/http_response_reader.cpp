@@ -69,17 +69,14 @@ HttpResponseReader::HttpResponseReader(HttpResponseLimits limits) : limits_(limi
 HttpResponseReader::~HttpResponseReader() = default;
 
 std::span<char> HttpResponseReader::prepare() {
-    if (state_ != State::reading) return {};
     // parse() fails the read before the buffer is full, so there is always room here.
-    const auto wanted = std::min(buffered_ + read_size, max_buffered());
-    if (buffer_.size() < wanted) buffer_.resize(wanted);
-    return {buffer_.data() + buffered_, std::min(read_size, buffer_.size() - buffered_)};
+    return state_ == State::reading ? buffer_.prepare(max_buffered()) : std::span<char>{};
 }
 
 void HttpResponseReader::commit(std::size_t count) {
-    if (state_ != State::reading || count == 0) return;
-    count = std::min(count, buffer_.size() - buffered_);
-    buffered_ += count;
+    if (state_ != State::reading) return;
+    count = buffer_.commit(count);
+    if (count == 0) return;
     bytes_received_ += count;
     parse();
 }
@@ -101,7 +98,7 @@ void HttpResponseReader::finish() {
         fail(Failure::reset, "the server closed the connection without a response");
         return;
     }
-    if (parser_ && parser_->parser.is_header_done() && parser_->parser.need_eof() && buffered_ == 0) {
+    if (parser_ && parser_->parser.is_header_done() && parser_->parser.need_eof() && buffer_.size() == 0) {
         boost::system::error_code ec;
         parser_->parser.put_eof(ec);
         if (!ec) {
@@ -115,7 +112,7 @@ void HttpResponseReader::finish() {
 
 void HttpResponseReader::parse() {
     while (state_ == State::reading && step()) {}
-    if (state_ == State::reading && buffered_ >= max_buffered()) {
+    if (state_ == State::reading && buffer_.size() >= max_buffered()) {
         const bool in_head = !parser_ || !parser_->parser.is_header_done();
         fail(Failure::protocol,
              in_head ? "response head larger than " + std::to_string(limits_.head) + " bytes"
@@ -124,7 +121,7 @@ void HttpResponseReader::parse() {
 }
 
 bool HttpResponseReader::step() {
-    if (buffered_ == 0) return false;
+    if (buffer_.size() == 0) return false;
     if (!parser_) {
         parser_ = std::make_unique<Parser>(limits_);
         response_wire_bytes_ = 0;
@@ -133,12 +130,11 @@ bool HttpResponseReader::step() {
     // Beast asserts that a chunked body's unparsed rest, once it has seen the last chunk's "0\r\n",
     // is at least 5 bytes. Waiting for 5 never stalls: the last chunk and its CRLF (5 bytes) are
     // only consumed together, when the message completes. (Found by fuzzing, a Debug build abort.)
-    if (parser.is_header_done() && parser.chunked() && buffered_ < 5) return false;
+    if (parser.is_header_done() && parser.chunked() && buffer_.size() < 5) return false;
     const bool in_head = !parser.is_header_done();
     boost::system::error_code ec;
-    const auto consumed = parser.put(boost::asio::buffer(buffer_.data(), buffered_), ec);
-    std::memmove(buffer_.data(), buffer_.data() + consumed, buffered_ - consumed);
-    buffered_ -= consumed;
+    const auto consumed = parser.put(boost::asio::buffer(buffer_.data().data(), buffer_.size()), ec);
+    buffer_.consume(consumed);
     response_wire_bytes_ += consumed;
     if (in_head && parser.is_header_done()) {
         // Beast applies its header_limit to the status line and the fields separately; this is

@@ -4,9 +4,12 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 namespace avr_webhookd {
@@ -67,6 +70,17 @@ std::shared_ptr<ssl::context> make_tls_client_context(bool verify, const std::st
         if (ec) throw std::runtime_error("cannot load ca_file " + ca_file + ": " + ec.message());
     }
     return context;
+}
+
+std::string ca_file_fingerprint(const std::string& ca_file) {
+    if (ca_file.empty()) return {};
+    std::ifstream file(ca_file, std::ios::binary);
+    if (!file) return {};
+    const std::string contents{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (!EVP_Digest(contents.data(), contents.size(), digest, &size, EVP_sha256(), nullptr)) return {};
+    return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
 }  // namespace avr_webhookd

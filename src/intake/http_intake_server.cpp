@@ -3,6 +3,7 @@
 #include <avr_webhookd/intake/http_intake_request.hpp>
 
 #include <avr_webhookd/common/host_port.hpp>
+#include <avr_webhookd/common/read_http_request.hpp>
 #include <avr_webhookd/common/rethrow.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -10,17 +11,12 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <stdexcept>
 #include <tuple>
-#include <vector>
 
 namespace avr_webhookd {
 
@@ -39,6 +35,7 @@ constexpr auto room_poll_interval = std::chrono::milliseconds(50);
 constexpr std::size_t logged_target_bytes = 200;
 constexpr auto linger_time = std::chrono::seconds(2);  // reading what a closed client still sends
 constexpr std::size_t linger_bytes = 1 << 20;
+constexpr std::size_t request_bytes_over_max_line = 32 * 1024;  // http_max_request_bytes = 0: max_line + this
 
 std::string endpoint_text(const tcp::endpoint& endpoint) {
     return format_host_port(endpoint.address().to_string(), endpoint.port());
@@ -51,8 +48,8 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 enum class HttpConnectionPhase { waiting_for_request, handling };
 
 struct HttpIntakeServer::Connection {
-    Connection(tcp::socket socket, std::uint64_t id_)
-        : stream(std::move(socket)), id(id_), wake(stream.get_executor()) {
+    Connection(tcp::socket socket, std::uint64_t id_, const HttpRequestLimits& limits)
+        : stream(std::move(socket)), id(id_), reader(limits), wake(stream.get_executor()) {
         boost::system::error_code ec;
         const auto remote = stream.socket().remote_endpoint(ec);
         peer = ec ? std::string("unknown peer") : endpoint_text(remote);
@@ -62,6 +59,7 @@ struct HttpIntakeServer::Connection {
     beast::tcp_stream stream;
     std::uint64_t id;
     std::string peer;
+    HttpRequestReader reader;  // keeps what a client sent past one request for the next one
     HttpConnectionPhase phase = HttpConnectionPhase::waiting_for_request;
     std::uint64_t waiting_ticket = 0;  // a 200 waiting for the spool; 0 = none
     asio::steady_timer wake;           // woken by durable_through()
@@ -71,14 +69,16 @@ struct HttpIntakeServer::Request {
     http::request<http::string_body> message;
 };
 
-struct HttpIntakeServer::RequestParser : http::request_parser<http::string_body> {};
-
 HttpIntakeServerOptions http_intake_server_options(const Config& config) {
     HttpIntakeServerOptions options;
     options.listen = config.http_listen;
     options.handling = http_intake_options(config);
     options.limits.max_connections = config.http_max_connections;
     options.limits.request_timeout = config.http_request_timeout;
+    options.limits.max_header_fields = config.http_max_header_fields;
+    options.limits.max_request_bytes = config.http_max_request_bytes != 0
+                                           ? config.http_max_request_bytes
+                                           : config.max_line + request_bytes_over_max_line;
     return options;
 }
 
@@ -193,7 +193,7 @@ awaitable<void> HttpIntakeServer::accept_loop() {
             continue;
         }
         if (!make_room()) continue;  // the socket closes as it goes out of scope
-        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++);
+        auto connection = std::make_shared<Connection>(std::move(socket), next_connection_id_++, request_limits());
         connections_.emplace(connection->id, connection);
         logger_.debug("http intake: " + connection->name() + " opened");
         asio::co_spawn(io_, serve(connection), [this, connection](std::exception_ptr error) {
@@ -212,36 +212,53 @@ awaitable<void> HttpIntakeServer::accept_loop() {
     }
 }
 
-// Reads one request within http_request_timeout; anything but a complete request is answered
-// where HTTP allows (413, 431, 400) and ends the connection (false).
-awaitable<bool> HttpIntakeServer::read_request(Connection& c, beast::flat_buffer& buffer, RequestParser& parser,
-                                               bool first) {
-    parser.header_limit(static_cast<std::uint32_t>(options_.limits.max_header_bytes));
-    parser.body_limit(handler_.options().max_body);
+HttpRequestLimits HttpIntakeServer::request_limits() const {
+    HttpRequestLimits limits;
+    limits.request = options_.limits.max_request_bytes;
+    limits.head = options_.limits.max_header_bytes;
+    limits.body = handler_.options().max_body;
+    limits.fields = options_.limits.max_header_fields;
+    return limits;
+}
+
+// Reads one request within http_request_timeout, from the bytes of the connection's reader on;
+// anything but a complete request ends the connection (false), a refused one after its answer.
+awaitable<bool> HttpIntakeServer::read_request(Connection& c, bool first) {
     c.phase = HttpConnectionPhase::waiting_for_request;
-    c.stream.expires_after(options_.limits.request_timeout);  // one deadline for the whole request
-    auto [error, size] = co_await http::async_read_header(c.stream, buffer, parser, as_tuple(use_awaitable));
-    if (!error && beast::iequals(parser.get()[http::field::expect], "100-continue") && !parser.is_done()) {
-        http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
-        std::tie(error, size) = co_await http::async_write(c.stream, go_on, as_tuple(use_awaitable));
-    }
-    if (!error && !parser.is_done())
-        std::tie(error, size) = co_await http::async_read(c.stream, buffer, parser, as_tuple(use_awaitable));
-    if (!connections_.contains(c.id) || !error) co_return !error;  // evicted, or a request
-    if (error == beast::error::timeout) {
+    const auto deadline = Clock::now() + options_.limits.request_timeout;  // one deadline for the whole request
+    const auto error = co_await read_http_request(c.stream, c.reader, deadline, ContinueReply::send);
+    if (!connections_.contains(c.id)) co_return false;  // evicted
+    if (c.reader.state() == HttpRequestReader::State::complete) co_return true;
+    if (c.reader.state() == HttpRequestReader::State::refused) {
+        co_await refuse(c);
+    } else if (error == beast::error::timeout) {
         // An idle keep-alive connection is simply done; a partial request is a slow client.
-        if (first || parser.got_some() || buffer.size() > 0) note_timeout();
-    } else if (error == http::error::body_limit) {
-        co_await write(c, counted(handler_.too_large()), parser.get().version(), false);
-    } else if (error == http::error::header_limit || error == http::error::buffer_overflow) {
-        auto response = handler_.bad_request("request head larger than " +
-                                             std::to_string(options_.limits.max_header_bytes) + " bytes");
-        response.status = 431;
-        co_await write(c, counted(std::move(response)), 11, false);
-    } else if (parser.got_some() && error != http::error::partial_message && error != asio::error::eof) {
-        co_await write(c, counted(handler_.bad_request("malformed HTTP request: " + error.message())), 11, false);
+        if (first || c.reader.got_some()) note_timeout();
     }
     co_return false;
+}
+
+// A request past a limit or against the framing rules: its status (431, 413, 400) with the
+// reason, a warn log line the first time for each reason (then debug: a scanner must not flood
+// the log), counted by reason. A body past max_line stays an event rejected as line_too_long.
+awaitable<void> HttpIntakeServer::refuse(Connection& c) {
+    const auto refusal = c.reader.refusal();
+    const auto reason = http_refusal_reason(refusal);
+    ++Metrics::at(metrics_.http_requests_refused, reason);
+    std::string why = c.reader.refusal_message();
+    if (refusal == HttpRequestRefusal::too_many_fields) why += " (http_max_header_fields)";
+    if (refusal == HttpRequestRefusal::request_too_large) why += " (http_max_request_bytes)";
+    if (refusal == HttpRequestRefusal::body_too_large) why += " (max_line)";
+    auto response = refusal == HttpRequestRefusal::body_too_large ? handler_.too_large() : handler_.bad_request(why);
+    response.status = c.reader.refusal_status();
+    const std::string message = "http intake: refused a request from " + c.name() + " with " +
+                                std::to_string(response.status) + " and closed the connection: " + why +
+                                " (counted in avr_webhookd_http_requests_refused_total{intake=\"http\",reason=\"" +
+                                std::string(reason) + "\"})";
+    const auto bit = std::uint32_t{1} << static_cast<unsigned>(refusal);
+    (warned_refusals_ & bit) ? logger_.debug(message) : logger_.warn(message);
+    warned_refusals_ |= bit;
+    co_await write(c, counted(std::move(response)), c.reader.version(), false);
 }
 
 HttpIntakeResponse HttpIntakeServer::counted(HttpIntakeResponse response) {
@@ -251,12 +268,10 @@ HttpIntakeResponse HttpIntakeServer::counted(HttpIntakeResponse response) {
 
 awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) {
     Connection& c = *connection;
-    beast::flat_buffer buffer;
     for (bool first = true; running_ && connections_.contains(c.id); first = false) {
-        RequestParser parser;
-        if (!co_await read_request(c, buffer, parser, first)) break;
+        if (!co_await read_request(c, first)) break;
         c.phase = HttpConnectionPhase::handling;
-        Request request{parser.release()};
+        Request request{c.reader.release()};
         std::string event_id;
         const auto started = Clock::now();
         const auto response = co_await answer(c, request, event_id);
@@ -271,28 +286,15 @@ awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) 
                       std::to_string(response.status) + (event_id.empty() ? "" : " id " + event_id) + " in " +
                       std::to_string(took.count()) + "ms");
         if (!written || !keep_alive) break;
+        c.reader.set_limits(request_limits());  // a reload applies from the next request on
+        c.reader.next();
     }
     if (connections_.contains(c.id)) {
-        co_await linger_close(c);
+        co_await linger_close(c.stream, std::min<Clock::duration>(options_.limits.request_timeout, linger_time),
+                              linger_bytes);
         forget(c.id);
     }
     logger_.debug("http intake: " + c.name() + " closed");
-}
-
-// Closing with unread bytes (an oversized body) would reset the connection and could destroy the
-// answer before the client reads it: the write side is shut, and what the client still sends is
-// read and dropped for a moment, within bounds.
-awaitable<void> HttpIntakeServer::linger_close(Connection& c) {
-    beast::error_code ec;
-    c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    c.stream.expires_after(std::min<Clock::duration>(options_.limits.request_timeout, linger_time));
-    std::vector<char> sink(16 * 1024);
-    for (std::size_t dropped = 0; !ec && dropped < linger_bytes;) {
-        auto [error, size] = co_await c.stream.async_read_some(asio::buffer(sink), as_tuple(use_awaitable));
-        ec = error;
-        dropped += size;
-    }
-    c.stream.close();
 }
 
 awaitable<HttpIntakeResponse> HttpIntakeServer::answer(Connection& c, const Request& request, std::string& event_id) {

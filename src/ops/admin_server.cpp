@@ -1,6 +1,7 @@
 #include <avr_webhookd/ops/admin_server.hpp>
 #include <avr_webhookd/common/accept_pause.hpp>
 #include <avr_webhookd/common/host_port.hpp>
+#include <avr_webhookd/common/read_http_request.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
 #include <avr_webhookd/common/text.hpp>
 
@@ -12,8 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/basic_stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -36,6 +35,8 @@ using stream_protocol = asio::local::stream_protocol;
 namespace {
 
 constexpr unsigned admin_socket_mode = 0660;
+constexpr auto linger_time = std::chrono::seconds(1);  // reading what a refused client still sends
+constexpr std::size_t linger_bytes = 64 * 1024;
 
 AdminResponse plain(unsigned status, std::string body) {
     AdminResponse response;
@@ -70,6 +71,15 @@ AdminResponse route_admin_request(http::verb method, std::string_view target,
     if (path == "/healthz" && now.unhealthy)
         return plain(503, std::string{without_trailing_newlines(*now.unhealthy)} + "\n");
     return plain(200, path == "/healthz" ? "ok\n" : "ready\n");
+}
+
+HttpRequestLimits admin_request_limits(const AdminLimits& limits) {
+    HttpRequestLimits bounds;
+    bounds.request = limits.max_request_bytes;
+    bounds.head = limits.max_request_bytes;
+    bounds.body = limits.max_request_bytes;
+    bounds.fields = limits.max_header_fields;
+    return bounds;
 }
 
 // Where an admin connection is: only one that waits for a request may be evicted.
@@ -109,6 +119,7 @@ struct detail::AdminServerState {
     std::uint64_t next_connection_id = 1;
     bool warned_connection_limit = false;
     bool warned_timeout = false;
+    std::uint32_t warned_refusals = 0;  // a bit per HttpRequestRefusal logged at warn level once
 
     // Logged at warn the first time (then debug: a scanner must not flood the log), always counted.
     void note_timeout() {
@@ -119,6 +130,19 @@ struct detail::AdminServerState {
                                     "ms (counted in avr_webhookd_admin_requests_timed_out_total)";
         warned_timeout ? logger.debug(message) : logger.warn(message);
         warned_timeout = true;
+    }
+    // A request past a bound or against the framing rules: answered with its status, then closed.
+    void note_refusal(const HttpRequestReader& reader) {
+        const auto reason = http_refusal_reason(reader.refusal());
+        ++counters.requests_refused;
+        if (counted_in) ++Metrics::at(counted_in->admin_requests_refused, reason);
+        const std::string message = "admin: refused a request with " + std::to_string(reader.refusal_status()) +
+                                    " and closed the connection: " + reader.refusal_message() +
+                                    " (counted in avr_webhookd_http_requests_refused_total{intake=\"admin\",reason=\"" +
+                                    std::string(reason) + "\"})";
+        const auto bit = std::uint32_t{1} << static_cast<unsigned>(reader.refusal());
+        (warned_refusals & bit) ? logger.debug(message) : logger.warn(message);
+        warned_refusals |= bit;
     }
     void note_limit(bool evicted) {
         ++(evicted ? counters.connections_evicted : counters.connections_refused);
@@ -168,6 +192,16 @@ http::response<http::string_body> admin_response(AdminState& state, const http::
     return response;
 }
 
+http::response<http::string_body> refusal_response(const HttpRequestReader& reader) {
+    http::response<http::string_body> response{static_cast<http::status>(reader.refusal_status()), reader.version()};
+    response.set(http::field::content_type, "text/plain; charset=utf-8");
+    response.set(http::field::cache_control, "no-store");
+    response.keep_alive(false);
+    response.body() = reader.refusal_message() + "\n";
+    response.prepare_payload();
+    return response;
+}
+
 template <class Protocol>
 awaitable<void> serve(std::shared_ptr<AdminState> state, typename Protocol::socket socket) {
     beast::basic_stream<Protocol> stream(std::move(socket));
@@ -180,35 +214,40 @@ awaitable<void> serve(std::shared_ptr<AdminState> state, typename Protocol::sock
         std::uint64_t id;
         ~Forget() { state.connections.erase(id); }
     } forget{*state, id};
-    beast::flat_buffer buffer(state->limits.max_request_bytes);
+    HttpRequestReader reader(admin_request_limits(state->limits));
+    bool refused = false;
 
     for (bool first = true; state->running && state->connections.contains(id); first = false) {
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(state->limits.max_request_bytes));
-        parser.body_limit(state->limits.max_request_bytes);
         state->set_phase(id, AdminConnectionPhase::reading_request);
-        stream.expires_after(state->limits.request_deadline);  // one deadline for the whole request
-        auto [read_error, read_size] = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
+        // One deadline for the whole request, however fast its bytes come.
+        const auto deadline = std::chrono::steady_clock::now() + state->limits.request_deadline;
+        const auto read_error = co_await read_http_request(stream, reader, deadline, ContinueReply::ignore);
         if (!state->running || !state->connections.contains(id)) break;  // stopped, or evicted
-        if (read_error == beast::error::timeout) {
-            // A keep-alive connection idle past the deadline is simply done; a partial request or a
-            // connection that never sent one is what a slowloris does.
-            if (first || parser.got_some() || buffer.size() > 0) state->note_timeout();
+        if (reader.state() == HttpRequestReader::State::refused) {
+            state->note_refusal(reader);
+            auto response = refusal_response(reader);
+            stream.expires_after(state->limits.response_deadline);
+            co_await http::async_write(stream, response, as_tuple(use_awaitable));
+            refused = true;
             break;
         }
-        if (read_error) {
-            const bool too_large = read_error == http::error::header_limit || read_error == http::error::body_limit ||
-                                   read_error == http::error::buffer_overflow;
-            if (too_large) state->logger.debug("admin: closed a connection whose request was too large");
+        if (reader.state() != HttpRequestReader::State::complete) {
+            // A keep-alive connection idle past the deadline is simply done; a partial request or a
+            // connection that never sent one is what a slowloris does.
+            if (read_error == beast::error::timeout && (first || reader.got_some())) state->note_timeout();
             break;
         }
         state->set_phase(id, AdminConnectionPhase::answering);
-        auto response = admin_response(*state, parser.get());
+        auto response = admin_response(*state, reader.request());
         stream.expires_after(state->limits.response_deadline);
         auto [write_error, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
         if (write_error || !response.keep_alive()) break;
+        reader.next();
     }
-    if (state->connections.erase(id) > 0) {
+    if (refused && state->running && state->connections.contains(id)) {
+        co_await linger_close(stream, linger_time, linger_bytes);  // still counted, and evictable
+        state->connections.erase(id);
+    } else if (state->connections.erase(id) > 0) {
         beast::error_code ignored;
         stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
         stream.close();

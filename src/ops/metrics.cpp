@@ -177,6 +177,14 @@ void render_intake_counters(Exposition& out, const Metrics& metrics) {
     out.single("http_intake_requests_timed_out_total", "counter",
                "HTTP intake connections closed because a request was not read within http_request_timeout.",
                metrics.http_requests_timed_out);
+    constexpr std::string_view refused = "http_requests_refused_total";
+    out.family(refused, "counter",
+               "HTTP requests answered 400, 413 or 431 and their connection closed before they were handled, by "
+               "endpoint (intake: http, admin) and reason (HttpRequestReader's bounds and framing rules).");
+    for (const auto& [intake, counter] :
+         {std::pair{"http", &metrics.http_requests_refused}, std::pair{"admin", &metrics.admin_requests_refused}})
+        for (const auto& [reason, count] : *counter)
+            out.sample(refused, concat(label("intake", intake) + ",", label("reason", reason)), count);
 }
 
 // One family with a sample per destination, labelled destination="NAME".

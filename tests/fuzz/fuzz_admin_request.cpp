@@ -1,14 +1,14 @@
-// Admin requests as a connection delivers them: raw bytes through Beast's request parser with the
-// admin server's limits, each complete request routed by route_admin_request, keep-alive
-// requests one after another on the same bytes. Never a crash; every answer is one of the
-// routes' statuses, and status and metrics are asked for only where the route table says.
+// Admin requests as a connection delivers them: raw bytes through HttpRequestReader with the admin
+// server's limits, each complete request routed by route_admin_request, keep-alive requests one
+// after another on the same bytes. Never a crash; memory stays within the reader's bounds; a
+// refused request gets 400, 413 or 431; every answer is one of the routes' statuses, and status
+// and metrics are asked for only where the route table says.
 //
 // Input: byte 0 picks the fake status (accepting, unhealthy); the rest is the connection's bytes.
-#include <avr_webhookd/ops/admin_server.hpp>
+#include "request_stream.hpp"
 
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <avr_webhookd/common/http_request_reader.hpp>
+#include <avr_webhookd/ops/admin_server.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -53,19 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size < 1) return 0;
     const std::uint8_t scenario = data[0];
     std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-    const AdminLimits limits;
-    while (!bytes.empty()) {
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(limits.max_request_bytes));
-        parser.body_limit(limits.max_request_bytes);
-        parser.eager(true);
-        beast::error_code error;
-        const auto used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), error);
-        check(used <= bytes.size());
-        if (error || !parser.is_done()) return 0;  // the server closes the connection (or waits for more)
-        bytes.remove_prefix(used);
-        route(parser.get(), scenario);
-        if (!parser.get().keep_alive()) return 0;
-    }
+    HttpRequestReader reader(admin_request_limits(AdminLimits{}));
+    fuzz::read_requests(
+        bytes, reader, [&](const http::request<http::string_body>& request) { route(request, scenario); },
+        [](const HttpRequestReader&) {});
     return 0;
 }

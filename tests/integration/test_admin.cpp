@@ -267,7 +267,12 @@ TEST_CASE("admin server: oversized requests, idle connections and too many conne
             "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
         boost::system::error_code ignored;
         asio::write(socket, asio::buffer(huge), ignored);
+        beast::flat_buffer buffer;
+        http::response<http::string_body> response;
+        http::read(socket, buffer, response, ignored);
+        CHECK(response.result_int() == 431);  // answered, then closed
         CHECK(closed_by_peer(socket, 5s));
+        CHECK(admin.counters().requests_refused == 1);
     }
     SECTION("an idle connection after the read deadline") {
         auto socket = connect_tcp(io, admin);
@@ -470,4 +475,42 @@ TEST_CASE("admin server: a request head that trickles in past the request deadli
     CHECK(elapsed >= 450ms);
     CHECK(elapsed < 3s);
     CHECK(admin.counters().requests_timed_out == 1);
+}
+
+// Issue 18: the admin endpoint reads requests with the HTTP intake's reader and its bounds.
+TEST_CASE(
+    "admin server: endless chunk extensions and trailers, header fields by the thousand and smuggling are "
+    "answered and closed",
+    "[admin][integration][limits]") {
+    RunningAdmin admin("127.0.0.1:0");
+    asio::io_context io;
+    std::string fields;
+    for (int i = 0; i < 3900; ++i) fields += "a:\r\n";
+    const std::string chunked = "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string hidden = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::vector<std::pair<std::string, unsigned>> attacks{
+        {chunked + "5;ext=" + std::string(64 * 1024, 'a'), 413},
+        {chunked + "5\r\nhello\r\n0\r\nX-T: " + std::string(64 * 1024, 'a'), 413},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n", 431},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n" + hidden, 400},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n" + hidden, 400},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+        {"GET /healthz HTTP/1.1\r\n\r\n", 400},
+    };
+    for (const auto& [attack, status] : attacks) {
+        INFO(attack.substr(0, 120));
+        auto socket = connect_tcp(io, admin);
+        boost::system::error_code ignored;
+        asio::write(socket, asio::buffer(attack), ignored);
+        beast::flat_buffer buffer;
+        http::response<http::string_body> response;
+        http::read(socket, buffer, response, ignored);
+        CHECK(response.result_int() == status);
+        CHECK_FALSE(response.keep_alive());
+        socket.shutdown(tcp::socket::shutdown_send, ignored);  // the server's linger ends at once
+        CHECK(closed_by_peer(socket, 5s));
+    }
+    CHECK(admin.counters().requests_refused == attacks.size());
+    CHECK(get(admin, "/healthz").status == 200);  // and it still answers
 }

@@ -174,14 +174,6 @@ std::string failure_field(const boost::json::object& line, std::string_view fiel
     return value.is_string() ? std::string(value.as_string()) : boost::json::serialize(value);
 }
 
-// Peak resident memory of a process, from /proc/<pid>/status, in KiB.
-std::size_t peak_rss_kib(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("VmHWM:", 0) == 0) return std::stoul(line.substr(6));
-    return 0;
-}
-
 std::string line_of(std::string_view type, std::string_view text, std::string_view id) {
     return event_line(call, type, text, id) + "\n";
 }
@@ -275,7 +267,7 @@ TEST_CASE("hostile receivers: an endless chunk-size line is cut off at the limit
 #else
     constexpr std::size_t peak_limit_kib = 64 * 1024;
 #endif
-    CHECK(peak_rss_kib(daemon.process().pid()) < peak_limit_kib);
+    CHECK(memory_kib(daemon.process().pid(), "VmHWM") < peak_limit_kib);
     hostile = false;
     check_still_delivers(daemon, receiver);
     REQUIRE(daemon.stop());

@@ -1,152 +1,23 @@
 // The drop-in HTTP intake (http_listen): AVR Core's own webhook requests, made as AVR Core makes
 // them, against the real daemon and an in-process receiver.
 #include "../support/daemon_fixture.hpp"
+#include "../support/http_intake_client.hpp"
 #include "../support/prometheus_text.hpp"
 
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <optional>
-#include <regex>
 
 using namespace avr_webhookd::test;
 namespace http = boost::beast::http;
 
 namespace {
 
-constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
-constexpr std::string_view secret = "intake-S3cret";
+constexpr std::string_view call = intake_call;
+constexpr std::string_view secret = intake_test_secret;
 using Clock = std::chrono::steady_clock;
-
-// The port a listener bound (127.0.0.1:0), from the daemon's start line `prefix`.
-unsigned short bound_port(DaemonProcess& daemon, const std::string& prefix) {
-    const std::regex bound(prefix + "127\\.0\\.0\\.1:([0-9]+)");
-    std::string port;  // copied out while the log text the match points into is alive
-    const bool found = wait_until(
-        [&] {
-            const auto log = daemon.log();
-            std::smatch match;
-            if (!std::regex_search(log, match, bound)) return false;
-            port = match[1].str();
-            return true;
-        },
-        10s);
-    if (!found) FAIL("no line " << prefix << " in the log:\n" << daemon.log());
-    return static_cast<unsigned short>(std::stoi(port));
-}
-
-// The HTTP intake's port (http_listen = 127.0.0.1:0).
-unsigned short http_port(DaemonProcess& daemon) {
-    return bound_port(daemon, "accepting AVR Core's webhook requests on http://");
-}
-
-struct Reply {
-    unsigned status = 0;
-    std::map<std::string, std::string> headers;  // lower-case names
-    std::string body;
-};
-
-// A plain TCP client that writes raw bytes and reads responses with deadlines.
-class Client {
-public:
-    explicit Client(unsigned short port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(port);
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    }
-    ~Client() { ::close(fd_); }
-
-    void send(std::string_view bytes) {
-        while (!bytes.empty()) {
-            const auto sent = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            REQUIRE(sent > 0);
-            bytes.remove_prefix(static_cast<std::size_t>(sent));
-        }
-    }
-
-    std::optional<Reply> read_reply(std::chrono::milliseconds timeout = 10s) {
-        http::response_parser<http::string_body> parser;
-        parser.eager(true);
-        const auto deadline = Clock::now() + timeout;
-        for (;;) {
-            if (!buffered_.empty()) {
-                boost::beast::error_code error;
-                const auto used = parser.put(boost::asio::buffer(buffered_), error);
-                if (error && error != http::error::need_more) return std::nullopt;
-                buffered_.erase(0, used);
-                if (parser.is_done()) break;
-                if (used > 0) continue;
-            }
-            if (!receive(deadline)) return std::nullopt;
-        }
-        Reply reply;
-        reply.status = parser.get().result_int();
-        for (const auto& field : parser.get()) {
-            std::string name(field.name_string());
-            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-            reply.headers[name] = std::string(field.value());
-        }
-        reply.body = parser.get().body();
-        return reply;
-    }
-
-    // True when the daemon closes the connection before `timeout`.
-    bool closed_within(std::chrono::milliseconds timeout) {
-        const auto deadline = Clock::now() + timeout;
-        while (receive(deadline)) buffered_.clear();
-        return closed_;
-    }
-
-private:
-    bool receive(Clock::time_point deadline) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) return false;
-        pollfd descriptor{fd_, POLLIN, 0};
-        if (::poll(&descriptor, 1, static_cast<int>(left.count())) <= 0) return false;
-        char chunk[4096];
-        const auto got = ::recv(fd_, chunk, sizeof chunk, 0);
-        if (got <= 0) {
-            closed_ = true;
-            return false;
-        }
-        buffered_.append(chunk, static_cast<std::size_t>(got));
-        return true;
-    }
-
-    int fd_;
-    std::string buffered_;
-    bool closed_ = false;
-};
-
-// JSON.stringify({uuid, type, timestamp, payload}), as AVR Core's webhook sender builds the body.
-std::string core_body(std::string_view type, std::string_view text = "Hello",
-                      std::string_view timestamp = "2024-01-01T12:01:45.123Z") {
-    return std::string(R"({"uuid":")") + std::string(call) + R"(","type":")" + std::string(type) +
-           R"(","timestamp":")" + std::string(timestamp) + R"(","payload":{"role":"user","text":")" +
-           std::string(text) + R"("}})";
-}
-
-// The request exactly as axios 1.x sends it from AVR Core.
-std::string core_request(unsigned short port, std::string_view body, std::string_view with_secret = secret,
-                         std::string_view content_type = "application/json", std::string_view method = "POST") {
-    return std::string(method) + " /events HTTP/1.1\r\n" +
-           "Accept: application/json, text/plain, */*\r\n"
-           "Content-Type: " +
-           std::string(content_type) + "\r\n" + "X-AVR-WEBHOOK-SECRET: " + std::string(with_secret) + "\r\n" +
-           "User-Agent: axios/1.7.9\r\n" + "Content-Length: " + std::to_string(body.size()) + "\r\n" +
-           "Accept-Encoding: gzip, compress, deflate, br\r\n" + "Host: 127.0.0.1:" + std::to_string(port) + "\r\n" +
-           "Connection: keep-alive\r\n\r\n" + std::string(body);
-}
+using Client = RawHttpClient;
 
 boost::json::object json_of(const Reply& reply) { return boost::json::parse(reply.body).as_object(); }
 
@@ -203,8 +74,6 @@ TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wron
     DaemonProcess daemon(dir, arguments);
     REQUIRE(daemon.wait_ready());
     const auto port = http_port(daemon);
-    const auto admin_port = bound_port(daemon, "serving /healthz, /readyz and /metrics on ");
-
     Client client(port);
     const auto expect = [&](const std::string& request, unsigned status, std::string_view error_part) {
         INFO(request.substr(0, 200));
@@ -240,7 +109,7 @@ TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wron
 
     // /metrics tells the two intakes apart.
     CHECK(exchange(daemon.socket(), "{not json\n").size() == 1);
-    Client admin(admin_port);
+    Client admin(admin_port(daemon));
     admin.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     const auto metrics = admin.read_reply();
     REQUIRE(metrics);

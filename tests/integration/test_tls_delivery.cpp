@@ -267,3 +267,37 @@ TEST_CASE("tls delivery: a pooled connection the receiver closed while idle is r
     CHECK_THAT(log, Catch::Contains("keep-alive connection the server had closed") ||
                         Catch::Contains("reused connection was closed by the server"));
 }
+
+// Issue 18, point 5: a CA bundle replaced at the same path (certificate rotation) is read again
+// by a reload, although ca_file itself did not change.
+TEST_CASE("tls delivery: SIGHUP re-reads a CA bundle replaced at the same path",
+          "[integration][delivery][tls][reload]") {
+    const auto& pki = TestPki::shared();
+    TempDir dir;
+    const auto bundle = dir / "bundle.pem";
+    std::filesystem::copy_file(pki.ca_file(), bundle);  // trusts receiver A (issued by the test CA)
+    auto first = std::make_unique<ReceiverThread>(serving(pki.valid()));
+    const std::string url = first->url();
+    const auto listen = "127.0.0.1:" + std::to_string(first->receiver().port());
+    const auto config = dir / "avr-webhookd.conf";
+    write_config(config, "url = " + url + "\nca_file = " + bundle.string() + "\nretry = 0\ntimeout = 10s\n");
+    auto daemon = DaemonProcess::with_config_file(dir, config, {});
+    REQUIRE(daemon.wait_ready());
+    CHECK(exchange(daemon.socket(), event_line(call, "call_started", {}, "to-a") + "\n").empty());
+    REQUIRE(first->wait_for_requests(1, 20s));
+
+    // Receiver B, self-signed, takes A's port; the bundle now trusts B only, at the same path.
+    first.reset();
+    ReceiverThread second(serving(pki.self_signed()), listen);
+    const auto replacement = dir / "bundle.pem.new";
+    std::filesystem::copy_file(pki.self_signed().cert, replacement);
+    std::filesystem::rename(replacement, bundle);
+    REQUIRE(reload(daemon, "reload: configuration applied"));
+
+    CHECK(exchange(daemon.socket(), event_line(call, "call_ended", {}, "to-b") + "\n").empty());
+    REQUIRE(second.wait_for_requests(1, 20s));
+    CHECK(header(second.requests().at(0), "x-avr-webhook-id") == "to-b");
+    CHECK(second.requests().at(0).status_sent == 200);
+    REQUIRE(daemon.stop());
+    CHECK(read_lines(daemon.dead_letter()).empty());  // verified against B at its first attempt
+}

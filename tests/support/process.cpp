@@ -85,6 +85,14 @@ std::vector<std::string> minimal_environment() {
     return environment;
 }
 
+std::size_t memory_kib(pid_t pid, std::string_view field) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    const std::string prefix = std::string(field) + ":";
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with(prefix)) return std::stoul(line.substr(prefix.size()));
+    return 0;
+}
+
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step) {
     auto deadline = Clock::now() + timeout;

@@ -29,6 +29,10 @@ struct ExitStatus {
 // WEBHOOK_* or NOTIFY_SOCKET never leaks into a test.
 std::vector<std::string> minimal_environment();
 
+// A memory figure of a process from /proc/<pid>/status, in KiB: "VmRSS" (resident now) or
+// "VmHWM" (the peak resident size); 0 when it cannot be read.
+std::size_t memory_kib(pid_t pid, std::string_view field);
+
 // Polls `condition` until it holds or `timeout` passes; true when it held.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));

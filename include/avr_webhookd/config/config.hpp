@@ -90,7 +90,10 @@ struct Config {
     std::string intake_secret_file;       // read intake_secret from this file
     unsigned http_max_connections = 256;  // HTTP intake connections at once, 1..65535
     std::chrono::milliseconds http_request_timeout{10000};  // one request, idle keep-alive included
-    std::string dead_letter;  // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
+    // Every byte of one HTTP intake request (head, chunk framing, trailers, body); 0 = max_line + 32 KiB.
+    std::size_t http_max_request_bytes = 0;
+    unsigned http_max_header_fields = 100;  // header fields of one HTTP intake request, 8..10000
+    std::string dead_letter;                // resolved: default <dir of socket>/dead-letter.ndjson; "" = off
     std::uint64_t dead_letter_max_bytes = 1ull
                                           << 30;  // beyond this size lines go to the error log instead; 0 = no bound
     // The crash-safe spool. Resolved: unset = $STATE_DIRECTORY (systemd), /var/lib/avr-webhookd as

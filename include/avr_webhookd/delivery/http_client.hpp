@@ -13,10 +13,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace avr_webhookd {
@@ -32,6 +34,9 @@ struct HttpClientOptions {
 // Builds the TLS client context: peer verification against the system store (plus ca_file),
 // TLS 1.2 or newer. Throws std::runtime_error when ca_file cannot be loaded.
 std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(bool verify, const std::string& ca_file);
+// What ca_file holds (a digest of its bytes; "" for none or an unreadable file), so that a reload
+// sees a bundle replaced at the same path.
+std::string ca_file_fingerprint(const std::string& ca_file);
 
 // A keep-alive HTTP/1.1 client for one endpoint. Connections are reused; an idle connection the
 // server has closed is detected before reuse, and a reused connection that fails before any
@@ -46,10 +51,18 @@ public:
     HttpClient(boost::asio::any_io_executor executor, HttpClientOptions options, Logger& logger);
     ~HttpClient();
 
+    // How a name is looked up: Asio's resolver unless set_resolver() replaced it (tests: a slow
+    // DNS). Called once per lookup, never per event.
+    using ResolveResult = std::pair<boost::system::error_code, boost::asio::ip::tcp::resolver::results_type>;
+    using Resolver = std::function<boost::asio::awaitable<ResolveResult>(std::string host, std::string port)>;
+    void set_resolver(Resolver resolver) { resolver_ = std::move(resolver); }
+
     // POSTs `body` (Content-Type: application/json) with the extra `headers`.
     boost::asio::awaitable<AttemptOutcome> post(std::string_view body, const HeaderList& headers);
 
-    // Applies new options (reload); idle connections to a changed endpoint are dropped.
+    // Applies new options (reload); idle connections to a changed endpoint are dropped. The TLS
+    // context is rebuilt when ca_file's path or contents changed, so the next connection
+    // verifies against a bundle replaced at the same path.
     void update(HttpClientOptions options);
     void close_idle();
 
@@ -85,6 +98,7 @@ private:
     std::vector<std::unique_ptr<Connection>> idle_;
     boost::asio::ip::tcp::resolver::results_type endpoints_;
     bool resolve_needed_ = true;
+    Resolver resolver_;                      // empty: Asio's
     std::shared_ptr<Lookup> lookup_;         // the name lookup in progress, shared by every attempt waiting for it
     std::uint64_t endpoint_generation_ = 0;  // bumped by update() when the endpoint changes
     // Shared with every Connection, which counts itself for exactly its lifetime (it may outlive

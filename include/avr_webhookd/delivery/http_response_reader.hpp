@@ -1,5 +1,7 @@
 #pragma once
 
+#include <avr_webhookd/common/read_buffer.hpp>
+
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -40,7 +42,7 @@ class HttpResponseReader {
 public:
     enum class State { reading, complete, failed };
     enum class Failure { none, protocol, reset };  // reset: the peer closed before a full response
-    static constexpr std::size_t read_size = 4096;
+    static constexpr std::size_t read_size = ReadBuffer::read_size;
 
     explicit HttpResponseReader(HttpResponseLimits limits = {});
     ~HttpResponseReader();
@@ -62,11 +64,11 @@ public:
     const std::string& failure_message() const { return failure_message_; }
     const HttpResponse& response() const { return response_; }
     HttpResponse& response() { return response_; }
-    bool reusable() const { return state_ == State::complete && reusable_ && buffered_ == 0; }
+    bool reusable() const { return state_ == State::complete && reusable_ && buffer_.size() == 0; }
 
     std::size_t bytes_received() const { return bytes_received_; }
     std::size_t interim_responses() const { return interim_responses_; }
-    std::size_t buffered() const { return buffered_; }
+    std::size_t buffered() const { return buffer_.size(); }
     std::size_t max_buffered() const { return limits_.head + read_size; }
     // Wire bytes a final response may take (framing included) before its body counts as too large.
     std::size_t max_wire_bytes() const { return 4 * (limits_.head + limits_.body); }
@@ -80,8 +82,7 @@ private:
 
     HttpResponseLimits limits_;
     std::unique_ptr<Parser> parser_;  // the response being parsed; replaced after each 1xx
-    std::string buffer_;              // unparsed bytes [0, buffered_); its size is the space prepared
-    std::size_t buffered_ = 0;
+    ReadBuffer buffer_;               // unparsed bytes
     std::size_t bytes_received_ = 0;
     std::size_t response_wire_bytes_ = 0;  // consumed by the parser for the current response
     std::size_t interim_responses_ = 0;

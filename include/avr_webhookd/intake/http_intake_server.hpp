@@ -1,5 +1,6 @@
 #pragma once
 
+#include <avr_webhookd/common/http_request_reader.hpp>
 #include <avr_webhookd/common/signal.hpp>
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/intake/event_sink.hpp>
@@ -10,7 +11,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -20,9 +20,13 @@
 
 namespace avr_webhookd {
 
+// An HTTP intake request past a bound is answered (431, 413 or 400, see HttpRequestReader) and
+// its connection closed.
 struct HttpIntakeLimits {
-    std::size_t max_header_bytes = 16 * 1024;  // request line and header fields: 431 and close beyond
-    unsigned max_connections = 256;            // http_max_connections
+    std::size_t max_header_bytes = 16 * 1024;   // request line and header fields: 431 and close beyond
+    std::size_t max_request_bytes = 96 * 1024;  // http_max_request_bytes (resolved): every byte of one request
+    std::size_t max_header_fields = 100;        // http_max_header_fields: 431 and close beyond
+    unsigned max_connections = 256;             // http_max_connections
     // http_request_timeout: from connect, or from the previous response on a keep-alive
     // connection, to a complete request; also the bound on writing a response and on waiting
     // for room in a full queue.
@@ -39,9 +43,10 @@ struct HttpIntakeServerOptions {
 HttpIntakeServerOptions http_intake_server_options(const Config& config);
 
 // The drop-in HTTP intake: AVR Core's own webhook POSTs over HTTP/1.1 with keep-alive, each
-// request handled by HttpIntakeHandler (sans-io) and answered 200 only once its event is durable
-// in the spool. Every read and write has a deadline; at max_connections the connection idle
-// longest makes room, else the new one is closed.
+// request read by HttpRequestReader within its bounds, handled by HttpIntakeHandler (both
+// sans-io) and answered 200 only once its event is durable in the spool. Every read and write
+// has a deadline; at max_connections the connection idle longest makes room, else the new one is
+// closed.
 class HttpIntakeServer {
 public:
     HttpIntakeServer(boost::asio::io_context& io, HttpIntakeServerOptions options, EventSink& sink, Logger& logger,
@@ -68,11 +73,11 @@ public:
 private:
     struct Connection;
     struct Request;
-    struct RequestParser;
     boost::asio::awaitable<void> accept_loop();
     boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
-    boost::asio::awaitable<bool> read_request(Connection& connection, boost::beast::flat_buffer& buffer,
-                                              RequestParser& parser, bool first);
+    boost::asio::awaitable<bool> read_request(Connection& connection, bool first);
+    boost::asio::awaitable<void> refuse(Connection& connection);
+    HttpRequestLimits request_limits() const;
     HttpIntakeResponse counted(HttpIntakeResponse response);
     boost::asio::awaitable<HttpIntakeResponse> answer(Connection& connection, const Request& request,
                                                       std::string& event_id);
@@ -81,7 +86,6 @@ private:
     boost::asio::awaitable<std::optional<EventSink::Answer>> wait_answer(HttpAnswerSlot& slot);
     boost::asio::awaitable<bool> write(Connection& connection, const HttpIntakeResponse& response, unsigned version,
                                        bool keep_alive);
-    boost::asio::awaitable<void> linger_close(Connection& connection);
     bool make_room();
     void note_timeout();
     void forget(std::uint64_t id);
@@ -101,6 +105,7 @@ private:
     bool running_ = false;
     bool warned_limit_ = false;
     bool warned_timeout_ = false;
+    std::uint32_t warned_refusals_ = 0;  // a bit per HttpRequestRefusal logged at warn level once
 };
 
 }  // namespace avr_webhookd

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <avr_webhookd/common/http_request_reader.hpp>
 #include <avr_webhookd/ops/admin_address.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
@@ -55,14 +56,21 @@ struct AdminLimits {
     // Connections open at once. A new one past the limit evicts the oldest connection that is
     // waiting for (or still reading) a request; only when all are busy answering is it closed.
     std::size_t max_connections = 16;
-    std::size_t max_request_bytes = 16 * 1024;  // header and body together; more closes the connection
+    // Header and body together (chunk framing and trailers included): past it 431 (in the head)
+    // or 413, and the connection is closed; so are the framing errors HttpRequestReader refuses.
+    std::size_t max_request_bytes = 16 * 1024;
+    std::size_t max_header_fields = 100;  // past it 431 and the connection is closed
 };
+
+// The bounds HttpRequestReader applies to one admin request.
+HttpRequestLimits admin_request_limits(const AdminLimits& limits);
 
 // What the admin limits did, also added to a Metrics given to the server.
 struct AdminCounters {
     std::uint64_t connections_evicted = 0;
     std::uint64_t connections_refused = 0;
     std::uint64_t requests_timed_out = 0;
+    std::uint64_t requests_refused = 0;  // answered 400, 413 or 431 by HttpRequestReader's rules
 };
 
 // The admin HTTP/1.1 endpoint: /healthz, /readyz and /metrics, with keep-alive. Runs on the

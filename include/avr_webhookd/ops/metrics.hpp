@@ -94,6 +94,10 @@ struct Metrics {
     std::uint64_t http_connections_refused = 0;  // at http_max_connections with none idle
     std::uint64_t http_connections_evicted = 0;  // idle keep-alive ones closed for a new one
     std::uint64_t http_requests_timed_out = 0;   // no complete request within http_request_timeout
+    // Requests refused before they were handled (a bound or a framing rule of HttpRequestReader),
+    // by reason: the HTTP intake's and the admin endpoint's.
+    LabelledCounter http_requests_refused;
+    LabelledCounter admin_requests_refused;
     // The crash-safe spool (all zero when spool_dir is empty).
     std::uint64_t spool_recovered = 0;          // events found undelivered in the spool at start
     std::uint64_t spool_corrupt_records = 0;    // damaged ranges skipped or torn tails cut at start

@@ -3,11 +3,13 @@
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/config/describe.hpp>
 #include <avr_webhookd/config/settings.hpp>
+#include <avr_webhookd/intake/http_intake_server.hpp>
 
 #include "config_errors.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -75,4 +77,36 @@ TEST_CASE("config: which HTTP intake settings a reload applies", "[config][http_
     CHECK(reloadable("http_max_connections"));
     CHECK(reloadable("http_request_timeout"));
     CHECK(environment_name("intake_secret") == "WEBHOOK_INTAKE_SECRET");
+}
+
+TEST_CASE("config: the HTTP intake's request bounds, their ranges and what 0 means", "[config][http_intake]") {
+    const auto defaults = load_config(sources_with({})).config;
+    CHECK(defaults.http_max_request_bytes == 0);
+    CHECK(defaults.http_max_header_fields == 100);
+    auto options = http_intake_server_options(defaults);
+    CHECK(options.limits.max_request_bytes == defaults.max_line + 32768);  // 0 follows max_line
+    CHECK(options.limits.max_header_fields == 100);
+    CHECK(options.limits.max_header_bytes == 16384);
+    CHECK(options.handling.max_body == defaults.max_line);
+    options = http_intake_server_options(load_config(sources_with({{"max_line", "1048576"}})).config);
+    CHECK(options.limits.max_request_bytes == 1048576 + 32768);
+    const auto set = load_config(sources_with({{"http_max_request_bytes", "200000"}, {"http_max_header_fields", "8"}}));
+    CHECK(set.config.http_max_request_bytes == 200000);
+    CHECK(http_intake_server_options(set.config).limits.max_request_bytes == 200000);
+    CHECK(http_intake_server_options(set.config).limits.max_header_fields == 8);
+
+    CHECK_THAT(error_of(sources_with({{"http_max_request_bytes", "4095"}})),
+               Catch::StartsWith("http_max_request_bytes: ") && Catch::Contains("0 (= max_line + 32768) or"));
+    CHECK_THAT(error_of(sources_with({{"http_max_request_bytes", "67108865"}})),
+               Catch::StartsWith("http_max_request_bytes: "));
+    CHECK_THAT(error_of(sources_with({{"http_max_header_fields", "7"}})),
+               Catch::StartsWith("http_max_header_fields: "));
+    CHECK_THAT(error_of(sources_with({{"http_max_header_fields", "10001"}})),
+               Catch::StartsWith("http_max_header_fields: "));
+    for (const auto key : {"http_max_request_bytes", "http_max_header_fields"}) {
+        const auto found = std::find_if(all_settings().begin(), all_settings().end(),
+                                        [&](const auto& info) { return info.key == key; });
+        REQUIRE(found != all_settings().end());
+        CHECK(found->reloadable);
+    }
 }

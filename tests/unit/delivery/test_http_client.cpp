@@ -6,9 +6,12 @@
 #include <avr_webhookd/delivery/http_client.hpp>
 #include <avr_webhookd/tools/receiver.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -120,6 +123,86 @@ TEST_CASE("attempts that need the name at the same time share one lookup", "[htt
     CHECK(delivered(attempts.run_one()));  // a new connection to the address already known
     CHECK(client.lookups_started() == 1);
     CHECK(client.connections_opened() == 3);
+    client.close_idle();
+    receiver.stop();
+    io.run_for(5s);
+}
+
+namespace {
+
+// A DNS that answers only when the test lets it: every lookup waits on `answer`, then gives
+// 127.0.0.1 and `port` (the resolver seam of HttpClient).
+struct SlowDns {
+    SlowDns(asio::io_context& io, unsigned short port_)
+        : answer(io, asio::steady_timer::time_point::max()), port(port_) {}
+    asio::steady_timer answer;
+    unsigned short port;
+    int lookups = 0;
+    std::vector<std::string> hosts;
+
+    HttpClient::Resolver resolver() {
+        return [this](std::string host, std::string service) -> asio::awaitable<HttpClient::ResolveResult> {
+            ++lookups;
+            hosts.push_back(host);
+            co_await answer.async_wait(asio::as_tuple(asio::use_awaitable));
+            const asio::ip::tcp::endpoint address(asio::ip::make_address("127.0.0.1"), port);
+            co_return HttpClient::ResolveResult{{},
+                                                asio::ip::tcp::resolver::results_type::create(address, host, service)};
+        };
+    }
+};
+
+}  // namespace
+
+TEST_CASE("attempts waiting on a slow name lookup share that one lookup", "[http_client]") {
+    asio::io_context io;
+    Receiver receiver(io, quiet_receiver());
+    receiver.start();
+    Logger logger({LogLevel::error, LogFormat::text, false});
+    HttpClient client(io.get_executor(), client_options("http://slow-dns.test:8080/hook"), logger);
+    SlowDns dns(io, receiver.port());
+    client.set_resolver(dns.resolver());
+    Attempts attempts{io, client};
+    constexpr std::size_t waiting = 8;
+    for (std::size_t i = 0; i < waiting; ++i) attempts.start();
+    io.poll();  // every attempt runs until it waits for the name
+    CHECK(attempts.outcomes.empty());
+    CHECK(client.lookups_started() == 1);
+    CHECK(dns.lookups == 1);
+    dns.answer.cancel();  // the DNS answers: all of them go on with its addresses
+    attempts.wait_for(waiting);
+    for (const auto& outcome : attempts.outcomes) CHECK(delivered(outcome));
+    CHECK(client.lookups_started() == 1);
+    CHECK(dns.lookups == 1);
+    CHECK(dns.hosts == std::vector<std::string>{"slow-dns.test"});
+    client.close_idle();
+    receiver.stop();
+    io.run_for(5s);
+}
+
+TEST_CASE("attempts time out on a lookup that hangs, without starting more of them", "[http_client]") {
+    asio::io_context io;
+    Receiver receiver(io, quiet_receiver());
+    receiver.start();
+    Logger logger({LogLevel::error, LogFormat::text, false});
+    auto options = client_options("http://hung-dns.test:8080/hook");
+    options.timeout = 300ms;
+    HttpClient client(io.get_executor(), options, logger);
+    SlowDns dns(io, receiver.port());
+    client.set_resolver(dns.resolver());
+    Attempts attempts{io, client};
+    attempts.start();
+    attempts.start();
+    attempts.wait_for(2);
+    for (const auto& outcome : attempts.outcomes) {
+        CHECK(outcome.kind == FailureKind::timeout);
+        CHECK_THAT(outcome.message, Catch::Contains("(resolve)"));
+    }
+    const auto late = attempts.run_one();  // the lookup still runs: this one waits for it too
+    CHECK(late.kind == FailureKind::timeout);
+    CHECK(client.lookups_started() == 1);
+    CHECK(dns.lookups == 1);
+    dns.answer.cancel();  // the hung lookup ends before the loop does
     client.close_idle();
     receiver.stop();
     io.run_for(5s);

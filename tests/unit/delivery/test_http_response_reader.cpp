@@ -166,6 +166,34 @@ TEST_CASE("response reader: an endless chunk-size line is a bounded protocol fai
     CHECK(fed <= reader.max_buffered());
 }
 
+// Issue 18: the same growth as the HTTP intake's, through the last chunk's trailers.
+TEST_CASE("response reader: an endless trailer, or trailer fields by the thousand, are bounded",
+          "[unit][http_response]") {
+    const std::string start = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+    const auto endless = [&](const std::string& first, const std::string& repeated) {
+        HttpResponseReader reader;
+        reader.feed(start + first);
+        std::size_t fed = 0;
+        while (reader.state() == State::reading && fed < 10'000'000) {
+            reader.feed(repeated);
+            fed += repeated.size();
+            REQUIRE(reader.buffered() <= reader.max_buffered());
+        }
+        REQUIRE(reader.state() == State::failed);
+        CHECK(reader.failure() == Failure::protocol);
+        CHECK_THAT(reader.failure_message(), Catch::Contains("chunk header or trailer"));
+        CHECK(fed <= reader.max_buffered());
+    };
+    endless("X-Trailer: ", "aaaa");
+    endless("", "T: 1\r\n");
+    // A few trailer fields are read and the response kept.
+    HttpResponseReader reader;
+    reader.feed(start + "X-A: 1\r\nX-B: 2\r\n\r\n");
+    REQUIRE(reader.state() == State::complete);
+    CHECK(reader.response().body == "ok");
+    CHECK(reader.reusable());
+}
+
 TEST_CASE("response reader: endless small chunks with extensions end at the wire bound", "[unit][http_response]") {
     HttpResponseReader reader;
     reader.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");

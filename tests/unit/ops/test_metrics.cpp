@@ -94,6 +94,7 @@ const std::vector<std::string> expected_families = {
     "avr_webhookd_http_intake_connections_evicted_total",
     "avr_webhookd_http_intake_requests_timed_out_total",
     "avr_webhookd_http_intake_connections",
+    "avr_webhookd_http_requests_refused_total",
 };
 
 }  // namespace
@@ -282,4 +283,20 @@ TEST_CASE("metrics: events received and rejected are labelled by intake", "[metr
     CHECK(value("events_rejected_total", {{"reason", "invalid_json"}}) == 2);
     CHECK(value("http_intake_responses_total", {{"status", "401"}}) == 1);
     CHECK(value("http_intake_connections") == 2);
+}
+
+TEST_CASE("metrics: requests refused at the edge are labelled by endpoint and reason", "[metrics]") {
+    Metrics metrics;
+    CHECK(parse_exposition(render_prometheus(metrics)).at("avr_webhookd_http_requests_refused_total").samples.empty());
+    ++Metrics::at(metrics.http_requests_refused, "too_many_fields");
+    ++Metrics::at(metrics.http_requests_refused, "too_many_fields");
+    ++Metrics::at(metrics.http_requests_refused, "transfer_encoding");
+    ++Metrics::at(metrics.admin_requests_refused, "request_too_large");
+    const auto families = parse_exposition(render_prometheus(metrics));
+    const auto& refused = families.at("avr_webhookd_http_requests_refused_total");
+    CHECK(refused.type == "counter");
+    CHECK(refused.samples.size() == 3);
+    CHECK(value_of(refused, {{"intake", "http"}, {"reason", "too_many_fields"}}) == 2);
+    CHECK(value_of(refused, {{"intake", "http"}, {"reason", "transfer_encoding"}}) == 1);
+    CHECK(value_of(refused, {{"intake", "admin"}, {"reason", "request_too_large"}}) == 1);
 }
