@@ -144,6 +144,16 @@ constexpr std::array settings{
             [](Config& c, const Value& v) { c.partial_line_timeout = duration_in(v, 1s, 24h); },
             [](const Config& c) { return format_duration(c.partial_line_timeout); },
             field_of<&Config::partial_line_timeout>},
+    Setting{{"max_reply_backlog",
+             "reply bytes kept per producer connection: with ack = all its lines wait beyond it, with ack = errors "
+             "rejection replies are dropped (4096..67108864)",
+             false, true},
+            "BYTES",
+            [](Config& c, const Value& v) {
+                c.max_reply_backlog = static_cast<std::size_t>(integer_in(v, 4096, 64 << 20));
+            },
+            [](const Config& c) { return std::to_string(c.max_reply_backlog); },
+            field_of<&Config::max_reply_backlog>},
     Setting{{"producer_uids", "serve only producers with these uids, comma-separated; empty = anyone", false, true},
             "LIST",
             [](Config& c, const Value& v) { c.producer_uids = id_list(v); },

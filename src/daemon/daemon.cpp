@@ -134,6 +134,7 @@ int Daemon::run() {
     auto metrics_text = [&state] {
         state.destinations.update_gauges();
         state.metrics.producer_connections = state.intake.connection_count();
+        state.metrics.producer_connections_paused = state.intake.connections_paused_for_replies();
         state.metrics.http_connections = state.http_intake ? state.http_intake->connection_count() : 0;
         return render_prometheus(state.metrics);
     };

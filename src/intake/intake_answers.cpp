@@ -40,7 +40,7 @@ EventSink::Receipt IntakeServer::submit_for_answer(Connection& c, std::uint64_t 
         wait->timer.cancel();
     });
     if (refusal_of(receipt)) return receipt;  // answered as a rejected line, as any other
-    ++c.answers_waiting;
+    c.replies.expect_answer();
     auto connection = c.shared_from_this();
     const auto timeout = options_.respond_timeout;
     const auto ticket = receipt.ticket;
@@ -51,16 +51,15 @@ EventSink::Receipt IntakeServer::submit_for_answer(Connection& c, std::uint64_t 
                 wait->timer.expires_after(timeout);
                 co_await wait->timer.async_wait(as_tuple(use_awaitable));
             }
-            --connection->answers_waiting;
             if (wait->answer && wait->answer->status != 0) ++metrics_.respond_answered;
             else ++metrics_.respond_unanswered;
             if (!wait->answer)
                 logger_.warn("intake: " + connection->name() + " line " + std::to_string(number) +
                              ": no answer from the receiver within respond_timeout for event " + id +
                              "; the producer was told, the event stays queued");
-            queue_reply(*connection, answer_reply(number, id, wait->answer, timeout), ticket, ReplyKind::answer);
-            wait->answer.emplace();  // a late answer is dropped
-            connection->wake_writer.cancel();
+            queue_answer(*connection, answer_reply(number, id, wait->answer, timeout), ticket);
+            wait->answer.emplace();            // a late answer is dropped
+            connection->wake_writer.cancel();  // a closing connection's writer waits for its answers
         },
         connection_guard(connection, "intake answers"));
     return receipt;

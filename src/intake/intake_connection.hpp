@@ -4,11 +4,11 @@
 
 #include <avr_webhookd/intake/event_parser.hpp>
 #include <avr_webhookd/intake/intake_server.hpp>
+#include <avr_webhookd/intake/reply_backlog.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <string>
 
@@ -25,11 +25,13 @@ constexpr auto durable_linger = std::chrono::seconds(30);
 }  // namespace intake_limits
 
 struct IntakeServer::Connection : std::enable_shared_from_this<IntakeServer::Connection> {
-    // Explicit, because eviction and shutdown must know whether lines are still being handled.
+    // The read side's state, explicit because eviction and shutdown must know whether lines are
+    // still being handled.
     enum class State {
-        reading,           // waiting for bytes or handling the lines of a chunk
-        waiting_for_room,  // holding a read line until the queue has room (queue_full = block)
-        closing,           // read side done (EOF, stop(), eviction): flushing replies
+        reading,             // waiting for bytes or handling the lines of a chunk
+        paused_for_replies,  // not taking lines while its promised replies fill max_reply_backlog
+        waiting_for_room,    // holding a read line until the queue has room (queue_full = block)
+        closing,             // read side done (EOF, stop(), eviction): flushing replies
     };
 
     Connection(boost::asio::local::stream_protocol::socket socket_, std::uint64_t id_, const IntakeOptions& options,
@@ -39,7 +41,9 @@ struct IntakeServer::Connection : std::enable_shared_from_this<IntakeServer::Con
           peer(std::move(peer_)),
           framer(options.max_line),
           parser(EventParserOptions{options.allow_unknown_types}),
+          replies(options.max_reply_backlog),
           wake_writer(socket.get_executor()),
+          wake_reader(socket.get_executor()),
           writer_finished(socket.get_executor()) {}
 
     std::string name() const { return "producer connection " + std::to_string(id) + " (" + describe(peer) + ")"; }
@@ -51,24 +55,19 @@ struct IntakeServer::Connection : std::enable_shared_from_this<IntakeServer::Con
     std::chrono::steady_clock::time_point last_received = std::chrono::steady_clock::now();
     LineFramer framer;
     EventParser parser;
-    std::string pending_replies;
-    // Replies waiting until the spool is durable up to their ticket (an "ok" with spool_sync =
-    // always), and every reply after them, so that replies keep the order of their lines.
-    struct HeldReply {
-        std::uint64_t ticket;
-        std::string text;
-    };
-    std::deque<HeldReply> held_replies;
-    std::size_t held_bytes = 0;
-    std::string writing;
+    // Replies in line order, held for the spool where they must be, and whether the reader may
+    // take another line (intake_replies.cpp).
+    ReplyBacklog replies;
+    std::string reply_text;  // a reply being composed, reused
+    std::string writing;     // the replies of the write under way
     boost::asio::steady_timer wake_writer;
+    boost::asio::steady_timer wake_reader;  // while paused_for_replies: the backlog may have shrunk
     boost::asio::steady_timer writer_finished;
     bool writer_done = false;
-    bool write_failed = false;
+    std::chrono::steady_clock::time_point last_written = std::chrono::steady_clock::now();  // a write completed
+    std::chrono::steady_clock::time_point paused_since;
+    std::uint64_t pauses = 0;  // times it was paused with its replies unread
     std::uint64_t rejections = 0;
-    std::uint64_t dropped_replies = 0;
-    // Events of a respond type whose answer this producer still waits for (see intake_answers.cpp).
-    std::size_t answers_waiting = 0;
 };
 
 

@@ -20,9 +20,14 @@ using asio::awaitable;
 using asio::use_awaitable;
 using namespace intake_limits;
 
+// Before each read and each line, the pause rule (ReplyBacklog::gate) may hold the connection
+// until its replies are read; a line is never half handled, so the unread rest of a chunk simply
+// waits in `buffer`.
 awaitable<void> IntakeServer::read_lines(Connection& c) {
     std::vector<char> buffer(read_buffer_size);
+    const auto paused = [&c] { return c.replies.gate() != ReplyBacklog::Gate::read; };
     for (;;) {
+        if (paused() && !co_await wait_for_reply_room(c)) co_return;
         auto [ec, size] = co_await c.socket.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
         if (ec) {
             if (ec != asio::error::eof && ec != asio::error::connection_reset && ec != asio::error::operation_aborted)
@@ -32,11 +37,13 @@ awaitable<void> IntakeServer::read_lines(Connection& c) {
         c.last_received = std::chrono::steady_clock::now();
         std::string_view data(buffer.data(), size);
         while (auto frame = c.framer.next(data)) {
+            if (paused() && !co_await wait_for_reply_room(c)) co_return;
             if (must_wait_for_room()) co_await wait_then_handle(c, *frame);
             else handle_frame(c, *frame);
         }
     }
     if (auto frame = c.framer.finish()) {
+        if (paused() && !co_await wait_for_reply_room(c)) co_return;
         if (must_wait_for_room()) co_await wait_then_handle(c, *frame);
         else handle_frame(c, *frame);
     }
@@ -117,10 +124,12 @@ void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_
     } else if (respond) {
         // Its one reply is the answer (intake_answers.cpp), whatever `ack` is.
     } else if (options_.ack == AckMode::all) {
-        std::string reply = "{\"ok\":true,\"line\":" + std::to_string(number) + ",\"id\":";
+        std::string& reply = c.reply_text;
+        reply.assign("{\"ok\":true,\"line\":");
+        reply.append(std::to_string(number)).append(",\"id\":");
         append_js_string(reply, id);
         reply.append("}\n");
-        queue_reply(c, std::move(reply), receipt.ticket);  // "ok" only once the spool keeps it
+        queue_reply(c, reply, ReplyBacklog::Kind::promised, receipt.ticket);  // "ok" only once the spool keeps it
     }
 }
 

@@ -1,5 +1,6 @@
-// The Unix-socket intake's replies: queued per connection in line order, held until the spool
-// has made their events durable, written by one writer coroutine per connection.
+// The Unix-socket intake's replies: queued per connection in line order (ReplyBacklog), held
+// until the spool has made their events durable, written by one writer coroutine per connection;
+// and the pause of a connection's reading while its promised replies fill max_reply_backlog.
 #include "intake_connection.hpp"
 
 #include <avr_webhookd/common/js_json.hpp>
@@ -20,20 +21,22 @@ using namespace intake_limits;
 
 awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connection) {
     Connection& c = *connection;
-    for (;;) {
-        if (c.pending_replies.empty()) {
-            if (c.state == Connection::State::closing && c.held_replies.empty() && c.answers_waiting == 0) break;
+    while (!c.replies.failed()) {
+        if (!c.replies.has_ready()) {
+            if (c.state == Connection::State::closing && c.replies.settled()) break;
             c.wake_writer.expires_at(asio::steady_timer::time_point::max());
             co_await c.wake_writer.async_wait(as_tuple(use_awaitable));
             continue;
         }
-        c.writing.clear();
-        c.writing.swap(c.pending_replies);
+        c.replies.take(c.writing);
         auto [ec, written] = co_await asio::async_write(c.socket, asio::buffer(c.writing), as_tuple(use_awaitable));
         if (ec) {
-            c.write_failed = true;
-            break;
+            c.replies.fail();  // nobody reads them now; the lines are still taken
+        } else {
+            c.replies.written();
+            c.last_written = std::chrono::steady_clock::now();
         }
+        wake_reader(c);
     }
     c.writer_done = true;
     c.writer_finished.cancel();
@@ -42,45 +45,93 @@ awaitable<void> IntakeServer::write_replies(std::shared_ptr<Connection> connecti
 void IntakeServer::durable_through(std::uint64_t ticket) {
     durable_ = std::max(durable_, ticket);
     for (const auto& connection : connections_)
-        if (!connection->held_replies.empty()) release_replies(*connection);
+        if (connection->replies.held_count() > 0) release_replies(*connection);
 }
 
 void IntakeServer::release_replies(Connection& c) {
-    bool released = false;
-    while (!c.held_replies.empty() && c.held_replies.front().ticket <= durable_) {
-        auto& front = c.held_replies.front();
-        c.held_bytes -= front.text.size();
-        c.pending_replies.append(front.text);
-        c.held_replies.pop_front();
-        released = true;
-    }
-    if (released) c.wake_writer.cancel();
+    if (!c.replies.release(durable_)) return;
+    c.wake_writer.cancel();
+    wake_reader(c);
 }
 
-void IntakeServer::queue_reply(Connection& c, std::string reply, std::uint64_t ticket, ReplyKind kind) {
-    const auto backlog = c.pending_replies.size() + c.held_bytes + (kind == ReplyKind::answer ? 0 : reply.size());
-    if (c.write_failed || backlog > options_.max_reply_backlog) {
+ReplyBacklog::Kind IntakeServer::rejection_kind() const {
+    return options_.ack == AckMode::all ? ReplyBacklog::Kind::promised : ReplyBacklog::Kind::best_effort;
+}
+
+void IntakeServer::queue_reply(Connection& c, std::string_view reply, ReplyBacklog::Kind kind, std::uint64_t ticket) {
+    note_added(c, c.replies.add(reply, kind, ticket, durable_));
+}
+
+void IntakeServer::queue_answer(Connection& c, std::string_view reply, std::uint64_t ticket) {
+    note_added(c, c.replies.answer(reply, ticket, durable_));
+    wake_reader(c);  // its reservation may have been what paused the connection
+}
+
+void IntakeServer::note_added(Connection& c, ReplyBacklog::Added added) {
+    if (added == ReplyBacklog::Added::ready) {
+        c.wake_writer.cancel();
+    } else if (added == ReplyBacklog::Added::dropped) {
         ++metrics_.producer_replies_dropped;
-        if (c.dropped_replies++ == 0 && !c.write_failed)
-            logger_.warn("intake: " + c.name() +
-                         " is not reading its replies; dropping replies (events are not affected)");
-        return;
+        if (c.replies.dropped() == 1 && !c.replies.failed())
+            logger_.warn("intake: " + c.name() + " is not reading its replies; dropping rejection replies past " +
+                         "max_reply_backlog=" + std::to_string(c.replies.limit()) +
+                         " (ack = errors; events are not affected)");
     }
-    if (ticket > durable_ || !c.held_replies.empty()) {
-        c.held_bytes += reply.size();
-        c.held_replies.push_back(Connection::HeldReply{ticket, std::move(reply)});
-        return;
+}
+
+void IntakeServer::wake_reader(Connection& c) {
+    if (c.state == Connection::State::paused_for_replies) c.wake_reader.cancel();
+}
+
+// ack = all: a producer's lines wait while the replies it was promised fill max_reply_backlog,
+// until it reads them (or the spool's fdatasync releases them, or routing answers come). This
+// connection only: every other producer goes on.
+awaitable<bool> IntakeServer::wait_for_reply_room(Connection& c) {
+    c.state = Connection::State::paused_for_replies;
+    c.paused_since = std::chrono::steady_clock::now();
+    bool counted = false;
+    std::optional<std::chrono::steady_clock::time_point> stop_deadline;
+    for (;;) {
+        const auto gate = c.replies.gate();
+        if (gate == ReplyBacklog::Gate::read) break;
+        if (gate == ReplyBacklog::Gate::wait_for_reader && !counted) {
+            counted = true;
+            ++metrics_.producer_reads_paused;
+            if (c.pauses++ == 0)
+                logger_.info("intake: " + c.name() + " has " + std::to_string(c.replies.bytes()) +
+                             " bytes of replies it has not read (max_reply_backlog=" +
+                             std::to_string(c.replies.limit()) + "); its lines are read as it reads its replies");
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!accepting_ && !stop_deadline) stop_deadline = now + close_linger;
+        // Closed (eviction, an error), or the daemon stops and the producer still does not read:
+        // the lines it wrote after its unread replies are not taken; none of them was acknowledged.
+        if (c.state == Connection::State::closing) co_return false;
+        if (stop_deadline && now >= *stop_deadline) {
+            logger_.warn("intake: " + c.name() + " did not read its replies within " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(close_linger).count()) +
+                         "ms of the stop; the lines it wrote after them were not taken");
+            c.replies.fail();  // and its writer, stuck on the full socket, gives up at once
+            boost::system::error_code ignored;
+            c.socket.cancel(ignored);
+            co_return false;
+        }
+        c.wake_reader.expires_at(stop_deadline.value_or(asio::steady_timer::time_point::max()));
+        co_await c.wake_reader.async_wait(as_tuple(use_awaitable));
+        if (c.state == Connection::State::closing) co_return false;
     }
-    c.pending_replies.append(reply);
-    c.wake_writer.cancel();
+    c.state = Connection::State::reading;
+    co_return true;
 }
 
 void IntakeServer::reject(Connection& c, std::uint64_t number, std::string_view reason, std::string_view message) {
     metrics_.count_rejected(reason);
-    std::string reply = "{\"ok\":false,\"line\":" + std::to_string(number) + ",\"error\":";
+    std::string& reply = c.reply_text;
+    reply.assign("{\"ok\":false,\"line\":");
+    reply.append(std::to_string(number)).append(",\"error\":");
     append_js_string(reply, message);
     reply.append("}\n");
-    queue_reply(c, std::move(reply));
+    queue_reply(c, reply, rejection_kind());
     const auto count = ++c.rejections;
     if (count <= rejections_logged_per_connection) {
         logger_.warn("intake: connection " + std::to_string(c.id) + " line " + std::to_string(number) +

@@ -39,6 +39,7 @@ IntakeOptions intake_options(const Config& config) {
     options.access = ProducerAccess{config.producer_uids, config.producer_gids};
     options.respond_types = config.respond_types;
     options.respond_timeout = config.respond_timeout;
+    options.max_reply_backlog = config.max_reply_backlog;
     return options;
 }
 
@@ -92,11 +93,13 @@ void IntakeServer::stop() {
     acceptor_.close(ignored);
     remove_socket_file();
     // Producers are cut off at the read side: what they already wrote is still read and
-    // answered, then the read ends as at EOF, and further writes fail on their side.
+    // answered, then the read ends as at EOF, and further writes fail on their side. One paused
+    // for its replies has close_linger to read them (wait_for_reply_room).
     for (const auto& connection : connections_) {
         boost::system::error_code ec;
         connection->socket.shutdown(stream_protocol::socket::shutdown_receive, ec);
         if (ec) connection->socket.cancel(ignored);
+        wake_reader(*connection);
     }
 }
 
@@ -106,6 +109,10 @@ void IntakeServer::update(IntakeOptions options) {
     options.socket_path = options_.socket_path;
     options.socket_mode = options_.socket_mode;
     options_ = std::move(options);
+    for (const auto& connection : connections_) {
+        connection->replies.set_limit(options_.max_reply_backlog);
+        wake_reader(*connection);
+    }
 }
 
 std::size_t IntakeServer::open_connections() const {
@@ -117,6 +124,12 @@ std::size_t IntakeServer::open_connections() const {
 std::size_t IntakeServer::connections_waiting_for_room() const {
     return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) {
         return c->state == Connection::State::waiting_for_room;
+    }));
+}
+
+std::size_t IntakeServer::connections_paused_for_replies() const {
+    return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(), [](const auto& c) {
+        return c->state == Connection::State::paused_for_replies;
     }));
 }
 
@@ -178,40 +191,51 @@ bool IntakeServer::admit(stream_protocol::socket& socket, const std::optional<Pe
 }
 
 // At max_connections, an idle connection makes room for a new producer, so silent sockets
-// cannot lock real producers out (issue 7, item 7). A connection qualifies when closing it loses
-// nothing its producer sent: no line waiting for room, no unread bytes in the socket, and no
-// partial line, unless the producer has been silent in the middle of a line for
-// partial_line_timeout (then the partial line is answered as a rejected line at close, like any
-// line cut off by end of stream). Connections that never completed a line go first (probes,
-// abandoned clients), then the one silent longest, so a long-lived producer such as AVR Core's is
-// the last to go.
+// cannot lock real producers out (issue 7, item 7). Connections that never completed a line go
+// first (probes, abandoned clients), then the one silent longest, so a long-lived producer such as
+// AVR Core's is the last to go.
 bool IntakeServer::evict_idle_connection() {
     const auto now = std::chrono::steady_clock::now();
     std::shared_ptr<Connection> oldest;
     const auto rank = [](const Connection& c) { return std::pair(c.framer.lines_seen() > 0, c.last_received); };
-    for (const auto& c : connections_) {
-        if (c->state != Connection::State::reading) continue;
-        if (c->framer.buffered() > 0 && now - c->last_received < options_.partial_line_timeout) continue;
-        boost::system::error_code ec;
-        if (c->socket.available(ec) > 0 || ec) continue;
-        if (!oldest || rank(*c) < rank(*oldest)) oldest = c;
-    }
+    for (const auto& c : connections_)
+        if (evictable(*c, now) && (!oldest || rank(*c) < rank(*oldest))) oldest = c;
     if (!oldest) return false;
-    const auto idle =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - oldest->last_received);
+    const bool paused = oldest->state == Connection::State::paused_for_replies;
+    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+        now - (paused ? std::max(oldest->last_written, oldest->paused_since) : oldest->last_received));
     const std::string why = "connection closed: max_connections=" + std::to_string(options_.max_connections) +
                             " was reached and another producer connected; this one had been idle longest (" +
-                            std::to_string(idle.count()) + "ms)";
-    queue_reply(*oldest, "{\"ok\":false,\"error\":\"" + why + "\"}\n");
+                            std::to_string(idle.count()) + "ms" + (paused ? " without reading its replies" : "") + ")";
+    queue_reply(*oldest, "{\"ok\":false,\"error\":\"" + why + "\"}\n", ReplyBacklog::Kind::promised);
     oldest->state = Connection::State::closing;
     boost::system::error_code ec;
     oldest->socket.shutdown(stream_protocol::socket::shutdown_receive, ec);  // its read ends as at EOF
     if (ec) oldest->socket.cancel(ec);
+    oldest->wake_reader.cancel();  // a paused one stops waiting: the lines it holds were never acknowledged
     ++metrics_.producer_connections_evicted;
-    logger_.warn("intake: closed " + oldest->name() + ", idle for " + std::to_string(idle.count()) +
-                 "ms, to make room for a new producer (max_connections=" + std::to_string(options_.max_connections) +
+    logger_.warn("intake: closed " + oldest->name() + ", idle for " + std::to_string(idle.count()) + "ms" +
+                 (paused ? " without reading its replies (its unread lines were not taken)" : "") +
+                 ", to make room for a new producer (max_connections=" + std::to_string(options_.max_connections) +
                  ")");
     return true;
+}
+
+// A connection qualifies when closing it loses nothing its producer was told was taken:
+// - reading: no unread bytes in the socket, and no partial line unless the producer has been
+//   silent in the middle of a line for partial_line_timeout (then the partial line is answered as
+//   a rejected line at close, like any line cut off by end of stream);
+// - paused for replies: its producer has not read a byte of them for partial_line_timeout (the
+//   lines it wrote meanwhile were never acknowledged; it must send them again in any case).
+// Never one holding a line for a full queue.
+bool IntakeServer::evictable(const Connection& c, std::chrono::steady_clock::time_point now) const {
+    if (c.state == Connection::State::paused_for_replies)
+        return c.replies.gate() == ReplyBacklog::Gate::wait_for_reader &&
+               now - std::max(c.last_written, c.paused_since) >= options_.partial_line_timeout;
+    if (c.state != Connection::State::reading) return false;
+    if (c.framer.buffered() > 0 && now - c.last_received < options_.partial_line_timeout) return false;
+    boost::system::error_code ec;
+    return c.socket.available(ec) == 0 && !ec;
 }
 
 std::function<void(std::exception_ptr)> IntakeServer::connection_guard(std::shared_ptr<Connection> connection,
@@ -233,11 +257,11 @@ std::function<void(std::exception_ptr)> IntakeServer::connection_guard(std::shar
 
 void IntakeServer::forget(const std::shared_ptr<Connection>& connection) {
     connection->state = Connection::State::closing;
-    connection->held_replies.clear();  // so that its writer ends: nothing will release them now
-    connection->held_bytes = 0;
+    connection->replies.fail();  // so that its writer ends: nothing will write them now
     boost::system::error_code ignored;
     connection->socket.close(ignored);
     connection->wake_writer.cancel();
+    connection->wake_reader.cancel();
     if (connections_.erase(connection) > 0) closed_signal_.notify_all();
 }
 
@@ -261,19 +285,23 @@ awaitable<void> IntakeServer::serve(std::shared_ptr<Connection> connection) {
     c.wake_writer.cancel();
     // Replies still waiting for the spool (a slow or failing disk) get longer than the rest.
     // A producer that half-closed after its call_initiated still gets the answer.
-    const auto linger_until =
-        std::chrono::steady_clock::now() + close_linger + (c.answers_waiting > 0 ? options_.respond_timeout : 0ms);
+    const auto linger_until = std::chrono::steady_clock::now() + close_linger +
+                              (c.replies.answers_expected() > 0 ? options_.respond_timeout : 0ms);
     const auto held_until = std::chrono::steady_clock::now() + durable_linger;
-    while (!c.writer_done && std::chrono::steady_clock::now() < (c.held_replies.empty() ? linger_until : held_until)) {
-        c.writer_finished.expires_at(c.held_replies.empty() ? linger_until : held_until);
+    const auto until = [&] { return c.replies.held_count() == 0 ? linger_until : held_until; };
+    while (!c.writer_done && std::chrono::steady_clock::now() < until()) {
+        c.writer_finished.expires_at(until());
         co_await c.writer_finished.async_wait(as_tuple(use_awaitable));
     }
-    if (!c.held_replies.empty())
-        logger_.warn("intake: " + c.name() + " closed with " + std::to_string(c.held_replies.size()) +
+    if (c.replies.held_count() > 0)
+        logger_.warn("intake: " + c.name() + " closed with " + std::to_string(c.replies.held_count()) +
                      " replies still waiting for the spool's fdatasync; their events are stored and will be "
                      "delivered, but the producer was not told");
-    if (c.dropped_replies > 0)
-        logger_.warn("intake: " + c.name() + " did not read " + std::to_string(c.dropped_replies) +
+    else if (!c.writer_done && c.replies.bytes() > 0)
+        logger_.warn("intake: " + c.name() + " closed before it read " + std::to_string(c.replies.bytes()) +
+                     " bytes of its replies (the events of those lines were taken all the same)");
+    if (c.replies.dropped() > 0)
+        logger_.warn("intake: " + c.name() + " did not read " + std::to_string(c.replies.dropped()) +
                      " replies; they were dropped (its events were not)");
     logger_.debug("intake: " + c.name() + " closed after " + std::to_string(c.framer.lines_seen()) + " lines");
     forget(connection);

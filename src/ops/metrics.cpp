@@ -290,8 +290,13 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
                "Producer connections closed because of an internal error while serving them.",
                metrics.producer_connection_errors);
     out.single("producer_replies_dropped_total", "counter",
-               "Reply lines dropped because their producer did not read them (64 KiB backlog full).",
+               "Rejection replies dropped because their producer did not read them (ack = errors, "
+               "max_reply_backlog full).",
                metrics.producer_replies_dropped);
+    out.single("producer_reads_paused_total", "counter",
+               "Times a producer's lines stopped being read because it had not read max_reply_backlog bytes of "
+               "replies it was promised (ack = all, routing answers).",
+               metrics.producer_reads_paused);
     out.single("respond_answered_total", "counter",
                "Events of respond_types whose producer got the receiver's answer (status and body).",
                metrics.respond_answered);
@@ -317,6 +322,10 @@ std::string render_prometheus(const Metrics& metrics, std::string_view build_ver
     render_delivery_gauges(out, metrics);
     out.single("producer_connections", "gauge", "Producers connected to the event socket.",
                metrics.producer_connections);
+    out.single("producer_connections_paused", "gauge",
+               "Producer connections whose lines wait until their replies are read or released by the spool's "
+               "fdatasync (max_reply_backlog).",
+               metrics.producer_connections_paused);
     out.single("http_intake_connections", "gauge", "Open connections to the HTTP intake.", metrics.http_connections);
 
     out.single("spool_bytes", "gauge", "Bytes of the spool's segment files.", metrics.spool_bytes);

@@ -110,6 +110,44 @@ bool can_connect(const fs::path& socket) {
     return true;
 }
 
+std::string admin_text(const fs::path& admin, std::string_view target, std::chrono::milliseconds timeout) {
+    const int fd = connect_unix(admin);
+    if (fd < 0) throw std::runtime_error("cannot connect to " + admin.string() + ": " + std::strerror(errno));
+    std::string request = "GET " + std::string(target) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    std::string_view rest = request;
+    while (!rest.empty()) {
+        const auto sent = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
+        if (sent <= 0) break;
+        rest.remove_prefix(static_cast<std::size_t>(sent));
+    }
+    auto text = read_until_closed(fd, timeout);
+    ::close(fd);
+    return text;
+}
+
+std::string read_until_closed(int fd, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string text;
+    char buffer[4096];
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd poll_fd{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) break;
+        const auto got = ::read(fd, buffer, sizeof buffer);
+        if (got <= 0) break;
+        text.append(buffer, static_cast<std::size_t>(got));
+    }
+    return text;
+}
+
+double metric(const std::string& exposition, const std::string& name) {
+    std::istringstream lines(exposition);
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    return -1;
+}
+
 std::vector<std::string> exchange(const fs::path& socket, std::string_view input, std::chrono::milliseconds timeout) {
     const int fd = connect_unix(socket);
     if (fd < 0) throw std::runtime_error("cannot connect to " + socket.string() + ": " + std::strerror(errno));

@@ -83,6 +83,15 @@ std::vector<std::string> exchange(const std::filesystem::path& socket, std::stri
 // True when something listens on the Unix socket.
 bool can_connect(const std::filesystem::path& socket);
 
+// Reads what the peer writes on `fd` until it closes the connection or `timeout` passes.
+std::string read_until_closed(int fd, std::chrono::milliseconds timeout);
+// GET over the admin endpoint's Unix socket: the whole answer, head and body, read until the
+// daemon closes the connection (or `timeout` passes).
+std::string admin_text(const std::filesystem::path& admin, std::string_view target,
+                       std::chrono::milliseconds timeout = 10s);
+// The value of the unlabelled sample `name` in a Prometheus text, or -1 when there is none.
+double metric(const std::string& exposition, const std::string& name);
+
 std::vector<std::string> read_lines(const std::filesystem::path& file);
 
 // Writes a config file in one rename, so a reload never reads a half-written file.

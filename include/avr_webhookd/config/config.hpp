@@ -77,6 +77,7 @@ struct Config {
     std::size_t max_line = 65536;                           // bytes, 256..16 MiB
     unsigned max_connections = 256;                         // producers at once, 1..65535
     std::chrono::milliseconds partial_line_timeout{30000};  // silent mid-line: evictable at max_connections
+    std::size_t max_reply_backlog = 65536;                  // reply bytes kept per producer, 4 KiB..64 MiB
     std::vector<std::uint32_t> producer_uids;               // allow-list of peer uids; both empty = anyone
     std::vector<std::uint32_t> producer_gids;               // allow-list of peer groups (effective or supplementary)
     std::size_t max_queue = 100000;                         // events queued in memory, 1..10'000'000

@@ -7,6 +7,7 @@
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
 #include <avr_webhookd/intake/producer_access.hpp>
+#include <avr_webhookd/intake/reply_backlog.hpp>
 #include <avr_webhookd/common/uuid.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -30,7 +31,7 @@ struct IntakeOptions {
     AckMode ack = AckMode::errors;
     bool allow_unknown_types = false;
     QueueFullPolicy queue_full = QueueFullPolicy::block;
-    std::size_t max_reply_backlog = 64 * 1024;                 // unread reply bytes kept per producer
+    std::size_t max_reply_backlog = 64 * 1024;                 // reply bytes kept per producer (see ReplyBacklog)
     ProducerAccess access;                                     // producer_uids / producer_gids
     std::vector<std::string> respond_types{"call_initiated"};  // answered with the receiver's reply
     std::chrono::milliseconds respond_timeout{2500};
@@ -39,8 +40,10 @@ struct IntakeOptions {
 IntakeOptions intake_options(const Config& config);
 
 // The Unix-socket intake: accepts producers, frames their NDJSON, validates each line and hands
-// accepted events to the EventSink. Replies go back on the same connection and never block
-// intake: a producer that never reads loses replies, never events.
+// accepted events to the EventSink. Replies go back on the same connection, in line order. A
+// reply the producer was promised (every one with ack = all, a routing answer) is never dropped:
+// a producer that does not read them is paused (its lines wait) at max_reply_backlog. With
+// ack = errors a producer that never reads loses rejection replies, never events.
 class IntakeServer {
 public:
     IntakeServer(boost::asio::io_context& io, IntakeOptions options, EventSink& sink, Logger& logger, Metrics& metrics);
@@ -57,8 +60,8 @@ public:
     void stop();
 
     // Reloaded options, all but socket_path and socket_mode (restart-only): ack,
-    // allow_unknown_types, queue_full and max_connections apply at once, max_line and the
-    // allow-list to connections opened afterwards.
+    // allow_unknown_types, queue_full, max_connections and max_reply_backlog apply at once,
+    // max_line and the allow-list to connections opened afterwards.
     void update(IntakeOptions options);
 
     // Completes when every producer connection has closed, or at `deadline`.
@@ -70,6 +73,8 @@ public:
     std::size_t connection_count() const { return connections_.size(); }
     // Lines read from producers and not yet handed to the sink (waiting for room), for the log.
     std::size_t connections_waiting_for_room() const;
+    // Connections whose lines wait until their replies are read or released (max_reply_backlog).
+    std::size_t connections_paused_for_replies() const;
     bool accepting() const { return accepting_; }
 
 private:
@@ -78,10 +83,15 @@ private:
     // Whether a just-accepted socket may be served; a refused one gets a reply line and is closed.
     bool admit(boost::asio::local::stream_protocol::socket& socket, const std::optional<PeerCredentials>& peer);
     bool evict_idle_connection();
+    bool evictable(const Connection& connection, std::chrono::steady_clock::time_point now) const;
     std::size_t open_connections() const;
     boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection);
     boost::asio::awaitable<void> read_lines(Connection& connection);
     boost::asio::awaitable<void> write_replies(std::shared_ptr<Connection> connection);
+    // Waits while ReplyBacklog::gate() pauses the connection; false when it must stop reading
+    // instead (evicted, closed, or still paused close_linger after stop()).
+    boost::asio::awaitable<bool> wait_for_reply_room(Connection& connection);
+    void wake_reader(Connection& connection);
     // A frame that must wait for room (queue_full = block) goes through the coroutine; every other
     // frame is handled at once, without a coroutine frame per line.
     bool must_wait_for_room() const;
@@ -95,11 +105,11 @@ private:
     std::function<void(std::exception_ptr)> connection_guard(std::shared_ptr<Connection> connection, std::string what);
     void forget(const std::shared_ptr<Connection>& connection);
     void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
-    // Dropped (and counted) past max_reply_backlog; a routing answer, which may carry a body of
-    // up to 64 KiB, only when the backlog is already full before it.
-    enum class ReplyKind { line, answer };
-    void queue_reply(Connection& connection, std::string reply, std::uint64_t ticket = 0,
-                     ReplyKind kind = ReplyKind::line);
+    // A best-effort reply is dropped (and counted) past max_reply_backlog; a promised one never.
+    void queue_reply(Connection& connection, std::string_view reply, ReplyBacklog::Kind kind, std::uint64_t ticket = 0);
+    void queue_answer(Connection& connection, std::string_view reply, std::uint64_t ticket);
+    void note_added(Connection& connection, ReplyBacklog::Added added);
+    ReplyBacklog::Kind rejection_kind() const;
     void release_replies(Connection& connection);
     void remove_socket_file();
 

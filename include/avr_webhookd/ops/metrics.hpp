@@ -84,6 +84,7 @@ struct Metrics {
     std::uint64_t producer_connections_denied = 0;   // peers not in producer_uids / producer_gids
     std::uint64_t producer_connection_errors = 0;    // connections ended by an internal error
     std::uint64_t producer_replies_dropped = 0;      // replies a producer did not read (backlog full)
+    std::uint64_t producer_reads_paused = 0;         // pauses of a producer's lines for its unread replies
     std::uint64_t respond_answered = 0;              // respond_types events whose producer got the receiver's answer
     std::uint64_t respond_unanswered = 0;            // ... got no answer (none within respond_timeout, or given up)
     // The HTTP intake (http_listen). events_received and events_rejected count both intakes; these
@@ -107,9 +108,10 @@ struct Metrics {
 
     // Gauges.
     std::uint64_t producer_connections = 0;
-    std::uint64_t http_connections = 0;  // open HTTP intake connections
-    std::uint64_t spool_bytes = 0;       // bytes of the spool's segment files
-    std::uint64_t spool_records = 0;     // events in the spool not yet delivered or dead-lettered
+    std::uint64_t producer_connections_paused = 0;  // lines not read until their replies are (max_reply_backlog)
+    std::uint64_t http_connections = 0;             // open HTTP intake connections
+    std::uint64_t spool_bytes = 0;                  // bytes of the spool's segment files
+    std::uint64_t spool_records = 0;                // events in the spool not yet delivered or dead-lettered
     std::uint64_t spool_segments = 0;
     std::uint64_t spool_disk_full = 0;  // 1 while writes fail for want of space (ENOSPC, EDQUOT, spool_max_bytes)
 
