@@ -71,18 +71,29 @@ std::optional<std::string> percent_decoded(std::string_view text) {
     return out;
 }
 
-// "user:password" (the part before the last '@') as the value of an Authorization header. The
-// error never quotes the credentials.
-std::optional<std::string> basic_authorization(std::string_view userinfo, std::string& error) {
+// "user:password" or "user" (the part before the last '@'), each part percent-decoded; the
+// password is empty without a ':'. The error never quotes the credentials.
+struct Userinfo {
+    std::string user, password;
+    bool has_colon = false;
+};
+
+std::optional<Userinfo> decoded_userinfo(std::string_view userinfo, std::string& error) {
     const auto colon = userinfo.find(':');
-    const auto user = percent_decoded(userinfo.substr(0, colon));
-    const auto password =
-        percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
+    auto user = percent_decoded(userinfo.substr(0, colon));
+    auto password = percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
     if (!user || !password) {
         error = "the user:password@ part of the URL has a '%' not followed by two hex digits";
         return std::nullopt;
     }
-    return "Basic " + base64_encode(*user + ":" + *password);
+    return Userinfo{std::move(*user), std::move(*password), colon != std::string_view::npos};
+}
+
+// The value of an Authorization header, as AVR Core's axios sends it.
+std::optional<std::string> basic_authorization(std::string_view userinfo, std::string& error) {
+    const auto decoded = decoded_userinfo(userinfo, error);
+    if (!decoded) return std::nullopt;
+    return "Basic " + base64_encode(decoded->user + ":" + decoded->password);
 }
 
 }  // namespace
@@ -206,21 +217,16 @@ struct NatsCredentials {
     bool operator==(const NatsCredentials&) const = default;
 };
 
+// "user:password" gives a user and password, a lone "token" a token (as libnats reads a URL).
 std::optional<NatsCredentials> nats_credentials(std::string_view userinfo, std::string& error) {
-    const auto colon = userinfo.find(':');
-    const auto first = percent_decoded(userinfo.substr(0, colon));
-    const auto second =
-        percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
-    if (!first || !second) {
-        error = "the credentials@ part of the URL have a '%' not followed by two hex digits";
-        return std::nullopt;
-    }
-    if (first->empty()) {
+    auto decoded = decoded_userinfo(userinfo, error);
+    if (!decoded) return std::nullopt;
+    if (decoded->user.empty()) {
         error = "the credentials@ part of the URL is empty before the ':' (user:password@ or token@)";
         return std::nullopt;
     }
-    if (colon == std::string_view::npos) return NatsCredentials{{}, {}, *first};
-    return NatsCredentials{*first, *second, {}};
+    if (!decoded->has_colon) return NatsCredentials{{}, {}, std::move(decoded->user)};
+    return NatsCredentials{std::move(decoded->user), std::move(decoded->password), {}};
 }
 
 // One entry of the list: "nats://[credentials@]host[:port]".
