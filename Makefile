@@ -6,7 +6,7 @@ CTEST_ARGS ?=
 
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-json1.81-dev \
                 libboost-program-options1.81-dev libssl-dev catch2 socat openssl \
-                ca-certificates systemd ccache
+                ca-certificates systemd ccache nats-server libnats-dev
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
 
 # ccache makes rebuilds of a fresh clone (CI, worktrees) cheap; paths below the parent folder are

@@ -40,6 +40,11 @@ std::optional<Url> fail(std::string* error, std::string reason) {
     return std::nullopt;
 }
 
+std::optional<NatsUrl> fail_nats(std::string* error, std::string reason) {
+    if (error) *error = std::move(reason);
+    return std::nullopt;
+}
+
 int hex_value(char c) {
     if (is_digit(c)) return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -66,18 +71,29 @@ std::optional<std::string> percent_decoded(std::string_view text) {
     return out;
 }
 
-// "user:password" (the part before the last '@') as the value of an Authorization header. The
-// error never quotes the credentials.
-std::optional<std::string> basic_authorization(std::string_view userinfo, std::string& error) {
+// "user:password" or "user" (the part before the last '@'), each part percent-decoded; the
+// password is empty without a ':'. The error never quotes the credentials.
+struct Userinfo {
+    std::string user, password;
+    bool has_colon = false;
+};
+
+std::optional<Userinfo> decoded_userinfo(std::string_view userinfo, std::string& error) {
     const auto colon = userinfo.find(':');
-    const auto user = percent_decoded(userinfo.substr(0, colon));
-    const auto password =
-        percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
+    auto user = percent_decoded(userinfo.substr(0, colon));
+    auto password = percent_decoded(colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1));
     if (!user || !password) {
         error = "the user:password@ part of the URL has a '%' not followed by two hex digits";
         return std::nullopt;
     }
-    return "Basic " + base64_encode(*user + ":" + *password);
+    return Userinfo{std::move(*user), std::move(*password), colon != std::string_view::npos};
+}
+
+// The value of an Authorization header, as AVR Core's axios sends it.
+std::optional<std::string> basic_authorization(std::string_view userinfo, std::string& error) {
+    const auto decoded = decoded_userinfo(userinfo, error);
+    if (!decoded) return std::nullopt;
+    return "Basic " + base64_encode(decoded->user + ":" + decoded->password);
 }
 
 }  // namespace
@@ -137,7 +153,9 @@ void append_redacted_path(std::string& out, std::string_view path) {
 
 }  // namespace
 
-std::string redact_url(std::string_view url) {
+namespace {
+
+std::string redact_one_url(std::string_view url) {
     std::string out;
     out.reserve(url.size() + 24);
     const auto scheme_end = url.find("://");
@@ -168,6 +186,115 @@ std::string redact_url(std::string_view url) {
     if (path_end > 0) append_redacted_path(out, rest.substr(0, path_end));
     if (path_end < rest.size() && rest[path_end] == '?') out.append("?<redacted>");
     return out;
+}
+
+}  // namespace
+
+std::string redact_url(std::string_view url) {
+    if (!is_nats_url(url)) return redact_one_url(url);
+    std::string out;
+    for (;;) {  // a server list: each entry on its own (a comma never belongs to an entry's host)
+        const auto comma = url.find(',');
+        out.append(redact_one_url(url.substr(0, comma)));
+        if (comma == std::string_view::npos) return out;
+        out.push_back(',');
+        url.remove_prefix(comma + 1);
+    }
+}
+
+bool is_nats_url(std::string_view text) {
+    return starts_with_ignoring_case(text, "nats://") || starts_with_ignoring_case(text, "tls://");
+}
+
+namespace {
+
+constexpr std::size_t max_nats_servers = 64;
+constexpr std::uint16_t default_nats_port = 4222;
+
+// One entry's credentials, as NatsUrl holds them.
+struct NatsCredentials {
+    std::string user, password, token;
+    bool operator==(const NatsCredentials&) const = default;
+};
+
+// "user:password" gives a user and password, a lone "token" a token (as libnats reads a URL).
+std::optional<NatsCredentials> nats_credentials(std::string_view userinfo, std::string& error) {
+    auto decoded = decoded_userinfo(userinfo, error);
+    if (!decoded) return std::nullopt;
+    if (decoded->user.empty()) {
+        error = "the credentials@ part of the URL is empty before the ':' (user:password@ or token@)";
+        return std::nullopt;
+    }
+    if (!decoded->has_colon) return NatsCredentials{{}, {}, std::move(decoded->user)};
+    return NatsCredentials{std::move(decoded->user), std::move(decoded->password), {}};
+}
+
+// One entry of the list: "nats://[credentials@]host[:port]".
+std::optional<std::string> parse_nats_entry(std::string_view entry, bool& tls, bool first,
+                                            std::optional<NatsCredentials>& credentials, std::string& error) {
+    if (entry.empty()) {
+        error = "the NATS url lists an empty server (a ',' too many)";
+        return std::nullopt;
+    }
+    const bool entry_tls = starts_with_ignoring_case(entry, "tls://");
+    if (!entry_tls && !starts_with_ignoring_case(entry, "nats://")) {
+        error = "every server of a NATS url must start with nats:// or tls://";
+        return std::nullopt;
+    }
+    if (!first && entry_tls != tls) {
+        error = "the servers of a NATS url must all use the same scheme (nats:// or tls://)";
+        return std::nullopt;
+    }
+    tls = entry_tls;
+    auto authority = entry.substr(entry_tls ? 6 : 7);
+    if (authority.find_first_of("/?#") != std::string_view::npos) {
+        error = "a NATS server is HOST[:PORT] without a path, query or fragment";
+        return std::nullopt;
+    }
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        auto given = nats_credentials(authority.substr(0, at), error);
+        if (!given) return std::nullopt;
+        if (credentials && *credentials != *given) {
+            error = "the servers of a NATS url carry different credentials (give them once, or the same on each)";
+            return std::nullopt;
+        }
+        credentials = std::move(*given);
+        authority.remove_prefix(at + 1);
+    }
+    HostPortError address_error;
+    const auto address = parse_host_port(authority, PortRule::optional, &address_error);
+    if (!address) {
+        error = authority_problem(address_error);
+        return std::nullopt;
+    }
+    const auto host = ascii_lower(address->host);
+    return "nats://" + format_host_port(host, address->port.value_or(default_nats_port));
+}
+
+}  // namespace
+
+std::optional<NatsUrl> parse_nats_url(std::string_view text, std::string* error) {
+    if (text.empty()) return fail_nats(error, "URL is empty");
+    if (auto bad = find_forbidden_byte(text)) return fail_nats(error, "URL " + *bad);
+    NatsUrl url;
+    std::optional<NatsCredentials> credentials;
+    std::string problem;
+    for (bool first = true;; first = false) {
+        const auto comma = text.find(',');
+        auto server = parse_nats_entry(text.substr(0, comma), url.tls, first, credentials, problem);
+        if (!server) return fail_nats(error, problem);
+        if (url.servers.size() == max_nats_servers)
+            return fail_nats(error, "a NATS url lists at most " + std::to_string(max_nats_servers) + " servers");
+        url.servers.push_back(std::move(*server));
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    if (credentials) {
+        url.user = std::move(credentials->user);
+        url.password = std::move(credentials->password);
+        url.token = std::move(credentials->token);
+    }
+    return url;
 }
 
 }  // namespace avr_webhookd

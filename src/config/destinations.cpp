@@ -12,14 +12,17 @@ namespace {
 constexpr std::string_view destination_prefix = "destination_";
 constexpr std::size_t max_destination_name = 32;
 
-constexpr std::array<std::string_view, 14> receiver_settings{
-    "url",     "secret",   "secret_file", "signature",  "timeout",     "retry", "retry_base", "retry_max_delay",
-    "max_age", "agent_id", "ca_file",     "tls_verify", "concurrency", "types"};
+constexpr std::array<std::string_view, 22> receiver_settings{
+    "url",       "secret",        "secret_file",     "signature",      "timeout",
+    "retry",     "retry_base",    "retry_max_delay", "max_age",        "agent_id",
+    "ca_file",   "tls_verify",    "concurrency",     "types",          "subject",
+    "user",      "password_file", "token_file",      "nkey_seed_file", "creds_file",
+    "cert_file", "key_file"};
 
 Destination receiver_of(const Config& c, std::string name) {
-    return Destination{std::move(name), c.url,     c.secret,     c.secret_file,     c.signature,
-                       c.timeout,       c.retry,   c.retry_base, c.retry_max_delay, c.max_age,
-                       c.agent_id,      c.ca_file, c.tls_verify, c.concurrency,     c.types};
+    return Destination{std::move(name), c.url,         c.secret,          c.secret_file, c.signature, c.timeout,
+                       c.retry,         c.retry_base,  c.retry_max_delay, c.max_age,     c.agent_id,  c.ca_file,
+                       c.tls_verify,    c.concurrency, c.types,           c.nats};
 }
 
 void apply(Config& c, const Destination& d) {
@@ -37,6 +40,7 @@ void apply(Config& c, const Destination& d) {
     c.tls_verify = d.tls_verify;
     c.concurrency = d.concurrency;
     c.types = d.types;
+    c.nats = d.nats;
 }
 
 }  // namespace

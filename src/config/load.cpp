@@ -4,9 +4,11 @@
 
 #include <avr_webhookd/common/duration.hpp>
 #include <avr_webhookd/common/host_port.hpp>
+#include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/url.hpp>
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/config/settings.hpp>
+#include <avr_webhookd/delivery/nkey.hpp>
 #include <avr_webhookd/delivery/signature.hpp>
 #include <avr_webhookd/intake/event_parser.hpp>
 
@@ -151,6 +153,87 @@ void resolve_secret(Config& config, const RawValues& raw, const std::string& pre
     }
 }
 
+// The settings only NATS destinations have, as their keys and whether each is set.
+std::vector<std::pair<std::string_view, bool>> nats_only_settings(const Config& config) {
+    const auto& nats = config.nats;
+    return {{"subject", nats.subject != default_nats_subject},
+            {"user", !nats.user.empty()},
+            {"password_file", !nats.password_file.empty()},
+            {"token_file", !nats.token_file.empty()},
+            {"nkey_seed_file", !nats.nkey_seed_file.empty()},
+            {"creds_file", !nats.creds_file.empty()},
+            {"cert_file", !nats.cert_file.empty()},
+            {"key_file", !nats.key_file.empty()}};
+}
+
+// A file holding a credential for NATS (password_file, token_file): read like secret_file.
+std::string read_credential_file(const RawValues& raw, const std::string& prefix, std::string_view setting,
+                                 LoadedConfig& loaded) {
+    ReceiverValue file(raw, prefix, setting);
+    auto text = read_secret_file(file.get());
+    if (readable_by_others(std::string{file.raw().text}))
+        loaded.warnings.push_back(prefix + std::string{setting} + " " + file.raw().text + " is readable by all users");
+    return text;
+}
+
+// One way to authenticate at most; each complete.
+void resolve_nats_credentials(Config& config, const RawValues& raw, const std::string& prefix, LoadedConfig& loaded) {
+    auto& nats = config.nats;
+    const auto url = parse_nats_url(config.url);
+    if (!nats.password_file.empty()) nats.password = read_credential_file(raw, prefix, "password_file", loaded);
+    if (!nats.token_file.empty()) nats.token = read_credential_file(raw, prefix, "token_file", loaded);
+    if (nats.user.empty() != nats.password_file.empty())
+        ReceiverValue(raw, prefix, nats.user.empty() ? "password_file" : "user")
+            .get()
+            .fail("user and password_file go together: set both, or neither");
+    const std::vector<std::pair<std::string_view, bool>> ways{
+        {"user:password@ or token@ in url", url && (!url->user.empty() || !url->token.empty())},
+        {"user and password_file", !nats.user.empty()},
+        {"token_file", !nats.token_file.empty()},
+        {"nkey_seed_file", !nats.nkey_seed_file.empty()},
+        {"creds_file", !nats.creds_file.empty()}};
+    std::vector<std::string> given;
+    for (const auto& [way, set] : ways)
+        if (set) given.emplace_back(way);
+    if (given.size() > 1)
+        throw ConfigError(prefix + "url", "more than one way to authenticate to NATS for " + prefix + "url (" +
+                                              join(given, ", ") + "): keep one");
+    if (!nats.nkey_seed_file.empty()) {
+        ReceiverValue seed(raw, prefix, "nkey_seed_file");
+        std::string problem;
+        if (!nkey_user_public_key_from_file_text(read_secret_file(seed.get()), &problem)) seed.get().fail(problem);
+        if (readable_by_others(nats.nkey_seed_file))
+            loaded.warnings.push_back(prefix + "nkey_seed_file " + nats.nkey_seed_file + " is readable by all users");
+    }
+    if (nats.cert_file.empty() != nats.key_file.empty())
+        ReceiverValue(raw, prefix, nats.cert_file.empty() ? "key_file" : "cert_file")
+            .get()
+            .fail("cert_file and key_file go together: set both, or neither");
+}
+
+// A destination's url chooses its kind; the settings of the other kind are errors, not silently
+// ignored: a secret must not travel in messages every consumer of a stream reads, and NATS
+// credentials on a webhook would be a setting that does nothing.
+void resolve_destination_kind(Config& config, const RawValues& raw, const std::string& prefix, LoadedConfig& loaded) {
+    if (!is_nats_url(config.url)) {
+        for (const auto& [setting, set] : nats_only_settings(config))
+            if (set)
+                ReceiverValue(raw, prefix, setting)
+                    .get()
+                    .fail("this setting is for NATS destinations (url nats:// or tls://), and " + prefix +
+                          "url is an http(s) URL");
+        return;
+    }
+    for (const std::string_view setting : {"secret", "secret_file"})
+        if (!raw_or_built_in(raw, prefix + std::string{setting}).text.empty())
+            ReceiverValue(raw, prefix, setting)
+                .get()
+                .fail(
+                    "a NATS destination takes no secret: every consumer of the stream would read it; authenticate "
+                    "with user and password_file, token_file, nkey_seed_file or creds_file");
+    resolve_nats_credentials(config, raw, prefix, loaded);
+}
+
 // The rules of one receiver's settings (the default destination's, prefix "", or a named one's,
 // prefix "destination_NAME_"): the same for every destination.
 void resolve_receiver(Config& config, const RawValues& raw, const std::string& prefix, LoadedConfig& loaded) {
@@ -159,8 +242,9 @@ void resolve_receiver(Config& config, const RawValues& raw, const std::string& p
                           "missing setting " + prefix + "url: set " + environment_name(prefix + "url") + ", --" +
                               flag_name(prefix + "url") + " or " +
                               (prefix.empty() ? "url in the config file" : "url in its [destination] section") +
-                              " to the receiver's http:// or https:// URL");
+                              " to the receiver's http:// or https:// URL (or nats:// servers)");
     }
+    resolve_destination_kind(config, raw, prefix, loaded);
     resolve_secret(config, raw, prefix, loaded);
     if (sends_plain_secret_in_clear(config)) {
         loaded.warnings.push_back(prefix + "signature = plain sends the secret as it is over http:// to " +
@@ -222,6 +306,13 @@ void load_destinations(LoadedConfig& loaded, const RawValues& raw) {
         if (!types.empty() && std::find(types.begin(), types.end(), type) == types.end())
             loaded.warnings.push_back("respond_destination " + answering + " does not take " + type +
                                       " (its types): producers of " + type + " get no answer");
+    const auto& answering_url = answering == default_destination_name ? loaded.config.url : named.at(answering).url;
+    if (!loaded.config.respond_types.empty() && is_nats_url(answering_url))
+        loaded.warnings.push_back("respond_destination " + answering +
+                                  " publishes to NATS JetStream, where no receiver answers: producers of " +
+                                  join(loaded.config.respond_types, ", ") +
+                                  " get the stream's acknowledgement ({\"stream\":...,\"seq\":...}); set "
+                                  "respond_types = \"\" or point respond_destination at an http(s) destination");
 }
 
 // Rules that involve more than one setting, and the values derived from others.

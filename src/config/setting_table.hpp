@@ -26,6 +26,11 @@ template <auto member>
 inline constexpr Field field_of{[](const Config& a, const Config& b) { return a.*member == b.*member; },
                                 [](Config& to, const Config& from) { to.*member = from.*member; }};
 
+// The same for a member of Config::nats (the settings of NATS destinations).
+template <auto member>
+inline constexpr Field nats_field_of{[](const Config& a, const Config& b) { return a.nats.*member == b.nats.*member; },
+                                     [](Config& to, const Config& from) { to.nats.*member = from.nats.*member; }};
+
 struct Setting {
     SettingInfo info;
     std::string_view value_name;  // for --help; "BOOL" flags mean true when given alone

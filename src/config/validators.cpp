@@ -5,6 +5,7 @@
 #include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/unix_socket.hpp>
 #include <avr_webhookd/common/url.hpp>
+#include <avr_webhookd/delivery/nats_subject.hpp>
 #include <avr_webhookd/intake/event_parser.hpp>
 #include <avr_webhookd/intake/producer_access.hpp>
 #include <avr_webhookd/ops/admin_address.hpp>
@@ -101,15 +102,31 @@ std::vector<std::uint32_t> id_list(const Value& value) {
 
 std::string url_setting(const Value& value) {
     constexpr std::string_view expected =
-        "an http:// or https:// URL with a host, such as https://example.com/webhooks/avr";
+        "an http:// or https:// URL with a host, such as https://example.com/webhooks/avr, or NATS servers such as "
+        "nats://nats1:4222,nats://nats2:4222";
     const auto text = value.text();
     if (std::any_of(text.begin(), text.end(), [](char c) { return !is_printable_ascii(c) || c == ' '; })) {
         value.reject(std::string{expected} + ", without spaces or control characters");
     }
     std::string problem;
-    if (!parse_url(text, &problem)) {
+    if (is_nats_url(text) ? !parse_nats_url(text, &problem) : !parse_url(text, &problem)) {
         value.reject(std::string{expected} + " (" + problem + ")");
     }
+    return std::string{text};
+}
+
+std::string subject_setting(const Value& value) {
+    std::string problem;
+    if (!SubjectTemplate::parse(value.text(), &problem))
+        value.reject("a NATS subject such as avr.events.{type}: " + problem);
+    return std::string{value.text()};
+}
+
+std::string nats_user_setting(const Value& value) {
+    const auto text = value.text();
+    if (text.size() > max_agent_id ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return is_printable_ascii(c) && c != ' '; }))
+        value.reject("printable ASCII without spaces, at most " + std::to_string(max_agent_id) + " bytes");
     return std::string{text};
 }
 

@@ -34,7 +34,9 @@ Enum choice(const Value& value, std::initializer_list<Enum> choices) {
 // Event types, comma-separated, no repeats; `empty_means` completes the error message ("all types").
 std::vector<std::string> type_list(const Value& value, std::string_view empty_means);
 std::vector<std::uint32_t> id_list(const Value& value);  // uids or gids, comma-separated
-std::string url_setting(const Value& value);             // the daemon's own URL parser decides
+std::string url_setting(const Value& value);             // the daemon's own URL parsers decide
+std::string subject_setting(const Value& value);         // delivery/nats_subject.hpp decides
+std::string nats_user_setting(const Value& value);
 // An absolute path of at most `max_size` bytes, not ending in '/'; `or_else` continues the
 // "expected ..." text with the other forms the setting accepts.
 std::string absolute_path(const Value& value, std::size_t max_size, std::string_view or_else = {});

@@ -22,6 +22,12 @@ std::string_view to_string(FailureKind kind) {
         return "protocol";
     case FailureKind::http_status:
         return "http_status";
+    case FailureKind::no_responders:
+        return "no_responders";
+    case FailureKind::jetstream:
+        return "jetstream";
+    case FailureKind::auth:
+        return "auth";
     }
     return "unknown";
 }

@@ -26,13 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-Url parse_url_or_throw(const std::string& text) {
-    std::string error;
-    auto url = parse_url(text, &error);
-    if (!url) throw std::runtime_error("invalid setting url: " + error);
-    return *url;
-}
-
 std::string format_delay(std::chrono::milliseconds delay) {
     if (delay < std::chrono::seconds(10)) return std::to_string(delay.count()) + "ms";
     return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(delay).count()) + "s";
@@ -64,16 +57,6 @@ AttemptOutcome Deliverer::not_attempted(std::string code, std::string message) {
 
 std::string url_for_log(std::string_view url) { return redact_url(url); }
 
-HttpClientOptions Deliverer::client_options(const Config& config) {
-    HttpClientOptions options;
-    options.url = parse_url_or_throw(config.url);
-    options.timeout = config.timeout;
-    options.tls_verify = config.tls_verify;
-    options.ca_file = config.ca_file;
-    options.max_idle_connections = config.concurrency;
-    return options;
-}
-
 Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger, Metrics& metrics, spool::Spool* spool,
                      DestinationOptions destination)
     : io_(io),
@@ -85,7 +68,7 @@ Deliverer::Deliverer(asio::io_context& io, const Config& config, Logger& logger,
       stats_(metrics.destination(name_)),
       log_url_(url_for_log(config.url)),
       signer_(config.signature, config.secret),
-      client_(io.get_executor(), client_options(config), logger),
+      transport_(make_transport(io.get_executor(), config, logger, name_)),
       own_dead_letters_(destination.dead_letters
                             ? nullptr
                             : std::make_unique<DeadLetterWriter>(io.get_executor(), config.dead_letter,
@@ -187,7 +170,7 @@ awaitable<void> Deliverer::attempt(CallQueues::Job job) {
     try {  // one coroutine frame per attempt: the steps around the request are plain functions
         const HeaderList headers = request_headers(job);
         ++stats_.delivery_attempts;
-        const AttemptOutcome outcome = co_await client_.post(job.event->body, headers);
+        const AttemptOutcome outcome = co_await transport_->send(*job.event, headers);
         conclude(job, outcome, settled);
     } catch (const std::exception& error) {
         failure = error.what();
@@ -250,7 +233,8 @@ void Deliverer::report(const CallQueues::Job& job, const AttemptOutcome& outcome
         ++stats_.events_delivered;
         stats_.observe_delivery_latency(now - event.accepted_at);
         if (logger_.enabled(LogLevel::debug))
-            logger_.debug("delivery: " + describe(event) + " delivered (HTTP " + std::to_string(outcome.status) +
+            logger_.debug("delivery: " + describe(event) + " delivered (" +
+                          (outcome.message.empty() ? "HTTP " + std::to_string(outcome.status) : outcome.message) +
                           ", attempt " + std::to_string(job.attempt) + ", sequence " + std::to_string(job.sequence) +
                           ")");
         answer(event, outcome);
@@ -317,7 +301,7 @@ awaitable<void> Deliverer::shut_down(std::chrono::milliseconds budget) {
     if (core_.phase() == DeliveryCore::Phase::aborted) co_return;
     if (spool_) leave_in_spool();
     if (own_dead_letters_) co_await wait_for_dead_letters();  // a shared file: its owner waits for it
-    client_.close_idle();
+    transport_->close_idle();
     work_signal_.notify_all();
 }
 
@@ -362,7 +346,7 @@ void Deliverer::remove() {
                     not_attempted("DESTINATION_REMOVED",
                                   "the destination was removed from the configuration before the event could be "
                                   "delivered; an event in flight may have reached the receiver too"));
-    client_.close_idle();
+    transport_->close_idle();
 }
 
 // Bounded: a hung disk must not keep the daemon from stopping; ~Deliverer reports what is left.
@@ -377,13 +361,15 @@ awaitable<void> Deliverer::wait_for_dead_letters() {
     batch_written_ = 0;
 }
 
-void Deliverer::check_startable(const Config& config) {
-    const auto options = client_options(config);
-    if (options.url.tls) (void)make_tls_client_context(options.tls_verify, options.ca_file);
-}
+void Deliverer::check_startable(const Config& config) { check_transport(config); }
 
 void Deliverer::reconfigure(const Config& config) {
-    client_.update(client_options(config));
+    if (transport_->accepts(config)) {
+        transport_->update(config);
+    } else {  // the url's scheme changed: attempts under way finish on the old transport
+        retired_transports_.push_back(
+            std::exchange(transport_, make_transport(io_.get_executor(), config, logger_, name_)));
+    }
     core_.reconfigure(DeliverySettings::from(config));
     signer_ = Signer(config.signature, config.secret);
     log_url_ = url_for_log(config.url);
@@ -399,7 +385,7 @@ void Deliverer::update_gauges() {
     stats_.queued = queues.queued() - queues.in_flight();
     stats_.queued_bytes = queues.queued_bytes();
     stats_.live_calls = queues.live_calls();
-    stats_.open_connections = client_.open_connections();
+    stats_.open_connections = transport_->open_connections();
     if (spool_) spool_->update_gauges();
     const auto oldest = queues.oldest_accepted();
     stats_.oldest_undelivered_age_seconds =

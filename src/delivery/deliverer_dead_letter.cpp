@@ -52,7 +52,7 @@ void Deliverer::give_up(const Event& event, std::string_view reason, const Attem
                         bool quiet) {
     // The block stays in the specification's format; the line before it names the destination.
     if (!spool_name_.empty()) logger_.error("delivery: destination " + name_ + " gave up " + describe(event) + ":");
-    logger_.block(LogLevel::error, failure_block(event.type, last, log_url_));
+    logger_.block(LogLevel::error, failure_block(event.type, last, log_url_, transport_->method()));
     core_.note_given_up(std::string(reason) + ": " + single_line(last.message));
     dead_letter(event, reason, last, attempts, quiet);
 }

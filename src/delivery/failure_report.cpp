@@ -37,7 +37,8 @@ bool is_json_object_text(std::string_view body) {
 
 }  // namespace
 
-std::string failure_block(std::string_view event_type, const AttemptOutcome& last, std::string_view url_for_log) {
+std::string failure_block(std::string_view event_type, const AttemptOutcome& last, std::string_view url_for_log,
+                          std::string_view method) {
     const auto code = display_code(last);
     auto message = single_line(last.message);
     if (message.empty()) message = code;
@@ -50,7 +51,7 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
     block += "Message: " + message + "\n";
     block += "Code: " + code + "\n";
     block += "URL: " + single_line(url_for_log) + "\n";
-    block += "Method: POST\n";
+    block += "Method: " + std::string(method) + "\n";
     block += "Status: " + status;
     return block;
 }

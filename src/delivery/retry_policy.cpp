@@ -31,6 +31,9 @@ milliseconds RetryPolicy::backoff(int attempt, double random_unit) const {
 }
 
 Decision RetryPolicy::decide(int attempt, const AttemptOutcome& outcome, milliseconds age, double random_unit) const {
+    if (outcome.kind == FailureKind::auth) return {Verdict::give_up, milliseconds{0}, "permanent " + outcome.code};
+    if (outcome.kind == FailureKind::jetstream && !is_retryable_status(outcome.status))
+        return {Verdict::give_up, milliseconds{0}, "permanent " + outcome.code};
     const bool got_response = outcome.kind == FailureKind::none || outcome.kind == FailureKind::http_status;
     if (got_response) {
         const int status = outcome.status;

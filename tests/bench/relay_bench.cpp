@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -45,6 +46,7 @@ struct Scenario {
     unsigned calls = 0;  // relay: calls; ceiling: wrk connections
     std::string spool = "none";
     unsigned destinations = 1;  // fan-out: events/s is then each destination's rate
+    bool nats = false;          // to the local JetStream stream instead of nginx
 };
 
 const std::vector<Scenario> scenarios = {
@@ -60,6 +62,10 @@ const std::vector<Scenario> scenarios = {
     // Fan-out to 2 and 4 destinations (same sink): each destination's events/s against http-100's.
     {"http-100-2dest", "http-100", false, 100, "none", 2},
     {"http-100-4dest", "http-100", false, 100, "none", 4},
+    // NATS JetStream destination (a single-node stream on loopback) beside the HTTP relays.
+    {"nats-100", "http-100", false, 100, "none", 1, true},
+    {"nats-100-always", "http-100-always", false, 100, "always", 1, true},
+    {"nats-1call", "http-1call", false, 1, "none", 1, true},
 };
 
 struct Sample {
@@ -79,8 +85,10 @@ std::size_t events_of(const Settings& settings, const Scenario& scenario) {
     return scenario.calls == 1 ? std::max<std::size_t>(1, settings.events / 5) : settings.events;
 }
 
-Sample run_scenario(const Settings& settings, const Scenario& scenario, NginxSink& sink, const std::string& ca_file) {
-    const std::string url = scenario.https ? sink.https_url() : sink.http_url();
+Sample run_scenario(const Settings& settings, const Scenario& scenario, NginxSink& sink,
+                    std::unique_ptr<NatsSink>& nats, const std::string& ca_file) {
+    if (scenario.nats && !nats) nats = std::make_unique<NatsSink>();
+    const std::string url = scenario.nats ? nats->url() : scenario.https ? sink.https_url() : sink.http_url();
     Sample sample;
     if (scenario.ceiling.empty()) {
         sample.rate = wrk_rate({url, scenario.calls, settings.seconds, event_body(1, 1)});
@@ -92,7 +100,7 @@ Sample run_scenario(const Settings& settings, const Scenario& scenario, NginxSin
     spec.calls = scenario.calls;
     spec.destinations = scenario.destinations;
     spec.attach = settings.attach;
-    const auto figures = run_relay(sink, spec);
+    const auto figures = scenario.nats ? run_relay(*nats, spec) : run_relay(sink, spec);
     sample.rate = figures.rate(spec.events);
     sample.cpu_us = figures.cpu_us;
     sample.rss_before_mib = figures.rss_before_mib;
@@ -104,12 +112,13 @@ Sample run_scenario(const Settings& settings, const Scenario& scenario, NginxSin
 Samples run_rounds(const Settings& settings) {
     const avr_webhookd::test::TestPki pki;
     NginxSink sink(pki.valid().cert, pki.valid().key);
+    std::unique_ptr<NatsSink> nats;  // started for the first NATS scenario
     Samples samples;
     for (unsigned round = 1; round <= settings.rounds; ++round) {
         std::map<std::string, double> ceilings;
         for (const auto& scenario : scenarios) {
             if (!selected(settings, scenario.name)) continue;
-            auto sample = run_scenario(settings, scenario, sink, pki.ca_file().string());
+            auto sample = run_scenario(settings, scenario, sink, nats, pki.ca_file().string());
             if (ceilings.contains(scenario.ceiling)) sample.ratio = *sample.rate / ceilings[scenario.ceiling];
             ceilings[scenario.name] = *sample.rate;  // a relay run may be the reference of a later one
             std::fprintf(stderr, "round %u  %-16s %8.0f /s", round, scenario.name.c_str(), *sample.rate);

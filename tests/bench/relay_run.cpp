@@ -13,7 +13,11 @@ namespace avr_webhookd::bench {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-RelayFigures run_relay(NginxSink& sink, const RelaySpec& spec) {
+namespace {
+
+// Counts with nginx's stub_status or the stream's state; the same timing either way.
+template <typename Sink>
+RelayFigures relay_to(Sink& sink, const RelaySpec& spec) {
     const std::string input = event_lines(spec.events, spec.calls);
     test::TempDirectory dir("relay-bench");
     DaemonSpec daemon_spec = spec.daemon;
@@ -36,17 +40,23 @@ RelayFigures run_relay(NginxSink& sink, const RelaySpec& spec) {
         test::exchange(dir / "in.sock", input, 300s);  // returns once the daemon has read it all
         if (!sink.wait_for(requests, 300s))
             throw std::runtime_error("relay: only " + std::to_string(sink.received()) + " of " +
-                                     std::to_string(requests) + " requests arrived\n" + daemon.output_for_diagnosis());
+                                     std::to_string(requests) + " events arrived\n" + daemon.output_for_diagnosis());
         figures.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         figures.cpu_us = (cpu_seconds(daemon.pid()) - cpu_before) * 1e6 / static_cast<double>(spec.events);
         figures.hwm_mib = status_mib(daemon.pid(), "VmHWM");
     }
     stop_daemon(daemon);
     if (const auto received = sink.received(); received != requests)
-        throw std::runtime_error("relay: nginx counted " + std::to_string(received) + " requests for " +
+        throw std::runtime_error("relay: the receiver counted " + std::to_string(received) + " for " +
                                  std::to_string(requests) + " expected");
     return figures;
 }
+
+}  // namespace
+
+RelayFigures run_relay(NginxSink& sink, const RelaySpec& spec) { return relay_to(sink, spec); }
+
+RelayFigures run_relay(NatsSink& sink, const RelaySpec& spec) { return relay_to(sink, spec); }
 
 void run_backlog(const std::string& daemon_binary, std::size_t count) {
     if (count == 0) return;

@@ -4,6 +4,7 @@
 // and the backlog: its memory with events queued behind a receiver that is down.
 
 #include "bench_support.hpp"
+#include "nats_sink.hpp"
 #include "nginx_sink.hpp"
 
 #include <cstddef>
@@ -29,6 +30,9 @@ struct RelayFigures {
 
 // Throws when the daemon fails or nginx counts more or fewer requests than events were written.
 RelayFigures run_relay(NginxSink& sink, const RelaySpec& spec);
+// The same to a JetStream stream (spec.daemon.url: the sink's nats:// url): events/s until the
+// stream has stored them all, the daemon's CPU per event.
+RelayFigures run_relay(NatsSink& sink, const RelaySpec& spec);
 
 // Prints the daemon's RSS before and after `count` events of ~170 bytes over 1000 calls were
 // queued with the receiver down (connection refused, retries an hour apart), spool_sync = interval.

@@ -1,5 +1,8 @@
 #include "daemon_fixture.hpp"
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
 #include <algorithm>
 #include <csignal>
 
@@ -201,6 +204,21 @@ bool reload(DaemonProcess& daemon, std::string_view outcome, std::size_t count) 
     return wait_until([&] { return occurrences(daemon.log(), outcome) >= count || !daemon.process().running(); },
                       10s) &&
            daemon.process().running();
+}
+
+std::vector<boost::json::object> dead_letters(const DaemonProcess& daemon) {
+    std::vector<boost::json::object> lines;
+    for (const auto& line : read_lines(daemon.dead_letter())) lines.push_back(boost::json::parse(line).as_object());
+    return lines;
+}
+
+bool wait_for_dead_letters(const DaemonProcess& daemon, std::size_t count, std::chrono::milliseconds timeout) {
+    return wait_until([&] { return read_lines(daemon.dead_letter()).size() >= count; }, timeout);
+}
+
+std::string failure_field(const boost::json::object& line, std::string_view field) {
+    const auto& value = line.at("failure").at(field);
+    return value.is_string() ? std::string(value.as_string()) : boost::json::serialize(value);
 }
 
 std::vector<std::string> read_lines(const fs::path& file) {

@@ -9,6 +9,7 @@
 #include <avr_webhookd/tools/receiver.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json/object.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -99,6 +100,14 @@ void write_config(const std::filesystem::path& file, const std::string& text);
 std::size_t occurrences(const std::string& text, std::string_view what);
 // Sends SIGHUP and waits for the reload's outcome: the `count`-th occurrence of `outcome` in the log.
 bool reload(DaemonProcess& daemon, std::string_view outcome, std::size_t count = 1);
+
+// The daemon's dead-letter file, one JSON object per line.
+std::vector<boost::json::object> dead_letters(const DaemonProcess& daemon);
+// Waits until the dead-letter file has at least `count` lines.
+bool wait_for_dead_letters(const DaemonProcess& daemon, std::size_t count,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(20));
+// A member of a dead-letter line's "failure", as text (numbers and null serialized).
+std::string failure_field(const boost::json::object& line, std::string_view field);
 
 // The value of a received header (`name` in lower case), or "" when it is absent.
 std::string header(const ReceivedRequest& request, const std::string& name);

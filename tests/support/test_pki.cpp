@@ -149,6 +149,12 @@ TestPki::TestPki() : directory_(make_temporary_directory()) {
         expired_ = issue_server("expired", {"localhost", -30 * one_day, -one_day, server_extensions(local_names)});
         wrong_host_ = issue_server("wrong-host",
                                    {"wrong.example", -one_hour, 30 * one_day, server_extensions("DNS:wrong.example")});
+        client_ = issue_server("client", {"avr-webhookd test client",
+                                          -one_hour,
+                                          30 * one_day,
+                                          {{NID_basic_constraints, "critical,CA:FALSE"},
+                                           {NID_key_usage, "critical,digitalSignature"},
+                                           {NID_ext_key_usage, "clientAuth"}}});
 
         // Like `openssl req -x509`: a self-signed certificate is its own CA.
         const KeyPtr self_key = make_key();

@@ -32,11 +32,13 @@ public:
     const CertificateFiles& wrong_host() const { return wrong_host_; }
     // Self-signed for 127.0.0.1/localhost, not from the CA (trusting its own cert file works).
     const CertificateFiles& self_signed() const { return self_signed_; }
+    // Issued by the CA for TLS clients (extended key usage clientAuth), for mutual TLS.
+    const CertificateFiles& client() const { return client_; }
 
 private:
     std::filesystem::path directory_;
     std::filesystem::path ca_file_;
-    CertificateFiles valid_, expired_, wrong_host_, self_signed_;
+    CertificateFiles valid_, expired_, wrong_host_, self_signed_, client_;
 };
 
 }  // namespace avr_webhookd::test

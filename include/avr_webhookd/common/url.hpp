@@ -1,8 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -26,6 +28,29 @@ struct Url {
 // reason in it.
 std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr);
 
+// A destination that publishes to NATS JetStream: `url` is one or more comma-separated
+// nats://[CREDENTIALS@]HOST[:PORT] (or tls:// for TLS) entries, the servers of one cluster.
+struct NatsUrl {
+    bool tls = false;                  // tls://: TLS from the start (nats:// upgrades when a server demands it)
+    std::vector<std::string> servers;  // "nats://host:port" each, credentials removed, port filled in (4222)
+    // From CREDENTIALS@ (percent-decoded): "user:password" gives user and password, a lone
+    // "token" gives token. Every entry that carries them must carry the same.
+    std::string user;
+    std::string password;
+    std::string token;
+    bool operator==(const NatsUrl&) const = default;
+};
+
+// True when `text` starts with nats:// or tls:// (any case): a JetStream destination.
+bool is_nats_url(std::string_view text);
+
+// Parses a NATS server list. Each entry: scheme nats:// or tls:// (all entries alike), an optional
+// user:password@ or token@, a host (name, IPv4 or [IPv6]) and an optional port (default 4222); no
+// path, query or fragment. At most 64 entries. Rejected like parse_url: spaces, control and
+// non-ASCII bytes, bad percent-encoding; entries whose credentials differ. The error never quotes
+// credentials.
+std::optional<NatsUrl> parse_nats_url(std::string_view text, std::string* error = nullptr);
+
 // The URL as logs, check-config and dead-letter blocks show it. Webhook URLs often carry their
 // token in the path (Slack: /services/T000/B000/XXXX), so only scheme, host, port and the first
 // path segment are kept: credentials become `<redacted>@`, the rest of the path `/<redacted>`,
@@ -33,6 +58,8 @@ std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr
 //   https://u:p@hooks.slack.com/services/T0/B0/XYZ?a=1  ->
 //   https://<redacted>@hooks.slack.com/services/<redacted>?<redacted>
 // Works on any text, valid URL or not, so error messages about a bad URL are redacted the same way.
+// A NATS server list (is_nats_url) is redacted entry by entry:
+//   nats://u:p@n1:4222,nats://u:p@n2:4222  ->  nats://<redacted>@n1:4222,nats://<redacted>@n2:4222
 std::string redact_url(std::string_view url);
 
 }  // namespace avr_webhookd

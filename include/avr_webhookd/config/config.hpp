@@ -21,6 +21,23 @@ enum class AckMode { errors, all };
 enum class QueueFullPolicy { block, reject };
 enum class SpoolSync { always, interval };
 
+inline constexpr std::string_view default_nats_subject = "avr.events.{type}";
+
+// The settings only a destination whose url is nats:// or tls:// (NATS JetStream) has.
+struct NatsSettings {
+    std::string subject{default_nats_subject};  // a template: {type}, {uuid}, {destination}
+    std::string user;                           // with password_file
+    std::string password;                       // password_file's contents; never printed
+    std::string password_file;
+    std::string token;  // token_file's contents; never printed
+    std::string token_file;
+    std::string nkey_seed_file;
+    std::string creds_file;
+    std::string cert_file;  // client certificate (PEM) with key_file
+    std::string key_file;
+    bool operator==(const NatsSettings&) const = default;
+};
+
 // One receiver's settings (a destination): the per-receiver settings of the specification. The
 // top-level ones (url, secret, timeout ...) configure the destination named "default"; more are
 // named sections of the config file, [destination NAME], or destination_NAME_KEY elsewhere.
@@ -40,6 +57,7 @@ struct Destination {
     bool tls_verify = true;
     unsigned concurrency = 64;
     std::vector<std::string> types;
+    NatsSettings nats;
     bool operator==(const Destination&) const = default;
 };
 
@@ -50,7 +68,7 @@ inline constexpr std::string_view default_destination_name = "default";
 // (config/settings.hpp) lists them; load_config() fills this in and validates every value, the
 // same at check-config, at start and at reload.
 struct Config {
-    std::string url;          // required, http:// or https://
+    std::string url;          // required: http:// or https://, or nats:// / tls:// servers (JetStream)
     std::string secret;       // "" = none; never printed. Holds the file's
                               // contents when secret_file is used.
     std::string secret_file;  // read secret from file (trailing newline stripped)
@@ -65,6 +83,7 @@ struct Config {
     bool tls_verify = true;
     unsigned concurrency = 64;       // max requests in flight, 1..4096
     std::vector<std::string> types;  // forward only these types; empty = all
+    NatsSettings nats;               // url nats:// or tls://: how to publish to JetStream
     // Events whose receiver answer (status and body) is passed back to the producer, within
     // respond_timeout: AVR Core routes a call by the answer to call_initiated.
     std::vector<std::string> respond_types{"call_initiated"};

@@ -6,7 +6,7 @@
 #include <avr_webhookd/common/signal.hpp>
 #include <avr_webhookd/intake/event_sink.hpp>
 #include <avr_webhookd/delivery/delivery_core.hpp>
-#include <avr_webhookd/delivery/http_client.hpp>
+#include <avr_webhookd/delivery/transport.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
 #include <avr_webhookd/delivery/signature.hpp>
@@ -37,12 +37,13 @@ struct DestinationOptions {
 };
 
 // Delivery to one destination: the Asio shell around DeliveryCore (which decides admission, verdicts, retries and
-// the shutdown phases) with the HTTP client, the dead-letter file and the spool. Every accepted
+// the shutdown phases) with the destination's Transport (an HTTP POST or a NATS JetStream publish),
+// the dead-letter file and the spool. Every accepted
 // event ends delivered or dead-lettered (and logged); none is dropped.
 class Deliverer final : public EventSink {
 public:
-    // Throws std::runtime_error for start-up errors (bad URL, unreadable ca_file, dead-letter
-    // file not writable).
+    // Throws std::runtime_error for start-up errors (bad URL, unreadable ca_file or NKey seed,
+    // dead-letter file not writable).
     // With a spool, every accepted event is stored there before it is queued, and removed from it
     // once delivered or durably dead-lettered; a stop leaves undelivered events in it.
     // `config` is the destination's own (config_for); its metrics are metrics.destination(name).
@@ -92,7 +93,7 @@ public:
     // Applies a reloaded configuration to the next attempts; queued events keep their order.
     void reconfigure(const Config& config);
     // Throws what the constructor or reconfigure() would for `config` (a bad url, a ca_file that
-    // is no PEM bundle), changing nothing: a reload checks every destination before applying any.
+    // is no PEM bundle ...), changing nothing: a reload checks every destination before applying any.
     static void check_startable(const Config& config);
 
     void update_gauges();
@@ -100,7 +101,7 @@ public:
     std::optional<std::string> unhealthy_reason() const;
 
     const CallQueues& queues() const { return core_.queues(); }
-    const HttpClient& client() const { return client_; }
+    const Transport& transport() const { return *transport_; }
     std::size_t dead_letters_pending() const { return dead_letters_.pending(); }
 
     // Test seam: runs at the start of every attempt. An exception from it is handled like any
@@ -150,7 +151,6 @@ private:
                                                  std::chrono::steady_clock::time_point now) const;
     std::unordered_map<std::uint64_t, AnswerHandler> answers_;  // by Event::answer_key
     std::uint64_t next_answer_key_ = 1;
-    static HttpClientOptions client_options(const Config& config);
     static AttemptOutcome not_attempted(std::string code, std::string message);
     std::string describe(const Event& event) const;
 
@@ -163,7 +163,9 @@ private:
     DeliveryMetrics& stats_;  // metrics_.destination(name_)
     std::string log_url_;
     Signer signer_;
-    HttpClient client_;
+    std::unique_ptr<Transport> transport_;
+    // Replaced by a reload that changed the url's scheme: kept while attempts may still use them.
+    std::vector<std::unique_ptr<Transport>> retired_transports_;
     std::unique_ptr<DeadLetterWriter> own_dead_letters_;  // when not shared
     DeadLetterWriter& dead_letters_;
     std::function<void()> on_dead_letter_done_;

@@ -18,10 +18,12 @@ namespace avr_webhookd {
 //   URL: <url>
 //   Method: POST
 //   Status: <HTTP status, or nothing after "Status: " when there was none>
-// The type is upper-cased. Every inserted value is made single-line, so a server's message
-// cannot forge log lines. An empty message falls back to the code, an empty code to
+// `method` is POST for webhooks, PUBLISH for a NATS JetStream destination (whose Status is the
+// JetStream API's error code, when it answered with one). The type is upper-cased. Every inserted value is made
+// single-line, so a server's message cannot forge log lines. An empty message falls back to the code, an empty code to
 // "HTTP <status>" or "UNKNOWN".
-std::string failure_block(std::string_view event_type, const AttemptOutcome& last, std::string_view url_for_log);
+std::string failure_block(std::string_view event_type, const AttemptOutcome& last, std::string_view url_for_log,
+                          std::string_view method = "POST");
 
 // One dead-letter NDJSON line, without its newline: the event as an intake line plus a failure:
 //   {"id":"<id>","uuid":...,"type":...,"timestamp":...,"payload":{...},

@@ -31,7 +31,10 @@ struct RetrySettings {
 //
 // Classification: 2xx is delivered. 3xx is permanent (redirects are not followed: a POST that
 // follows one silently loses its body). Connection, DNS, TLS and protocol errors, timeouts,
-// resets, 408, 425, 429 and 5xx are retried; any other status is permanent.
+// resets, 408, 425, 429 and 5xx are retried; any other status is permanent. NATS JetStream
+// (delivery/nats_outcome.hpp): a PubAck is delivered; no responders, timeouts and a connection
+// that is down are retried, and so are JetStream API errors with a retryable code (503, 500);
+// JetStream errors with another code (400, 404) and authorization failures are permanent.
 //
 // Backoff before attempt n+1 uses "equal jitter": with cap = min(max_delay, base * 2^(n-1)), the
 // wait is cap/2 + random_unit * cap/2, i.e. uniform in [cap/2, cap). Half of it is fixed, so

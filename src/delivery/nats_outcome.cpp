@@ -1,0 +1,102 @@
+#include <avr_webhookd/delivery/nats_outcome.hpp>
+
+#include <avr_webhookd/common/text.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace avr_webhookd {
+
+namespace {
+
+AttemptOutcome failure(FailureKind kind, std::string code, std::string message) {
+    AttemptOutcome outcome;
+    outcome.kind = kind;
+    outcome.code = std::move(code);
+    outcome.message = std::move(message);
+    return outcome;
+}
+
+std::string where(const NatsAttempt& attempt) {
+    return "subject " + std::string(attempt.subject) + " on " + std::string(attempt.servers);
+}
+
+std::string_view string_member(const boost::json::object& object, std::string_view key) {
+    const auto* value = object.if_contains(key);
+    return value && value->is_string() ? std::string_view(value->get_string()) : std::string_view{};
+}
+
+// A JetStream API error: {"error":{"code":503,"err_code":10077,"description":"..."}, ...}.
+AttemptOutcome api_error(const boost::json::object& error, const NatsAttempt& attempt) {
+    const auto* code = error.if_contains("code");
+    const auto* err_code = error.if_contains("err_code");
+    AttemptOutcome outcome;
+    outcome.kind = FailureKind::jetstream;
+    outcome.status = code && code->is_int64() ? static_cast<int>(code->get_int64()) : 0;
+    const auto number = err_code && err_code->is_int64() ? std::to_string(err_code->get_int64()) : std::string("0");
+    outcome.code = "NATS_JS_" + number;
+    const auto description = string_member(error, "description");
+    outcome.message = "JetStream error " + number + " (" + std::to_string(outcome.status) + ") publishing to " +
+                      where(attempt) + ": " + (description.empty() ? "no description" : std::string(description));
+    return outcome;
+}
+
+AttemptOutcome from_message(const std::string& text, const NatsAttempt& attempt) {
+    boost::system::error_code ec;
+    const auto parsed = boost::json::parse(text, ec);
+    if (!ec && parsed.is_object()) {
+        const auto& object = parsed.get_object();
+        if (const auto* error = object.if_contains("error"); error && error->is_object())
+            return api_error(error->get_object(), attempt);
+        const auto stream = string_member(object, "stream");
+        const auto* seq = object.if_contains("seq");
+        if (!stream.empty() && seq && (seq->is_int64() || seq->is_uint64())) {
+            AttemptOutcome stored;
+            stored.status = 200;
+            stored.body = text;
+            const auto* duplicate = object.if_contains("duplicate");
+            stored.message = "stored in stream " + std::string(stream) + " as sequence " +
+                             boost::json::serialize(*seq) +
+                             (duplicate && duplicate->is_bool() && duplicate->get_bool() ? " (a duplicate: kept once)"
+                                                                                         : "");
+            return stored;
+        }
+    }
+    return failure(FailureKind::protocol, "NATS_INVALID_PUBACK",
+                   "the reply to a publish to " + where(attempt) +
+                       " is no JetStream PubAck: " + single_line(std::string_view(text).substr(0, 200)));
+}
+
+}  // namespace
+
+AttemptOutcome nats_outcome(const NatsReply& reply, const NatsAttempt& attempt) {
+    const auto said = single_line(reply.text);
+    switch (reply.kind) {
+    case NatsReply::Kind::message:
+        return from_message(reply.text, attempt);
+    case NatsReply::Kind::no_responders:
+        return failure(FailureKind::no_responders, "NATS_NO_RESPONDERS",
+                       "no responders for " + where(attempt) +
+                           ": no JetStream stream takes this subject, or the stream has no leader right now");
+    case NatsReply::Kind::not_connected:
+        return failure(FailureKind::connect_failed, "NATS_NOT_CONNECTED",
+                       "not connected to any server of " + std::string(attempt.servers) + " within " +
+                           std::to_string(attempt.timeout.count()) + "ms" + (said.empty() ? "" : ": " + said));
+    case NatsReply::Kind::refused:
+        return failure(FailureKind::connect_failed, "NATS_PUBLISH_FAILED",
+                       "publish to " + where(attempt) + " failed: " + said);
+    case NatsReply::Kind::permissions:
+        return failure(FailureKind::auth, "NATS_PERMISSIONS_VIOLATION",
+                       "the server refused the publish to " + where(attempt) + ": " + said);
+    case NatsReply::Kind::auth_failed:
+        return failure(FailureKind::auth, "NATS_AUTHORIZATION_VIOLATION",
+                       "the servers of " + std::string(attempt.servers) + " refused the credentials: " + said);
+    case NatsReply::Kind::timeout:
+        break;
+    }
+    return failure(FailureKind::timeout, "NATS_TIMEOUT",
+                   "no PubAck within " + std::to_string(attempt.timeout.count()) + "ms for the publish to " +
+                       where(attempt));
+}
+
+}  // namespace avr_webhookd
