@@ -35,4 +35,10 @@ std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr
 // Works on any text, valid URL or not, so error messages about a bad URL are redacted the same way.
 std::string redact_url(std::string_view url);
 
+// Less than redact_url: scheme, host and port only, no credentials, path or query, for what
+// the status page and `status` show of a destination and in its failure blocks:
+//   https://u:p@hooks.slack.com/services/T0/B0/XYZ?a=1  ->  https://hooks.slack.com
+// Works on any text like redact_url (a host it cannot tell from a password is <redacted>).
+std::string url_origin(std::string_view url);
+
 }  // namespace avr_webhookd
