@@ -139,6 +139,14 @@ AdminReply query_admin(const AdminAddress& address, http::verb method, std::stri
     return reply;
 }
 
+void add_admin_query_options(po::options_description& options) {
+    options.add_options()("admin", po::value<std::string>()->value_name("ADDR"),
+                          "admin address (default: the `admin` setting)")(
+        "config", po::value<std::string>()->value_name("FILE"), "config file to read `admin` from")(
+        "timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"),
+        "give up a request after this long");
+}
+
 std::optional<AdminAddress> admin_address_setting(const boost::program_options::variables_map& vm,
                                                   const Environment& env, std::string_view command, std::ostream& err) {
     std::string admin;
@@ -161,11 +169,8 @@ std::optional<AdminAddress> admin_address_setting(const boost::program_options::
 
 int run_healthcheck_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
     po::options_description options("options");
-    options.add_options()("admin", po::value<std::string>()->value_name("ADDR"),
-                          "admin address (default: the `admin` setting)")(
-        "config", po::value<std::string>()->value_name("FILE"), "config file to read `admin` from")(
-        "timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"), "give up after this long")(
-        "help,h", "show this help");
+    add_admin_query_options(options);
+    options.add_options()("help,h", "show this help");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(options).run(),

@@ -58,12 +58,10 @@ std::optional<std::chrono::milliseconds> positive_duration(const po::variables_m
 std::variant<StatusOptions, int> parse(CommandArguments args, const Environment& env, std::ostream& out,
                                        std::ostream& err) {
     po::options_description options("options");
-    options.add_options()("admin", po::value<std::string>()->value_name("ADDR"),
-                          "admin address (default: the `admin` setting)")(
-        "config", po::value<std::string>()->value_name("FILE"), "config file to read `admin` from")(
-        "json", "print the /status document itself")("watch,w", "redraw every interval until interrupted")(
+    add_admin_query_options(options);
+    options.add_options()("json", "print the /status document itself")("watch,w",
+                                                                       "redraw every interval until interrupted")(
         "interval", po::value<std::string>()->value_name("DURATION")->default_value("2s"), "--watch: how often")(
-        "timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"), "give up a request after")(
         "help,h", "show this help");
     po::variables_map vm;
     try {

@@ -20,14 +20,6 @@ using namespace avr_webhookd::test;
 
 namespace {
 
-// A receiver that answers 503 to everything (until it is replaced by a healthy one on its port).
-ReceiverOptions always_503() {
-    ReceiverOptions options;
-    options.fail_first = 1'000'000;
-    options.fail_status = 503;
-    return options;
-}
-
 // "127.0.0.1:PORT" of a receiver, to start a healthy one in its place.
 std::string address_of(ReceiverThread& receiver) { return "127.0.0.1:" + std::to_string(receiver.receiver().port()); }
 
@@ -104,7 +96,7 @@ TEST_CASE("destinations: one answering 503 builds its own backlog while the othe
           "[integration][destinations]") {
     TempDir dir;
     ReceiverThread a, c;
-    auto b = std::make_unique<ReceiverThread>(always_503());
+    auto b = std::make_unique<ReceiverThread>(always_failing());
     const auto b_address = address_of(*b);
     DaemonProcess daemon(dir, {"--url", a.url(), "--destination-c-url", c.url(), "--destination-b-url", b->url(),
                                "--destination-b-retry", "-1", "--destination-b-retry-base", "10ms",
@@ -168,7 +160,7 @@ TEST_CASE("destinations: dead letters name their destination and a replay reache
           "[integration][destinations]") {
     TempDir dir;
     ReceiverThread a;
-    auto b = std::make_unique<ReceiverThread>(always_503());
+    auto b = std::make_unique<ReceiverThread>(always_failing());
     const auto b_address = address_of(*b);
     const auto admin = dir.path() / "admin.sock";
     DaemonProcess daemon(dir, {"--url", a.url(), "--destination-b-url", b->url(), "--destination-b-retry", "0",
@@ -230,7 +222,7 @@ TEST_CASE("destinations: reload adds one and removes one, whose events are dead-
           "[integration][destinations]") {
     TempDir dir;
     ReceiverThread a, b;
-    ReceiverThread down(always_503());
+    ReceiverThread down(always_failing());
     const auto config = dir.path() / "avr-webhookd.conf";
     const std::string base = "url = " + a.url() + "\n";
     write_config(config, base);
@@ -292,7 +284,7 @@ TEST_CASE("destinations: reload adds one and removes one, whose events are dead-
 TEST_CASE("destinations: each destination's backlog survives SIGKILL in the spool", "[integration][destinations]") {
     TempDir dir;
     ReceiverThread a;
-    auto b = std::make_unique<ReceiverThread>(always_503());
+    auto b = std::make_unique<ReceiverThread>(always_failing());
     const auto b_address = address_of(*b);
     const auto b_url = b->url();
     const std::vector<std::string> flags{"--url",
@@ -337,7 +329,7 @@ TEST_CASE("destinations: a spooled backlog of a destination no longer configured
           "[integration][destinations]") {
     TempDir dir;
     ReceiverThread a;
-    ReceiverThread down(always_503());
+    ReceiverThread down(always_failing());
     const auto call = call_uuid(6);
     {
         DaemonProcess daemon(dir,

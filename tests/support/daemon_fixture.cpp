@@ -41,6 +41,13 @@ bool ReceiverThread::wait_for_requests(std::size_t count, std::chrono::milliseco
 
 std::string daemon_binary() { return AVR_WEBHOOKD_BINARY; }
 
+ReceiverOptions always_failing(int status) {
+    ReceiverOptions options;
+    options.fail_first = 1'000'000'000;
+    options.fail_status = status;
+    return options;
+}
+
 std::string logged_admin_address(DaemonProcess& daemon, std::chrono::milliseconds timeout) {
     constexpr std::string_view prefix = "admin: serving /healthz, /readyz and /metrics on ";
     if (!daemon.process().wait_for_output(prefix, timeout)) return {};

@@ -42,6 +42,9 @@ private:
     std::thread thread_;
 };
 
+// Options of a receiver that answers `status` to every request.
+ReceiverOptions always_failing(int status = 503);
+
 // The avr-webhookd binary under test, started with its socket and dead-letter file in `dir`.
 class DaemonProcess {
 public:

@@ -4,6 +4,7 @@
 #include <avr_webhookd/ops/admin_address.hpp>
 
 #include <boost/beast/http/verb.hpp>
+#include <boost/program_options/options_description.hpp>
 #include <boost/program_options/variables_map.hpp>
 
 #include <chrono>
@@ -27,6 +28,10 @@ struct AdminReply {
 // One HTTP/1.1 request (Connection: close) to the admin endpoint, all of it within `timeout`.
 AdminReply query_admin(const AdminAddress& address, boost::beast::http::verb method, std::string_view target,
                        std::chrono::milliseconds timeout);
+
+// --admin ADDR, --config FILE and --timeout DURATION (2s): the options of the tools that ask the
+// admin endpoint (healthcheck, status).
+void add_admin_query_options(boost::program_options::options_description& options);
 
 // The admin endpoint's address for a tool: --admin in `vm`, else WEBHOOK_ADMIN, else the config
 // file (--config, WEBHOOK_CONFIG or the default file). nullopt after saying why on `err` (admin

@@ -61,11 +61,14 @@ TEST_CASE("status view: the daemon, the intakes, the spool and a row per destina
     CHECK_THAT(text, Catch::Contains("spool    /var/lib/avr-webhookd/spool (sync always): 3.0 MiB of 1.0 GiB, 4 events "
                                      "waiting, oldest 2m05s"));
     CHECK_THAT(text,
-               Catch::Contains("DESTINATION  STATE       DELIVERED/s  RETRIED/s  GIVEN UP/s  QUEUE  OLDEST  P50  "));
+               Catch::Contains("\n\nDESTINATION  STATE       DELIVERED/s  RETRIED/s  GIVEN UP/s  QUEUE  OLDEST   P50   "
+                               "P99  DEAD LETTERS\n"));
     CHECK_THAT(text,
-               Catch::Contains("\ndefault      delivering         2.00       0.00        0.00    0+0      0s  55ms"));
+               Catch::Contains("\ndefault      delivering         2.00       0.00        0.00    0+0      0s  55ms  "
+                               "99ms             0\n"));
     CHECK_THAT(text,
-               Catch::Contains("\ncrm          failing            0.00       0.00        0.10    4+0   2m05s     -"));
+               Catch::Contains("\ncrm          failing            0.00       0.00        0.10    4+0   2m05s     -     "
+                               "-             6\n"));
     CHECK_THAT(text, Catch::Contains("  crm (http://crm.example:8080): 6 events given up in the last minute and none "
                                      "delivered; last: HTTP 503 Service Unavailable\n"));
     CHECK_THAT(text, Catch::Contains("newest failure of crm at 1970-01-01T00:00:00.000Z, attempt 4, given up: retry "
