@@ -62,20 +62,20 @@ done
 chromium_shot "$page" "$docs/status-page.png" 1280 1400
 echo "wrote $docs/status-page.png"
 
-# status --watch in a 118x40 terminal, captured with its colours, drawn as HTML.
+# status --watch in a 118x40 terminal, captured with its colours, drawn as HTML: each SGR sequence
+# ends the span before it and starts one classed by its codes (tmux writes 1 and 31 apart).
 tmux -L avr-shots new-session -d -x 118 -y 40 "TERM=xterm-256color $bin status --admin $admin --watch --interval 1s"
 sleep 3
 tmux -L avr-shots capture-pane -e -p >"$tmp/watch.ansi"
 {
   echo '<!doctype html><html><head><meta charset="utf-8"><style>'
   echo 'body{margin:0;background:#1e1e1e}pre{margin:0;padding:14px 16px;color:#d4d4d4;'
-  echo 'font:14px/1.35 "DejaVu Sans Mono",monospace}.g{color:#4ac26b}.y{color:#e3a03c}.r{color:#ff6b6b;font-weight:bold}.d{color:#8b949e}'
-  echo '</style></head><body><pre>'
+  echo 'font:14px/1.35 "DejaVu Sans Mono",monospace}.c32{color:#4ac26b}.c33{color:#e3a03c}.c31{color:#ff6b6b;font-weight:bold}'
+  echo '.c2{color:#8b949e}</style></head><body><pre><span>'
   sed -e 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g' \
-      -e 's/\x1b\[32m/<span class="g">/g; s/\x1b\[33m/<span class="y">/g; s/\x1b\[1;31m/<span class="r">/g' \
-      -e 's/\x1b\[1m\x1b\[31m/<span class="r">/g; s/\x1b\[2m/<span class="d">/g; s/\x1b\[0*m/<\/span>/g' \
+      -e 's/\x1b\[\([0-9]*\)m/<\/span><span class="c\1">/g' \
       -e 's/\x1b\[[0-9;]*[A-Za-z]//g' "$tmp/watch.ansi"
-  echo '</pre></body></html>'
+  echo '</span></pre></body></html>'
 } >"$tmp/watch.html"
-chromium_shot "file://$tmp/watch.html" "$docs/status-watch.png" 1000 760
+chromium_shot "file://$tmp/watch.html" "$docs/status-watch.png" 1060 540
 echo "wrote $docs/status-watch.png"

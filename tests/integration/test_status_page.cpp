@@ -183,8 +183,8 @@ TEST_CASE("status page: a real browser shows the states, the numbers of /status,
     CHECK(dom.find("<img src") == std::string::npos);
     CHECK(dom.find("data-pwned") == std::string::npos);
 
-    // The artifact: what the page looks like, in the build folder.
-    const auto png = std::filesystem::current_path() / "status-page.png";
+    // The artifact: what the page looks like, in the build folder (beside the binary).
+    const auto png = std::filesystem::path(daemon_binary()).parent_path() / "status-page.png";
     browser_screenshot(page, png, setup.dir.path(), 1280, 1500);
     CHECK(std::filesystem::file_size(png) > 10000);
     std::ifstream file(png, std::ios::binary);
