@@ -8,6 +8,9 @@ DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-json1.81-dev
                 libboost-program-options1.81-dev libssl-dev catch2 socat openssl \
                 ca-certificates systemd ccache nats-server libnats-dev
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
+# For make test and make sanitize only (make demo stays light): the status page's test opens it in
+# headless Chromium; the dashboard's test runs its PromQL against a real Prometheus.
+TEST_PACKAGES := chromium prometheus
 
 # ccache makes rebuilds of a fresh clone (CI, worktrees) cheap; paths below the parent folder are
 # hashed relative to it, and the precompiled headers are accepted as ccache's manual describes.
@@ -18,7 +21,7 @@ export CCACHE_SLOPPINESS ?= pch_defines,time_macros,include_file_mtime,include_f
 export CCACHE_NOHASHDIR ?= 1
 CMAKE_LAUNCHER = $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
 
-.PHONY: all deps configure build test sanitize fuzz demo bench soak install clean format format-check format-deps
+.PHONY: all deps test-deps configure build test sanitize fuzz demo bench soak install clean format format-check format-deps
 
 all: build
 
@@ -32,16 +35,27 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Debian's prometheus package starts a server on *:9090 when it is installed; the tests run their own
+# on loopback, so a service this target brought in is stopped and disabled again.
+test-deps:
+	@had_prometheus=$$(dpkg-query -W -f='$${Status}' prometheus 2>/dev/null | grep -c 'install ok installed'); \
+	$(MAKE) --no-print-directory deps DEB_PACKAGES="$(TEST_PACKAGES)" || exit 1; \
+	if [ "$$had_prometheus" = 0 ] && [ -d /run/systemd/system ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO systemctl disable --now prometheus >/dev/null 2>&1 && \
+	    echo "test-deps: stopped and disabled the prometheus service the package started"; \
+	fi; true
+
 configure: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_LAUNCHER)
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: build test-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure $(CTEST_ARGS)
 
-sanitize: deps
+sanitize: deps test-deps
 	cmake -S . -B $(ASAN_DIR) $(CMAKE_LAUNCHER) -DCMAKE_BUILD_TYPE=Debug -DAVR_WEBHOOKD_SANITIZE=ON -DAVR_WEBHOOKD_CONTAINER_TEST=OFF
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

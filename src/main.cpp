@@ -4,10 +4,12 @@
 #include <avr_webhookd/common/command.hpp>
 #include <avr_webhookd/daemon/daemon_command.hpp>
 #include <avr_webhookd/tools/check_config.hpp>
+#include <avr_webhookd/tools/dead_letters_command.hpp>
 #include <avr_webhookd/tools/healthcheck.hpp>
 #include <avr_webhookd/tools/receive_command.hpp>
 #include <avr_webhookd/tools/send_command.hpp>
 #include <avr_webhookd/tools/spool_status.hpp>
+#include <avr_webhookd/tools/status_command.hpp>
 
 #include <exception>
 #include <iostream>
@@ -33,6 +35,8 @@ constexpr Subcommand subcommands[] = {
     {"receive", run_receive_command},
     {"healthcheck", run_healthcheck_command},
     {"spool-status", run_spool_status_command},
+    {"status", run_status_command},
+    {"dead-letters", run_dead_letters_command},
 };
 
 }  // namespace

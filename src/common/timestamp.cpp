@@ -1,6 +1,7 @@
 #include <avr_webhookd/common/timestamp.hpp>
 
 #include <cstdio>
+#include <optional>
 
 namespace avr_webhookd {
 namespace {
@@ -44,33 +45,47 @@ std::string format_utc_millis(std::chrono::system_clock::time_point time) {
     return out;
 }
 
-bool is_iso8601_datetime(std::string_view text) {
+std::optional<std::chrono::system_clock::time_point> parse_iso8601_datetime(std::string_view text) {
     int year, month, day, hour, minute, second;
     if (!read_digits(text, 0, 4, year) || text.size() < 19 || text[4] != '-' || !read_digits(text, 5, 2, month) ||
         text[7] != '-' || !read_digits(text, 8, 2, day) || (text[10] != 'T' && text[10] != 't') ||
         !read_digits(text, 11, 2, hour) || text[13] != ':' || !read_digits(text, 14, 2, minute) || text[16] != ':' ||
         !read_digits(text, 17, 2, second))
-        return false;
+        return std::nullopt;
     if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 ||
         second > 60)
-        return false;
+        return std::nullopt;
+    using namespace std::chrono;
     std::size_t position = 19;
+    nanoseconds fraction{0};
     if (position < text.size() && text[position] == '.') {
         const std::size_t first_digit = ++position;
-        while (position < text.size() && text[position] >= '0' && text[position] <= '9') ++position;
-        if (position == first_digit || position - first_digit > 9) return false;
+        long long digits = 0;
+        while (position < text.size() && text[position] >= '0' && text[position] <= '9' && position - first_digit < 9)
+            digits = digits * 10 + (text[position++] - '0');
+        if (position == first_digit || (position < text.size() && text[position] >= '0' && text[position] <= '9'))
+            return std::nullopt;  // no digit, or more than nine
+        for (auto scale = position - first_digit; scale < 9; ++scale) digits *= 10;
+        fraction = nanoseconds(digits);
     }
     const std::string_view zone = text.substr(position);
-    if (zone == "Z" || zone == "z") return true;
-    if (zone.empty() || (zone[0] != '+' && zone[0] != '-')) return false;
-    int zone_hours, zone_minutes;
-    if (zone.size() == 6 && zone[3] == ':')
-        return read_digits(zone, 1, 2, zone_hours) && read_digits(zone, 4, 2, zone_minutes) && zone_hours <= 23 &&
-               zone_minutes <= 59;
-    if (zone.size() == 5)
-        return read_digits(zone, 1, 2, zone_hours) && read_digits(zone, 3, 2, zone_minutes) && zone_hours <= 23 &&
-               zone_minutes <= 59;
-    return false;
+    int zone_hours = 0, zone_minutes = 0, sign = 1;
+    if (zone != "Z" && zone != "z") {
+        if (zone.empty() || (zone[0] != '+' && zone[0] != '-')) return std::nullopt;
+        sign = zone[0] == '-' ? -1 : 1;
+        const bool colon = zone.size() == 6 && zone[3] == ':';
+        if (!colon && zone.size() != 5) return std::nullopt;
+        if (!read_digits(zone, 1, 2, zone_hours) || !read_digits(zone, colon ? 4 : 3, 2, zone_minutes) ||
+            zone_hours > 23 || zone_minutes > 59)
+            return std::nullopt;
+    }
+    const sys_days date = year_month_day{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
+                                         std::chrono::day{static_cast<unsigned>(day)}};
+    const auto local = date + hours(hour) + minutes(minute) + seconds(second) + fraction;
+    const auto offset = minutes(sign * (zone_hours * 60 + zone_minutes));
+    return time_point_cast<system_clock::duration>(local - offset);
 }
+
+bool is_iso8601_datetime(std::string_view text) { return parse_iso8601_datetime(text).has_value(); }
 
 }  // namespace avr_webhookd

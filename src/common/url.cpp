@@ -155,33 +155,52 @@ void append_redacted_path(std::string& out, std::string_view path) {
 
 namespace {
 
-std::string redact_one_url(std::string_view url) {
-    std::string out;
-    out.reserve(url.size() + 24);
+// A URL's text as redaction sees it; works on any text, valid URL or not.
+struct UrlText {
+    std::string_view scheme;   // "https://", or "" when there is no "://"
+    bool credentials = false;  // a user[:password]@ part was there
+    // A port that is not a number is what a password holding a '/' looks like (user:pa/ss@h):
+    // none of the authority may be shown then.
+    bool hidden_authority = false;
+    std::string_view authority;  // host[:port], without the credentials
+    std::string_view rest;       // from the first '/', '?' or '#' after the authority
+};
+
+UrlText split_url_text(std::string_view url) {
+    UrlText parts;
     const auto scheme_end = url.find("://");
     const auto authority_begin = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-    out.append(url.substr(0, authority_begin));
-    std::string_view rest = url.substr(authority_begin);
-
+    parts.scheme = url.substr(0, authority_begin);
+    const std::string_view rest = url.substr(authority_begin);
     const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
     auto authority = rest.substr(0, authority_end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
-        out.append("<redacted>@");
+        parts.credentials = true;
         authority.remove_prefix(at + 1);
     }
-    // A port that is not a number is what a password holding a '/' looks like (user:pa/ss@h):
-    // the authority is then shown as <redacted> and so is everything after it.
     const auto bracket = authority.rfind(']');
     const auto colon = authority.rfind(':');
-    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket) &&
-        !std::all_of(authority.begin() + static_cast<std::ptrdiff_t>(colon) + 1, authority.end(), is_digit)) {
+    parts.hidden_authority =
+        colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket) &&
+        !std::all_of(authority.begin() + static_cast<std::ptrdiff_t>(colon) + 1, authority.end(), is_digit);
+    parts.authority = authority;
+    parts.rest = rest.substr(authority_end);
+    return parts;
+}
+
+std::string redact_one_url(std::string_view url) {
+    const auto parts = split_url_text(url);
+    std::string out;
+    out.reserve(url.size() + 24);
+    out.append(parts.scheme);
+    if (parts.credentials) out.append("<redacted>@");
+    if (parts.hidden_authority) {
         out.append("<redacted>");
-        if (!rest.substr(authority_end).empty()) out.append("/<redacted>");
+        if (!parts.rest.empty()) out.append("/<redacted>");
         return out;
     }
-    out.append(authority);
-    rest.remove_prefix(authority_end);
-
+    out.append(parts.authority);
+    const auto rest = parts.rest;
     const auto path_end = std::min(rest.find_first_of("?#"), rest.size());
     if (path_end > 0) append_redacted_path(out, rest.substr(0, path_end));
     if (path_end < rest.size() && rest[path_end] == '?') out.append("?<redacted>");
@@ -295,6 +314,14 @@ std::optional<NatsUrl> parse_nats_url(std::string_view text, std::string* error)
         url.token = std::move(credentials->token);
     }
     return url;
+}
+
+std::string url_origin(std::string_view url) {
+    if (is_nats_url(url)) return redact_url(url);  // a server list has no path to drop
+    const auto parts = split_url_text(url);
+    std::string out(parts.scheme);
+    out.append(parts.hidden_authority ? std::string_view("<redacted>") : parts.authority);
+    return out;
 }
 
 }  // namespace avr_webhookd

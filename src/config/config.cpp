@@ -22,6 +22,10 @@ std::string_view to_string(AckMode mode) { return mode == AckMode::all ? "all" :
 
 std::string_view to_string(SpoolSync mode) { return mode == SpoolSync::interval ? "interval" : "always"; }
 
+std::string default_dead_letter(std::string_view socket) {
+    return (std::filesystem::path(socket).parent_path() / "dead-letter.ndjson").string();
+}
+
 // systemd's StateDirectory= sets STATE_DIRECTORY (several folders are separated by colons; the
 // first is ours). Without it the XDG base directory rules give each user a folder of their own.
 std::string default_spool_dir(const Environment& environment, bool running_as_root) {

@@ -321,7 +321,7 @@ void resolve(LoadedConfig& loaded, const RawValues& raw, const Environment& envi
     resolve_receiver(config, raw, "", loaded);
     load_destinations(loaded, raw);
     if (!raw.contains("dead_letter")) {
-        config.dead_letter = (std::filesystem::path(config.socket).parent_path() / "dead-letter.ndjson").string();
+        config.dead_letter = default_dead_letter(config.socket);
     }
     resolve_http_intake(loaded, raw);
     if (!raw.contains("spool_dir")) config.spool_dir = default_spool_dir(environment, ::geteuid() == 0);

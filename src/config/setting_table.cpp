@@ -353,7 +353,7 @@ constexpr std::array settings{
             },
             [](const Config& c) { return std::string{to_string(c.log_format)}; },
             field_of<&Config::log_format>},
-    Setting{{"admin", "health and metrics endpoint: HOST:PORT or a Unix socket path; empty = off", false, false},
+    Setting{{"admin", "health, metrics and status page endpoint: HOST:PORT or a Unix socket path; empty = off", false, false},
             "ADDRESS",
             [](Config& c, const Value& v) { c.admin = admin_setting(v); },
             [](const Config& c) { return shown_text(c.admin); },

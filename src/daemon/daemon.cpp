@@ -5,6 +5,7 @@
 #include <avr_webhookd/config/settings.hpp>
 
 #include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/daemon/status_sampler.hpp>
 #include <avr_webhookd/delivery/destinations.hpp>
 #include <avr_webhookd/common/duration.hpp>
 #include <avr_webhookd/intake/http_intake_server.hpp>
@@ -78,6 +79,7 @@ struct Daemon::State {
     Destinations destinations;
     IntakeServer intake;
     std::unique_ptr<HttpIntakeServer> http_intake;  // with http_listen
+    std::unique_ptr<StatusSampler> status;          // with admin: GET /status and the page
     std::unique_ptr<AdminServer> admin;
     asio::signal_set signals;
     SystemdNotifier notifier;
@@ -131,11 +133,14 @@ int Daemon::run() {
                      (config.intake_secret.empty() ? " (no intake_secret: loopback only)" : ""));
     }
 
-    auto metrics_text = [&state] {
+    auto update_gauges = [&state] {
         state.destinations.update_gauges();
         state.metrics.producer_connections = state.intake.connection_count();
         state.metrics.producer_connections_paused = state.intake.connections_paused_for_replies();
         state.metrics.http_connections = state.http_intake ? state.http_intake->connection_count() : 0;
+    };
+    auto metrics_text = [&state, update_gauges] {
+        update_gauges();
         return render_prometheus(state.metrics);
     };
     if (!config.admin.empty()) {
@@ -147,13 +152,18 @@ int Daemon::run() {
             if (!state.intake.accepting() && !result.unhealthy) result.unhealthy = "not accepting events";
             return result;
         };
+        start_status(state, status, update_gauges);
         state.admin = std::make_unique<AdminServer>(state.io, config.admin, status, metrics_text, logger_,
                                                     AdminLimits{}, &state.metrics);
+        state.admin->serve_status([&state] { return state.status->render(); });
         state.admin->start();
         logger_.info("admin: serving /healthz, /readyz and /metrics on " + state.admin->local_address());
+        if (!parse_admin_address(config.admin)->is_unix())
+            logger_.info("admin: status page on http://" + state.admin->local_address() + "/ (its JSON: /status)");
     }
 
     state.destinations.start();
+    if (state.status) state.status->start();
     state.intake.start();
     if (state.http_intake) state.http_intake->start();
 
@@ -191,7 +201,7 @@ awaitable<void> Daemon::handle_signals(State& state) {
         state.destinations.abort();
         state.intake.stop();
         if (state.http_intake) state.http_intake->stop();
-        if (state.admin) state.admin->stop();
+        stop_admin(state);
         asio::co_spawn(state.io, finish_intake(state, intake_abort_budget), detail::rethrow_exceptions);
         co_return;
     }
@@ -206,7 +216,7 @@ awaitable<void> Daemon::shut_down(State& state) {
     if (state.http_intake)
         co_await state.http_intake->wait_until_closed(std::chrono::steady_clock::now() + intake_close_budget);
     co_await state.destinations.shut_down(loaded_.config.shutdown_timeout);
-    if (state.admin) state.admin->stop();
+    stop_admin(state);
     co_await finish_intake(state, intake_close_budget);
 }
 
@@ -222,6 +232,29 @@ awaitable<void> Daemon::finish_intake(State& state, std::chrono::steady_clock::d
     if (state.spool) state.spool->close();
     state.signals.cancel();
     state.io.stop();
+}
+
+// The status model's readings: the metrics with fresh gauges, each destination's health, and what
+// /healthz says.
+void Daemon::start_status(State& state, std::function<AdminStatus()> status, std::function<void()> update_gauges) {
+    const auto http_address = state.http_intake ? state.http_intake->local_address() : std::string();
+    auto read = [&state, status = std::move(status), update_gauges = std::move(update_gauges)] {
+        update_gauges();
+        auto reading = status_reading(state.metrics, state.destinations);
+        const auto health = status();
+        reading.accepting = health.accepting;
+        reading.unhealthy = health.unhealthy;
+        reading.producer_connections = state.metrics.producer_connections;
+        reading.http_connections = state.metrics.http_connections;
+        return reading;
+    };
+    state.status = std::make_unique<StatusSampler>(
+        state.io, status_info(loaded_.config, http_address, std::chrono::system_clock::now()), std::move(read));
+}
+
+void Daemon::stop_admin(State& state) {
+    if (state.admin) state.admin->stop();
+    if (state.status) state.status->stop();
 }
 
 // Sent from the event loop itself, so systemd restarts a daemon whose loop is stuck.

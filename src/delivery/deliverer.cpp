@@ -243,6 +243,7 @@ void Deliverer::report(const CallQueues::Job& job, const AttemptOutcome& outcome
     case AttemptVerdict::Kind::retry:
         stats_.count_failed_attempt(to_string(outcome.kind));
         ++stats_.delivery_retries;
+        stats_.recent_failures.add(failure_record(event, outcome, job.attempt, {}, config_.url));  // for /status
         logger_.warn("delivery: " + describe(event) + " attempt " + std::to_string(job.attempt) +
                      " failed: " + single_line(outcome.message) + " [" + outcome.code + "]; retrying in " +
                      format_delay(verdict.delay));

@@ -62,6 +62,7 @@ void Deliverer::give_up(const Event& event, std::string_view reason, const Attem
 void Deliverer::dead_letter(const Event& event, std::string_view reason, const AttemptOutcome& last, int attempts,
                             bool quiet) {
     answer(event, last);
+    stats_.recent_failures.add(failure_record(event, last, attempts, reason, config_.url));  // for /status
     std::string line =
         dead_letter_line(event.id, event.body, reason, last, attempts, std::chrono::system_clock::now(),
                          event.destination.empty() ? std::string_view(name_) : std::string_view(event.destination));

@@ -65,6 +65,12 @@ Deliverer* Destinations::find(std::string_view name) const {
     return found == active_.end() ? nullptr : found->get();
 }
 
+std::vector<const Deliverer*> Destinations::active() const {
+    std::vector<const Deliverer*> deliverers;
+    for (const auto& deliverer : active_) deliverers.push_back(deliverer.get());
+    return deliverers;
+}
+
 EventSink::Receipt Destinations::submit(Event&& event) { return fan_out(std::move(event), nullptr); }
 
 EventSink::Receipt Destinations::submit_for_answer(Event&& event, AnswerHandler on_answer) {

@@ -1,9 +1,11 @@
 #include <avr_webhookd/delivery/failure_report.hpp>
 
 #include <avr_webhookd/common/js_json.hpp>
+#include <avr_webhookd/common/url.hpp>
 #include <avr_webhookd/common/text.hpp>
 #include <avr_webhookd/common/timestamp.hpp>
 #include <avr_webhookd/common/utf8.hpp>
+#include <avr_webhookd/ops/logger.hpp>
 
 namespace avr_webhookd {
 namespace {
@@ -92,6 +94,27 @@ std::string dead_letter_line(std::string_view event_id, std::string_view body, s
     append_json_member(line, "time", format_utc_millis(when));
     line.append("}}");
     return line;
+}
+
+FailureRecord failure_record(const Event& event, const AttemptOutcome& outcome, int attempt, std::string_view given_up,
+                             std::string_view url, std::chrono::system_clock::time_point when) {
+    constexpr std::size_t max_message_bytes = 300;
+    AttemptOutcome shown;
+    shown.status = outcome.status;
+    shown.code = Logger::sanitize(single_line(outcome.code), 60);
+    shown.message = Logger::sanitize(single_line(outcome.message), max_message_bytes);
+    FailureRecord record;
+    record.time = when;
+    record.event_type = event.type;
+    record.event_id = event.id;
+    record.call = event.uuid;
+    record.attempt = attempt;
+    record.code = display_code(shown);
+    record.status = outcome.status;
+    record.message = shown.message;
+    record.given_up = Logger::sanitize(single_line(given_up), 120);
+    record.block = failure_block(event.type, shown, url_origin(url));
+    return record;
 }
 
 }  // namespace avr_webhookd

@@ -219,6 +219,7 @@ std::variant<Event, RejectReason> EventParser::parse(std::string_view line,
         event.destination.assign(name);
     }
 
+    event.replayed = object->contains("failure");
     // The queue key is lower case, so one call written in both cases stays one ordered call;
     // the body keeps the uuid as the producer wrote it.
     event.uuid = ascii_lower(uuid);

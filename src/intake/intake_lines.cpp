@@ -114,16 +114,17 @@ void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_
                    " bytes once its numbers are written out as JSON.stringify does");
         return;
     }
-    const bool respond = std::find(options_.respond_types.begin(), options_.respond_types.end(), event.type) !=
-                         options_.respond_types.end();
-    std::string id = options_.ack == AckMode::all ? event.id : std::string();
+    const bool respond = !event.replayed && std::find(options_.respond_types.begin(), options_.respond_types.end(),
+                                                      event.type) != options_.respond_types.end();
+    const bool acknowledge = options_.ack == AckMode::all || event.replayed;
+    std::string id = acknowledge ? event.id : std::string();
     const auto receipt = respond ? submit_for_answer(c, number, std::move(event)) : sink_.submit(std::move(event));
     submitted = true;
     if (const auto refused = refusal_of(receipt)) {
         reject(c, number, refused->reason, refused->message);
     } else if (respond) {
         // Its one reply is the answer (intake_answers.cpp), whatever `ack` is.
-    } else if (options_.ack == AckMode::all) {
+    } else if (acknowledge) {
         std::string& reply = c.reply_text;
         reply.assign("{\"ok\":true,\"line\":");
         reply.append(std::to_string(number)).append(",\"id\":");

@@ -1,4 +1,5 @@
 #include <avr_webhookd/ops/admin_server.hpp>
+#include <avr_webhookd/ops/status_page.hpp>
 #include <avr_webhookd/common/accept_pause.hpp>
 #include <avr_webhookd/common/host_port.hpp>
 #include <avr_webhookd/common/read_http_request.hpp>
@@ -53,8 +54,11 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 
 AdminResponse route_admin_request(http::verb method, std::string_view target,
                                   const std::function<AdminStatus()>& status,
-                                  const std::function<std::string()>& metrics) {
+                                  const std::function<std::string()>& metrics,
+                                  const std::function<std::string()>& status_json) {
     const auto path = target.substr(0, target.find('?'));
+    if (status_json)
+        if (auto response = route_status_request(method, path, status_json)) return std::move(*response);
     if (path != "/healthz" && path != "/readyz" && path != "/metrics") return plain(404, "not found\n");
     if (method != http::verb::get && method != http::verb::head) {
         auto response = plain(405, "method not allowed\n");
@@ -105,6 +109,7 @@ struct detail::AdminServerState {
     std::string listen;
     std::function<AdminStatus()> status;
     std::function<std::string()> metrics;
+    std::function<std::string()> status_json;  // empty: no status page
     Logger& logger;
     AdminLimits limits;
     std::optional<tcp::acceptor> tcp_acceptor;
@@ -181,11 +186,13 @@ namespace {
 using AdminState = detail::AdminServerState;
 
 http::response<http::string_body> admin_response(AdminState& state, const http::request<http::string_body>& request) {
-    const AdminResponse routed = route_admin_request(request.method(), request.target(), state.status, state.metrics);
+    const AdminResponse routed =
+        route_admin_request(request.method(), request.target(), state.status, state.metrics, state.status_json);
     http::response<http::string_body> response{static_cast<http::status>(routed.status), request.version()};
     response.set(http::field::content_type, routed.content_type);
     response.set(http::field::cache_control, "no-store");
     if (!routed.allow.empty()) response.set(http::field::allow, routed.allow);
+    for (const auto& [name, value] : routed.headers) response.set(name, value);
     response.keep_alive(request.keep_alive());
     response.content_length(routed.body.size());
     if (request.method() != http::verb::head) response.body() = routed.body;
@@ -318,6 +325,10 @@ AdminServer::AdminServer(asio::io_context& io, std::string listen, std::function
 
 AdminServer::~AdminServer() { stop(); }
 
+void AdminServer::serve_status(std::function<std::string()> status_json) {
+    state_->status_json = std::move(status_json);
+}
+
 void AdminServer::start() {
     auto& state = *state_;
     if (state.running) return;
@@ -350,6 +361,7 @@ void AdminServer::stop() {
         // must not call them (they check `running`, but be sure).
         state.status = [] { return AdminStatus{}; };
         state.metrics = [] { return std::string{}; };
+        if (state.status_json) state.status_json = [] { return std::string{"{}"}; };
     }
 }
 

@@ -139,13 +139,38 @@ AdminReply query_admin(const AdminAddress& address, http::verb method, std::stri
     return reply;
 }
 
-int run_healthcheck_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
-    po::options_description options("options");
+void add_admin_query_options(po::options_description& options) {
     options.add_options()("admin", po::value<std::string>()->value_name("ADDR"),
                           "admin address (default: the `admin` setting)")(
         "config", po::value<std::string>()->value_name("FILE"), "config file to read `admin` from")(
-        "timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"), "give up after this long")(
-        "help,h", "show this help");
+        "timeout", po::value<std::string>()->value_name("DURATION")->default_value("2s"),
+        "give up a request after this long");
+}
+
+std::optional<AdminAddress> admin_address_setting(const boost::program_options::variables_map& vm,
+                                                  const Environment& env, std::string_view command, std::ostream& err) {
+    std::string admin;
+    try {
+        // --admin, else WEBHOOK_ADMIN, else the config file; validated like the daemon does.
+        admin = find_setting_text(config_sources(vm, env), "admin").value_or("");
+    } catch (const ConfigError& error) {
+        err << command << ": " << error.what() << "\n";
+        return std::nullopt;
+    }
+    if (admin.empty()) {
+        err << "admin endpoint is off (set admin)\n";
+        return std::nullopt;
+    }
+    std::string address_error;
+    auto address = parse_admin_address(admin, &address_error);
+    if (!address) err << command << ": invalid admin address \"" << admin << "\": " << address_error << "\n";
+    return address;
+}
+
+int run_healthcheck_command(CommandArguments args, const Environment& env, std::ostream& out, std::ostream& err) {
+    po::options_description options("options");
+    add_admin_query_options(options);
+    options.add_options()("help,h", "show this help");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end())).options(options).run(),
@@ -166,24 +191,8 @@ int run_healthcheck_command(CommandArguments args, const Environment& env, std::
         return exit_code::failure;
     }
 
-    std::string admin;
-    try {
-        // --admin, else WEBHOOK_ADMIN, else the config file; validated like the daemon does.
-        admin = find_setting_text(config_sources(vm, env), "admin").value_or("");
-    } catch (const ConfigError& error) {
-        err << "healthcheck: " << error.what() << "\n";
-        return exit_code::failure;
-    }
-    if (admin.empty()) {
-        err << "admin endpoint is off (set admin)\n";
-        return exit_code::failure;
-    }
-    std::string address_error;
-    const auto address = parse_admin_address(admin, &address_error);
-    if (!address) {
-        err << "healthcheck: invalid admin address \"" << admin << "\": " << address_error << "\n";
-        return exit_code::failure;
-    }
+    const auto address = admin_address_setting(vm, env, "healthcheck", err);
+    if (!address) return exit_code::failure;
 
     const AdminReply reply = query_admin(*address, http::verb::get, "/healthz", *timeout);
     if (!reply.reached) {

@@ -4,11 +4,14 @@
 // refused request gets 400, 413 or 431; every answer is one of the routes' statuses, and status
 // and metrics are asked for only where the route table says.
 //
-// Input: byte 0 picks the fake status (accepting, unhealthy); the rest is the connection's bytes.
+// Input: byte 0 picks the fake status (accepting, unhealthy) and whether the status page is
+// served; the rest is the connection's bytes.
 #include "request_stream.hpp"
 
 #include <avr_webhookd/common/http_request_reader.hpp>
 #include <avr_webhookd/ops/admin_server.hpp>
+
+#include <functional>
 
 #include <cstdint>
 #include <cstdlib>
@@ -39,10 +42,19 @@ void route(const http::request<http::string_body>& request, std::uint8_t scenari
         ++metrics_calls;
         return std::string("# TYPE avr_webhookd_up gauge\navr_webhookd_up 1\n");
     };
-    const AdminResponse response = route_admin_request(request.method(), request.target(), status, metrics);
+    int status_json_calls = 0;
+    std::function<std::string()> status_json;
+    if (scenario & 4)
+        status_json = [&] {
+            ++status_json_calls;
+            return std::string("{}\n");
+        };
+    const AdminResponse response =
+        route_admin_request(request.method(), request.target(), status, metrics, status_json);
     check(response.status == 200 || response.status == 404 || response.status == 405 || response.status == 503);
     check((response.status == 405) == !response.allow.empty());
-    check(status_calls + metrics_calls <= 1);
+    check(status_calls + metrics_calls + status_json_calls <= 1);
+    if (status_json_calls == 1) check(response.status == 200 && response.content_type == "application/json");
     check(!response.body.empty() && response.body.back() == '\n');
     if (metrics_calls == 1) check(response.status == 200 && response.content_type == prometheus_content_type);
 }

@@ -26,21 +26,7 @@ namespace http = boost::beast::http;
 namespace {
 
 constexpr std::string_view call = "550e8400-e29b-41d4-a716-446655440000";
-constexpr std::string_view admin_log_prefix = "admin: serving /healthz, /readyz and /metrics on ";
-
-// The admin address the daemon logged (the real port when it was asked for port 0).
-std::string logged_admin_address(DaemonProcess& daemon) {
-    if (!daemon.process().wait_for_output(admin_log_prefix, 10s)) return {};
-    const auto log = daemon.log();
-    const auto start = log.find(admin_log_prefix) + admin_log_prefix.size();
-    return log.substr(start, log.find('\n', start) - start);
-}
-
-AdminReply get(const std::string& admin, std::string_view target) {
-    const auto address = parse_admin_address(admin);
-    REQUIRE(address);
-    return query_admin(*address, http::verb::get, target, 5s);
-}
+AdminReply get(const std::string& admin, std::string_view target) { return admin_get(admin, target); }
 
 std::map<std::string, MetricFamily> fetch_metrics(const std::string& admin) {
     const auto reply = get(admin, "/metrics");

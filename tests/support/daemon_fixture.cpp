@@ -44,6 +44,27 @@ bool ReceiverThread::wait_for_requests(std::size_t count, std::chrono::milliseco
 
 std::string daemon_binary() { return AVR_WEBHOOKD_BINARY; }
 
+ReceiverOptions always_failing(int status) {
+    ReceiverOptions options;
+    options.fail_first = 1'000'000'000;
+    options.fail_status = status;
+    return options;
+}
+
+std::string logged_admin_address(DaemonProcess& daemon, std::chrono::milliseconds timeout) {
+    constexpr std::string_view prefix = "admin: serving /healthz, /readyz and /metrics on ";
+    if (!daemon.process().wait_for_output(prefix, timeout)) return {};
+    const auto log = daemon.log();
+    const auto start = log.find(prefix) + prefix.size();
+    return log.substr(start, log.find('\n', start) - start);
+}
+
+AdminReply admin_get(const std::string& admin, std::string_view target, std::chrono::milliseconds timeout) {
+    const auto address = parse_admin_address(admin);
+    if (!address) throw std::runtime_error("not an admin address: " + admin);
+    return query_admin(*address, boost::beast::http::verb::get, target, timeout);
+}
+
 DaemonProcess::DaemonProcess(const TempDir& dir, std::vector<std::string> arguments,
                              std::vector<std::string> environment, std::string name, std::filesystem::path socket)
     : DaemonProcess(dir, std::string(), std::move(arguments), std::move(environment), std::move(name),

@@ -6,6 +6,7 @@
 #include "build_paths.hpp"
 #include "process.hpp"
 
+#include <avr_webhookd/tools/healthcheck.hpp>
 #include <avr_webhookd/tools/receiver.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -43,6 +44,9 @@ private:
     std::thread thread_;
 };
 
+// Options of a receiver that answers `status` to every request.
+ReceiverOptions always_failing(int status = 503);
+
 // The avr-webhookd binary under test, started with its socket and dead-letter file in `dir`.
 class DaemonProcess {
 public:
@@ -76,6 +80,12 @@ private:
 };
 
 std::string daemon_binary();
+
+// The admin address the daemon logged at start ("127.0.0.1:PORT" with the real port when it was
+// asked for port 0, or the socket path); "" when it logged none within `timeout`.
+std::string logged_admin_address(DaemonProcess& daemon, std::chrono::milliseconds timeout = 10s);
+// GET `target` on the admin endpoint at `admin` (as logged_admin_address gives it).
+AdminReply admin_get(const std::string& admin, std::string_view target, std::chrono::milliseconds timeout = 5s);
 
 // Connects to the socket, writes `input`, half-closes, and returns the reply lines read until
 // the daemon closes the connection (or the deadline passes).

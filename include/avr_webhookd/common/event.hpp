@@ -22,6 +22,9 @@ struct Event {
     // Only to this destination ("default" or a name): a dead-letter line replayed goes back to the
     // destination it failed for. "" = every destination whose `types` take it.
     std::string destination;
+    // A dead-letter line sent again (it has "failure"): acknowledged with "ok" whatever `ack` is,
+    // so `dead-letters replay` knows each line's fate, and never held for a routing answer.
+    bool replayed = false;
 };
 
 }  // namespace avr_webhookd

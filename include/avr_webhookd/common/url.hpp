@@ -62,4 +62,10 @@ std::optional<NatsUrl> parse_nats_url(std::string_view text, std::string* error 
 //   nats://u:p@n1:4222,nats://u:p@n2:4222  ->  nats://<redacted>@n1:4222,nats://<redacted>@n2:4222
 std::string redact_url(std::string_view url);
 
+// Less than redact_url: scheme, host and port only, no credentials, path or query, for what
+// the status page and `status` show of a destination and in its failure blocks:
+//   https://u:p@hooks.slack.com/services/T0/B0/XYZ?a=1  ->  https://hooks.slack.com
+// Works on any text like redact_url (a host it cannot tell from a password is <redacted>).
+std::string url_origin(std::string_view url);
+
 }  // namespace avr_webhookd

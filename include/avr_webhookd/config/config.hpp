@@ -196,6 +196,9 @@ std::string_view to_string(AckMode mode);
 std::string_view to_string(QueueFullPolicy policy);
 std::string_view to_string(SpoolSync mode);
 
+// The dead-letter file used when dead_letter is not set: dead-letter.ndjson beside the socket.
+std::string default_dead_letter(std::string_view socket);
+
 // The spool folder used when spool_dir is not set, from the environment the daemon runs in.
 std::string default_spool_dir(const Environment& environment, bool running_as_root);
 

@@ -6,8 +6,11 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <functional>
 
 namespace avr_webhookd {
+
+struct AdminStatus;
 
 // Wires intake, delivery, the admin endpoint, signals and systemd notification together and
 // runs them on one io_context until SIGTERM/SIGINT. SIGHUP reloads the configuration.
@@ -28,6 +31,8 @@ private:
     boost::asio::awaitable<void> finish_intake(State& state, std::chrono::steady_clock::duration budget);
     boost::asio::awaitable<void> keep_watchdog_fed(State& state, std::chrono::microseconds interval);
     void reload_configuration(State& state);
+    void start_status(State& state, std::function<AdminStatus()> status, std::function<void()> update_gauges);
+    void stop_admin(State& state);
     ConfigSources sources_;
     LoadedConfig loaded_;
     Logger& logger_;

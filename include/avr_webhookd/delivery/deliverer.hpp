@@ -89,6 +89,7 @@ public:
     // The spool deleted segments: a queue held by spool_max_bytes may have room again.
     void spool_has_room() { after_change(); }
     const std::string& name() const { return name_; }
+    const std::string& url() const { return config_.url; }  // as configured: redact before showing it
 
     // Applies a reloaded configuration to the next attempts; queued events keep their order.
     void reconfigure(const Config& config);

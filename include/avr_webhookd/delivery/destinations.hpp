@@ -59,6 +59,7 @@ public:
     std::optional<std::string> unhealthy_reason() const;
 
     Deliverer* find(std::string_view name) const;
+    std::vector<const Deliverer*> active() const;  // the configured ones, the default first
     std::size_t size() const { return active_.size(); }
     std::size_t dead_letters_pending() const { return dead_letters_->pending(); }
 

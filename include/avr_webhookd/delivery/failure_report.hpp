@@ -1,6 +1,8 @@
 #pragma once
 
+#include <avr_webhookd/common/event.hpp>
 #include <avr_webhookd/delivery/attempt_outcome.hpp>
+#include <avr_webhookd/ops/recent_failures.hpp>
 
 #include <chrono>
 #include <string>
@@ -38,5 +40,12 @@ std::string failure_block(std::string_view event_type, const AttemptOutcome& las
 std::string dead_letter_line(std::string_view event_id, std::string_view body, std::string_view reason,
                              const AttemptOutcome& last, int attempts, std::chrono::system_clock::time_point when,
                              std::string_view destination = {});
+
+// What /status shows of a failed attempt (`given_up` empty: it will be retried) or of an event
+// given up with reason `given_up`: the message made single-line, valid UTF-8 and at most 300
+// bytes, and the failure block with `url` shown as its origin (no credentials, path or query).
+FailureRecord failure_record(const Event& event, const AttemptOutcome& outcome, int attempt, std::string_view given_up,
+                             std::string_view url,
+                             std::chrono::system_clock::time_point when = std::chrono::system_clock::now());
 
 }  // namespace avr_webhookd

@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -36,15 +38,18 @@ struct AdminResponse {
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;   // for HEAD: the body a GET would get; only its length is sent
     std::string allow;  // the Allow header of a 405
+    std::vector<std::pair<std::string, std::string>> headers;  // more, e.g. Content-Security-Policy
 };
 
 // The route table. GET or HEAD on /healthz (200 "ok" when accepting and healthy, else 503 with
 // the reason), /readyz (200 when accepting, else 503) and /metrics (the Prometheus text); other
 // methods on those paths get 405, other paths 404. A query string is ignored. `status` is called
-// for /healthz and /readyz only, `metrics` for /metrics only.
+// for /healthz and /readyz only, `metrics` for /metrics only. With `status_json`, "/" and
+// "/status" are the status page and its JSON (ops/status_page.hpp: route_status_request).
 AdminResponse route_admin_request(boost::beast::http::verb method, std::string_view target,
                                   const std::function<AdminStatus()>& status,
-                                  const std::function<std::string()>& metrics);
+                                  const std::function<std::string()>& metrics,
+                                  const std::function<std::string()>& status_json = {});
 
 // The admin endpoint's limits, so that no client (a slowloris holding partial requests, idle
 // keep-alive connections) can keep /healthz from answering.
@@ -88,6 +93,9 @@ public:
     // when it is invalid or cannot be bound. A Unix socket path that is a stale socket (nobody
     // listening) is replaced; a live one or a non-socket file is an error.
     void start();
+    // Serves the status page at "/" and its JSON, rendered by `status_json`, at "/status" (called
+    // per request on the io thread, like metrics()). Call before start().
+    void serve_status(std::function<std::string()> status_json);
     // Stops accepting, closes open admin connections and removes our Unix socket file. Idempotent.
     // Afterwards status() and metrics() are no longer called.
     void stop();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <avr_webhookd/ops/recent_failures.hpp>
 #include <avr_webhookd/version.hpp>
 
 #include <chrono>
@@ -63,6 +64,8 @@ struct DeliveryMetrics {
     double oldest_undelivered_age_seconds = 0;
 
     Histogram delivery_latency{default_latency_buckets()};
+    // Not a metric: the last failed attempts and given-up events, for /status.
+    RecentFailures recent_failures;
 
     void count_failed_attempt(std::string_view kind);
     void observe_delivery_latency(std::chrono::nanoseconds latency);

@@ -4,8 +4,12 @@
 #include <avr_webhookd/ops/admin_address.hpp>
 
 #include <boost/beast/http/verb.hpp>
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/variables_map.hpp>
 
 #include <chrono>
+#include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +28,16 @@ struct AdminReply {
 // One HTTP/1.1 request (Connection: close) to the admin endpoint, all of it within `timeout`.
 AdminReply query_admin(const AdminAddress& address, boost::beast::http::verb method, std::string_view target,
                        std::chrono::milliseconds timeout);
+
+// --admin ADDR, --config FILE and --timeout DURATION (2s): the options of the tools that ask the
+// admin endpoint (healthcheck, status).
+void add_admin_query_options(boost::program_options::options_description& options);
+
+// The admin endpoint's address for a tool: --admin in `vm`, else WEBHOOK_ADMIN, else the config
+// file (--config, WEBHOOK_CONFIG or the default file). nullopt after saying why on `err` (admin
+// off, invalid, unreadable config file), each message starting with `command`.
+std::optional<AdminAddress> admin_address_setting(const boost::program_options::variables_map& vm,
+                                                  const Environment& env, std::string_view command, std::ostream& err);
 
 // `avr-webhookd healthcheck [--admin ADDR] [--config FILE] [--timeout 2s]`; `args` are the
 // arguments after "healthcheck". Without --admin, the `admin` setting comes from WEBHOOK_ADMIN,

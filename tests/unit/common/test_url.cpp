@@ -194,3 +194,17 @@ TEST_CASE("url: error pointer is optional", "[url]") {
     CHECK_FALSE(parse_url("nope").has_value());
     CHECK(parse_url("http://h/").has_value());
 }
+
+TEST_CASE("url: the origin keeps scheme, host and port, nothing else", "[url][redact]") {
+    using avr_webhookd::url_origin;
+    CHECK(url_origin("https://hooks.slack.com/services/T000/B000/XXXXSECRET") == "https://hooks.slack.com");
+    CHECK(url_origin("https://u:pw@h.example:8443/a/b?token=x#frag") == "https://h.example:8443");
+    CHECK(url_origin("http://[::1]:81/x/y") == "http://[::1]:81");
+    CHECK(url_origin("http://h?q") == "http://h");
+    CHECK(url_origin("http://h#f") == "http://h");
+    CHECK(url_origin("https://user@h/") == "https://h");
+    // A password holding an unencoded '/' ends the authority early: none of it may show.
+    CHECK(url_origin("https://user:pa/ss@h.example/x") == "https://<redacted>");
+    CHECK(url_origin("") == "");
+    CHECK(url_origin("h.example/a/secret") == "h.example");
+}

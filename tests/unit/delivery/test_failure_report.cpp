@@ -176,3 +176,31 @@ TEST_CASE("failure_report: dead letter time is UTC with milliseconds", "[failure
     CHECK(parse_object(dead_letter_line("e", sample_body, "r", refused(), 1, leap_day)).at("failure").at("time") ==
           "2024-02-29T23:59:59.001Z");
 }
+
+TEST_CASE("failure_report: what /status shows of a failure is short, safe and names no path", "[failure_report]") {
+    Event event;
+    event.id = "e1";
+    event.uuid = "0b6f3c3e-1b7a-4d2e-9a51-2d4b6f1e8c01";
+    event.type = "call_started";
+    auto outcome = unavailable();
+    outcome.message = "Service\r\nUnavailable \x1b[31m" + std::string(1000, 'x') + "\xff";
+    const auto record = failure_record(event, outcome, 3, {},
+                                       "https://user:pw@hooks.example:8443/services/T0/SECRET?k=v", sample_time());
+    CHECK(record.time == sample_time());
+    CHECK(record.event_id == "e1");
+    CHECK(record.call == event.uuid);
+    CHECK(record.attempt == 3);
+    CHECK(record.code == "HTTP 503");
+    CHECK(record.status == 503);
+    CHECK(record.given_up.empty());
+    CHECK(record.message.size() <= 303);
+    CHECK(record.message.starts_with("Service Unavailable [31mxxx"));
+    CHECK(record.block.find("SECRET") == std::string::npos);
+    CHECK(record.block.find("pw") == std::string::npos);
+    CHECK(record.block.find("URL: https://hooks.example:8443\n") != std::string::npos);
+    CHECK(
+        record.block.starts_with("[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: Service Unavailable"));
+    CHECK(record.block.find('\x1b') == std::string::npos);
+    CHECK(failure_record(event, refused(), 4, "retry budget exhausted (4 attempts)", "http://h/x").given_up ==
+          "retry budget exhausted (4 attempts)");
+}

@@ -75,6 +75,9 @@ TEST_CASE("event parser ignores a dead letter's failure object", "[event_parser]
         R"({"id":"e1","uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_ended","timestamp":"2024-01-01T12:00:00.000Z","payload":{},"failure":{"reason":"shutdown"}})");
     CHECK(event.id == "e1");
     CHECK(event.body.find("failure") == std::string::npos);
+    // ... but notes that it is one sent again: the intake acknowledges it whatever `ack` is.
+    CHECK(event.replayed);
+    CHECK_FALSE(accepted(R"({"id":"e1","uuid":"550e8400-e29b-41d4-a716-446655440000","type":"call_ended"})").replayed);
 }
 
 TEST_CASE("event parser names what is wrong", "[event_parser]") {
@@ -177,6 +180,18 @@ TEST_CASE("timestamp formatting and validation", "[timestamp]") {
     CHECK_FALSE(is_iso8601_datetime("2024-01-01T00:00:00.Z"));
     CHECK_FALSE(is_iso8601_datetime("2024-01-01 00:00:00Z"));
     CHECK_FALSE(is_iso8601_datetime("2024-01-01T00:00:00+24:00"));
+    CHECK_FALSE(is_iso8601_datetime("2024-01-01T00:00:00.1234567891Z"));  // more than nine digits
+}
+
+TEST_CASE("timestamp parsing applies the zone and the fraction", "[timestamp]") {
+    using namespace std::chrono;
+    CHECK(parse_iso8601_datetime("2024-01-01T12:00:00.123Z") == received_at);
+    CHECK(parse_iso8601_datetime("2024-01-01T13:30:00.123+01:30") == received_at);
+    CHECK(parse_iso8601_datetime("2024-01-01T10:00:00.123-0200") == received_at);
+    CHECK(parse_iso8601_datetime("2024-01-01T12:00:00.123000000z") == received_at);
+    CHECK(parse_iso8601_datetime("1970-01-01T00:00:01Z") == system_clock::time_point(seconds(1)));
+    CHECK_FALSE(parse_iso8601_datetime("2024-01-01T12:00:00"));
+    CHECK_FALSE(parse_iso8601_datetime("2023-02-29T00:00:00Z"));
 }
 
 TEST_CASE("uuid generation yields distinct canonical version 4 ids", "[uuid]") {
