@@ -53,7 +53,7 @@ ReplayRecord::ReplayRecord(const std::string& dead_letter_path, Mode mode)
     : path_(dead_letter_path + ".replayed"), mode_(mode) {
     if (mode_ == Mode::locked) {
         const auto lock_path = path_ + ".lock";
-        lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (lock_fd_ < 0) throw failure("cannot create", lock_path);
         if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
             const bool busy = errno == EWOULDBLOCK;
@@ -83,7 +83,7 @@ void ReplayRecord::mark_present(const std::string& key) {
 void ReplayRecord::open_for_append() {
     if (append_fd_ >= 0) return;
     if (mode_ != Mode::locked) throw std::logic_error("ReplayRecord: written without the lock");
-    append_fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    append_fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (append_fd_ < 0) throw failure("cannot write", path_);
     const auto size = ::lseek(append_fd_, 0, SEEK_END);
     char last = '\n';
@@ -108,7 +108,10 @@ void ReplayRecord::add(const std::vector<std::string>& keys) {
 void ReplayRecord::compact() {
     if (mode_ != Mode::locked) throw std::logic_error("ReplayRecord: compacted without the lock");
     const auto temporary = path_ + ".tmp";
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    // The folder may be writable by the daemon's user while an operator runs this as root: never
+    // follow a link planted at these names (a stale temporary is removed, then created anew).
+    ::unlink(temporary.c_str());
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (fd < 0) throw failure("cannot write", temporary);
     std::string text(header);
     for (const auto& key : kept_) text.append(key).push_back('\n');

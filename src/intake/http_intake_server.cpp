@@ -61,6 +61,8 @@ struct HttpIntakeServer::Connection {
     std::string peer;
     HttpRequestReader reader;  // keeps what a client sent past one request for the next one
     HttpConnectionPhase phase = HttpConnectionPhase::waiting_for_request;
+    std::uint64_t requests_answered = 0;
+    Clock::time_point waiting_since = Clock::now();  // for a request, since connect or the last answer
     std::uint64_t waiting_ticket = 0;  // a 200 waiting for the spool; 0 = none
     asio::steady_timer wake;           // woken by durable_through()
 };
@@ -150,15 +152,24 @@ void HttpIntakeServer::forget(std::uint64_t id) {
     if (connections_.erase(id) > 0) closed_signal_.notify_all();
 }
 
-// At max_connections the connection waiting longest for a request (an idle keep-alive one first
-// of all, as the map is ordered by age) makes room; false when every connection is answering.
+// At max_connections a connection waiting for a request makes room: one that never completed a
+// request first (a client that trickles a request or sends none), then the one waiting longest,
+// so a producer's kept-alive connection goes last; false when every connection is answering.
 bool HttpIntakeServer::make_room() {
     if (connections_.size() < options_.limits.max_connections) return true;
-    for (const auto& [id, connection] : connections_) {
-        if (connection->phase != HttpConnectionPhase::waiting_for_request) continue;
-        connection->stream.close();
-        const auto victim = id;
-        forget(victim);
+    const Connection* victim = nullptr;
+    const auto ranks_before = [](const Connection& a, const Connection& b) {
+        if ((a.requests_answered == 0) != (b.requests_answered == 0)) return a.requests_answered == 0;
+        return a.waiting_since < b.waiting_since;
+    };
+    for (const auto& [id, connection] : connections_)
+        if (connection->phase == HttpConnectionPhase::waiting_for_request &&
+            (victim == nullptr || ranks_before(*connection, *victim)))
+            victim = connection.get();
+    if (victim != nullptr) {
+        const auto id = victim->id;
+        connections_.at(id)->stream.close();
+        forget(id);
         ++metrics_.http_connections_evicted;
         const std::string message =
             "http intake: http_max_connections=" + std::to_string(options_.limits.max_connections) +
@@ -225,6 +236,7 @@ HttpRequestLimits HttpIntakeServer::request_limits() const {
 // anything but a complete request ends the connection (false), a refused one after its answer.
 awaitable<bool> HttpIntakeServer::read_request(Connection& c, bool first) {
     c.phase = HttpConnectionPhase::waiting_for_request;
+    c.waiting_since = Clock::now();
     const auto deadline = Clock::now() + options_.limits.request_timeout;  // one deadline for the whole request
     const auto error = co_await read_http_request(c.stream, c.reader, deadline, ContinueReply::send);
     if (!connections_.contains(c.id)) co_return false;  // evicted
@@ -275,12 +287,18 @@ awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) 
         std::string event_id;
         const auto started = Clock::now();
         const auto response = co_await answer(c, request, event_id);
-        // A HEAD request's answer carries a body here (a 405): the connection ends after it.
-        const bool keep_alive =
-            request.message.keep_alive() && running_ && request.message.method() != http::verb::head;
+        // A HEAD request's answer carries a body here (a 405): the connection ends after it. So does
+        // any answer but a 2xx: a client without the secret, or one that sends what is refused,
+        // gets one answer per connection, and a client that does not read its answers cannot keep
+        // connections busy writing pipelined 401s until max_connections shuts producers out.
+        const bool keep_alive = request.message.keep_alive() && running_ &&
+                                request.message.method() != http::verb::head && response.status < 300;
+        ++c.requests_answered;
         const bool written = co_await write(c, response, request.message.version(), keep_alive);
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-        const auto target = std::string_view(request.message.target().data(), request.message.target().size());
+        // The path only: a query may carry a token (…?token=…), which is never logged.
+        auto target = std::string_view(request.message.target().data(), request.message.target().size());
+        target = target.substr(0, target.find_first_of("?#"));
         logger_.debug("http intake: " + c.name() + " " + Logger::sanitize(request.message.method_string()) + " " +
                       Logger::sanitize(target.substr(0, logged_target_bytes)) + " -> " +
                       std::to_string(response.status) + (event_id.empty() ? "" : " id " + event_id) + " in " +

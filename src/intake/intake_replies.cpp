@@ -102,6 +102,9 @@ awaitable<bool> IntakeServer::wait_for_reply_room(Connection& c) {
                              " bytes of replies it has not read (max_reply_backlog=" +
                              std::to_string(c.replies.limit()) + "); its lines are read as it reads its replies");
         }
+        // Stopping while the replies wait for the spool's fdatasync or for routing answers, not for
+        // the producer: take no more lines, and let serve()'s linger send those replies as they come.
+        if (!accepting_ && gate == ReplyBacklog::Gate::wait_for_release) co_return false;
         const auto now = std::chrono::steady_clock::now();
         if (!accepting_ && !stop_deadline) stop_deadline = now + close_linger;
         // Closed (eviction, an error), or the daemon stops and the producer still does not read:

@@ -18,7 +18,9 @@
 #include <boost/beast/http/write.hpp>
 
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <stdexcept>
 
@@ -86,12 +88,16 @@ HttpRequestLimits admin_request_limits(const AdminLimits& limits) {
     return bounds;
 }
 
-// Where an admin connection is: only one that waits for a request may be evicted.
+// Where an admin connection is: one that waits for a request may be evicted, and so may one whose
+// answer has not been taken for stalled_answer (a client that asks and does not read).
 enum class AdminConnectionPhase { reading_request, answering };
+
+constexpr std::chrono::seconds stalled_answer{1};
 
 struct AdminConnection {
     std::function<void()> close;
     AdminConnectionPhase phase = AdminConnectionPhase::reading_request;
+    std::chrono::steady_clock::time_point answering_since = std::chrono::steady_clock::time_point::max();
 };
 
 struct detail::AdminServerState {
@@ -163,8 +169,15 @@ struct detail::AdminServerState {
     // Makes room for one more connection; false when every connection is busy answering.
     bool make_room() {
         if (connections.size() < limits.max_connections) return true;
-        for (auto it = connections.begin(); it != connections.end(); ++it) {
-            if (it->second.phase != AdminConnectionPhase::reading_request) continue;
+        auto it = std::find_if(connections.begin(), connections.end(), [](const auto& entry) {
+            return entry.second.phase == AdminConnectionPhase::reading_request;
+        });
+        const auto stalled_since = std::chrono::steady_clock::now() - stalled_answer;
+        if (it == connections.end())
+            it = std::find_if(connections.begin(), connections.end(), [&](const auto& entry) {
+                return entry.second.answering_since <= stalled_since;  // answering, its answer not read
+            });
+        if (it != connections.end()) {
             auto close = std::move(it->second.close);
             connections.erase(it);  // its coroutine ends on the closed socket and erases nothing more
             close();
@@ -175,7 +188,11 @@ struct detail::AdminServerState {
         return false;
     }
     void set_phase(std::uint64_t id, AdminConnectionPhase phase) {
-        if (const auto it = connections.find(id); it != connections.end()) it->second.phase = phase;
+        const auto it = connections.find(id);
+        if (it == connections.end()) return;
+        it->second.phase = phase;
+        it->second.answering_since = phase == AdminConnectionPhase::answering ? std::chrono::steady_clock::now()
+                                                                               : std::chrono::steady_clock::time_point::max();
     }
 };
 

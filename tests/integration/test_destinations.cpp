@@ -189,7 +189,8 @@ TEST_CASE("destinations: dead letters name their destination and a replay reache
     REQUIRE(wait_until(
         [&] {  // a dead letter counts once its line is synced, which the loop learns just after the file has it
             metrics = parse_exposition(admin_get(admin.string(), "/metrics").body);
-            return counter("events_dead_lettered_total", "b") == 3;
+            // and a delivery counts once the daemon has read the 2xx, just after the receiver sent it
+            return counter("events_dead_lettered_total", "b") == 3 && counter("events_delivered_total", "default") == 3;
         },
         10s));
     CHECK(counter("events_delivered_total", "default") == 3);

@@ -159,21 +159,6 @@ const std::string ok_response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 bool is_normal(const std::string& body) { return body.find("\"normal\"") != std::string::npos; }
 
-std::vector<boost::json::object> dead_letters(const DaemonProcess& daemon) {
-    std::vector<boost::json::object> lines;
-    for (const auto& line : read_lines(daemon.dead_letter())) lines.push_back(boost::json::parse(line).as_object());
-    return lines;
-}
-
-bool wait_for_dead_letters(const DaemonProcess& daemon, std::size_t count, std::chrono::milliseconds timeout = 20s) {
-    return wait_until([&] { return read_lines(daemon.dead_letter()).size() >= count; }, timeout);
-}
-
-std::string failure_field(const boost::json::object& line, std::string_view field) {
-    const auto& value = line.at("failure").at(field);
-    return value.is_string() ? std::string(value.as_string()) : boost::json::serialize(value);
-}
-
 std::string line_of(std::string_view type, std::string_view text, std::string_view id) {
     return event_line(call, type, text, id) + "\n";
 }

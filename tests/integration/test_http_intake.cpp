@@ -74,13 +74,17 @@ TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wron
     DaemonProcess daemon(dir, arguments);
     REQUIRE(daemon.wait_ready());
     const auto port = http_port(daemon);
-    Client client(port);
+    // Any answer but a 2xx ends its connection (Connection: close), so a client without the secret
+    // gets one answer per connection.
     const auto expect = [&](const std::string& request, unsigned status, std::string_view error_part) {
         INFO(request.substr(0, 200));
+        Client client(port);
         client.send(request);
         const auto reply = client.read_reply();
         REQUIRE(reply);
         CHECK(reply->status == status);
+        CHECK(reply->headers.at("connection") == "close");
+        CHECK(client.closed_within(5s));
         const auto answer = json_of(*reply);
         CHECK(answer.at("ok").as_bool() == false);
         CHECK_THAT(std::string(answer.at("error").as_string()), Catch::Contains(std::string(error_part)));
@@ -91,9 +95,7 @@ TEST_CASE("http intake: wrong secret, bad body, wrong method, oversized and wron
     expect(core_request(port, core_body("call_started"), secret, "text/plain"), 415, "Content-Type");
     const auto wrong_method = expect(core_request(port, "", secret, "application/json", "GET"), 405, "POST");
     CHECK(wrong_method.headers.at("allow") == "POST");
-    // All on one keep-alive connection; then an oversized body, which closes it.
     expect(core_request(port, core_body("transcription", std::string(2000, 'a'))), 413, "max_line=1024");
-    CHECK(client.closed_within(5s));
 
     // A good request afterwards is the only one delivered.
     Client good(port);
@@ -240,4 +242,34 @@ TEST_CASE("http intake: AVR Core's call_initiated gets the receiver's sts_url ba
     CHECK_THAT(std::string(json_of(*timed_out).at("error").as_string()), Catch::Contains("respond_timeout=300ms"));
     REQUIRE(slow.wait_for_requests(1, 10s));
     REQUIRE(slow_daemon.stop());
+}
+
+TEST_CASE("http intake: at http_max_connections a client that never completed a request makes room, not a "
+          "producer's kept-alive connection",
+          "[integration][http_intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    auto arguments = http_intake_arguments(receiver);
+    arguments.insert(arguments.end(), {"--http-max-connections", "3"});
+    DaemonProcess daemon(dir, arguments);
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+
+    Client producer(port);  // the oldest connection, kept alive after its answer
+    producer.send(core_request(port, core_body("call_started")));
+    const auto first = producer.read_reply();
+    REQUIRE(first);
+    CHECK(first->status == 200);
+    Client silent(port);
+    Client trickling(port);
+    trickling.send("POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    Client newcomer(port);  // makes room: the silent one goes, it never completed a request
+    CHECK(silent.closed_within(5s));
+
+    producer.send(core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z")));
+    const auto second = producer.read_reply();
+    REQUIRE(second);
+    CHECK(second->status == 200);
+    REQUIRE(receiver.wait_for_requests(2));
+    REQUIRE(daemon.stop());
 }
