@@ -280,7 +280,7 @@ TEST_CASE("nats: token, user and password, and NKey authentication", "[integrati
     }
 }
 
-TEST_CASE("nats: tls:// with ca_file and a client certificate; a certificate for another host is refused",
+TEST_CASE("nats: tls:// with ca_file and a client certificate, a certificate for another host is refused",
           "[integration][nats][tls]") {
     TempDir dir;
     const auto& pki = TestPki::shared();

@@ -118,7 +118,7 @@ TEST_CASE("dead letters: --since takes a date-time, a date or a duration before 
     CHECK_FALSE(parse_since("2026-13-01", now));
 }
 
-TEST_CASE("dead letters: the file is read up to its last complete line; malformed lines are reported",
+TEST_CASE("dead letters: the file is read up to its last complete line, malformed lines are reported",
           "[dead_letter_tools]") {
     test::TempDirectory dir("avr-dl-reader");
     const auto file = dir / "dead-letter.ndjson";

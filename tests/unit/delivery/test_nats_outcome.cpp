@@ -37,7 +37,7 @@ TEST_CASE("nats outcome: a PubAck is delivered, a duplicate too", "[nats][outcom
     CHECK(verdict_of(duplicate) == Verdict::delivered);
 }
 
-TEST_CASE("nats outcome: JetStream API errors keep their codes; 5xx are retried, 4xx given up", "[nats][outcome]") {
+TEST_CASE("nats outcome: JetStream API errors keep their codes, 5xx are retried, 4xx given up", "[nats][outcome]") {
     const auto full = of_message(
         R"({"stream":"AVR","seq":0,"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}})");
     CHECK(full.kind == FailureKind::jetstream);
