@@ -9,6 +9,13 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
 using namespace avr_webhookd;
 using namespace std::chrono_literals;
 
@@ -75,7 +82,10 @@ TEST_CASE("spool service: an event is acknowledged once a sync covers it, done e
     spool::Spool reopened(io, settings_for(dir.path()), logger, metrics);
     const auto& recovered = reopened.recovered();
     REQUIRE(recovered.events.size() == 5);
-    CHECK(recovered.events.front().event_id == "event-1-16");
+    spool::StoredEvent first;
+    std::string first_body;
+    REQUIRE_FALSE(reopened.read_event(recovered.events.front().locator, first, first_body));
+    CHECK(first.event_id == "event-1-16");
     CHECK(recovered.events.front().sequence == 16);
     CHECK(recovered.last_sequence.at(spool::test::call_uuid(1)) == 20);
     std::string body;
@@ -114,4 +124,90 @@ TEST_CASE("spool service: interval acknowledges at once, the spool's bound and i
     REQUIRE(spool.unhealthy_reason());
     CHECK_THAT(*spool.unhealthy_reason(), Catch::Contains("spool_max_bytes"));
     CHECK(metrics.spool_disk_full == 1);
+}
+
+namespace {
+
+// The system's calls, except that fdatasync hangs while `hang` is set, as on a sick disk.
+class HangingSync final : public spool::SystemFileSystem {
+public:
+    std::error_code sync_data(int fd) override {
+        std::unique_lock lock(mutex_);
+        if (hang_) {
+            ++hung_;
+            changed_.notify_all();
+            changed_.wait(lock, [this] { return !hang_; });
+            --hung_;
+            changed_.notify_all();
+        }
+        lock.unlock();
+        return SystemFileSystem::sync_data(fd);
+    }
+    void hang(bool on) {
+        std::lock_guard lock(mutex_);
+        hang_ = on;
+        changed_.notify_all();
+    }
+    // Waits (within 10 s) until `count` syncs hang.
+    bool wait_hung(int count) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, 10s, [&] { return hung_ == count; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool hang_ = false;
+    int hung_ = 0;
+};
+
+std::string file_text(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("spool service: close() is bounded when fdatasync hangs, with an error log", "[spool]") {
+    avr_webhookd::test::TempDirectory dir("spool-service");
+    // Outlives the sync thread left behind (it is let go at the end, and the test waits for it).
+    static HangingSync files;
+    boost::asio::io_context io;
+    const auto log_file = dir.path() / "log";
+    const int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(log_fd >= 0);
+    Logger logger({LogLevel::info, LogFormat::text, false}, log_fd);
+    Metrics metrics;
+    auto settings = settings_for(dir.path() / "spool");
+    settings.close_sync_budget = 300ms;
+    std::uint64_t durable = 0;
+    {
+        spool::Spool spool(io, settings, logger, metrics, files);
+        spool.on_durable([&](std::uint64_t ticket) { durable = ticket; });
+        spool.start();
+        const auto first = spool.store(spool_event(1, 1), 1);
+        REQUIRE(run_until(io, [&] { return durable >= first.ticket; }));
+
+        files.hang(true);
+        const auto second = spool.store(spool_event(1, 2), 2);
+        REQUIRE_FALSE(second.error);
+        REQUIRE(files.wait_hung(1));  // the group commit's fdatasync is stuck
+        const auto started = std::chrono::steady_clock::now();
+        spool.close();
+        const auto took = std::chrono::steady_clock::now() - started;
+        CHECK(took >= 300ms);
+        CHECK(took < 5s);
+        CHECK(durable < second.ticket);  // never acknowledged
+    }
+    const std::string log = file_text(log_file);
+    CHECK_THAT(log, Catch::Contains("the final fdatasync of"));
+    CHECK_THAT(log, Catch::Contains("did not finish within"));
+    CHECK(metrics.spool_sync_failures == 1);
+    files.hang(false);
+    CHECK(files.wait_hung(0));
+    ::close(log_fd);
+
+    // The record written before the stop is there at the next start (the page cache kept it).
+    spool::Spool reopened(io, settings_for(dir.path() / "spool"), logger, metrics);
+    CHECK(reopened.recovered().events.size() == 2);
 }
