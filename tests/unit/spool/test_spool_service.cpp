@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -128,36 +129,44 @@ TEST_CASE("spool service: interval acknowledges at once, the spool's bound and i
 
 namespace {
 
-// The system's calls, except that fdatasync hangs while `hang` is set, as on a sick disk.
-class HangingSync final : public spool::SystemFileSystem {
+// The system's calls, except that one kind hangs while it is set to, as on a sick disk.
+class HangingDisk final : public spool::SystemFileSystem {
 public:
+    enum class Call { none, sync_data, read_at };
+
     std::error_code sync_data(int fd) override {
-        std::unique_lock lock(mutex_);
-        if (hang_) {
-            ++hung_;
-            changed_.notify_all();
-            changed_.wait(lock, [this] { return !hang_; });
-            --hung_;
-            changed_.notify_all();
-        }
-        lock.unlock();
+        wait_while_hanging(Call::sync_data);
         return SystemFileSystem::sync_data(fd);
     }
-    void hang(bool on) {
+    std::error_code read_at(int fd, char* into, std::size_t size, std::uint64_t offset, std::size_t& got) override {
+        wait_while_hanging(Call::read_at);
+        return SystemFileSystem::read_at(fd, into, size, offset, got);
+    }
+    void hang(Call call) {
         std::lock_guard lock(mutex_);
-        hang_ = on;
+        hanging_ = call;
         changed_.notify_all();
     }
-    // Waits (within 10 s) until `count` syncs hang.
+    // Waits (within 10 s) until `count` calls hang.
     bool wait_hung(int count) {
         std::unique_lock lock(mutex_);
         return changed_.wait_for(lock, 10s, [&] { return hung_ == count; });
     }
 
 private:
+    void wait_while_hanging(Call call) {
+        std::unique_lock lock(mutex_);
+        if (hanging_ != call) return;
+        ++hung_;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return hanging_ != call; });
+        --hung_;
+        changed_.notify_all();
+    }
+
     std::mutex mutex_;
     std::condition_variable changed_;
-    bool hang_ = false;
+    Call hanging_ = Call::none;
     int hung_ = 0;
 };
 
@@ -171,7 +180,7 @@ std::string file_text(const std::filesystem::path& file) {
 TEST_CASE("spool service: close() is bounded when fdatasync hangs, with an error log", "[spool]") {
     avr_webhookd::test::TempDirectory dir("spool-service");
     // Outlives the sync thread left behind (it is let go at the end, and the test waits for it).
-    static HangingSync files;
+    static HangingDisk files;
     boost::asio::io_context io;
     const auto log_file = dir.path() / "log";
     const int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -188,7 +197,7 @@ TEST_CASE("spool service: close() is bounded when fdatasync hangs, with an error
         const auto first = spool.store(spool_event(1, 1), 1);
         REQUIRE(run_until(io, [&] { return durable >= first.ticket; }));
 
-        files.hang(true);
+        files.hang(HangingDisk::Call::sync_data);
         const auto second = spool.store(spool_event(1, 2), 2);
         REQUIRE_FALSE(second.error);
         REQUIRE(files.wait_hung(1));  // the group commit's fdatasync is stuck
@@ -203,11 +212,56 @@ TEST_CASE("spool service: close() is bounded when fdatasync hangs, with an error
     CHECK_THAT(log, Catch::Contains("the final fdatasync of"));
     CHECK_THAT(log, Catch::Contains("did not finish within"));
     CHECK(metrics.spool_sync_failures == 1);
-    files.hang(false);
+    files.hang(HangingDisk::Call::none);
     CHECK(files.wait_hung(0));
     ::close(log_fd);
 
     // The record written before the stop is there at the next start (the page cache kept it).
     spool::Spool reopened(io, settings_for(dir.path() / "spool"), logger, metrics);
     CHECK(reopened.recovered().events.size() == 2);
+}
+
+namespace {
+
+struct CountingWaiter final : spool::BlockReader::Waiter {
+    int told = 0;
+    void records_read() override { ++told; }
+};
+
+}  // namespace
+
+TEST_CASE("spool service: reading a parked event back never blocks the event loop, even when the read hangs",
+          "[spool]") {
+    avr_webhookd::test::TempDirectory dir("spool-service");
+    HangingDisk files;  // outlives the spool and its read thread
+    boost::asio::io_context io;
+    Logger logger({LogLevel::error, LogFormat::text, false});
+    Metrics metrics;
+    spool::Spool spool(io, settings_for(dir.path(), SpoolSync::interval), logger, metrics, files);
+    spool.start();
+    const auto stored = spool.store(spool_event(1, 1, 300), 1);
+    REQUIRE_FALSE(stored.error);
+
+    files.hang(HangingDisk::Call::read_at);
+    CountingWaiter waiter;
+    spool::StoredEvent event;
+    std::string body;
+    std::error_code error;
+    REQUIRE(spool.try_read_event(stored.locator, waiter, event, body, error) == spool::BlockReader::Status::reading);
+    REQUIRE(files.wait_hung(1));  // the read is stuck in the "kernel"
+    // The loop goes on meanwhile: a handler posted now runs, and asking again does not wait.
+    bool ran = false;
+    boost::asio::post(io, [&] { ran = true; });
+    CHECK(run_until(io, [&] { return ran; }));
+    CHECK(spool.try_read_event(stored.locator, waiter, event, body, error) == spool::BlockReader::Status::reading);
+    CHECK(waiter.told == 0);
+    CHECK(spool.parked_reads() == 1);  // one read for both requests
+
+    files.hang(HangingDisk::Call::none);
+    REQUIRE(run_until(io, [&] { return waiter.told == 1; }));
+    REQUIRE(spool.try_read_event(stored.locator, waiter, event, body, error) == spool::BlockReader::Status::ready);
+    CHECK_FALSE(error);
+    CHECK(event.event_id == "event-1-1");
+    CHECK(body == std::string(300, 'b'));
+    spool.close();
 }

@@ -175,7 +175,7 @@ TEST_CASE("max_bytes refuses the event that would pass it, exactly at the edge",
     TempDirectory temp("spool");
     const auto dir = temp.path() / "spool";
     const std::uint64_t record = encoded_event_size(
-        EventFields{1, 1, 0, make_event(1, 1).id, make_event(1, 1).call, "transcription", body_for(1, 1)});
+        EventFields{1, 1, 0, make_event(1, 1).id, make_event(1, 1).call, "transcription", body_for(1, 1), {}});
     SpoolOptions options;
     options.segment_bytes = record * 2;
     options.max_bytes = record * 4;  // exactly four events of this size
