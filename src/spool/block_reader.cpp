@@ -18,6 +18,12 @@ BlockReader::BlockReader(boost::asio::io_context& io, const SpoolWriter& writer)
 
 BlockReader::~BlockReader() = default;
 
+bool BlockReader::stop(std::chrono::steady_clock::duration budget) {
+    stopped_ = true;
+    reading_.clear();
+    return thread_->finish(budget);
+}
+
 BlockReader::Status BlockReader::read(const Locator& at, Waiter& waiter, StoredEvent& event, std::string& body,
                                       std::error_code& error) {
     SpoolWriter::Source source;
@@ -46,6 +52,10 @@ BlockReader::Status BlockReader::read(const Locator& at, Waiter& waiter, StoredE
                 reading.waiters.push_back(&waiter);
             return Status::reading;
         }
+    if (stopped_) {
+        error = std::make_error_code(std::errc::operation_canceled);
+        return Status::failed;
+    }
     start(place, source, waiter);
     return Status::reading;
 }

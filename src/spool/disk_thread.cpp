@@ -20,6 +20,7 @@ struct DiskThread::State {
     std::condition_variable finished;
     std::deque<Entry> jobs;
     bool stop = false;
+    bool exited = false;  // run() has returned
     std::optional<LoopPart> waited_result;
 };
 
@@ -36,21 +37,28 @@ DiskThread::~DiskThread() {
 }
 
 void DiskThread::run(std::shared_ptr<State> state) {
-    std::unique_lock lock(state->mutex);
+    run_jobs(*state);
+    std::lock_guard lock(state->mutex);
+    state->exited = true;
+    state->finished.notify_all();
+}
+
+void DiskThread::run_jobs(State& state) {
+    std::unique_lock lock(state.mutex);
     for (;;) {
-        state->wake.wait(lock, [&] { return state->stop || !state->jobs.empty(); });
-        if (state->jobs.empty() || state->io == nullptr) return;  // stopping with nothing left, or left behind
-        State::Entry entry = std::move(state->jobs.front());
-        state->jobs.pop_front();
+        state.wake.wait(lock, [&] { return state.stop || !state.jobs.empty(); });
+        if (state.jobs.empty() || state.io == nullptr) return;  // stopping with nothing left, or left behind
+        State::Entry entry = std::move(state.jobs.front());
+        state.jobs.pop_front();
         lock.unlock();
         LoopPart part = entry.job();
         lock.lock();
-        if (state->io == nullptr) return;  // left behind while the job ran: its result goes nowhere
+        if (state.io == nullptr) return;  // left behind while the job ran: its result goes nowhere
         if (entry.waited) {
-            state->waited_result = std::move(part);
-            state->finished.notify_all();
+            state.waited_result = std::move(part);
+            state.finished.notify_all();
         } else if (part) {
-            boost::asio::post(*state->io, std::move(part));
+            boost::asio::post(*state.io, std::move(part));
         }
     }
 }
@@ -58,7 +66,7 @@ void DiskThread::run(std::shared_ptr<State> state) {
 void DiskThread::submit(Job job) {
     {
         std::lock_guard lock(state_->mutex);
-        if (state_->io == nullptr) return;
+        if (state_->io == nullptr || state_->stop) return;
         state_->jobs.push_back(State::Entry{std::move(job), false});
     }
     state_->wake.notify_one();
@@ -83,6 +91,23 @@ DiskThread::LoopPart DiskThread::run_and_wait(Job job, std::chrono::steady_clock
     lock.unlock();
     thread_.detach();
     return {};
+}
+
+bool DiskThread::finish(std::chrono::steady_clock::duration budget) {
+    std::unique_lock lock(state_->mutex);
+    if (!thread_.joinable()) return state_->io != nullptr;  // finished before, or left behind
+    state_->stop = true;
+    state_->wake.notify_one();
+    if (state_->finished.wait_for(lock, budget, [&] { return state_->exited; })) {
+        lock.unlock();
+        thread_.join();
+        return true;
+    }
+    state_->io = nullptr;  // stuck in the kernel: left behind, it ends when (if) the call returns
+    state_->jobs.clear();
+    lock.unlock();
+    thread_.detach();
+    return false;
 }
 
 bool DiskThread::abandoned() const {

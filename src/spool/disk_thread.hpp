@@ -33,11 +33,15 @@ public:
     // posted: the caller, on the loop, gets it back (never empty when the job ran; empty when the
     // budget ran out: the thread is then left behind, and what is submitted later is dropped).
     LoopPart run_and_wait(Job job, std::chrono::steady_clock::duration budget);
+    // Ends the thread after the jobs queued so far, waiting up to `budget`; past it the thread is
+    // left behind (and false returned). Later submits are dropped.
+    bool finish(std::chrono::steady_clock::duration budget);
     bool abandoned() const;
 
 private:
     struct State;
     static void run(std::shared_ptr<State> state);
+    static void run_jobs(State& state);
 
     std::shared_ptr<State> state_;
     std::thread thread_;

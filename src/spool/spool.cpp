@@ -259,6 +259,10 @@ void Spool::close() {
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
+    if (!reader_->stop(settings_.close_sync_budget))
+        logger_.error("spool: reading a parked event back from " + path().string() + " did not finish within " +
+                      format_duration(settings_.close_sync_budget) +
+                      " (the disk hangs); stopping without it. The event stays in the spool");
     std::error_code error = writer_.flush();
     if (!error) {
         SyncPoint point = writer_.sync_point_for_all();

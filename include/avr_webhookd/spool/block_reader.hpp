@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -42,7 +43,11 @@ public:
     };
 
     BlockReader(boost::asio::io_context& io, const SpoolWriter& writer);
-    ~BlockReader();
+    ~BlockReader();  // stop() without a bound, unless it was stopped
+    // No more reads: the read in progress gets up to `budget` (a disk on which pread hangs must
+    // not hold a stop); past it, its thread is left behind and false returned. Waiters are not told;
+    // a read after it that needs the disk fails with std::errc::operation_canceled.
+    bool stop(std::chrono::steady_clock::duration budget);
     BlockReader(const BlockReader&) = delete;
     BlockReader& operator=(const BlockReader&) = delete;
 
@@ -82,6 +87,7 @@ private:
     std::vector<Reading> reading_;
     std::deque<Failed> failed_;  // reads that failed lately: the record each was started for fails
     std::uint64_t reads_ = 0;
+    bool stopped_ = false;
     std::shared_ptr<char> alive_ = std::make_shared<char>();  // a read ending after this object is ignored
 };
 

@@ -31,7 +31,8 @@ struct SpoolSettings {
     SpoolSync sync = SpoolSync::always;
     std::chrono::milliseconds sync_interval{100};
     std::uint64_t max_bytes = 1ull << 30;
-    // How long close() waits for its last fdatasync before it goes on without it (a hung disk).
+    // How long close() waits for its last fdatasync, and for a parked event's read in progress,
+    // before it goes on without it (a hung disk).
     std::chrono::milliseconds close_sync_budget{5000};
 };
 SpoolSettings spool_settings(const Config& config);
@@ -108,7 +109,8 @@ public:
     // disk, for at most close_sync_budget: a disk whose fdatasync hangs gets an error log, and the stop goes on
     // without that sync, leaving the sync thread behind. Nothing acknowledged depends on it: with
     // always, records written since the last sync were not acknowledged; with interval they are
-    // in the page cache, as after any stop).
+    // in the page cache, as after any stop). A read of a parked event that hangs gets the same
+    // budget first (the event stays in the spool).
     void close();
 
     std::optional<std::string> unhealthy_reason() const;

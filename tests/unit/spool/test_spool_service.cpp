@@ -265,3 +265,47 @@ TEST_CASE("spool service: reading a parked event back never blocks the event loo
     CHECK(body == std::string(300, 'b'));
     spool.close();
 }
+
+TEST_CASE("spool service: close() is bounded when reading a parked event back hangs, with an error log", "[spool]") {
+    avr_webhookd::test::TempDirectory dir("spool-service");
+    // Outlives the read thread left behind (it is let go at the end, and the test waits for it).
+    static HangingDisk files;
+    boost::asio::io_context io;
+    const auto log_file = dir.path() / "log";
+    const int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(log_fd >= 0);
+    Logger logger({LogLevel::info, LogFormat::text, false}, log_fd);
+    Metrics metrics;
+    auto settings = settings_for(dir.path() / "spool", SpoolSync::interval);
+    settings.close_sync_budget = 300ms;
+    {
+        spool::Spool spool(io, settings, logger, metrics, files);
+        spool.start();
+        const auto stored = spool.store(spool_event(1, 1), 1);
+        REQUIRE_FALSE(stored.error);
+        files.hang(HangingDisk::Call::read_at);
+        CountingWaiter waiter;
+        spool::StoredEvent event;
+        std::string body;
+        std::error_code error;
+        REQUIRE(spool.try_read_event(stored.locator, waiter, event, body, error) ==
+                spool::BlockReader::Status::reading);
+        REQUIRE(files.wait_hung(1));
+        const auto started = std::chrono::steady_clock::now();
+        spool.close();
+        const auto took = std::chrono::steady_clock::now() - started;
+        CHECK(took >= 300ms);
+        CHECK(took < 5s);
+        // After the stop a read that needs the disk fails at once instead of waiting for ever.
+        spool::StoredEvent other;
+        CHECK(spool.try_read_event(stored.locator, waiter, other, body, error) == spool::BlockReader::Status::failed);
+        CHECK(error == std::errc::operation_canceled);
+        CHECK(waiter.told == 0);
+    }  // the spool goes without waiting for the read left behind
+    const std::string log = file_text(log_file);
+    CHECK_THAT(log, Catch::Contains("reading a parked event back from"));
+    CHECK_THAT(log, Catch::Contains("did not finish within"));
+    files.hang(HangingDisk::Call::none);
+    CHECK(files.wait_hung(0));
+    ::close(log_fd);
+}
