@@ -15,6 +15,41 @@ bool is_canonical_uuid(std::string_view text) {
     return true;
 }
 
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;  // is_canonical_uuid admitted only hex digits
+}
+
+}  // namespace
+
+std::optional<UuidBytes> uuid_bytes(std::string_view text) {
+    if (!is_canonical_uuid(text)) return std::nullopt;
+    UuidBytes bytes{};
+    std::size_t byte = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '-') continue;
+        const int high = hex_value(text[i]);
+        const int low = hex_value(text[++i]);
+        bytes[byte++] = static_cast<std::uint8_t>(high << 4 | low);
+    }
+    return bytes;
+}
+
+std::string uuid_text(const UuidBytes& bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
+        text.push_back(digits[bytes[i] >> 4]);
+        text.push_back(digits[bytes[i] & 0xF]);
+    }
+    return text;
+}
+
 UuidGenerator::UuidGenerator() {
     std::random_device device;
     std::seed_seq seed{device(), device(), device(), device()};

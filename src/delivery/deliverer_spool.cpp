@@ -37,7 +37,11 @@ EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
 // With a spool, events behind others are parked (kept as their spool place) and read back when
 // they are about to be attempted, so a backlog costs little memory.
 void Deliverer::configure_parking() {
-    if (!spool_loader_) spool_loader_ = std::make_unique<SpoolEventLoader>(*spool_, logger_, metrics_);
+    if (!spool_loader_)
+        spool_loader_ = std::make_unique<SpoolEventLoader>(*spool_, logger_, metrics_, [this] {
+            core_.queues().loads_ready();
+            work_signal_.notify_all();
+        });
     core_.queues().set_loader(spool_loader_.get(), SpoolEventLoader::resident_budget(config_.max_queue_bytes));
 }
 
@@ -49,22 +53,23 @@ void Deliverer::forget_in_spool(const Event& event) {
 // event is about to be attempted (the recovery scan verified every record's checksum). Numbering
 // goes on after the highest sequence each call had, also for calls whose events were all done.
 // (A Deliverer alone takes every record; Destinations splits them by destination.)
+// The records are popped as they are queued, so that a large backlog is not held twice.
 void Deliverer::restore_from_spool() {
     if (!spool_) return;
-    const auto& recovery = spool_->recovered();
-    for (const auto& record : recovery.events) restore(record);
+    auto& recovery = spool_->recovered();
+    const auto restored = recovery.events.size();
+    for (; !recovery.events.empty(); recovery.events.pop_front()) restore(recovery.events.front());
     for (const auto& [call, last] : recovery.last_sequence) continue_numbering(call, last);
     spool_->release_recovered();
-    if (!recovery.events.empty())
-        logger_.info("spool: " + std::to_string(recovery.events.size()) + " events queued again for delivery");
+    if (restored > 0) logger_.info("spool: " + std::to_string(restored) + " events queued again for delivery");
 }
 
 void Deliverer::restore(const spool::RecoveredEvent& record) {
-    const auto key = call_key(record.call);
-    if (!key) {
+    if (!record.canonical_call) {
         give_up_record(record, "invalid_record", name_, "the spool record's call uuid is not canonical");
         return;
     }
+    const CallKey& key = record.call;
     auto& queues = core_.queues();
     const auto now = Clock::now();
     const auto accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
@@ -72,8 +77,8 @@ void Deliverer::restore(const spool::RecoveredEvent& record) {
         std::max(std::chrono::system_clock::now() - accepted_wall, std::chrono::system_clock::duration::zero());
     // A sequence below one already given (a record written twice after a failed write) gets
     // a fresh number rather than breaking the call's order.
-    const bool in_order = record.sequence >= queues.next_sequence(*key);
-    queues.push_parked(*key, SpoolEventLoader::place_of(record.record_id, record.locator),
+    const bool in_order = record.sequence >= queues.next_sequence(key);
+    queues.push_parked(key, SpoolEventLoader::place_of(record.record_id, record.locator),
                        SpoolEventLoader::estimated_cost(record.locator),
                        now - std::chrono::duration_cast<Clock::duration>(age), in_order ? record.sequence : 0);
 }
@@ -92,19 +97,21 @@ void Deliverer::append_numbering(spool::Spool::Numbering& numbering) const {
 // given up, so that its body is kept in the dead-letter file (or the log).
 void Deliverer::give_up_record(const spool::RecoveredEvent& record, std::string_view reason,
                                std::string_view destination, std::string_view message) {
+    spool::StoredEvent stored;
     Event event;
-    event.id = record.event_id;
-    event.uuid = record.call;
-    event.type = record.type;
-    event.spool_record = record.record_id;
-    event.accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
-    if (const auto error = spool_->read_body(record.locator, event.body)) {
+    if (const auto error = spool_->read_event(record.locator, stored, event.body)) {
         ++metrics_.spool_unreadable_events;
-        logger_.error("spool: the body of event " + event.id + " of call " + event.uuid + " cannot be read (" +
-                      error.message() + "); the event is lost");
+        logger_.error("spool: record " + std::to_string(record.record_id) + " in segment " +
+                      std::to_string(record.locator.segment) + " at byte " + std::to_string(record.locator.offset) +
+                      " cannot be read (" + error.message() + "); the event is lost");
         spool_->done(record.record_id);
         return;
     }
+    event.id = std::move(stored.event_id);
+    event.uuid = std::move(stored.call);
+    event.type = std::move(stored.type);
+    event.spool_record = record.record_id;
+    event.accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.accepted_ms));
     auto code = std::string(reason);
     std::transform(code.begin(), code.end(), code.begin(), [](unsigned char c) { return std::toupper(c); });
     event.destination = destination;  // the dead-letter line names the destination it was for

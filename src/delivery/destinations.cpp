@@ -130,18 +130,23 @@ awaitable<void> Destinations::wait_for_room() {
     }
 }
 
+// The records are popped as they are queued, so that a large backlog is not held twice.
 void Destinations::restore_from_spool() {
     if (!spool_) return;
-    const auto& recovery = spool_->recovered();
+    auto& recovery = spool_->recovered();
     std::size_t restored = 0;
-    for (const auto& record : recovery.events) {
-        const auto name = record.destination.empty() ? default_destination_name : std::string_view(record.destination);
-        if (auto* deliverer = find(name)) {
+    std::vector<Deliverer*> by_index;  // Recovery::destinations' names, looked up once
+    for (const auto& destination : recovery.destinations)
+        by_index.push_back(find(destination.empty() ? default_destination_name : std::string_view(destination)));
+    for (; !recovery.events.empty(); recovery.events.pop_front()) {
+        const auto& record = recovery.events.front();
+        if (auto* deliverer = by_index.at(record.destination)) {
             deliverer->restore(record);
             ++restored;
             continue;
         }
-        active_.front()->give_up_record(record, "destination_removed", name, "the destination is no longer configured");
+        active_.front()->give_up_record(record, "destination_removed", recovery.destination_of(record),
+                                        "the destination is no longer configured");
     }
     for (const auto& [key, last] : recovery.last_sequence) {
         const auto [destination, call] = spool::split_numbering_key(key);

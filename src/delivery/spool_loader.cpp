@@ -10,24 +10,49 @@
 namespace avr_webhookd {
 
 std::optional<Event> SpoolEventLoader::load(const CallKey& call, std::uint64_t sequence, const SpoolPlace& place) {
-    spool::RecoveredEvent stored;
+    spool::StoredEvent stored;
     std::string body;
+    Event event;
     auto error = spool_.read_event(locator_of(place), stored, body);
-    // A record that checks out but is not the one parked there would deliver another event.
-    if (!error && (stored.record_id != place.record_id || call_key(stored.call) != call))
-        error = make_error_code(spool::SpoolErrc::corrupt_record);
+    if (!error) error = to_event(call, place, std::move(stored), std::move(body), event);
     if (error) {
         report(call, sequence, place, error);
         return std::nullopt;
     }
-    Event event;
+    return event;
+}
+
+EventLoader::Status SpoolEventLoader::try_load(const CallKey& call, std::uint64_t sequence, const SpoolPlace& place,
+                                               Event& event) {
+    spool::StoredEvent stored;
+    std::string body;
+    std::error_code error;
+    switch (spool_.try_read_event(locator_of(place), *this, stored, body, error)) {
+    case spool::BlockReader::Status::reading:
+        return Status::reading;
+    case spool::BlockReader::Status::ready:
+        error = to_event(call, place, std::move(stored), std::move(body), event);
+        break;
+    case spool::BlockReader::Status::failed:
+        break;
+    }
+    if (!error) return Status::loaded;
+    report(call, sequence, place, error);
+    return Status::unreadable;
+}
+
+std::error_code SpoolEventLoader::to_event(const CallKey& call, const SpoolPlace& place, spool::StoredEvent&& stored,
+                                           std::string&& body, Event& event) const {
+    // A record that checks out but is not the one parked there would deliver another event.
+    if (stored.record_id != place.record_id || call_key(stored.call) != call)
+        return make_error_code(spool::SpoolErrc::corrupt_record);
     event.id = std::move(stored.event_id);
     event.uuid = std::move(stored.call);
     event.type = std::move(stored.type);
     event.body = std::move(body);
     event.spool_record = stored.record_id;
     event.accepted_wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(stored.accepted_ms));
-    return event;
+    return {};
 }
 
 void SpoolEventLoader::report(const CallKey& call, std::uint64_t sequence, const SpoolPlace& place,

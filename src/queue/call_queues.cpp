@@ -1,7 +1,5 @@
 #include <avr_webhookd/queue/call_queues.hpp>
 
-#include <avr_webhookd/common/uuid.hpp>
-
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -9,41 +7,6 @@
 #include <string>
 
 namespace avr_webhookd {
-
-namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return c - 'A' + 10;  // is_canonical_uuid admitted only hex digits
-}
-
-}  // namespace
-
-std::optional<CallKey> call_key(std::string_view uuid) {
-    if (!is_canonical_uuid(uuid)) return std::nullopt;
-    CallKey key{};
-    std::size_t byte = 0;
-    for (std::size_t i = 0; i < uuid.size(); ++i) {
-        if (uuid[i] == '-') continue;
-        const int high = hex_value(uuid[i]);
-        const int low = hex_value(uuid[++i]);
-        key[byte++] = static_cast<std::uint8_t>(high << 4 | low);
-    }
-    return key;
-}
-
-std::string uuid_text(const CallKey& key) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(36);
-    for (std::size_t i = 0; i < key.size(); ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
-        text.push_back(digits[key[i] >> 4]);
-        text.push_back(digits[key[i] & 0xF]);
-    }
-    return text;
-}
 
 std::size_t CallQueues::CallKeyHash::operator()(const CallKey& key) const noexcept {
     // Random v4 uuids are uniform already; mixing both halves also spreads hand-made ones.
@@ -165,14 +128,26 @@ bool CallQueues::load(Call& call, Entry& entry) {
     if (entry.event) return true;
     auto loaded = loader_ ? loader_->load(call.key, entry.sequence, entry.place()) : std::nullopt;
     if (!loaded) return false;
-    loaded->accepted_at = entry.accepted_at;  // the queue's clock, not the record's wall time
+    hold_loaded(entry, std::move(*loaded));
+    return true;
+}
+
+void CallQueues::hold_loaded(Entry& entry, Event&& loaded) {
+    loaded.accepted_at = entry.accepted_at;  // the queue's clock, not the record's wall time
     queued_bytes_ -= parked_event_bytes;
     --parked_;
-    entry.cost = static_cast<std::uint32_t>(event_cost(*loaded));
-    entry.event = std::make_unique<Event>(std::move(*loaded));
+    entry.cost = static_cast<std::uint32_t>(event_cost(loaded));
+    entry.event = std::make_unique<Event>(std::move(loaded));
     queued_bytes_ += entry.cost;
     resident_bytes_ += entry.cost;
-    return true;
+}
+
+void CallQueues::loads_ready() {
+    for (Call* call : loading_) {
+        call->state = Call::State::ready;
+        ready_.push_back(call);
+    }
+    loading_.clear();
 }
 
 std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
@@ -187,11 +162,23 @@ std::optional<CallQueues::Job> CallQueues::take(TimePoint now) {
     while (!ready_.empty()) {
         Call* call = ready_.front();
         Entry& head = call->events.front();
-        if (!load(*call, head)) {  // unreadable (the loader reported it): dropped, the call moves on
-            ready_.pop_front();
-            pop_head(*call);
-            move_on(*call, now);
-            continue;
+        if (!head.event) {
+            Event loaded;
+            const auto status = loader_ ? loader_->try_load(call->key, head.sequence, head.place(), loaded)
+                                        : EventLoader::Status::unreadable;
+            if (status == EventLoader::Status::reading) {  // waits aside until loads_ready()
+                ready_.pop_front();
+                call->state = Call::State::loading;
+                loading_.push_back(call);
+                continue;
+            }
+            if (status == EventLoader::Status::unreadable) {  // reported: dropped, the call moves on
+                ready_.pop_front();
+                pop_head(*call);
+                move_on(*call, now);
+                continue;
+            }
+            hold_loaded(head, std::move(loaded));
         }
         ready_.pop_front();
         call->state = Call::State::in_flight;
@@ -252,6 +239,7 @@ std::size_t CallQueues::expire_idle(TimePoint now, Clock::duration idle) {
 std::vector<CallQueues::Pending> CallQueues::drain() {
     std::vector<Pending> pending;
     ready_.clear();
+    loading_.clear();
     while (!delayed_.empty()) delayed_.pop();
     heads_.clear();
     std::size_t kept_bytes = 0;

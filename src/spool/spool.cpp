@@ -2,15 +2,14 @@
 
 #include <avr_webhookd/spool/spool_error.hpp>
 
-#include <boost/asio/post.hpp>
+#include "disk_thread.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <avr_webhookd/common/duration.hpp>
+
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <unordered_set>
 
 namespace avr_webhookd::spool {
 
@@ -25,8 +24,9 @@ constexpr std::uint64_t rotate_when_idle_bytes = 64 << 10;
 SpoolOptions writer_options(const SpoolSettings& settings) {
     SpoolOptions options;
     options.max_bytes = settings.max_bytes;
-    // Space comes back a segment at a time: keep several segments under the bound.
-    options.segment_bytes = std::clamp<std::uint64_t>(settings.max_bytes / 8, 64 << 10, 64ull << 20);
+    // Space comes back a segment at a time: keep several segments under the bound. At most 16 MiB:
+    // the scan at start holds one segment in memory at a time.
+    options.segment_bytes = std::clamp<std::uint64_t>(settings.max_bytes / 8, 64 << 10, 16ull << 20);
     return options;
 }
 
@@ -34,49 +34,6 @@ bool is_out_of_space(std::error_code error) {
     return error == std::error_code(ENOSPC, std::system_category()) ||
            error == std::error_code(EDQUOT, std::system_category()) ||
            error == std::error_code(EFBIG, std::system_category()) || error == SpoolErrc::spool_full;
-}
-
-constexpr std::string_view checkpoint_name = "sequences";
-constexpr std::string_view checkpoint_header = "avr-webhookd sequences 1\n";
-
-// The numbering checkpoint: "<call uuid> <last sequence>" lines after a header. A missing or
-// damaged file adds nothing (the records still number what they hold).
-void merge_checkpoint(const std::filesystem::path& dir, Recovery& recovery) {
-    std::error_code ec;
-    const std::string text = read_whole_file(dir / checkpoint_name, ec);
-    if (ec || !text.starts_with(checkpoint_header)) return;
-    std::string_view rest = std::string_view(text).substr(checkpoint_header.size());
-    while (!rest.empty()) {
-        const auto end = rest.find('\n');
-        if (end == std::string_view::npos) break;  // a torn last line is ignored
-        const auto line = rest.substr(0, end);
-        rest.remove_prefix(end + 1);
-        const auto space = line.find(' ');
-        std::uint64_t sequence = 0;
-        if (space == std::string_view::npos ||
-            std::from_chars(line.data() + space + 1, line.data() + line.size(), sequence).ec != std::errc{})
-            continue;
-        auto& last = recovery.last_sequence[std::string(line.substr(0, space))];
-        last = std::max(last, sequence);
-    }
-}
-
-std::error_code write_file_durably(const SpoolWriter& writer, const std::string& text) {
-    const auto final_path = writer.path() / checkpoint_name;
-    const auto temporary = writer.path() / (std::string(checkpoint_name) + ".tmp");
-    FileHandle fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) return {errno, std::system_category()};
-    for (std::size_t written = 0; written < text.size();) {
-        const auto n = ::write(fd.get(), text.data() + written, text.size() - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return {n < 0 ? errno : EIO, std::system_category()};
-        written += static_cast<std::size_t>(n);
-    }
-    if (::fdatasync(fd.get()) != 0 || ::rename(temporary.c_str(), final_path.c_str()) != 0)
-        return {errno, std::system_category()};
-    FileHandle dir(::open(writer.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir || ::fsync(dir.get()) != 0) return {errno, std::system_category()};
-    return {};
 }
 
 // A segment that cannot be read may hold the highest record ids and the oldest events: starting
@@ -95,7 +52,7 @@ Recovery recover_or_refuse(const SpoolDirectory& directory) {
                                  "); not starting, so that its events are neither lost nor reordered: "
                                  "make it readable, or move it out of the spool to give its events up");
     }
-    merge_checkpoint(directory.path(), recovery);
+    NumberingCheckpoint::merge(directory.files(), directory.path(), recovery);
     return recovery;
 }
 
@@ -105,56 +62,8 @@ SpoolSettings spool_settings(const Config& config) {
     return SpoolSettings{config.spool_dir, config.spool_sync, config.spool_sync_interval, config.spool_max_bytes};
 }
 
-// Runs SyncPoint::sync() one at a time off the event loop and posts the result back to it.
-class Spool::SyncThread {
-public:
-    using Done = std::function<void(const SyncPoint&, std::error_code, std::chrono::nanoseconds)>;
-
-    SyncThread(asio::io_context& io, Done done) : io_(io), done_(std::move(done)), thread_([this] { run(); }) {}
-    ~SyncThread() {
-        {
-            std::lock_guard lock(mutex_);
-            stop_ = true;
-        }
-        wake_.notify_one();
-        thread_.join();
-    }
-
-    void submit(SyncPoint point) {
-        {
-            std::lock_guard lock(mutex_);
-            job_ = std::move(point);
-        }
-        wake_.notify_one();
-    }
-
-private:
-    void run() {
-        for (;;) {
-            std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stop_ || job_.has_value(); });
-            if (!job_) return;  // stopping with nothing left to sync
-            SyncPoint point = std::move(*job_);
-            job_.reset();
-            lock.unlock();
-            const auto started = Clock::now();
-            const auto error = point.sync();
-            const auto took = Clock::now() - started;
-            asio::post(io_, [done = done_, point = std::move(point), error, took] { done(point, error, took); });
-        }
-    }
-
-    asio::io_context& io_;
-    Done done_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::optional<SyncPoint> job_;
-    bool stop_ = false;
-    std::thread thread_;  // last: starts once the members above exist
-};
-
-Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics)
-    : Spool(io, settings, logger, metrics, SpoolDirectory::open(settings.dir)) {}
+Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics, FileSystem& files)
+    : Spool(io, settings, logger, metrics, SpoolDirectory::open(files, settings.dir)) {}
 
 Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics, SpoolDirectory directory)
     : io_(io),
@@ -163,14 +72,13 @@ Spool::Spool(asio::io_context& io, SpoolSettings settings, Logger& logger, Metri
       metrics_(metrics),
       recovery_(recover_or_refuse(directory)),
       writer_(std::move(directory), recovery_, writer_options(settings_)),
+      reader_(std::make_unique<BlockReader>(io, writer_)),
+      sync_thread_(std::make_unique<DiskThread>(io)),
       timer_(io) {
-    sync_thread_ =
-        std::make_unique<SyncThread>(io, [this](const SyncPoint& point, std::error_code error,
-                                                std::chrono::nanoseconds took) { sync_finished(point, error, took); });
     log_recovery();
 }
 
-Spool::~Spool() { sync_thread_.reset(); }
+Spool::~Spool() = default;
 
 void Spool::log_recovery() {
     const auto& stats = recovery_.stats;
@@ -184,22 +92,25 @@ void Spool::log_recovery() {
         logger_.warn("spool: torn tail of " + segment_file_name(range.segment) + " cut at byte " +
                      std::to_string(range.offset) + " (" + std::to_string(range.length) +
                      " bytes; a write the crash interrupted, never acknowledged)");
-    std::unordered_set<std::string_view> calls;
-    for (const auto& event : recovery_.events) calls.insert(event.call);
     logger_.info("spool: " + path().string() + ": " + std::to_string(recovery_.events.size()) +
-                 " undelivered events of " + std::to_string(calls.size()) + " calls recovered from " +
+                 " undelivered events of " + std::to_string(recovery_.calls()) + " calls recovered from " +
                  std::to_string(stats.segments) + " segments; spool_sync = " + std::string(to_string(settings_.sync)));
 }
 
 void Spool::release_recovered() {
     recovery_.events = {};
     recovery_.last_sequence = {};
+    recovery_.destinations = {""};
 }
 
 void Spool::start() { run_timer(); }
 
 Spool::Stored Spool::store(const Event& event, std::uint64_t sequence, std::string_view destination) {
     Stored stored;
+    if (store_fault_ && (stored.error = store_fault_(event, destination))) {
+        note_write_result(stored.error);
+        return stored;
+    }
     const auto accepted_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(event.accepted_wall.time_since_epoch()).count();
     Appended appended;
@@ -274,7 +185,12 @@ void Spool::request_sync() {
     SyncPoint point = writer_.sync_point();
     if (point.empty()) return;
     sync_state_ = SyncState::running;
-    sync_thread_->submit(std::move(point));
+    sync_thread_->submit([this, point = std::move(point)]() mutable -> DiskThread::LoopPart {
+        const auto started = Clock::now();
+        const auto error = point.sync();
+        const auto took = Clock::now() - started;
+        return [this, point = std::move(point), error, took] { sync_finished(point, error, took); };
+    });
 }
 
 void Spool::sync_finished(const SyncPoint& point, std::error_code error, std::chrono::nanoseconds took) {
@@ -313,52 +229,66 @@ void Spool::run_timer() {
             request_sync();
         if (Clock::now() - last_collect_ >= collect_period) {
             last_collect_ = Clock::now();
-            if (writer_.active_segment() != checkpointed_segment_) write_checkpoint();
             // Everything is done: start afresh, so that the old segment goes (a full disk frees up).
             if (writer_.live_events() == 0 && writer_.active_segment_bytes() >= rotate_when_idle_bytes) {
                 writer_.rotate_soon();
                 flush_now();
             }
             const auto before = writer_.bytes();
-            if (const auto error = writer_.collect())
-                logger_.warn("spool: deleting done segments failed: " + error.message());
+            collect();
             if (writer_.bytes() < before && on_room_) on_room_();
         }
         run_timer();
     });
 }
 
-// Written (and its rename synced) before segments are deleted, so that every number they held
-// is kept.
-void Spool::write_checkpoint() {
-    std::string text(checkpoint_header);
-    if (numbering_)
-        for (const auto& [call, last] : numbering_())
-            text.append(call).append(" ").append(std::to_string(last)).append("\n");
-    if (const auto error = write_file_durably(writer_, text)) {
-        // Done segments still go (a full disk must get its space back): a call whose numbers
-        // they held may start again at 1 after a restart.
-        std::error_code ignored;
-        std::filesystem::remove(writer_.path() / (std::string(checkpoint_name) + ".tmp"), ignored);
-        if (!checkpoint_failed_)
-            logger_.warn("spool: writing the numbering checkpoint failed: " + error.message() +
-                         "; after a restart, calls whose events were all delivered may be numbered from 1 again");
-        checkpoint_failed_ = true;
-        return;
-    }
-    checkpoint_failed_ = false;
-    checkpointed_segment_ = writer_.active_segment();
+// The numbering checkpoint first when there was a rotation, then done segments go.
+void Spool::collect() {
+    const auto result = checkpoint_.collect(writer_, numbering_);
+    if (result.checkpoint && !checkpoint_failed_)
+        logger_.warn("spool: writing the numbering checkpoint failed: " + result.checkpoint.message() +
+                     "; after a restart, calls whose events were all delivered may be numbered from 1 again");
+    checkpoint_failed_ = static_cast<bool>(result.checkpoint);
+    if (result.collect) logger_.warn("spool: deleting done segments failed: " + result.collect.message());
 }
 
+// On the loop at the end: the last records written and synced, within close_sync_budget (the sync
+// in progress included), then done segments go. Past the budget the disk hangs: the stop goes on
+// without the sync (see the header).
 void Spool::close() {
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
-    sync_thread_.reset();  // waits for a sync in progress
-    if (const auto error = writer_.sync())
-        logger_.error("spool: final write and sync of " + path().string() + " failed: " + error.message());
+    if (!reader_->stop(settings_.close_sync_budget))
+        logger_.error("spool: reading a parked event back from " + path().string() + " did not finish within " +
+                      format_duration(settings_.close_sync_budget) +
+                      " (the disk hangs); stopping without it. The event stays in the spool");
+    std::error_code error = writer_.flush();
+    if (!error) {
+        SyncPoint point = writer_.sync_point_for_all();
+        auto result = std::make_shared<std::error_code>();
+        const auto finished = sync_thread_->run_and_wait(
+            [point, result]() -> DiskThread::LoopPart {
+                *result = point.sync();
+                return {};
+            },
+            settings_.close_sync_budget);
+        if (!finished) {
+            ++metrics_.spool_sync_failures;
+            logger_.error("spool: the final fdatasync of " + path().string() + " did not finish within " +
+                          format_duration(settings_.close_sync_budget) +
+                          " (the disk hangs); stopping without it. Every acknowledged event was synced before; "
+                          "what was written since stays in the page cache and is lost only if the machine loses "
+                          "power before the kernel writes it");
+            return;
+        }
+        error = *result;
+        if (error) writer_.sync_failed(point);
+        else writer_.synced(point);
+    }
+    if (error) logger_.error("spool: final write and sync of " + path().string() + " failed: " + error.message());
     else if (on_durable_) on_durable_(writer_.durable_generation());
-    if (const auto error = writer_.collect()) logger_.warn("spool: deleting done segments failed: " + error.message());
+    collect();
 }
 
 std::optional<std::string> Spool::unhealthy_reason() const {

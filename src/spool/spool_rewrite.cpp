@@ -37,8 +37,10 @@ std::error_code SpoolWriter::continue_in_new_segment() {
 }
 
 // Appends the records of `bytes` (which were meant for `offset` in `segment`) to `out`, bound for
-// the end of the active segment: live events move there, done records stay (they may be needed
-// against another copy of their event), events already done are left out.
+// the end of the active segment: live events move there; done records stay (they may be needed
+// against another copy of their event); events already done are written again too, without their
+// bookkeeping, because the failed copy may have been their number's only record on disk (the
+// numbering checkpoint is written only at the next collect).
 void SpoolWriter::carry_over(std::string_view bytes, std::uint64_t segment, std::uint64_t offset, std::string& out) {
     std::size_t at = 0;
     while (at < bytes.size()) {
@@ -47,19 +49,25 @@ void SpoolWriter::carry_over(std::string_view bytes, std::uint64_t segment, std:
         const std::string_view whole = bytes.substr(at, record.size);
         if (record.type == RecordType::done) {
             active_->carried.push_back(record.done_id);
-            out.append(whole);
         } else if (move_to_active(record.event.record_id)) {
             const auto length = static_cast<std::uint32_t>(record.size);
             relocate(Locator{segment, offset + at, length},
                      Locator{active_->number, active_->bytes + out.size(), length});
-            out.append(whole);
+        } else {
+            widen_range(*active_, record.event.record_id);  // done records about it get carried
         }
+        out.append(whole);
         at += record.size;
     }
 }
 
+void SpoolWriter::widen_range(Segment& segment, std::uint64_t record_id) {
+    if (segment.first_id == 0 || record_id < segment.first_id) segment.first_id = record_id;
+    segment.last_id = std::max(segment.last_id, record_id);
+}
+
 // The event's bookkeeping moves to the active segment (it stays live). False when it is done or
-// unknown: then it need not be written again.
+// unknown.
 bool SpoolWriter::move_to_active(std::uint64_t record_id) {
     const auto [owner, index] = owner_of(record_id);
     if (owner == nullptr || owner->done[index]) return false;
@@ -71,8 +79,7 @@ bool SpoolWriter::move_to_active(std::uint64_t record_id) {
     active.done.insert(active.done.begin() + (at - active.ids.begin()), false);
     active.ids.insert(at, record_id);
     ++active.live;
-    if (active.first_id == 0 || record_id < active.first_id) active.first_id = record_id;
-    active.last_id = std::max(active.last_id, record_id);
+    widen_range(active, record_id);
     return true;
 }
 

@@ -3,58 +3,32 @@
 #include <avr_webhookd/spool/record.hpp>
 #include <avr_webhookd/spool/spool_error.hpp>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <string_view>
 #include <utility>
 
 namespace avr_webhookd::spool {
 namespace {
 
-std::error_code last_error() { return {errno, std::system_category()}; }
-
-std::error_code write_all_at(int fd, std::string_view bytes, std::uint64_t offset) {
-    while (!bytes.empty()) {
-        const auto written = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            return last_error();
-        }
-        if (written == 0) return std::make_error_code(std::errc::no_space_on_device);
-        bytes.remove_prefix(static_cast<std::size_t>(written));
-        offset += static_cast<std::uint64_t>(written);
-    }
-    return {};
-}
-
-std::error_code read_all_at(int fd, char* into, std::size_t size, std::uint64_t offset) {
-    while (size > 0) {
-        const auto got = ::pread(fd, into, size, static_cast<off_t>(offset));
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            return last_error();
-        }
-        if (got == 0) return make_error_code(SpoolErrc::unknown_record);  // shorter than the locator says
-        into += got;
-        size -= static_cast<std::size_t>(got);
-        offset += static_cast<std::uint64_t>(got);
-    }
+// Reads exactly `size` bytes at `offset`: a shorter file means the locator is wrong.
+std::error_code read_all_at(FileSystem& files, int fd, char* into, std::size_t size, std::uint64_t offset) {
+    std::size_t got = 0;
+    if (auto ec = files.read_at(fd, into, size, offset, got)) return ec;
+    if (got < size) return make_error_code(SpoolErrc::unknown_record);
     return {};
 }
 
 }  // namespace
 
 std::error_code system_sync(int fd, SyncTarget target) {
-    const int result = target == SyncTarget::segment ? ::fdatasync(fd) : ::fsync(fd);
-    return result == 0 ? std::error_code{} : last_error();
+    auto& files = system_file_system();
+    return target == SyncTarget::segment ? files.sync_data(fd) : files.sync(fd);
 }
 
 std::error_code SyncPoint::sync() const {
     const auto sync_one = [this](const FileHandle& file, SyncTarget target) {
-        return sync_file_ ? sync_file_(file.get(), target) : system_sync(file.get(), target);
+        if (sync_file_) return sync_file_(file.get(), target);
+        return target == SyncTarget::segment ? file_system_->sync_data(file.get()) : file_system_->sync(file.get());
     };
     for (const auto& file : files_)
         if (auto ec = sync_one(*file, SyncTarget::segment)) return ec;
@@ -63,8 +37,15 @@ std::error_code SyncPoint::sync() const {
 }
 
 SpoolWriter::SpoolWriter(SpoolDirectory directory, const Recovery& recovered, SpoolOptions options)
-    : directory_(std::move(directory)), options_(options), next_id_(recovered.next_record_id) {
-    directory_handle_ = std::make_shared<FileHandle>(::dup(directory_.fd()));
+    : directory_(std::move(directory)),
+      files_(directory_.files()),
+      options_(options),
+      next_id_(recovered.next_record_id) {
+    FileHandle handle;
+    if (auto ec = files_.open_directory(directory_.path(), handle))
+        throw SpoolOpenError(SpoolOpenError::Kind::cannot_create,
+                             "cannot open spool_dir " + directory_.path().native() + ": " + ec.message());
+    directory_handle_ = std::make_shared<FileHandle>(std::move(handle));
     std::uint64_t highest = 0;
     for (const auto& found : recovered.segments) {
         Segment& segment = segments_[found.number];
@@ -128,9 +109,8 @@ void SpoolWriter::mark_done(Segment& segment, std::size_t index) {
 }
 
 std::error_code SpoolWriter::start_segment(std::uint64_t number) {
-    const auto file = directory_.segment_path(number);
-    FileHandle fd(::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd) return last_error();
+    FileHandle fd;
+    if (auto ec = files_.open(directory_.segment_path(number), FileSystem::Mode::create_new, fd)) return ec;
     Segment& segment = segments_[number];
     segment.number = number;
     active_ = &segment;
@@ -205,10 +185,10 @@ std::error_code SpoolWriter::write_pending() {
 // the active segment, as one flush.
 std::error_code SpoolWriter::write_head(std::size_t length) {
     const int fd = active_file_->get();
-    if (auto ec = write_all_at(fd, std::string_view(pending_).substr(0, length), active_->bytes)) {
+    if (auto ec = files_.write_at(fd, std::string_view(pending_).substr(0, length), active_->bytes)) {
         // Cut whatever part was written, so that nothing half-written stays in the file. If even
         // that fails the tail is garbage a later recovery cuts; write no more after it.
-        if (::ftruncate(fd, static_cast<off_t>(active_->bytes)) != 0) active_state_ = ActiveState::untrusted;
+        if (files_.truncate(fd, active_->bytes)) active_state_ = ActiveState::untrusted;
         return ec;
     }
     ++flush_generation_;
@@ -250,6 +230,7 @@ SyncPoint SpoolWriter::sync_point() {
     point.first_generation_ = last_point_generation_ + 1;
     point.generation_ = last_point_generation_ = flush_generation_;
     point.sync_file_ = options_.sync_file;
+    point.file_system_ = &files_;
     return point;
 }
 
@@ -275,14 +256,19 @@ void SpoolWriter::sync_failed(const SyncPoint& point) {
     if (!continue_in_new_segment() && rewrite_bytes_ > 0) (void)write_head(rewrite_bytes_);
 }
 
-std::error_code SpoolWriter::sync() {
-    if (auto ec = flush()) return ec;
+SyncPoint SpoolWriter::sync_point_for_all() {
     SyncPoint point = sync_point();
     // Everything written so far, also what points whose result was never reported cover.
     point.first_generation_ = 1;
     for (auto& file : ledger_.unconfirmed_files())
         if (std::find(point.files_.begin(), point.files_.end(), file) == point.files_.end())
             point.files_.push_back(file);
+    return point;
+}
+
+std::error_code SpoolWriter::sync() {
+    if (auto ec = flush()) return ec;
+    SyncPoint point = sync_point_for_all();
     if (auto ec = point.sync()) {
         sync_failed(point);
         return ec;
@@ -305,8 +291,11 @@ bool SpoolWriter::carry_forward(Segment& segment) {
 }
 
 std::error_code SpoolWriter::remove(Segment& segment) {
-    if (::unlink(directory_.segment_path(segment.number).c_str()) != 0 && errno != ENOENT) return last_error();
+    if (auto ec = files_.remove(directory_.segment_path(segment.number));
+        ec && ec != std::errc::no_such_file_or_directory)
+        return ec;
     forget_relocations_into(segment.number);
+    read_files_.erase(segment.number);
     disk_bytes_ -= segment.bytes;
     segments_.erase(segment.number);
     return {};
@@ -325,31 +314,52 @@ std::error_code SpoolWriter::collect() {
     return {};
 }
 
-// The bytes of the record at `requested` (where it is now, should it have been written again).
-std::error_code SpoolWriter::read_record(const Locator& requested, std::string& bytes) const {
+std::shared_ptr<FileHandle> SpoolWriter::read_file(std::uint64_t segment) const {
+    if (segment == active_->number) return active_file_;
+    if (const auto open = read_files_.find(segment); open != read_files_.end()) return open->second;
+    FileHandle fd;
+    if (files_.open(directory_.segment_path(segment), FileSystem::Mode::read, fd)) return nullptr;
+    auto file = std::make_shared<FileHandle>(std::move(fd));
+    read_files_.emplace(segment, file);
+    return file;
+}
+
+std::error_code SpoolWriter::locate(const Locator& requested, Source& source) const {
     const Locator at = current_location(requested);
     const auto found = segments_.find(at.segment);
     if (found == segments_.end() || at.length < kRecordHeaderSize) return make_error_code(SpoolErrc::unknown_record);
     const Segment& segment = found->second;
+    source = Source{at, {}, nullptr, segment.bytes};
     if (&segment == active_ && at.offset >= segment.bytes) {
         const std::uint64_t in_pending = at.offset - segment.bytes;
         if (in_pending + at.length > pending_.size()) return make_error_code(SpoolErrc::unknown_record);
-        bytes.assign(pending_, in_pending, at.length);
+        source.pending.assign(pending_, in_pending, at.length);
         return {};
     }
-    std::shared_ptr<FileHandle> file = &segment == active_ ? active_file_ : nullptr;
-    if (!file) {
-        FileHandle fd(::open(directory_.segment_path(at.segment).c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd) return errno == ENOENT ? make_error_code(SpoolErrc::unknown_record) : last_error();
-        file = std::make_shared<FileHandle>(std::move(fd));
+    if (at.offset + at.length > segment.bytes) return make_error_code(SpoolErrc::unknown_record);
+    source.file = read_file(at.segment);
+    if (!source.file) {
+        FileHandle fd;  // why it cannot be opened
+        const auto ec = files_.open(directory_.segment_path(at.segment), FileSystem::Mode::read, fd);
+        return !ec || ec == std::errc::no_such_file_or_directory ? make_error_code(SpoolErrc::unknown_record) : ec;
     }
-    bytes.resize(at.length);
-    return read_all_at(file->get(), bytes.data(), bytes.size(), at.offset);
+    return {};
 }
 
-std::error_code SpoolWriter::read_event(const Locator& at, RecoveredEvent& event, std::string& body) const {
-    std::string bytes;
-    if (auto ec = read_record(at, bytes)) return ec;
+// The bytes of the record at `requested` (where it is now, should it have been written again).
+std::error_code SpoolWriter::read_record(const Locator& requested, std::string& bytes) const {
+    Source source;
+    if (auto ec = locate(requested, source)) return ec;
+    if (!source.file) {
+        bytes = std::move(source.pending);
+        return {};
+    }
+    bytes.resize(source.place.length);
+    return read_all_at(files_, source.file->get(), bytes.data(), bytes.size(), source.place.offset);
+}
+
+std::error_code SpoolWriter::decode_event(std::string_view bytes, const Locator& at, StoredEvent& event,
+                                          std::string& body) {
     const Decoded record = decode_record(bytes);
     if (record.status != DecodeStatus::ok || record.type != RecordType::event || record.size != at.length)
         return make_error_code(SpoolErrc::corrupt_record);
@@ -365,8 +375,14 @@ std::error_code SpoolWriter::read_event(const Locator& at, RecoveredEvent& event
     return {};
 }
 
+std::error_code SpoolWriter::read_event(const Locator& at, StoredEvent& event, std::string& body) const {
+    std::string bytes;
+    if (auto ec = read_record(at, bytes)) return ec;
+    return decode_event(bytes, at, event, body);
+}
+
 std::error_code SpoolWriter::read_body(const Locator& at, std::string& body) const {
-    RecoveredEvent event;
+    StoredEvent event;
     return read_event(at, event, body);
 }
 

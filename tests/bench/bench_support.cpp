@@ -103,7 +103,7 @@ bool poll_until(const std::function<bool()>& condition, std::chrono::millisecond
     return true;
 }
 
-test::Process start_daemon(const DaemonSpec& spec, const test::TempDirectory& dir) {
+test::Process start_daemon(const DaemonSpec& spec, const test::TempDirectory& dir, std::chrono::milliseconds timeout) {
     test::Process::Options options;
     options.arguments = {spec.binary,
                          "--config",
@@ -127,7 +127,7 @@ test::Process start_daemon(const DaemonSpec& spec, const test::TempDirectory& di
     options.output_directory = dir.path();
     options.name = "daemon";
     test::Process daemon(std::move(options));
-    if (!test::wait_until([&] { return !daemon.running() || test::can_connect(dir / "in.sock"); }, 10s) ||
+    if (!test::wait_until([&] { return !daemon.running() || test::can_connect(dir / "in.sock"); }, timeout) ||
         !daemon.running())
         throw std::runtime_error("the daemon did not start: " + daemon.output_for_diagnosis());
     return daemon;

@@ -54,8 +54,10 @@ struct DaemonSpec {
     std::vector<std::string> extra;
 };
 
-// The daemon, started in `dir` (socket <dir>/in.sock) and ready to accept connections.
-test::Process start_daemon(const DaemonSpec& spec, const test::TempDirectory& dir);
+// The daemon, started in `dir` (socket <dir>/in.sock) and ready to accept connections (within
+// `timeout`: a restart reads its spool first).
+test::Process start_daemon(const DaemonSpec& spec, const test::TempDirectory& dir,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // SIGTERM and a clean exit, or throws with the daemon's output.
 void stop_daemon(test::Process& daemon);
 

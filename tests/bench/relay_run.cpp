@@ -80,8 +80,15 @@ void run_backlog(const std::string& daemon_binary, std::size_t count) {
         "  RSS %.1f MiB before, %.1f MiB after: %.0f bytes per queued event; at that rate 1,000,000 take %.0f MiB\n",
         count, seconds, before, after, (after - before) * 1048576.0 / static_cast<double>(count),
         (after - before) * 1e6 / static_cast<double>(count) + before);
-    daemon.send_signal(SIGKILL);
-    daemon.wait(10s);
+    // A stop leaves them in the spool; the next start reads it back before it accepts anything.
+    stop_daemon(daemon);
+    const auto restarted = Clock::now();
+    test::Process again = start_daemon(spec, dir, 600s);
+    const double restart_seconds = std::chrono::duration<double>(Clock::now() - restarted).count();
+    std::printf("  restart with them waiting: accepting again after %.1f s; peak RSS (VmHWM) %.1f MiB, RSS %.1f MiB\n",
+                restart_seconds, status_mib(again.pid(), "VmHWM"), status_mib(again.pid(), "VmRSS"));
+    again.send_signal(SIGKILL);
+    again.wait(10s);
 }
 
 }  // namespace avr_webhookd::bench

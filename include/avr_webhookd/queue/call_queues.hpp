@@ -19,10 +19,8 @@
 
 namespace avr_webhookd {
 
-// The canonical 8-4-4-4-12 uuid as bytes, or nullopt for anything else.
-std::optional<CallKey> call_key(std::string_view uuid);
-// The canonical lower-case 8-4-4-4-12 text of a key.
-std::string uuid_text(const CallKey& key);
+// The canonical 8-4-4-4-12 uuid as bytes, or nullopt for anything else (its text: uuid_text).
+inline std::optional<CallKey> call_key(std::string_view uuid) { return uuid_bytes(uuid); }
 
 // Per-call delivery order and fairness (sans-io; time is passed in).
 //
@@ -42,8 +40,10 @@ std::string uuid_text(const CallKey& key);
 // Parking (with a spool and an EventLoader): an event that is not its call's head, pushed while
 // the whole events held exceed the resident budget, is kept as a compact entry (its spool
 // place, sequence, accepted time and cost: 56 bytes in the call's deque) and read back through
-// the loader when take() hands it out, or drain() takes it. Each call's head stays whole, so a
-// call that is not backlogged is never read from disk.
+// the loader when take() reaches it, or drain() takes it. take() never waits for the disk: a call
+// whose head is still being read waits aside (holding no slot) until loads_ready(), and the other
+// calls go on. Each call's head stays whole, so a call that is not backlogged is never read from
+// disk.
 class CallQueues {
 public:
     using Clock = std::chrono::steady_clock;
@@ -108,6 +108,9 @@ public:
 
     // The next deliverable event: retries that are due first, then calls in round-robin order.
     std::optional<Job> take(TimePoint now);
+    // The loader has read what calls waited for: they are ready again (each asks it once more).
+    void loads_ready();
+    std::size_t loading() const { return loading_.size(); }  // calls whose head is being read
 
     // The job's attempt failed and will be tried again at `due`; the call waits, holding no slot.
     void retry_at(const Job& job, TimePoint due);
@@ -175,7 +178,7 @@ public:
         std::deque<Entry> events;  // never empty while the Call exists
         std::uint64_t next_sequence = 1;
         int attempt = 1;  // attempt number of the head event
-        enum class State { ready, waiting_retry, in_flight } state = State::ready;
+        enum class State { ready, waiting_retry, in_flight, loading } state = State::ready;
         bool ended = false;  // its call_ended was finished
     };
 
@@ -191,7 +194,8 @@ private:
     static Entry parked_entry(const SpoolPlace& place, TimePoint accepted_at, std::size_t cost);
     std::uint64_t push_entry(const CallKey& key, Entry entry, std::uint64_t restored_sequence);
     Call& activate(const CallKey& key, bool& inserted);
-    bool load(Call& call, Entry& entry);
+    bool load(Call& call, Entry& entry);  // waits for the disk
+    void hold_loaded(Entry& entry, Event&& loaded);
     void move_on(Call& call, TimePoint now);
     std::size_t held_bytes(const Entry& entry) const { return entry.event ? entry.cost : parked_event_bytes; }
     void pop_head(Call& call);
@@ -205,6 +209,7 @@ private:
     IdleCall* idle_newest_ = nullptr;
     std::set<Head> heads_;
     std::deque<Call*> ready_;
+    std::vector<Call*> loading_;  // their head is being read back
     std::priority_queue<Delayed, std::vector<Delayed>, std::greater<>> delayed_;
     std::uint64_t delayed_order_ = 0;
     std::size_t queued_ = 0;

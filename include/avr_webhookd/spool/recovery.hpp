@@ -1,8 +1,10 @@
 #pragma once
 
+#include <avr_webhookd/common/uuid.hpp>
 #include <avr_webhookd/spool/spool_directory.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -21,9 +23,8 @@ struct Locator {
     bool operator==(const Locator&) const = default;
 };
 
-// An event without a done record: to be delivered again after a restart. The body stays on disk
-// (SpoolWriter::read_body), so a large backlog costs little memory.
-struct RecoveredEvent {
+// A whole event record as read back (read_event): its fields and where it lies.
+struct StoredEvent {
     std::uint64_t record_id = 0;
     std::uint64_t sequence = 0;
     std::int64_t accepted_ms = 0;
@@ -34,9 +35,23 @@ struct RecoveredEvent {
     std::string destination;  // "" = the default destination
 };
 
+// An event without a done record, found at start: to be delivered again. Only what queueing it
+// takes (72 bytes: a backlog of a million events must restart in little memory); its id, type
+// and body stay on disk (read_event).
+struct RecoveredEvent {
+    std::uint64_t record_id = 0;
+    std::uint64_t sequence = 0;
+    std::int64_t accepted_ms = 0;
+    Locator locator;
+    UuidBytes call{};               // when canonical_call
+    std::uint16_t destination = 0;  // Recovery::destinations[destination]
+    bool canonical_call = true;     // false: the record's call is no canonical uuid (read_event has it)
+};
+
 // The key of Recovery::last_sequence and of the numbering checkpoint: the call uuid for the
 // default destination, "NAME/uuid" for a named one (each destination numbers a call on its own).
 std::string numbering_key(std::string_view destination, std::string_view call);
+void append_numbering_key(std::string& out, std::string_view destination, std::string_view call);
 // The inverse: {destination ("" for the default), call}.
 std::pair<std::string_view, std::string_view> split_numbering_key(std::string_view key);
 
@@ -69,13 +84,20 @@ struct RecoveryStats {
 };
 
 struct Recovery {
-    std::vector<RecoveredEvent> events;  // undelivered, in log order (acceptance order)
+    // Undelivered, in acceptance order (record ids are given in that order): the log's order,
+    // except that records written again after a failed sync go back to their place. A deque, so
+    // that whoever queues them can free them as it goes.
+    std::deque<RecoveredEvent> events;
+    std::vector<std::string> destinations{""};  // the names RecoveredEvent::destination indexes; [0]: default
     // The highest sequence number of every call that still has records, so that numbering
     // continues after a restart.
     std::unordered_map<std::string, std::uint64_t> last_sequence;
     std::vector<RecoveredSegment> segments;  // readable segments, ascending
     std::uint64_t next_record_id = 1;
     RecoveryStats stats;
+
+    std::uint64_t calls() const;  // how many calls the events belong to
+    std::string_view destination_of(const RecoveredEvent& event) const { return destinations.at(event.destination); }
 };
 
 enum class RepairMode {
@@ -85,10 +107,15 @@ enum class RepairMode {
 
 // Scans every segment of `dir` in order. Never throws on damaged data; I/O errors of single
 // segments are reported in stats.unreadable and the scan goes on.
-Recovery scan_spool(const std::filesystem::path& dir, RepairMode mode);
+Recovery scan_spool(FileSystem& files, const std::filesystem::path& dir, RepairMode mode);
+inline Recovery scan_spool(const std::filesystem::path& dir, RepairMode mode) {
+    return scan_spool(system_file_system(), dir, mode);
+}
 
 // The start of a daemon that holds the spool: scan_spool with torn tails cut.
-inline Recovery recover(const SpoolDirectory& dir) { return scan_spool(dir.path(), RepairMode::cut_torn_tails); }
+inline Recovery recover(const SpoolDirectory& dir) {
+    return scan_spool(dir.files(), dir.path(), RepairMode::cut_torn_tails);
+}
 
 // A read-only summary from the files alone, safe while a daemon runs (no lock, no change).
 struct SpoolStatus {

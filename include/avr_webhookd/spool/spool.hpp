@@ -4,32 +4,36 @@
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
+#include <avr_webhookd/spool/block_reader.hpp>
+#include <avr_webhookd/spool/numbering_checkpoint.hpp>
 #include <avr_webhookd/spool/recovery.hpp>
 #include <avr_webhookd/spool/spool_writer.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
 namespace avr_webhookd::spool {
+
+class DiskThread;
 
 struct SpoolSettings {
     std::filesystem::path dir;
     SpoolSync sync = SpoolSync::always;
     std::chrono::milliseconds sync_interval{100};
     std::uint64_t max_bytes = 1ull << 30;
+    // How long close() waits for its last fdatasync, and for a parked event's read in progress,
+    // before it goes on without it (a hung disk).
+    std::chrono::milliseconds close_sync_budget{5000};
 };
 SpoolSettings spool_settings(const Config& config);
 
@@ -44,27 +48,36 @@ SpoolSettings spool_settings(const Config& config);
 // done() records that an event was delivered or durably dead-lettered; done records ride along
 // with the next write, and segments whose events are all done are deleted every second.
 //
-// Numbering: deleting a segment must not make a call's numbering restart at the next start. Before
-// segments are deleted after a rotation, the file `sequences` (written to a temporary file, synced,
-// renamed) records the last sequence number of every call the queues hold; recovery takes the
-// higher of it and the records' own.
+// Numbering: segments are deleted only after the numbering checkpoint (NumberingCheckpoint).
 class Spool {
 public:
-    // Opens and locks the folder and recovers what it holds. Throws SpoolOpenError.
-    Spool(boost::asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics);
+    // Opens and locks the folder and recovers what it holds. Throws SpoolOpenError. `files`: a
+    // test seam (every file operation of the spool goes through it).
+    Spool(boost::asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics,
+          FileSystem& files = system_file_system());
     ~Spool();
     Spool(const Spool&) = delete;
     Spool& operator=(const Spool&) = delete;
 
     // The undelivered events found at start (bodies via read_body); emptied by release_recovered().
+    // Whoever queues them may pop them as it goes, so that a large backlog is not held twice.
     const Recovery& recovered() const { return recovery_; }
+    Recovery& recovered() { return recovery_; }
     void release_recovered();
     std::error_code read_body(const Locator& at, std::string& body) const { return writer_.read_body(at, body); }
     // The whole record (a parked event read back); the locator of store() or recovered(), which
     // stays valid after the record was written again elsewhere (the writer follows it).
-    std::error_code read_event(const Locator& at, RecoveredEvent& event, std::string& body) const {
+    std::error_code read_event(const Locator& at, StoredEvent& event, std::string& body) const {
         return writer_.read_event(at, event, body);
     }
+    // The same without blocking the loop (see BlockReader): ready, or reading (then `waiter` is
+    // told when to ask again), or failed.
+    BlockReader::Status try_read_event(const Locator& at, BlockReader::Waiter& waiter, StoredEvent& event,
+                                       std::string& body, std::error_code& error) {
+        return reader_->read(at, waiter, event, body, error);
+    }
+    void forget_waiter(const BlockReader::Waiter& waiter) { reader_->forget(waiter); }
+    std::uint64_t parked_reads() const { return reader_->reads(); }  // blocks read back so far
 
     struct Stored {
         std::error_code error;  // SpoolErrc::spool_full, record_too_large, or the file system's
@@ -74,6 +87,10 @@ public:
     };
     // `destination`: "" for the default destination, else the name of the one it is stored for.
     Stored store(const Event& event, std::uint64_t sequence, std::string_view destination = {});
+    // A test seam: called by store() first; an error it returns is store()'s (nothing is
+    // written), so that one destination's copy of an event can fail while another's is stored.
+    using StoreFault = std::function<std::error_code(const Event& event, std::string_view destination)>;
+    void set_store_fault(StoreFault fault) { store_fault_ = std::move(fault); }
     void done(std::uint64_t record_id);
 
     // Whether `bytes` more fit under spool_max_bytes.
@@ -84,11 +101,16 @@ public:
     // Called on the loop after deleted segments made room.
     void on_room(std::function<void()> callback) { on_room_ = std::move(callback); }
     // Each call's last sequence number, for the numbering checkpoint.
-    using Numbering = std::vector<std::pair<std::string, std::uint64_t>>;
+    using Numbering = NumberingCheckpoint::Numbering;
     void on_checkpoint(std::function<Numbering()> provider) { numbering_ = std::move(provider); }
 
     void start();
-    // Writes and syncs what is pending and stops the timers (shutdown; blocks on the disk).
+    // Writes and syncs what is pending and stops the timers (shutdown; blocks the loop on the
+    // disk, for at most close_sync_budget: a disk whose fdatasync hangs gets an error log, and the stop goes on
+    // without that sync, leaving the sync thread behind. Nothing acknowledged depends on it: with
+    // always, records written since the last sync were not acknowledged; with interval they are
+    // in the page cache, as after any stop). A read of a parked event that hangs gets the same
+    // budget first (the event stays in the spool).
     void close();
 
     std::optional<std::string> unhealthy_reason() const;
@@ -97,7 +119,6 @@ public:
     const SpoolSettings& settings() const { return settings_; }
 
 private:
-    class SyncThread;
     Spool(boost::asio::io_context& io, SpoolSettings settings, Logger& logger, Metrics& metrics,
           SpoolDirectory directory);
     void request_sync();
@@ -107,7 +128,7 @@ private:
     void note_write_result(std::error_code error);
     void run_timer();
     void log_recovery();
-    void write_checkpoint();
+    void collect();
 
     boost::asio::io_context& io_;
     SpoolSettings settings_;
@@ -115,14 +136,15 @@ private:
     Metrics& metrics_;
     Recovery recovery_;
     SpoolWriter writer_;
-    std::unique_ptr<SyncThread> sync_thread_;
+    std::unique_ptr<BlockReader> reader_;
+    std::unique_ptr<DiskThread> sync_thread_;
     boost::asio::steady_timer timer_;
     std::function<void(std::uint64_t)> on_durable_;
     std::function<void()> on_room_;
     std::function<Numbering()> numbering_;
-    std::uint64_t checkpointed_segment_ = 0;
-    bool checkpoint_failed_ =
-        false;  // logged once until it succeeds  // the active segment when the last checkpoint was written
+    StoreFault store_fault_;
+    NumberingCheckpoint checkpoint_;
+    bool checkpoint_failed_ = false;  // logged once until it succeeds
     enum class SyncState { idle, running, running_and_wanted } sync_state_ = SyncState::idle;
     bool flush_posted_ = false;
     bool closed_ = false;

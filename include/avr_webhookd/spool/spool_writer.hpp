@@ -16,20 +16,21 @@
 
 namespace avr_webhookd::spool {
 
-// How SyncPoint::sync makes one file durable: fdatasync(2) for a segment, fsync(2) for the folder.
+// How SyncPoint::sync makes one file durable: fdatasync(2) for a segment, fsync(2) for the folder
+// (through the spool's FileSystem unless a test replaces it).
 enum class SyncTarget { segment, directory };
 using SyncFunction = std::function<std::error_code(int fd, SyncTarget target)>;
-std::error_code system_sync(int fd, SyncTarget target);  // the one used unless a test replaces it
+std::error_code system_sync(int fd, SyncTarget target);  // the system's calls
 
 struct SpoolOptions {
     // A segment is closed and a new one started at the first flush that finds it this large, so
     // a segment may exceed it by one flushed batch.
-    std::uint64_t segment_bytes = 64ull << 20;
+    std::uint64_t segment_bytes = 16ull << 20;
     // append_event refuses (SpoolErrc::spool_full, nothing written) an event that would take the
     // spool's files past this. Done records are always accepted: they are tiny and free space.
     std::uint64_t max_bytes = 1ull << 30;
-    // A test seam: when set, SyncPoint::sync calls this instead of system_sync (to make a sync
-    // fail as a failing disk does).
+    // A test seam: when set, SyncPoint::sync calls this instead of the FileSystem's sync (to make
+    // a sync fail as a failing disk does).
     SyncFunction sync_file;
 };
 
@@ -65,6 +66,7 @@ private:
     std::uint64_t first_generation_ = 1;
     std::uint64_t generation_ = 0;
     SyncFunction sync_file_;
+    FileSystem* file_system_ = nullptr;
 };
 
 // Appends records to the active segment of a held spool folder (single-threaded; only
@@ -86,14 +88,14 @@ private:
 // dropped the pages it could not write and report the next sync of that file as a success, so
 // the writer never trusts that segment's unsynced part again. sync_failed() moves on to a new
 // segment and writes there again, ahead of anything new, every record whose sync was not
-// confirmed (from a copy kept in memory until its sync succeeds; events already done are left
-// out), and durable_generation stays below the failed flushes until a sync of the copy succeeds.
-// The caller needs only a new sync point; events keep their record ids, read_body follows them
-// to their new place, and an event may afterwards be found twice on disk (recovery keeps the
-// first valid copy). Should the new segment or its write fail, the next flush tries again first
-// (and drops the new events it fails for, as any failed flush does); meanwhile durable_generation
-// does not move. The copy costs memory: what is written between two syncs (while syncs keep
-// failing, what was written since the last good one, within max_bytes).
+// confirmed (from a copy kept in memory until its sync succeeds; events already done are written
+// again too, so that their sequence numbers stay on disk), and durable_generation stays below the
+// failed flushes until a sync of the copy succeeds. The caller needs only a new sync point; events
+// keep their record ids, read_body follows them to their new place, and an event may afterwards
+// be found twice on disk (recovery keeps one copy, and puts events back in record id order). Should the new segment or
+// its write fail, the next flush tries again first (and drops the new events it fails for, as any failed flush does);
+// meanwhile durable_generation does not move. The copy costs memory: what is written between two syncs (while syncs
+// keep failing, what was written since the last good one, within max_bytes).
 class SpoolWriter {
 public:
     // Takes over the folder after recover(): starts a new segment after the highest one found.
@@ -120,9 +122,11 @@ public:
     // Its sync() failed: continue in a new segment and write the unconfirmed records again there
     // (see the class comment; does I/O, on this thread).
     void sync_failed(const SyncPoint& point);
-    // flush + sync_point + sync + synced (or sync_failed), here, for everything written so far:
-    // the point also covers the files of earlier points not yet reported (at shutdown, a point
-    // whose sync thread was stopped). Only call it when no other point is being synced.
+    // A sync point that also covers the files of earlier points not yet reported (at shutdown, a
+    // point whose result the loop never saw): reported synced, it makes everything durable.
+    SyncPoint sync_point_for_all();
+    // flush + sync_point_for_all + sync + synced (or sync_failed), here, for everything written so
+    // far. Only call it when no other point is being synced.
     std::error_code sync();
 
     // Deletes segments that are not active and whose events are all done. Done records in such
@@ -134,7 +138,22 @@ public:
     std::error_code read_body(const Locator& at, std::string& body) const;
     // The whole event record, checksum verified: its fields (locator: `at`) and body.
     // SpoolErrc::corrupt_record, unknown_record, or the file system's error.
-    std::error_code read_event(const Locator& at, RecoveredEvent& event, std::string& body) const;
+    std::error_code read_event(const Locator& at, StoredEvent& event, std::string& body) const;
+
+    // Where the record `at` (as store() or recovery gave it) can be read now, for a read off the
+    // loop: in memory (not yet written: `pending` holds it), or in `file` (open; it stays
+    // readable should the segment be deleted meanwhile) at `place`, which lies before `end`, the
+    // bytes written to that segment so far. SpoolErrc::unknown_record when it is nowhere.
+    struct Source {
+        Locator place;
+        std::string pending;
+        std::shared_ptr<FileHandle> file;
+        std::uint64_t end = 0;
+    };
+    std::error_code locate(const Locator& at, Source& source) const;
+    // Decodes and checks the bytes of an event record read from `at` (SpoolErrc::corrupt_record).
+    static std::error_code decode_event(std::string_view bytes, const Locator& at, StoredEvent& event,
+                                        std::string& body);
 
     std::uint64_t bytes() const { return disk_bytes_ + pending_.size(); }  // files plus pending
     std::size_t segments() const { return segments_.size(); }
@@ -153,6 +172,7 @@ public:
     // with spool_sync = always once this reaches g.
     std::uint64_t durable_generation() const { return durable_generation_; }
     const std::filesystem::path& path() const { return directory_.path(); }
+    FileSystem& files() const { return files_; }
 
 private:
     struct Segment {
@@ -186,10 +206,12 @@ private:
     std::error_code continue_in_new_segment();
     void carry_over(std::string_view bytes, std::uint64_t segment, std::uint64_t offset, std::string& out);
     bool move_to_active(std::uint64_t record_id);
+    static void widen_range(Segment& segment, std::uint64_t record_id);
     void relocate(const Locator& from, const Locator& to);
     void forget_relocations_into(std::uint64_t segment, std::uint64_t offset = 0);
     Locator current_location(const Locator& at) const;
     std::error_code read_record(const Locator& at, std::string& bytes) const;
+    std::shared_ptr<FileHandle> read_file(std::uint64_t segment) const;
 
     // What the next flush does with the active segment: append to it; start a new one (before
     // writing when only done records wait, else after; rotate_soon); or never write to it again,
@@ -198,11 +220,14 @@ private:
     using Place = std::pair<std::uint64_t, std::uint64_t>;  // segment, offset
 
     SpoolDirectory directory_;
+    FileSystem& files_;  // the directory's
     SpoolOptions options_;
     std::shared_ptr<FileHandle> directory_handle_;
     std::map<std::uint64_t, Segment> segments_;
     Segment* active_ = nullptr;
     std::shared_ptr<FileHandle> active_file_;
+    // Segments opened for reading parked events back, kept open until they are deleted.
+    mutable std::map<std::uint64_t, std::shared_ptr<FileHandle>> read_files_;
     std::string pending_;
     std::vector<std::uint64_t> pending_events_;
     std::vector<std::uint64_t> pending_dones_;

@@ -200,3 +200,80 @@ TEST_CASE("100,000 restored events are parked without a load, in about 60 bytes 
         CHECK(queues.idle_calls() == static_cast<std::size_t>(calls));
     }
 }
+
+namespace {
+
+// A loader whose records must first be read off the queue's thread: try_load answers `reading`
+// until the test says the read ended, and never waits (load() must not be called by take()).
+struct SlowLoader final : EventLoader {
+    std::map<std::uint64_t, Event> stored;
+    std::set<std::uint64_t> in_memory;  // read already
+    std::vector<std::uint64_t> requested;
+    int blocking_loads = 0;
+    std::optional<Event> load(const CallKey&, std::uint64_t, const SpoolPlace& place) override {
+        ++blocking_loads;
+        return stored.at(place.record_id);
+    }
+    Status try_load(const CallKey&, std::uint64_t, const SpoolPlace& place, Event& event) override {
+        if (!in_memory.contains(place.record_id)) {
+            requested.push_back(place.record_id);
+            return Status::reading;
+        }
+        event = stored.at(place.record_id);
+        return Status::loaded;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a call whose head is being read waits aside while the other calls go on", "[call_queues]") {
+    SlowLoader loader;
+    CallQueues queues;
+    queues.set_loader(&loader, 0);
+    const auto push = [&](int call, std::uint64_t record) {
+        Event event;
+        event.id = "e" + std::to_string(record);
+        event.uuid = uuid_for(call);
+        event.type = "transcription";
+        event.body = "{}";
+        event.spool_record = record;
+        loader.stored[record] = event;
+        queues.push(std::move(event), t0, 0, SpoolPlace{record, 1, record * 100, 100});
+    };
+    push(1, 1);
+    push(1, 2);  // parked
+    push(2, 3);
+    auto first = queues.take(t0);
+    REQUIRE(first);
+    CHECK(first->event->id == "e1");
+    queues.finish(*first, t0);  // call 1's head is now parked record 2
+    auto second = queues.take(t0);
+    REQUIRE(second);
+    CHECK(second->event->id == "e3");  // call 2 goes on ...
+    CHECK_FALSE(queues.take(t0));      // ... while call 1 waits for its read
+    CHECK(queues.loading() == 1);
+    CHECK(loader.requested == std::vector<std::uint64_t>{2});
+    CHECK_FALSE(queues.take(t0));
+    CHECK(loader.requested.size() == 1);  // not asked again until the read ended
+
+    loader.in_memory.insert(2);
+    queues.loads_ready();
+    CHECK(queues.loading() == 0);
+    auto third = queues.take(t0);
+    REQUIRE(third);
+    CHECK(third->event->id == "e2");
+    CHECK(third->sequence == 2);
+    CHECK(queues.parked() == 0);
+    CHECK(loader.blocking_loads == 0);
+
+    // A drain takes a call that waits for its read too, reading it at once.
+    push(1, 4);
+    push(1, 5);
+    queues.finish(*third, t0);
+    CHECK_FALSE(queues.take(t0));  // e4 is being read
+    CHECK(queues.loading() == 1);
+    const auto drained = queues.drain();
+    CHECK(drained.size() == 2);  // e4 and e5 (e3 is in flight)
+    CHECK(loader.blocking_loads == 2);
+    CHECK(queues.loading() == 0);
+}

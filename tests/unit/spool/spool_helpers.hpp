@@ -37,7 +37,7 @@ struct TestEvent {
     std::string id, call, type = "transcription", body;
     std::uint64_t sequence = 0;
     NewEvent view() const {
-        return NewEvent{id, call, type, body, sequence, 1'780'000'000'000 + static_cast<std::int64_t>(sequence)};
+        return NewEvent{id, call, type, body, sequence, 1'780'000'000'000 + static_cast<std::int64_t>(sequence), {}};
     }
 };
 

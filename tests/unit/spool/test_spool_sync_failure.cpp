@@ -337,7 +337,7 @@ TEST_CASE("random runs with failing syncs and rotations keep every live event re
         for (const auto& event : recovery.events) found.insert(event.record_id);
         CHECK(found == expected);
         REQUIRE(recovery.events.size() == expected.size());
-        std::map<std::string, std::uint64_t> last_seen;
+        std::map<avr_webhookd::UuidBytes, std::uint64_t> last_seen;
         for (const auto& event : recovery.events) {
             CHECK(event.sequence > last_seen[event.call]);  // per-call order
             last_seen[event.call] = event.sequence;

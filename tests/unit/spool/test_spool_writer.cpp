@@ -175,7 +175,7 @@ TEST_CASE("max_bytes refuses the event that would pass it, exactly at the edge",
     TempDirectory temp("spool");
     const auto dir = temp.path() / "spool";
     const std::uint64_t record = encoded_event_size(
-        EventFields{1, 1, 0, make_event(1, 1).id, make_event(1, 1).call, "transcription", body_for(1, 1)});
+        EventFields{1, 1, 0, make_event(1, 1).id, make_event(1, 1).call, "transcription", body_for(1, 1), {}});
     SpoolOptions options;
     options.segment_bytes = record * 2;
     options.max_bytes = record * 4;  // exactly four events of this size
@@ -257,7 +257,7 @@ TEST_CASE("a full disk fails the flush, leaves the spool recoverable and the wri
     REQUIRE(recovery.events.size() == kAcknowledged);  // 1..9 of call 1, then call 2's event
     for (int i = 0; i < kAcknowledged - 1; ++i)
         CHECK(recovery.events[static_cast<std::size_t>(i)].sequence == std::uint64_t(i + 1));
-    CHECK(recovery.events.back().call == call_uuid(2));
+    CHECK(avr_webhookd::uuid_text(recovery.events.back().call) == call_uuid(2));
 }
 
 TEST_CASE("a write that fails is cut off the file even when part of it was written", "[spool]") {
