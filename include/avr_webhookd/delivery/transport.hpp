@@ -38,8 +38,8 @@ public:
 };
 
 // The transport `config.url` asks for. Throws std::runtime_error as check_transport would.
-std::unique_ptr<Transport> make_transport(boost::asio::any_io_executor executor, const Config& config,
-                                          Logger& logger, std::string_view destination);
+std::unique_ptr<Transport> make_transport(boost::asio::any_io_executor executor, const Config& config, Logger& logger,
+                                          std::string_view destination);
 
 // Throws std::runtime_error for what would keep the transport from starting (a bad url, a ca_file
 // that is no PEM bundle, an unreadable NKey seed), changing nothing: a reload checks every
