@@ -55,10 +55,9 @@ AttemptOutcome from_message(const std::string& text, const NatsAttempt& attempt)
             stored.status = 200;
             stored.body = text;
             const auto* duplicate = object.if_contains("duplicate");
-            stored.message = "stored in stream " + std::string(stream) + " as sequence " +
-                             boost::json::serialize(*seq) +
-                             (duplicate && duplicate->is_bool() && duplicate->get_bool() ? " (a duplicate: kept once)"
-                                                                                         : "");
+            stored.message =
+                "stored in stream " + std::string(stream) + " as sequence " + boost::json::serialize(*seq) +
+                (duplicate && duplicate->is_bool() && duplicate->get_bool() ? " (a duplicate: kept once)" : "");
             return stored;
         }
     }
@@ -91,12 +90,18 @@ AttemptOutcome nats_outcome(const NatsReply& reply, const NatsAttempt& attempt) 
     case NatsReply::Kind::auth_failed:
         return failure(FailureKind::auth, "NATS_AUTHORIZATION_VIOLATION",
                        "the servers of " + std::string(attempt.servers) + " refused the credentials: " + said);
+    case NatsReply::Kind::inbox_refused:
+        return failure(FailureKind::auth, "NATS_PERMISSIONS_VIOLATION",
+                       "the servers of " + std::string(attempt.servers) +
+                           " refused the subscription to the reply inbox (allow subscribe to _INBOX.>), so no PubAck "
+                           "can come back: " +
+                           said);
     case NatsReply::Kind::timeout:
         break;
     }
-    return failure(FailureKind::timeout, "NATS_TIMEOUT",
-                   "no PubAck within " + std::to_string(attempt.timeout.count()) + "ms for the publish to " +
-                       where(attempt));
+    return failure(
+        FailureKind::timeout, "NATS_TIMEOUT",
+        "no PubAck within " + std::to_string(attempt.timeout.count()) + "ms for the publish to " + where(attempt));
 }
 
 }  // namespace avr_webhookd

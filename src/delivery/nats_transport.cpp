@@ -110,9 +110,13 @@ struct NatsTransport::Shared {
     std::string detail;  // the server when connected, else the last error
     bool logged_connecting = false;
 
+    // The connection's state refuses every attempt (until it changes).
+    bool refuses() const { return state == State::auth_failed || state == State::inbox_refused; }
+
     NatsReply not_connected() const {
-        return NatsReply{state == State::auth_failed ? NatsReply::Kind::auth_failed : NatsReply::Kind::not_connected,
-                         detail};
+        if (state == State::auth_failed) return NatsReply{NatsReply::Kind::auth_failed, detail};
+        if (state == State::inbox_refused) return NatsReply{NatsReply::Kind::inbox_refused, detail};
+        return NatsReply{NatsReply::Kind::not_connected, detail};
     }
 
     void complete(Pending& attempt, NatsReply reply) {
@@ -132,6 +136,7 @@ struct NatsTransport::Shared {
         detail = std::move(text);
         if (changed) log_state();
         for (auto& [id, attempt] : pending) {
+            if (state == State::inbox_refused) complete(*attempt, not_connected());  // no PubAck can come
             if (attempt->published) continue;
             if (state == State::auth_failed) complete(*attempt, not_connected());
             else if (state == State::connected) attempt->wake.cancel();  // publish now
@@ -166,6 +171,11 @@ struct NatsTransport::Shared {
         case State::auth_failed:
             logger.error(who + ": " + servers + " refused the credentials (" + why +
                          "); events are given up as NATS_AUTHORIZATION_VIOLATION until it accepts them");
+            return;
+        case State::inbox_refused:
+            logger.error(who + ": " + servers + " refused the subscription to the reply inbox (" + why +
+                         "); no PubAck can come back: allow these credentials to subscribe to _INBOX.>; events are "
+                         "given up as NATS_PERMISSIONS_VIOLATION until it does");
             return;
         }
     }
@@ -235,7 +245,7 @@ awaitable<AttemptOutcome> NatsTransport::send(const Event& event, const HeaderLi
     const auto id = shared->next_id++;
     shared->pending.emplace(id, &attempt);
     const Forget forget{*shared, id};
-    if (shared->state == State::auth_failed) attempt.reply = shared->not_connected();
+    if (shared->refuses()) attempt.reply = shared->not_connected();
     while (!attempt.reply && shared->state != State::connected && Clock::now() < attempt.wake.expiry())
         co_await attempt.wake.async_wait(as_tuple(use_awaitable));
     if (!attempt.reply && shared->state == State::connected) {

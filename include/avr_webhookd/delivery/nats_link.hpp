@@ -45,7 +45,10 @@ void check_nats_link_options(const NatsLinkOptions& options);
 // transport posts them to its io_context) and stop once detach() has returned.
 class NatsLink : public std::enable_shared_from_this<NatsLink> {
 public:
-    enum class State { connecting, connected, disconnected, closed, auth_failed };
+    // inbox_refused: connected, but the server refused the subscription to the reply inbox (its
+    // permissions): no PubAck can come back. The link opens a new connection after a pause (1 s to
+    // 30 s, as for refused credentials) in case the permissions were changed meanwhile.
+    enum class State { connecting, connected, disconnected, closed, auth_failed, inbox_refused };
     struct Callbacks {
         std::function<void(std::uint64_t id, NatsReply reply)> reply;
         // The connection's state: with the server's URL when connected, else libnats' last error.
@@ -87,11 +90,14 @@ private:
     struct Queued;
     void run();
     void open();
+    std::string subscribe();
     void close_connection();
     void send(Queued& item);
     void report_reply(std::uint64_t id, NatsReply reply);
     void report_state(State state, std::string detail);
     void connection_closed(State state, std::string error);
+    void inbox_refused(std::string error);
+    void schedule_reopen(State state);
     bool wait_for_last_callbacks(std::unique_lock<std::mutex>& lock);
 
     const NatsLinkOptions options_;
@@ -104,6 +110,7 @@ private:
     std::condition_variable wake_;
     std::vector<Queued> queue_;
     bool stopping_ = false;
+    bool closing_ = false;   // the worker closes the connection itself: its closed callback opens none
     bool finished_ = false;  // the worker has ended
     bool reopen_ = false;    // the connection closed for good: the worker opens a new one at reopen_at_
     std::chrono::steady_clock::time_point reopen_at_{};

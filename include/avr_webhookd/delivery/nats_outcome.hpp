@@ -18,6 +18,7 @@ struct NatsReply {
         refused,        // the client library refused the publish; `text`: its error
         permissions,    // the server refused this subject to our credentials; `text`: its error
         auth_failed,    // the server refused the credentials (the connection is closed); `text`: its error
+        inbox_refused,  // the server refused the subscription to the reply inbox: no PubAck can come; `text`: its error
         timeout,        // published, no reply within the attempt's timeout
     };
     Kind kind = Kind::timeout;
@@ -45,6 +46,7 @@ struct NatsAttempt {
 //   a reply that is no PubAck              protocol       NATS_INVALID_PUBACK           -       yes
 //   credentials refused                    auth           NATS_AUTHORIZATION_VIOLATION  -       no
 //   subject not permitted                  auth           NATS_PERMISSIONS_VIOLATION    -       no
+//   reply inbox (_INBOX.>) not permitted   auth           NATS_PERMISSIONS_VIOLATION    -       no
 // The message names the subject, the servers and the server's own words.
 AttemptOutcome nats_outcome(const NatsReply& reply, const NatsAttempt& attempt);
 
