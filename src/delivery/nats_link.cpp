@@ -3,6 +3,7 @@
 #include <avr_webhookd/delivery/nats_link.hpp>
 
 #include <nats/nats.h>
+#include <openssl/rand.h>
 
 #include <charconv>
 #include <stdexcept>
@@ -73,6 +74,20 @@ OptionsPtr make_options(const NatsLinkOptions& link) {
     // flusher's 1 ms batching pause.
     require(natsOptions_SetSendAsap(options.get(), true), "NATS options");
     return options;
+}
+
+// 64 bits from OpenSSL's CSPRNG, as 16 hex digits: with it, a reply subject cannot be guessed from
+// another link's (libnats' inbox prefixes are sequential, and so are the ids after it).
+std::string random_token() {
+    unsigned char bytes[8] = {};
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("NATS inbox: no random bytes from OpenSSL");
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string token;
+    for (const auto byte : bytes) {
+        token.push_back(digits[byte >> 4]);
+        token.push_back(digits[byte & 15]);
+    }
+    return token;
 }
 
 }  // namespace
@@ -198,7 +213,7 @@ NatsLink::NatsLink(NatsLinkOptions options, Callbacks callbacks)
     : options_(std::move(options)), callbacks_(std::move(callbacks)) {
     natsInbox* inbox = nullptr;
     require(natsInbox_Create(&inbox), "NATS inbox");
-    inbox_ = std::string(inbox) + ".";
+    inbox_ = std::string(inbox) + "." + random_token() + ".";
     natsInbox_Destroy(inbox);
 }
 

@@ -109,6 +109,7 @@ struct NatsTransport::Shared {
     State state = State::connecting;
     std::string detail;  // the server when connected, else the last error
     bool logged_connecting = false;
+    std::uint64_t ignored_replies = 0;  // replies on the inbox that were no PubAck (the first is logged)
 
     // The connection's state refuses every attempt (until it changes).
     bool refuses() const { return state == State::auth_failed || state == State::inbox_refused; }
@@ -126,7 +127,16 @@ struct NatsTransport::Shared {
 
     void on_reply(std::uint64_t id, NatsReply reply) {
         const auto found = pending.find(id);
-        if (found != pending.end()) complete(*found->second, std::move(reply));  // else: its attempt has ended
+        if (found == pending.end()) return;  // its attempt has ended
+        if (!nats_reply_settles(reply)) {    // not JetStream's: the attempt waits on for its PubAck
+            if (ignored_replies++ == 0)
+                logger.warn("nats: destination " + destination +
+                            " ignored a reply that is no JetStream PubAck (a core NATS responder on the subject?): " +
+                            single_line(std::string_view(reply.text).substr(0, 200)) +
+                            "; such replies are ignored, the attempts wait for their PubAck");
+            return;
+        }
+        complete(*found->second, std::move(reply));
     }
 
     void on_state(std::uint64_t from, State now, std::string text) {

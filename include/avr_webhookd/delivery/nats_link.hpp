@@ -36,7 +36,8 @@ void check_nats_link_options(const NatsLinkOptions& options);
 // loop, a flusher, reconnects, and one thread that dispatches the replies. Everything here that may
 // block (connecting, publishing into a full socket, closing) runs on the link's own worker thread,
 // never on the caller's: publish() builds the message and queues it. Replies come to an inbox
-// subscription ("_INBOX.<nuid>.<id>"), so a reply names its publish.
+// subscription ("_INBOX.<nuid>.<random token>.<id>"), so a reply names its publish; only a
+// JetStream PubAck or API error settles it (nats_reply_settles).
 //
 // Connection handling: the servers are tried in turn and reconnected forever (reconnect_wait
 // between rounds on one server); a first connect that fails is retried the same way. A connection
@@ -101,7 +102,7 @@ private:
     bool wait_for_last_callbacks(std::unique_lock<std::mutex>& lock);
 
     const NatsLinkOptions options_;
-    std::string inbox_;  // "_INBOX.<nuid>."
+    std::string inbox_;  // "_INBOX.<nuid>.<random 64-bit token, hex>."
 
     std::mutex callbacks_mutex_;
     Callbacks callbacks_;  // cleared by detach()

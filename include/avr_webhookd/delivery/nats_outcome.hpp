@@ -25,6 +25,12 @@ struct NatsReply {
     std::string text;
 };
 
+// Whether a reply ends its attempt. A message on the reply inbox counts only when it is a JetStream
+// PubAck ({"stream":S,"seq":N}) or a JetStream API error ({"error":{...}}): anything else (a
+// core-NATS responder on the subject, a forger) is ignored and the attempt keeps waiting for its
+// PubAck until its timeout, so no such reply can make an event count as delivered.
+bool nats_reply_settles(const NatsReply& reply);
+
 // The publish the reply is about, for the failure's message.
 struct NatsAttempt {
     std::string_view subject;
@@ -43,7 +49,8 @@ struct NatsAttempt {
 //   no PubAck within `timeout`             timeout        NATS_TIMEOUT                  -       yes
 //   not connected within `timeout`         connect_failed NATS_NOT_CONNECTED            -       yes
 //   publish refused by the library         connect_failed NATS_PUBLISH_FAILED           -       yes
-//   a reply that is no PubAck              protocol       NATS_INVALID_PUBACK           -       yes
+//   a reply that is no PubAck              (ignored by the transport: nats_reply_settles)
+//     when classified anyway               protocol       NATS_INVALID_PUBACK           -       yes
 //   credentials refused                    auth           NATS_AUTHORIZATION_VIOLATION  -       no
 //   subject not permitted                  auth           NATS_PERMISSIONS_VIOLATION    -       no
 //   reply inbox (_INBOX.>) not permitted   auth           NATS_PERMISSIONS_VIOLATION    -       no

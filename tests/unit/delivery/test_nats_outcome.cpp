@@ -95,6 +95,25 @@ TEST_CASE("nats outcome: no responders, timeouts and a lost connection are retri
     CHECK(of_message(R"({"stream":"AVR"})").code == "NATS_INVALID_PUBACK");
 }
 
+TEST_CASE("nats outcome: only a PubAck or a JetStream error settles an attempt", "[nats][outcome]") {
+    const auto message = [](std::string text) { return NatsReply{NatsReply::Kind::message, std::move(text)}; };
+    CHECK(nats_reply_settles(message(R"({"stream":"AVR","seq":7})")));
+    CHECK(nats_reply_settles(message(R"({"stream":"AVR","seq":7,"duplicate":true})")));
+    CHECK(nats_reply_settles(message(R"({"error":{"code":503,"err_code":10077,"description":"full"}})")));
+    CHECK(nats_reply_settles(NatsReply{NatsReply::Kind::no_responders, {}}));
+    CHECK(nats_reply_settles(NatsReply{NatsReply::Kind::permissions, "Permissions Violation"}));
+    // What a core-NATS responder on the subject, or a forger, might send: the attempt keeps waiting.
+    CHECK_FALSE(nats_reply_settles(message("")));
+    CHECK_FALSE(nats_reply_settles(message("ok")));
+    CHECK_FALSE(nats_reply_settles(message("{}")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"ok":true})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"stream":"AVR"})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"stream":"","seq":1})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"stream":"AVR","seq":"1"})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"error":"nope"})")));
+    CHECK_FALSE(nats_reply_settles(message(R"([{"stream":"AVR","seq":1}])")));
+}
+
 TEST_CASE("nats outcome: refused credentials and subjects are permanent", "[nats][outcome]") {
     const auto credentials = of(NatsReply::Kind::auth_failed, "Authorization Violation");
     CHECK(credentials.kind == FailureKind::auth);
