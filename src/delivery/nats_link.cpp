@@ -185,7 +185,7 @@ struct NatsLink::Trampolines {
         link.connection_closed(auth ? State::auth_failed : State::closed, std::move(error));
     }
 
-    static void error(natsConnection* connection, natsSubscription*, natsStatus status, void* closure) {
+    static void error(natsConnection* connection, natsSubscription* subscription, natsStatus status, void* closure) {
         auto& link = *static_cast<NatsLink*>(closure);
         if (status == NATS_CONNECTION_AUTH_FAILED) {
             const std::lock_guard lock(link.mutex_);
@@ -193,7 +193,14 @@ struct NatsLink::Trampolines {
             if (link.auth_error_.empty()) link.auth_error_ = natsStatus_GetText(status);
             return;
         }
-        if (status != NATS_NOT_PERMITTED) return;  // a slow consumer costs a timeout, and a retry
+        if (status == NATS_SLOW_CONSUMER && subscription) {  // costs those attempts a timeout, and a retry
+            int64_t dropped = 0;
+            natsSubscription_GetDropped(subscription, &dropped);
+            const std::lock_guard lock(link.callbacks_mutex_);
+            if (link.callbacks_.slow_consumer) link.callbacks_.slow_consumer(dropped);
+            return;
+        }
+        if (status != NATS_NOT_PERMITTED) return;
         auto text = last_error(connection);
         if (is_inbox_refusal(text)) {
             link.inbox_refused(text);
@@ -417,7 +424,8 @@ std::string NatsLink::subscribe() {
                                                      &Trampolines::reply, this);
         status != NATS_OK)
         return "cannot subscribe to the reply inbox: " + error_text(status);
-    natsSubscription_SetPendingLimits(connection_->subscription, -1, -1);
+    natsSubscription_SetPendingLimits(connection_->subscription, options_.max_pending_replies,
+                                      options_.max_pending_bytes);
     {
         const std::lock_guard lock(mutex_);
         subscription_done_ = false;

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -77,6 +78,7 @@ NatsLinkOptions nats_link_options(const Config& config, std::string_view destina
     options.cert_file = nats.cert_file;
     options.key_file = nats.key_file;
     options.tls_verify = config.tls_verify;
+    options.max_pending_replies = static_cast<int>(std::max(1024U, 4 * config.concurrency));
     return options;
 }
 
@@ -109,6 +111,7 @@ struct NatsTransport::Shared {
     State state = State::connecting;
     std::string detail;  // the server when connected, else the last error
     bool logged_connecting = false;
+    std::int64_t dropped_replies = 0;   // PubAcks libnats dropped on the current connection (slow consumer)
     std::uint64_t ignored_replies = 0;  // replies on the inbox that were no PubAck (the first is logged)
 
     // The connection's state refuses every attempt (until it changes).
@@ -159,6 +162,13 @@ struct NatsTransport::Shared {
         for (auto& [id, attempt] : pending)
             if (attempt->published && attempt->subject == *subject)
                 complete(*attempt, NatsReply{NatsReply::Kind::permissions, error});
+    }
+
+    void on_slow_consumer(std::int64_t dropped) {
+        dropped_replies = dropped;
+        logger.warn("nats: destination " + destination + ": libnats dropped replies (" + std::to_string(dropped) +
+                    " on this connection so far): the reply inbox's pending limit was reached; those attempts time "
+                    "out and are retried (Nats-Msg-Id keeps one copy in the stream)");
     }
 
     void log_state() {
@@ -242,6 +252,11 @@ void NatsTransport::open_link(NatsLinkOptions options) {
             if (const auto shared = weak.lock()) shared->on_permissions(error);
         });
     };
+    callbacks.slow_consumer = [weak, executor](std::int64_t dropped) {
+        asio::post(executor, [weak, dropped] {
+            if (const auto shared = weak.lock()) shared->on_slow_consumer(dropped);
+        });
+    };
     link_ = std::make_shared<NatsLink>(std::move(options), std::move(callbacks));
     link_->start();
 }
@@ -280,6 +295,8 @@ void NatsTransport::update(const Config& config) {
         link->stop(std::chrono::milliseconds(0));
         return true;
     });
+    // A new concurrency alone opens no new connection: its pending limit comes with the next link.
+    options.max_pending_replies = link_->options().max_pending_replies;
     if (options == link_->options()) return;
     link_->detach();
     link_->close();

@@ -25,6 +25,11 @@ struct NatsLinkOptions {
     std::string nkey_public_key, nkey_seed_file, creds_file;
     std::string ca_file, cert_file, key_file;
     bool tls_verify = true;
+    // Replies (PubAcks) waiting in libnats for the reply thread: max(1024, 4 x concurrency), and
+    // max_pending_bytes. Beyond them libnats drops replies (a slow consumer): those attempts time
+    // out and are retried, and Nats-Msg-Id keeps one copy in the stream.
+    int max_pending_replies = 1024;
+    int max_pending_bytes = 8 * 1024 * 1024;
     bool operator==(const NatsLinkOptions&) const = default;
 };
 
@@ -57,6 +62,9 @@ public:
         // A publish the server refused for its permissions: the server's error
         // ("Permissions Violation for Publish to \"subject\"").
         std::function<void(std::string error)> permissions;
+        // libnats dropped replies (the pending limits above were reached): the total dropped on the
+        // current connection so far. Once per slow-consumer episode.
+        std::function<void(std::int64_t dropped)> slow_consumer;
     };
 
     NatsLink(NatsLinkOptions options, Callbacks callbacks);
