@@ -304,6 +304,11 @@ void NatsTransport::update(const Config& config) {
     open_link(std::move(options));
 }
 
+void NatsTransport::retire() {
+    link_->close();
+    for (auto& link : retired_) link->close();
+}
+
 bool NatsTransport::accepts(const Config& config) const { return is_nats_url(config.url); }
 
 std::size_t NatsTransport::open_connections() const { return shared_->state == State::connected ? 1 : 0; }

@@ -12,6 +12,7 @@
 
 #include <fstream>
 #include <map>
+#include <sstream>
 
 using namespace avr_webhookd;
 using namespace avr_webhookd::test;
@@ -304,6 +305,32 @@ TEST_CASE("nats: credentials that may not subscribe to the reply inbox fail with
     const auto first = log.find(refusal);
     CHECK(first != std::string::npos);
     CHECK(log.find(refusal, first + 1) == std::string::npos);  // logged once, not at each new connection
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("nats: a reload from nats:// to http:// closes the NATS connection", "[integration][nats][reload]") {
+    TempDir dir;
+    NatsServer server(dir, NatsServer::Options{"n1", 0, 0, {}, "debug: true"});  // logs each client's close
+    server.start();
+    const auto config = dir / "avr-webhookd.conf";
+    write_config(config, "url = " + server.url() + "\n");
+    auto daemon = DaemonProcess::with_config_file(dir, config, {});
+    REQUIRE(daemon.wait_ready());
+    REQUIRE(wait_until([&] { return daemon.log().find("nats: destination default connected") != std::string::npos; },
+                       20s, 20ms));
+    write_config(config, "url = http://127.0.0.1:" + std::to_string(free_tcp_port()) + "/hook\n");
+    REQUIRE(reload(daemon, "reload: configuration applied"));
+    // The retired transport's link closes its connection (before, it kept it and reconnected forever).
+    CHECK(wait_until(
+        [&] {
+            std::istringstream log(server.log());
+            for (std::string line; std::getline(log, line);)
+                if (line.find("avr-webhookd default") != std::string::npos &&
+                    line.find("Client connection closed") != std::string::npos)
+                    return true;
+            return false;
+        },
+        20s, 50ms));
     REQUIRE(daemon.stop());
 }
 

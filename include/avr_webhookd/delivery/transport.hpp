@@ -32,6 +32,10 @@ public:
     // False when `config` needs the other kind of transport (the url's scheme changed).
     virtual bool accepts(const Config& config) const = 0;
     virtual void close_idle() = 0;
+    // Replaced by a transport of the other kind (a reload changed the url's scheme): closes what it
+    // holds open (idle connections, a NATS connection and its thread). Attempts under way may still
+    // finish, or fail and be retried on the new transport; it is destroyed once none uses it.
+    virtual void retire() { close_idle(); }
     virtual std::size_t open_connections() const = 0;
     // "POST" or "PUBLISH", for the failure block.
     virtual std::string_view method() const = 0;
