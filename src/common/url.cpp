@@ -211,6 +211,13 @@ std::string redact_one_url(std::string_view url) {
 
 std::string redact_url(std::string_view url) {
     if (!is_nats_url(url)) return redact_one_url(url);
+    // A password may hold commas and '@' ("nats://u:12,34@h"): with any '@', everything before the
+    // last one is hidden, whichever entries it spans, before the rest is split at commas.
+    std::string hidden;
+    if (const auto at = url.rfind('@'); at != std::string_view::npos) {
+        hidden = std::string(url.substr(0, url.find("://") + 3)) + "x@" + std::string(url.substr(at + 1));
+        url = hidden;
+    }
     std::string out;
     for (;;) {  // a server list: each entry on its own (a comma never belongs to an entry's host)
         const auto comma = url.find(',');

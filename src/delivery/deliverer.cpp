@@ -162,6 +162,27 @@ awaitable<void> Deliverer::schedule() {
     }
 }
 
+// Counts an attempt on its transport, so that a retired one is released when its last attempt ends.
+struct Deliverer::TransportUse {
+    Deliverer& deliverer;
+    const Transport* transport;
+    TransportUse(Deliverer& owner, const Transport& used) : deliverer(owner), transport(&used) {
+        ++deliverer.attempts_on_[transport];
+    }
+    ~TransportUse() {
+        if (const auto found = deliverer.attempts_on_.find(transport); found != deliverer.attempts_on_.end())
+            if (--found->second == 0) deliverer.attempts_on_.erase(found);
+        deliverer.release_retired_transports();
+    }
+    TransportUse(const TransportUse&) = delete;
+    TransportUse& operator=(const TransportUse&) = delete;
+};
+
+void Deliverer::release_retired_transports() {
+    std::erase_if(retired_transports_,
+                  [this](const auto& transport) { return !attempts_on_.contains(transport.get()); });
+}
+
 // One event, one failure: an exception while attempting one event (a bug, bad_alloc in a
 // helper) gives that event up as internal_error; its call moves on and the daemon keeps serving.
 awaitable<void> Deliverer::attempt(CallQueues::Job job) {
@@ -170,7 +191,12 @@ awaitable<void> Deliverer::attempt(CallQueues::Job job) {
     try {  // one coroutine frame per attempt: the steps around the request are plain functions
         const HeaderList headers = request_headers(job);
         ++stats_.delivery_attempts;
-        const AttemptOutcome outcome = co_await transport_->send(*job.event, headers);
+        AttemptOutcome outcome;
+        {
+            Transport& current = *transport_;  // a reload may retire it meanwhile
+            const TransportUse use(*this, current);
+            outcome = co_await current.send(*job.event, headers);
+        }
         conclude(job, outcome, settled);
     } catch (const std::exception& error) {
         failure = error.what();
@@ -367,9 +393,11 @@ void Deliverer::check_startable(const Config& config) { check_transport(config);
 void Deliverer::reconfigure(const Config& config) {
     if (transport_->accepts(config)) {
         transport_->update(config);
-    } else {  // the url's scheme changed: attempts under way finish on the old transport
-        retired_transports_.push_back(
-            std::exchange(transport_, make_transport(io_.get_executor(), config, logger_, name_)));
+    } else {  // the url's scheme changed: attempts under way finish on the old transport, closed
+        auto retired = std::exchange(transport_, make_transport(io_.get_executor(), config, logger_, name_));
+        retired->retire();
+        retired_transports_.push_back(std::move(retired));
+        release_retired_transports();
     }
     core_.reconfigure(DeliverySettings::from(config));
     signer_ = Signer(config.signature, config.secret);

@@ -3,6 +3,7 @@
 #include <avr_webhookd/delivery/nats_link.hpp>
 
 #include <nats/nats.h>
+#include <openssl/rand.h>
 
 #include <charconv>
 #include <stdexcept>
@@ -15,11 +16,11 @@ using namespace std::chrono_literals;
 
 // Between two rounds over one server; libnats moves on to the next server at once.
 constexpr std::chrono::milliseconds reconnect_wait = 500ms;
-constexpr std::chrono::milliseconds connect_timeout = 2s;      // one TCP connect and handshake
-constexpr std::chrono::milliseconds ping_interval = 10s;       // a silent dead server is noticed in ~30 s
+constexpr std::chrono::milliseconds connect_timeout = 2s;  // one TCP connect and handshake
+constexpr std::chrono::milliseconds ping_interval = 10s;   // a silent dead server is noticed in ~30 s
 constexpr int max_pings_out = 3;
-constexpr std::chrono::milliseconds write_deadline = 5s;       // a socket that takes no bytes: reconnect
-constexpr std::chrono::milliseconds first_reopen_pause = 1s;   // after the server closed the connection
+constexpr std::chrono::milliseconds write_deadline = 5s;      // a socket that takes no bytes: reconnect
+constexpr std::chrono::milliseconds first_reopen_pause = 1s;  // after the server closed the connection
 constexpr std::chrono::milliseconds max_reopen_pause = 30s;
 constexpr std::chrono::milliseconds last_callbacks_budget = 5s;
 
@@ -62,8 +63,7 @@ OptionsPtr make_options(const NatsLinkOptions& link) {
         require(natsOptions_SetNKeyFromSeed(options.get(), link.nkey_public_key.c_str(), link.nkey_seed_file.c_str()),
                 "nkey_seed_file");
     if (!link.creds_file.empty())
-        require(natsOptions_SetUserCredentialsFromFiles(options.get(), link.creds_file.c_str(), nullptr),
-                "creds_file");
+        require(natsOptions_SetUserCredentialsFromFiles(options.get(), link.creds_file.c_str(), nullptr), "creds_file");
     require(natsOptions_SetMaxReconnect(options.get(), -1), "NATS options");
     require(natsOptions_SetReconnectWait(options.get(), reconnect_wait.count()), "NATS options");
     require(natsOptions_SetTimeout(options.get(), connect_timeout.count()), "NATS options");
@@ -74,6 +74,20 @@ OptionsPtr make_options(const NatsLinkOptions& link) {
     // flusher's 1 ms batching pause.
     require(natsOptions_SetSendAsap(options.get(), true), "NATS options");
     return options;
+}
+
+// 64 bits from OpenSSL's CSPRNG, as 16 hex digits: with it, a reply subject cannot be guessed from
+// another link's (libnats' inbox prefixes are sequential, and so are the ids after it).
+std::string random_token() {
+    unsigned char bytes[8] = {};
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("NATS inbox: no random bytes from OpenSSL");
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string token;
+    for (const auto byte : bytes) {
+        token.push_back(digits[byte >> 4]);
+        token.push_back(digits[byte & 15]);
+    }
+    return token;
 }
 
 }  // namespace
@@ -171,7 +185,7 @@ struct NatsLink::Trampolines {
         link.connection_closed(auth ? State::auth_failed : State::closed, std::move(error));
     }
 
-    static void error(natsConnection* connection, natsSubscription*, natsStatus status, void* closure) {
+    static void error(natsConnection* connection, natsSubscription* subscription, natsStatus status, void* closure) {
         auto& link = *static_cast<NatsLink*>(closure);
         if (status == NATS_CONNECTION_AUTH_FAILED) {
             const std::lock_guard lock(link.mutex_);
@@ -179,9 +193,26 @@ struct NatsLink::Trampolines {
             if (link.auth_error_.empty()) link.auth_error_ = natsStatus_GetText(status);
             return;
         }
-        if (status != NATS_NOT_PERMITTED) return;  // a slow consumer costs a timeout, and a retry
+        if (status == NATS_SLOW_CONSUMER && subscription) {  // costs those attempts a timeout, and a retry
+            int64_t dropped = 0;
+            natsSubscription_GetDropped(subscription, &dropped);
+            const std::lock_guard lock(link.callbacks_mutex_);
+            if (link.callbacks_.slow_consumer) link.callbacks_.slow_consumer(dropped);
+            return;
+        }
+        if (status != NATS_NOT_PERMITTED) return;
+        auto text = last_error(connection);
+        if (is_inbox_refusal(text)) {
+            link.inbox_refused(text);
+            return;
+        }
         const std::lock_guard lock(link.callbacks_mutex_);
-        if (link.callbacks_.permissions) link.callbacks_.permissions(last_error(connection));
+        if (link.callbacks_.permissions) link.callbacks_.permissions(std::move(text));
+    }
+
+    // "Permissions Violation for Subscription to "_INBOX.<nuid>.*"": the link subscribes to nothing else.
+    static bool is_inbox_refusal(std::string_view error) {
+        return error.find("Permissions Violation for Subscription") != std::string_view::npos;
     }
 };
 
@@ -189,7 +220,7 @@ NatsLink::NatsLink(NatsLinkOptions options, Callbacks callbacks)
     : options_(std::move(options)), callbacks_(std::move(callbacks)) {
     natsInbox* inbox = nullptr;
     require(natsInbox_Create(&inbox), "NATS inbox");
-    inbox_ = std::string(inbox) + ".";
+    inbox_ = std::string(inbox) + "." + random_token() + ".";
     natsInbox_Destroy(inbox);
 }
 
@@ -209,8 +240,8 @@ void NatsLink::start() {
     worker_ = std::thread([this] { run(); });
 }
 
-void NatsLink::publish(std::uint64_t id, std::string_view subject, std::string_view body,
-                       std::string_view message_id, const HeaderList& headers) {
+void NatsLink::publish(std::uint64_t id, std::string_view subject, std::string_view body, std::string_view message_id,
+                       const HeaderList& headers) {
     const std::string subject_text(subject);
     const std::string reply = inbox_ + std::to_string(id);
     natsMsg* message = nullptr;
@@ -281,18 +312,34 @@ void NatsLink::connection_closed(State state, std::string error) {
         const std::lock_guard lock(mutex_);
         closed_seen_ = true;
         last_error_ = error;
-        stopping = stopping_;
-        if (!stopping) {
-            std::chrono::milliseconds pause = reconnect_wait;
-            if (state != State::connecting)
-                pause = reopen_pause_ =
-                    std::min(max_reopen_pause, reopen_pause_ == 0ms ? first_reopen_pause : reopen_pause_ * 2);
-            reopen_ = true;
-            reopen_at_ = std::chrono::steady_clock::now() + pause;
-        }
+        stopping = stopping_ || closing_;
+        if (!stopping) schedule_reopen(state);
         wake_.notify_all();
     }
     if (!stopping) report_state(state, std::move(error));
+}
+
+// The server refused the reply inbox's subscription (at open(), or again after a reconnect): the
+// attempts fail with its words, and the worker opens a new connection after a growing pause.
+void NatsLink::inbox_refused(std::string error) {
+    {
+        const std::lock_guard lock(mutex_);
+        if (stopping_ || reopen_) return;  // already reported for this connection
+        last_error_ = error;
+        schedule_reopen(State::inbox_refused);
+        wake_.notify_all();
+    }
+    report_state(State::inbox_refused, error);
+}
+
+// Under mutex_.
+void NatsLink::schedule_reopen(State state) {
+    std::chrono::milliseconds pause = reconnect_wait;
+    if (state != State::connecting)
+        pause = reopen_pause_ =
+            std::min(max_reopen_pause, reopen_pause_ == 0ms ? first_reopen_pause : reopen_pause_ * 2);
+    reopen_ = true;
+    reopen_at_ = std::chrono::steady_clock::now() + pause;
 }
 
 void NatsLink::run() {
@@ -353,31 +400,57 @@ void NatsLink::open() {
     {
         const std::lock_guard lock(mutex_);
         closed_seen_ = false;
-        reopen_pause_ = 0ms;
     }
     connection_ = std::make_unique<Connection>();
     connection_->connection = connection;
-    const auto subject = inbox_ + "*";
-    if (natsConnection_Subscribe(&connection_->subscription, connection, subject.c_str(), &Trampolines::reply,
-                                 this) == NATS_OK) {
-        natsSubscription_SetPendingLimits(connection_->subscription, -1, -1);
-        {
-            const std::lock_guard lock(mutex_);
-            subscription_done_ = false;
-        }
-        if (natsSubscription_SetOnCompleteCB(connection_->subscription, &Trampolines::subscription_done, this) !=
-            NATS_OK)
-            Trampolines::subscription_done(this);  // already closed: no callback of it will run
+    if (const auto refusal = subscribe(); !refusal.empty()) {
+        inbox_refused(refusal);
+        return;
+    }
+    {
+        const std::lock_guard lock(mutex_);
+        reopen_pause_ = 0ms;
     }
     report_state(State::connected, Trampolines::connected_url(connection));
+}
+
+// Subscribes to the reply inbox and makes sure the server took it: the server answers a refused
+// subscription with an -ERR before the flush's PONG. Returns the error, or "" when subscribed (or
+// when the server did not answer the flush in time: libnats' pings deal with that).
+std::string NatsLink::subscribe() {
+    natsConnection* connection = connection_->connection;
+    const auto subject = inbox_ + "*";
+    if (const auto status = natsConnection_Subscribe(&connection_->subscription, connection, subject.c_str(),
+                                                     &Trampolines::reply, this);
+        status != NATS_OK)
+        return "cannot subscribe to the reply inbox: " + error_text(status);
+    natsSubscription_SetPendingLimits(connection_->subscription, options_.max_pending_replies,
+                                      options_.max_pending_bytes);
+    {
+        const std::lock_guard lock(mutex_);
+        subscription_done_ = false;
+    }
+    if (natsSubscription_SetOnCompleteCB(connection_->subscription, &Trampolines::subscription_done, this) != NATS_OK)
+        Trampolines::subscription_done(this);  // already closed: no callback of it will run
+    (void)natsConnection_FlushTimeout(connection, connect_timeout.count());
+    const char* text = nullptr;
+    if (natsConnection_GetLastError(connection, &text) == NATS_NOT_PERMITTED && text &&
+        Trampolines::is_inbox_refusal(text))
+        return text;
+    return {};
 }
 
 // Closes and destroys the current connection once its last callbacks have run.
 void NatsLink::close_connection() {
     if (!connection_) return;
+    {
+        const std::lock_guard lock(mutex_);
+        closing_ = true;
+    }
     natsConnection_Close(connection_->connection);
     std::unique_lock lock(mutex_);
     if (!wait_for_last_callbacks(lock)) callbacks_may_run_ = true;
+    closing_ = false;
     lock.unlock();
     natsSubscription_Destroy(connection_->subscription);
     natsConnection_Destroy(connection_->connection);

@@ -41,24 +41,32 @@ AttemptOutcome api_error(const boost::json::object& error, const NatsAttempt& at
     return outcome;
 }
 
+const boost::json::object* api_error_member(const boost::json::object& object) {
+    const auto* error = object.if_contains("error");
+    return error && error->is_object() ? &error->get_object() : nullptr;
+}
+
+bool is_pub_ack(const boost::json::object& object) {
+    const auto* seq = object.if_contains("seq");
+    return !string_member(object, "stream").empty() && seq && (seq->is_int64() || seq->is_uint64());
+}
+
 AttemptOutcome from_message(const std::string& text, const NatsAttempt& attempt) {
     boost::system::error_code ec;
     const auto parsed = boost::json::parse(text, ec);
     if (!ec && parsed.is_object()) {
         const auto& object = parsed.get_object();
-        if (const auto* error = object.if_contains("error"); error && error->is_object())
-            return api_error(error->get_object(), attempt);
+        if (const auto* error = api_error_member(object)) return api_error(*error, attempt);
         const auto stream = string_member(object, "stream");
         const auto* seq = object.if_contains("seq");
-        if (!stream.empty() && seq && (seq->is_int64() || seq->is_uint64())) {
+        if (is_pub_ack(object)) {
             AttemptOutcome stored;
             stored.status = 200;
             stored.body = text;
             const auto* duplicate = object.if_contains("duplicate");
-            stored.message = "stored in stream " + std::string(stream) + " as sequence " +
-                             boost::json::serialize(*seq) +
-                             (duplicate && duplicate->is_bool() && duplicate->get_bool() ? " (a duplicate: kept once)"
-                                                                                         : "");
+            stored.message =
+                "stored in stream " + std::string(stream) + " as sequence " + boost::json::serialize(*seq) +
+                (duplicate && duplicate->is_bool() && duplicate->get_bool() ? " (a duplicate: kept once)" : "");
             return stored;
         }
     }
@@ -68,6 +76,14 @@ AttemptOutcome from_message(const std::string& text, const NatsAttempt& attempt)
 }
 
 }  // namespace
+
+bool nats_reply_settles(const NatsReply& reply) {
+    if (reply.kind != NatsReply::Kind::message) return true;
+    boost::system::error_code ec;
+    const auto parsed = boost::json::parse(reply.text, ec);
+    if (ec || !parsed.is_object()) return false;
+    return api_error_member(parsed.get_object()) != nullptr || is_pub_ack(parsed.get_object());
+}
 
 AttemptOutcome nats_outcome(const NatsReply& reply, const NatsAttempt& attempt) {
     const auto said = single_line(reply.text);
@@ -91,12 +107,18 @@ AttemptOutcome nats_outcome(const NatsReply& reply, const NatsAttempt& attempt) 
     case NatsReply::Kind::auth_failed:
         return failure(FailureKind::auth, "NATS_AUTHORIZATION_VIOLATION",
                        "the servers of " + std::string(attempt.servers) + " refused the credentials: " + said);
+    case NatsReply::Kind::inbox_refused:
+        return failure(FailureKind::auth, "NATS_PERMISSIONS_VIOLATION",
+                       "the servers of " + std::string(attempt.servers) +
+                           " refused the subscription to the reply inbox (allow subscribe to _INBOX.>), so no PubAck "
+                           "can come back: " +
+                           said);
     case NatsReply::Kind::timeout:
         break;
     }
-    return failure(FailureKind::timeout, "NATS_TIMEOUT",
-                   "no PubAck within " + std::to_string(attempt.timeout.count()) + "ms for the publish to " +
-                       where(attempt));
+    return failure(
+        FailureKind::timeout, "NATS_TIMEOUT",
+        "no PubAck within " + std::to_string(attempt.timeout.count()) + "ms for the publish to " + where(attempt));
 }
 
 }  // namespace avr_webhookd

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -77,6 +78,7 @@ NatsLinkOptions nats_link_options(const Config& config, std::string_view destina
     options.cert_file = nats.cert_file;
     options.key_file = nats.key_file;
     options.tls_verify = config.tls_verify;
+    options.max_pending_replies = static_cast<int>(std::max(1024U, 4 * config.concurrency));
     return options;
 }
 
@@ -109,10 +111,16 @@ struct NatsTransport::Shared {
     State state = State::connecting;
     std::string detail;  // the server when connected, else the last error
     bool logged_connecting = false;
+    std::int64_t dropped_replies = 0;   // PubAcks libnats dropped on the current connection (slow consumer)
+    std::uint64_t ignored_replies = 0;  // replies on the inbox that were no PubAck (the first is logged)
+
+    // The connection's state refuses every attempt (until it changes).
+    bool refuses() const { return state == State::auth_failed || state == State::inbox_refused; }
 
     NatsReply not_connected() const {
-        return NatsReply{state == State::auth_failed ? NatsReply::Kind::auth_failed : NatsReply::Kind::not_connected,
-                         detail};
+        if (state == State::auth_failed) return NatsReply{NatsReply::Kind::auth_failed, detail};
+        if (state == State::inbox_refused) return NatsReply{NatsReply::Kind::inbox_refused, detail};
+        return NatsReply{NatsReply::Kind::not_connected, detail};
     }
 
     void complete(Pending& attempt, NatsReply reply) {
@@ -122,7 +130,16 @@ struct NatsTransport::Shared {
 
     void on_reply(std::uint64_t id, NatsReply reply) {
         const auto found = pending.find(id);
-        if (found != pending.end()) complete(*found->second, std::move(reply));  // else: its attempt has ended
+        if (found == pending.end()) return;  // its attempt has ended
+        if (!nats_reply_settles(reply)) {    // not JetStream's: the attempt waits on for its PubAck
+            if (ignored_replies++ == 0)
+                logger.warn("nats: destination " + destination +
+                            " ignored a reply that is no JetStream PubAck (a core NATS responder on the subject?): " +
+                            single_line(std::string_view(reply.text).substr(0, 200)) +
+                            "; such replies are ignored, the attempts wait for their PubAck");
+            return;
+        }
+        complete(*found->second, std::move(reply));
     }
 
     void on_state(std::uint64_t from, State now, std::string text) {
@@ -132,6 +149,7 @@ struct NatsTransport::Shared {
         detail = std::move(text);
         if (changed) log_state();
         for (auto& [id, attempt] : pending) {
+            if (state == State::inbox_refused) complete(*attempt, not_connected());  // no PubAck can come
             if (attempt->published) continue;
             if (state == State::auth_failed) complete(*attempt, not_connected());
             else if (state == State::connected) attempt->wake.cancel();  // publish now
@@ -144,6 +162,13 @@ struct NatsTransport::Shared {
         for (auto& [id, attempt] : pending)
             if (attempt->published && attempt->subject == *subject)
                 complete(*attempt, NatsReply{NatsReply::Kind::permissions, error});
+    }
+
+    void on_slow_consumer(std::int64_t dropped) {
+        dropped_replies = dropped;
+        logger.warn("nats: destination " + destination + ": libnats dropped replies (" + std::to_string(dropped) +
+                    " on this connection so far): the reply inbox's pending limit was reached; those attempts time "
+                    "out and are retried (Nats-Msg-Id keeps one copy in the stream)");
     }
 
     void log_state() {
@@ -166,6 +191,11 @@ struct NatsTransport::Shared {
         case State::auth_failed:
             logger.error(who + ": " + servers + " refused the credentials (" + why +
                          "); events are given up as NATS_AUTHORIZATION_VIOLATION until it accepts them");
+            return;
+        case State::inbox_refused:
+            logger.error(who + ": " + servers + " refused the subscription to the reply inbox (" + why +
+                         "); no PubAck can come back: allow these credentials to subscribe to _INBOX.>; events are "
+                         "given up as NATS_PERMISSIONS_VIOLATION until it does");
             return;
         }
     }
@@ -222,6 +252,11 @@ void NatsTransport::open_link(NatsLinkOptions options) {
             if (const auto shared = weak.lock()) shared->on_permissions(error);
         });
     };
+    callbacks.slow_consumer = [weak, executor](std::int64_t dropped) {
+        asio::post(executor, [weak, dropped] {
+            if (const auto shared = weak.lock()) shared->on_slow_consumer(dropped);
+        });
+    };
     link_ = std::make_shared<NatsLink>(std::move(options), std::move(callbacks));
     link_->start();
 }
@@ -235,7 +270,7 @@ awaitable<AttemptOutcome> NatsTransport::send(const Event& event, const HeaderLi
     const auto id = shared->next_id++;
     shared->pending.emplace(id, &attempt);
     const Forget forget{*shared, id};
-    if (shared->state == State::auth_failed) attempt.reply = shared->not_connected();
+    if (shared->refuses()) attempt.reply = shared->not_connected();
     while (!attempt.reply && shared->state != State::connected && Clock::now() < attempt.wake.expiry())
         co_await attempt.wake.async_wait(as_tuple(use_awaitable));
     if (!attempt.reply && shared->state == State::connected) {
@@ -260,11 +295,18 @@ void NatsTransport::update(const Config& config) {
         link->stop(std::chrono::milliseconds(0));
         return true;
     });
+    // A new concurrency alone opens no new connection: its pending limit comes with the next link.
+    options.max_pending_replies = link_->options().max_pending_replies;
     if (options == link_->options()) return;
     link_->detach();
     link_->close();
     retired_.push_back(std::move(link_));
     open_link(std::move(options));
+}
+
+void NatsTransport::retire() {
+    link_->close();
+    for (auto& link : retired_) link->close();
 }
 
 bool NatsTransport::accepts(const Config& config) const { return is_nats_url(config.url); }

@@ -90,8 +90,7 @@ std::optional<std::string> nkey_user_public_key(std::string_view seed, std::stri
     if (crc16_xmodem(raw.bytes.data(), 34) != crc) return fail(error, "the NKey seed's checksum is wrong");
     const std::uint8_t kind = raw.bytes[0] & 248;
     const auto prefix = static_cast<std::uint8_t>(((raw.bytes[0] & 7) << 5) | ((raw.bytes[1] & 248) >> 3));
-    if (kind != prefix_seed || prefix != prefix_user)
-        return fail(error, "the NKey seed is not a user seed (SU...)");
+    if (kind != prefix_seed || prefix != prefix_user) return fail(error, "the NKey seed is not a user seed (SU...)");
     const auto public_key = ed25519_public_key(raw.bytes.data() + 2);
     if (!public_key) return fail(error, "OpenSSL could not derive the NKey's Ed25519 public key");
     std::vector<std::uint8_t> encoded{prefix_user};

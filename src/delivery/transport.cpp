@@ -6,9 +6,10 @@
 
 namespace avr_webhookd {
 
-std::unique_ptr<Transport> make_transport(boost::asio::any_io_executor executor, const Config& config,
-                                          Logger& logger, std::string_view destination) {
-    if (is_nats_url(config.url)) return std::make_unique<NatsTransport>(std::move(executor), config, logger, destination);
+std::unique_ptr<Transport> make_transport(boost::asio::any_io_executor executor, const Config& config, Logger& logger,
+                                          std::string_view destination) {
+    if (is_nats_url(config.url))
+        return std::make_unique<NatsTransport>(std::move(executor), config, logger, destination);
     return std::make_unique<HttpTransport>(std::move(executor), config, logger);
 }
 

@@ -9,9 +9,9 @@ using namespace std::chrono_literals;
 NatsSink::NatsSink() {
     server_.start();
     client_ = std::make_unique<test::JetStreamClient>(server_.url());
-    client_->create_stream("AVR", boost::json::object{{"subjects", boost::json::array{"avr.events.>"}},
-                                                      {"storage", "file"},
-                                                      {"num_replicas", 1}});
+    client_->create_stream(
+        "AVR", boost::json::object{
+                   {"subjects", boost::json::array{"avr.events.>"}}, {"storage", "file"}, {"num_replicas", 1}});
 }
 
 void NatsSink::mark() { base_ = client_->stream_state("AVR").at("messages").to_number<std::uint64_t>(); }

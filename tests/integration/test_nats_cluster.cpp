@@ -146,9 +146,8 @@ TEST_CASE("nats: the daemon SIGKILLed mid-stream and restarted: nothing lost, no
     client.create_stream("AVR", replicated_stream(1));
     constexpr unsigned calls = 20, per_call = 100;
     const auto input = interleaved_events(calls, per_call);
-    const std::vector<std::string> arguments{"--url",        server.url(), "--ack",        "all",
-                                             "--retry",      "-1",         "--retry-base", "50ms",
-                                             "--spool-dir",  (dir / "spool").string()};
+    const std::vector<std::string> arguments{"--url", server.url(),   "--ack", "all",         "--retry",
+                                             "-1",    "--retry-base", "50ms",  "--spool-dir", (dir / "spool").string()};
     // Each {"ok":true,...,"id":...} is a promise: that event is in the spool.
     std::set<std::string> acknowledged;
     std::size_t lines_acknowledged = 0;
@@ -193,8 +192,7 @@ TEST_CASE("nats: the daemon SIGKILLed mid-stream and restarted: nothing lost, no
         if (line >= lines_acknowledged) rest += input.substr(begin, end - begin);
         begin = end;
     }
-    for (const auto& reply : exchange(daemon.socket(), rest, 60s))
-        CHECK_THAT(reply, Catch::StartsWith("{\"ok\":true"));
+    for (const auto& reply : exchange(daemon.socket(), rest, 60s)) CHECK_THAT(reply, Catch::StartsWith("{\"ok\":true"));
     REQUIRE(wait_until([&] { return stored_count(client) >= std::uint64_t{calls} * per_call; }, 60s, 50ms));
     check_exactly_once_in_order(client.messages("AVR"), calls, per_call);
     CHECK(read_lines(daemon.dead_letter()).empty());

@@ -12,6 +12,7 @@
 
 #include <fstream>
 #include <map>
+#include <sstream>
 
 using namespace avr_webhookd;
 using namespace avr_webhookd::test;
@@ -68,10 +69,10 @@ TEST_CASE("nats: every type lands in the stream with the webhook's exact body an
                                          "dtmf_digit",     "error",        "call_ended"};
     std::string input;
     for (std::size_t i = 0; i < types.size(); ++i) {
-        std::string payload = types[i] == "transcription"  ? R"({"role":"user","text":"hello"})"
-                              : types[i] == "dtmf_digit"   ? R"({"digit":"5"})"
-                              : types[i] == "error"        ? R"({"message":"asr failed"})"
-                                                           : "{}";
+        std::string payload = types[i] == "transcription" ? R"({"role":"user","text":"hello"})"
+                              : types[i] == "dtmf_digit"  ? R"({"digit":"5"})"
+                              : types[i] == "error"       ? R"({"message":"asr failed"})"
+                                                          : "{}";
         input += R"({"id":"t)" + std::to_string(i) + R"(","uuid":")" + call + R"(","type":")" + types[i] +
                  R"(","timestamp":"2026-01-02T03:04:05.000Z","payload":)" + payload + "}\n";
     }
@@ -229,8 +230,8 @@ struct AuthServer {
     AuthServer(const TempDir& dir, const std::string& authorization, const std::string& client_credentials)
         : server(dir, NatsServer::Options{"n1", 0, 0, {}, "authorization { " + authorization + " }"}) {
         server.start();
-        client = std::make_unique<JetStreamClient>("nats://" + client_credentials + "@127.0.0.1:" +
-                                                   std::to_string(server.port()));
+        client = std::make_unique<JetStreamClient>("nats://" + client_credentials +
+                                                   "@127.0.0.1:" + std::to_string(server.port()));
         client->create_stream("AVR", stream_config());
     }
     NatsServer server;
@@ -280,6 +281,59 @@ TEST_CASE("nats: token, user and password, and NKey authentication", "[integrati
     }
 }
 
+TEST_CASE("nats: credentials that may not subscribe to the reply inbox fail with the server's words, not timeouts",
+          "[integration][nats][auth]") {
+    TempDir dir;
+    AuthServer nats(dir,
+                    "users = [ { user: avr, password: pw, permissions: { publish: \"avr.events.>\","
+                    " subscribe: \"other.>\" } }, { user: admin, password: admin } ]",
+                    "admin:admin");
+    DaemonProcess daemon(
+        dir,
+        flags({"--url", nats.server.url(), "--user", "avr", "--password-file", write_file(dir, "pw", "pw")},
+              quick_retries("3")),
+        {}, "inbox");
+    REQUIRE(daemon.wait_ready());
+    CHECK(exchange(daemon.socket(), event_line(call_uuid(7), "call_started", {}, "p1") + "\n").empty());
+    REQUIRE(wait_for_dead_letters(daemon, 1));
+    const auto line = dead_letters(daemon)[0];
+    CHECK(failure_code(line) == "NATS_PERMISSIONS_VIOLATION");
+    CHECK(failure_field(line, "attempts") == "1");
+    CHECK_THAT(failure_field(line, "message"), Catch::Contains("Permissions Violation for Subscription to"));
+    const auto log = daemon.log();
+    const std::string refusal = "refused the subscription to the reply inbox (";
+    const auto first = log.find(refusal);
+    CHECK(first != std::string::npos);
+    CHECK(log.find(refusal, first + 1) == std::string::npos);  // logged once, not at each new connection
+    REQUIRE(daemon.stop());
+}
+
+TEST_CASE("nats: a reload from nats:// to http:// closes the NATS connection", "[integration][nats][reload]") {
+    TempDir dir;
+    NatsServer server(dir, NatsServer::Options{"n1", 0, 0, {}, "debug: true"});  // logs each client's close
+    server.start();
+    const auto config = dir / "avr-webhookd.conf";
+    write_config(config, "url = " + server.url() + "\n");
+    auto daemon = DaemonProcess::with_config_file(dir, config, {});
+    REQUIRE(daemon.wait_ready());
+    REQUIRE(wait_until([&] { return daemon.log().find("nats: destination default connected") != std::string::npos; },
+                       20s, 20ms));
+    write_config(config, "url = http://127.0.0.1:" + std::to_string(free_tcp_port()) + "/hook\n");
+    REQUIRE(reload(daemon, "reload: configuration applied"));
+    // The retired transport's link closes its connection (before, it kept it and reconnected forever).
+    CHECK(wait_until(
+        [&] {
+            std::istringstream log(server.log());
+            for (std::string line; std::getline(log, line);)
+                if (line.find("avr-webhookd default") != std::string::npos &&
+                    line.find("Client connection closed") != std::string::npos)
+                    return true;
+            return false;
+        },
+        20s, 50ms));
+    REQUIRE(daemon.stop());
+}
+
 TEST_CASE("nats: tls:// with ca_file and a client certificate, a certificate for another host is refused",
           "[integration][nats][tls]") {
     TempDir dir;
@@ -293,8 +347,7 @@ TEST_CASE("nats: tls:// with ca_file and a client certificate, a certificate for
     NatsServer server(dir, options);
     server.start();
     const auto url = "tls://localhost:" + std::to_string(server.port());
-    JetStreamClient client(url, 20s,
-                           {pki.ca_file().string(), pki.client().cert.string(), pki.client().key.string()});
+    JetStreamClient client(url, 20s, {pki.ca_file().string(), pki.client().cert.string(), pki.client().key.string()});
     client.create_stream("AVR", stream_config());
     DaemonProcess daemon(dir, {"--url", url, "--ca-file", pki.ca_file().string(), "--cert-file",
                                pki.client().cert.string(), "--key-file", pki.client().key.string()});
@@ -308,11 +361,11 @@ TEST_CASE("nats: tls:// with ca_file and a client certificate, a certificate for
     other.extra_config = tls_block(pki.wrong_host());
     NatsServer impostor(dir, other);
     impostor.start();
-    DaemonProcess refused(dir,
-                          {"--url", "tls://localhost:" + std::to_string(impostor.port()), "--ca-file",
-                           pki.ca_file().string(), "--cert-file", pki.client().cert.string(), "--key-file",
-                           pki.client().key.string(), "--timeout", "1s"},
-                          {}, "refused");
+    DaemonProcess refused(
+        dir,
+        {"--url", "tls://localhost:" + std::to_string(impostor.port()), "--ca-file", pki.ca_file().string(),
+         "--cert-file", pki.client().cert.string(), "--key-file", pki.client().key.string(), "--timeout", "1s"},
+        {}, "refused");
     REQUIRE(refused.wait_ready());
     CHECK(exchange(refused.socket(), event_line(call_uuid(9), "call_ended", {}, "tls-2") + "\n").empty());
     REQUIRE(wait_for_dead_letters(refused, 1));

@@ -147,8 +147,7 @@ JetStreamClient::JetStreamClient(const std::string& servers, std::chrono::millis
     for (const auto& server : list) pointers.push_back(server.c_str());
     natsOptions_SetServers(options, pointers.data(), static_cast<int>(pointers.size()));
     if (!tls.ca_file.empty()) natsOptions_LoadCATrustedCertificates(options, tls.ca_file.c_str());
-    if (!tls.cert_file.empty())
-        natsOptions_LoadCertificatesChain(options, tls.cert_file.c_str(), tls.key_file.c_str());
+    if (!tls.cert_file.empty()) natsOptions_LoadCertificatesChain(options, tls.cert_file.c_str(), tls.key_file.c_str());
     natsOptions_SetMaxReconnect(options, -1);
     natsOptions_SetReconnectWait(options, 100);
     natsOptions_SetTimeout(options, 1000);

@@ -165,8 +165,12 @@ private:
     std::string log_url_;
     Signer signer_;
     std::unique_ptr<Transport> transport_;
-    // Replaced by a reload that changed the url's scheme: kept while attempts may still use them.
+    // Replaced by a reload that changed the url's scheme: retired (closed), and kept only while
+    // attempts still use them (attempts_on_).
     std::vector<std::unique_ptr<Transport>> retired_transports_;
+    std::unordered_map<const Transport*, std::size_t> attempts_on_;  // attempts under way per transport
+    struct TransportUse;
+    void release_retired_transports();
     std::unique_ptr<DeadLetterWriter> own_dead_letters_;  // when not shared
     DeadLetterWriter& dead_letters_;
     std::function<void()> on_dead_letter_done_;

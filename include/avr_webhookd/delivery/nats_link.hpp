@@ -25,6 +25,11 @@ struct NatsLinkOptions {
     std::string nkey_public_key, nkey_seed_file, creds_file;
     std::string ca_file, cert_file, key_file;
     bool tls_verify = true;
+    // Replies (PubAcks) waiting in libnats for the reply thread: max(1024, 4 x concurrency), and
+    // max_pending_bytes. Beyond them libnats drops replies (a slow consumer): those attempts time
+    // out and are retried, and Nats-Msg-Id keeps one copy in the stream.
+    int max_pending_replies = 1024;
+    int max_pending_bytes = 8 * 1024 * 1024;
     bool operator==(const NatsLinkOptions&) const = default;
 };
 
@@ -36,7 +41,8 @@ void check_nats_link_options(const NatsLinkOptions& options);
 // loop, a flusher, reconnects, and one thread that dispatches the replies. Everything here that may
 // block (connecting, publishing into a full socket, closing) runs on the link's own worker thread,
 // never on the caller's: publish() builds the message and queues it. Replies come to an inbox
-// subscription ("_INBOX.<nuid>.<id>"), so a reply names its publish.
+// subscription ("_INBOX.<nuid>.<random token>.<id>"), so a reply names its publish; only a
+// JetStream PubAck or API error settles it (nats_reply_settles).
 //
 // Connection handling: the servers are tried in turn and reconnected forever (reconnect_wait
 // between rounds on one server); a first connect that fails is retried the same way. A connection
@@ -45,7 +51,10 @@ void check_nats_link_options(const NatsLinkOptions& options);
 // transport posts them to its io_context) and stop once detach() has returned.
 class NatsLink : public std::enable_shared_from_this<NatsLink> {
 public:
-    enum class State { connecting, connected, disconnected, closed, auth_failed };
+    // inbox_refused: connected, but the server refused the subscription to the reply inbox (its
+    // permissions): no PubAck can come back. The link opens a new connection after a pause (1 s to
+    // 30 s, as for refused credentials) in case the permissions were changed meanwhile.
+    enum class State { connecting, connected, disconnected, closed, auth_failed, inbox_refused };
     struct Callbacks {
         std::function<void(std::uint64_t id, NatsReply reply)> reply;
         // The connection's state: with the server's URL when connected, else libnats' last error.
@@ -53,6 +62,9 @@ public:
         // A publish the server refused for its permissions: the server's error
         // ("Permissions Violation for Publish to \"subject\"").
         std::function<void(std::string error)> permissions;
+        // libnats dropped replies (the pending limits above were reached): the total dropped on the
+        // current connection so far. Once per slow-consumer episode.
+        std::function<void(std::int64_t dropped)> slow_consumer;
     };
 
     NatsLink(NatsLinkOptions options, Callbacks callbacks);
@@ -87,15 +99,18 @@ private:
     struct Queued;
     void run();
     void open();
+    std::string subscribe();
     void close_connection();
     void send(Queued& item);
     void report_reply(std::uint64_t id, NatsReply reply);
     void report_state(State state, std::string detail);
     void connection_closed(State state, std::string error);
+    void inbox_refused(std::string error);
+    void schedule_reopen(State state);
     bool wait_for_last_callbacks(std::unique_lock<std::mutex>& lock);
 
     const NatsLinkOptions options_;
-    std::string inbox_;  // "_INBOX.<nuid>."
+    std::string inbox_;  // "_INBOX.<nuid>.<random 64-bit token, hex>."
 
     std::mutex callbacks_mutex_;
     Callbacks callbacks_;  // cleared by detach()
@@ -104,6 +119,7 @@ private:
     std::condition_variable wake_;
     std::vector<Queued> queue_;
     bool stopping_ = false;
+    bool closing_ = false;   // the worker closes the connection itself: its closed callback opens none
     bool finished_ = false;  // the worker has ended
     bool reopen_ = false;    // the connection closed for good: the worker opens a new one at reopen_at_
     std::chrono::steady_clock::time_point reopen_at_{};

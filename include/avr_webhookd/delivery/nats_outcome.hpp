@@ -18,11 +18,18 @@ struct NatsReply {
         refused,        // the client library refused the publish; `text`: its error
         permissions,    // the server refused this subject to our credentials; `text`: its error
         auth_failed,    // the server refused the credentials (the connection is closed); `text`: its error
+        inbox_refused,  // the server refused the subscription to the reply inbox: no PubAck can come; `text`: its error
         timeout,        // published, no reply within the attempt's timeout
     };
     Kind kind = Kind::timeout;
     std::string text;
 };
+
+// Whether a reply ends its attempt. A message on the reply inbox counts only when it is a JetStream
+// PubAck ({"stream":S,"seq":N}) or a JetStream API error ({"error":{...}}): anything else (a
+// core-NATS responder on the subject, a forger) is ignored and the attempt keeps waiting for its
+// PubAck until its timeout, so no such reply can make an event count as delivered.
+bool nats_reply_settles(const NatsReply& reply);
 
 // The publish the reply is about, for the failure's message.
 struct NatsAttempt {
@@ -42,9 +49,11 @@ struct NatsAttempt {
 //   no PubAck within `timeout`             timeout        NATS_TIMEOUT                  -       yes
 //   not connected within `timeout`         connect_failed NATS_NOT_CONNECTED            -       yes
 //   publish refused by the library         connect_failed NATS_PUBLISH_FAILED           -       yes
-//   a reply that is no PubAck              protocol       NATS_INVALID_PUBACK           -       yes
+//   a reply that is no PubAck              (ignored by the transport: nats_reply_settles)
+//     when classified anyway               protocol       NATS_INVALID_PUBACK           -       yes
 //   credentials refused                    auth           NATS_AUTHORIZATION_VIOLATION  -       no
 //   subject not permitted                  auth           NATS_PERMISSIONS_VIOLATION    -       no
+//   reply inbox (_INBOX.>) not permitted   auth           NATS_PERMISSIONS_VIOLATION    -       no
 // The message names the subject, the servers and the server's own words.
 AttemptOutcome nats_outcome(const NatsReply& reply, const NatsAttempt& attempt);
 

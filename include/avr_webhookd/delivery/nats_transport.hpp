@@ -39,6 +39,8 @@ public:
     void update(const Config& config) override;
     bool accepts(const Config& config) const override;
     void close_idle() override {}
+    // Closes the links (no reconnects); attempts under way end by their timeout at the latest.
+    void retire() override;
     std::size_t open_connections() const override;
     std::string_view method() const override { return "PUBLISH"; }
 

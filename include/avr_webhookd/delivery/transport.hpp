@@ -32,14 +32,18 @@ public:
     // False when `config` needs the other kind of transport (the url's scheme changed).
     virtual bool accepts(const Config& config) const = 0;
     virtual void close_idle() = 0;
+    // Replaced by a transport of the other kind (a reload changed the url's scheme): closes what it
+    // holds open (idle connections, a NATS connection and its thread). Attempts under way may still
+    // finish, or fail and be retried on the new transport; it is destroyed once none uses it.
+    virtual void retire() { close_idle(); }
     virtual std::size_t open_connections() const = 0;
     // "POST" or "PUBLISH", for the failure block.
     virtual std::string_view method() const = 0;
 };
 
 // The transport `config.url` asks for. Throws std::runtime_error as check_transport would.
-std::unique_ptr<Transport> make_transport(boost::asio::any_io_executor executor, const Config& config,
-                                          Logger& logger, std::string_view destination);
+std::unique_ptr<Transport> make_transport(boost::asio::any_io_executor executor, const Config& config, Logger& logger,
+                                          std::string_view destination);
 
 // Throws std::runtime_error for what would keep the transport from starting (a bad url, a ca_file
 // that is no PEM bundle, an unreadable NKey seed), changing nothing: a reload checks every

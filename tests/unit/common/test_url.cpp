@@ -179,6 +179,22 @@ TEST_CASE("url: redaction keeps scheme, host and port only", "[url][redact]") {
     CHECK(error.find("ss@") == std::string::npos);
 }
 
+TEST_CASE("url: a NATS password with commas or '@' is never shown in part", "[url][redact][nats]") {
+    using avr_webhookd::redact_url;
+    CHECK(redact_url("nats://user:12,34@h") == "nats://<redacted>@h");
+    CHECK(redact_url("nats://user:12,34@h:4222,nats://h2") == "nats://<redacted>@h:4222,nats://h2");
+    CHECK(redact_url("tls://user:a@b,c@h") == "tls://<redacted>@h");
+    CHECK(redact_url("nats://user:p,nats://x@h") == "nats://<redacted>@h");
+    for (const auto* url : {"nats://user:12,34@h", "tls://user:a@b,c@h", "nats://s3cr,et@h,nats://h2"}) {
+        const auto shown = redact_url(url);
+        CHECK(shown.find("12") == std::string::npos);
+        CHECK(shown.find("34") == std::string::npos);
+        CHECK(shown.find("s3cr") == std::string::npos);
+        CHECK(shown.find("et@") == std::string::npos);
+        CHECK(shown.find("b,c") == std::string::npos);
+    }
+}
+
 TEST_CASE("url: whitespace, control and non-ASCII bytes are rejected anywhere", "[url]") {
     CHECK_THAT(rejection(" http://h/"), Catch::Contains("space"));
     CHECK_THAT(rejection("http://h/a b"), Catch::Contains("space"));

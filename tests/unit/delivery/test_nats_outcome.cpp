@@ -48,11 +48,11 @@ TEST_CASE("nats outcome: JetStream API errors keep their codes, 5xx are retried,
           "maximum messages exceeded");
     CHECK(verdict_of(full) == Verdict::retry);
 
-    const auto unavailable =
-        of_message(R"({"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}})");
+    const auto unavailable = of_message(
+        R"({"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}})");
     CHECK(verdict_of(unavailable) == Verdict::retry);
-    const auto storage =
-        of_message(R"({"error":{"code":500,"err_code":10047,"description":"insufficient storage resources available"}})");
+    const auto storage = of_message(
+        R"({"error":{"code":500,"err_code":10047,"description":"insufficient storage resources available"}})");
     CHECK(verdict_of(storage) == Verdict::retry);
 
     const auto too_big =
@@ -69,7 +69,8 @@ TEST_CASE("nats outcome: no responders, timeouts and a lost connection are retri
     CHECK(nobody.kind == FailureKind::no_responders);
     CHECK(nobody.code == "NATS_NO_RESPONDERS");
     CHECK(nobody.status == 0);
-    CHECK_THAT(nobody.message, Catch::Contains("subject avr.events.call_started") && Catch::Contains("no JetStream stream"));
+    CHECK_THAT(nobody.message,
+               Catch::Contains("subject avr.events.call_started") && Catch::Contains("no JetStream stream"));
     CHECK(verdict_of(nobody) == Verdict::retry);
 
     const auto late = of(NatsReply::Kind::timeout);
@@ -81,7 +82,8 @@ TEST_CASE("nats outcome: no responders, timeouts and a lost connection are retri
     const auto down = of(NatsReply::Kind::not_connected, "Connection refused");
     CHECK(down.kind == FailureKind::connect_failed);
     CHECK(down.code == "NATS_NOT_CONNECTED");
-    CHECK(down.message == "not connected to any server of nats://n1:4222,nats://n2:4222 within 3000ms: Connection refused");
+    CHECK(down.message ==
+          "not connected to any server of nats://n1:4222,nats://n2:4222 within 3000ms: Connection refused");
     CHECK(verdict_of(down) == Verdict::retry);
 
     CHECK(verdict_of(of(NatsReply::Kind::refused, "Insufficient buffer")) == Verdict::retry);
@@ -93,6 +95,25 @@ TEST_CASE("nats outcome: no responders, timeouts and a lost connection are retri
     CHECK(of_message(R"({"stream":"AVR"})").code == "NATS_INVALID_PUBACK");
 }
 
+TEST_CASE("nats outcome: only a PubAck or a JetStream error settles an attempt", "[nats][outcome]") {
+    const auto message = [](std::string text) { return NatsReply{NatsReply::Kind::message, std::move(text)}; };
+    CHECK(nats_reply_settles(message(R"({"stream":"AVR","seq":7})")));
+    CHECK(nats_reply_settles(message(R"({"stream":"AVR","seq":7,"duplicate":true})")));
+    CHECK(nats_reply_settles(message(R"({"error":{"code":503,"err_code":10077,"description":"full"}})")));
+    CHECK(nats_reply_settles(NatsReply{NatsReply::Kind::no_responders, {}}));
+    CHECK(nats_reply_settles(NatsReply{NatsReply::Kind::permissions, "Permissions Violation"}));
+    // What a core-NATS responder on the subject, or a forger, might send: the attempt keeps waiting.
+    CHECK_FALSE(nats_reply_settles(message("")));
+    CHECK_FALSE(nats_reply_settles(message("ok")));
+    CHECK_FALSE(nats_reply_settles(message("{}")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"ok":true})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"stream":"AVR"})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"stream":"","seq":1})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"stream":"AVR","seq":"1"})")));
+    CHECK_FALSE(nats_reply_settles(message(R"({"error":"nope"})")));
+    CHECK_FALSE(nats_reply_settles(message(R"([{"stream":"AVR","seq":1}])")));
+}
+
 TEST_CASE("nats outcome: refused credentials and subjects are permanent", "[nats][outcome]") {
     const auto credentials = of(NatsReply::Kind::auth_failed, "Authorization Violation");
     CHECK(credentials.kind == FailureKind::auth);
@@ -102,10 +123,16 @@ TEST_CASE("nats outcome: refused credentials and subjects are permanent", "[nats
         of(NatsReply::Kind::permissions, "Permissions Violation for Publish to \"avr.events.call_started\"");
     CHECK(subject.code == "NATS_PERMISSIONS_VIOLATION");
     CHECK(verdict_of(subject) == Verdict::give_up);
+    const auto inbox = of(NatsReply::Kind::inbox_refused, "Permissions Violation for Subscription to \"_INBOX.abc.*\"");
+    CHECK(inbox.kind == FailureKind::auth);
+    CHECK(inbox.code == "NATS_PERMISSIONS_VIOLATION");
+    CHECK(verdict_of(inbox) == Verdict::give_up);
+    CHECK_THAT(inbox.message, Catch::Contains("reply inbox") && Catch::Contains("Subscription to \"_INBOX.abc.*\""));
 }
 
 TEST_CASE("nats outcome: the failure block names the servers, the NATS error and PUBLISH", "[nats][outcome]") {
     const auto block = failure_block("call_started", of(NatsReply::Kind::no_responders), "nats://n1:4222", "PUBLISH");
     CHECK_THAT(block, Catch::Contains("Code: NATS_NO_RESPONDERS\nURL: nats://n1:4222\nMethod: PUBLISH\nStatus: "));
-    CHECK_THAT(block, Catch::StartsWith("[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: no responders"));
+    CHECK_THAT(block,
+               Catch::StartsWith("[WEBHOOK][CALL_STARTED] Retry failed\nWebhook Error:\nMessage: no responders"));
 }
