@@ -111,6 +111,7 @@ struct NatsTransport::Shared {
     State state = State::connecting;
     std::string detail;  // the server when connected, else the last error
     bool logged_connecting = false;
+    bool logged_inbox_refused = false;  // once until a connection works: each reopen is refused alike
     std::int64_t dropped_replies = 0;   // PubAcks libnats dropped on the current connection (slow consumer)
     std::uint64_t ignored_replies = 0;  // replies on the inbox that were no PubAck (the first is logged)
 
@@ -147,6 +148,7 @@ struct NatsTransport::Shared {
         const bool changed = now != state || (now == State::connecting && !logged_connecting);
         state = now;
         detail = std::move(text);
+        if (state == State::connected) logged_inbox_refused = false;
         if (changed) log_state();
         for (auto& [id, attempt] : pending) {
             if (state == State::inbox_refused) complete(*attempt, not_connected());  // no PubAck can come
@@ -193,6 +195,7 @@ struct NatsTransport::Shared {
                          "); events are given up as NATS_AUTHORIZATION_VIOLATION until it accepts them");
             return;
         case State::inbox_refused:
+            if (std::exchange(logged_inbox_refused, true)) return;
             logger.error(who + ": " + servers + " refused the subscription to the reply inbox (" + why +
                          "); no PubAck can come back: allow these credentials to subscribe to _INBOX.>; events are "
                          "given up as NATS_PERMISSIONS_VIOLATION until it does");

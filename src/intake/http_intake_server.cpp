@@ -63,8 +63,8 @@ struct HttpIntakeServer::Connection {
     HttpConnectionPhase phase = HttpConnectionPhase::waiting_for_request;
     std::uint64_t requests_answered = 0;
     Clock::time_point waiting_since = Clock::now();  // for a request, since connect or the last answer
-    std::uint64_t waiting_ticket = 0;  // a 200 waiting for the spool; 0 = none
-    asio::steady_timer wake;           // woken by durable_through()
+    std::uint64_t waiting_ticket = 0;                // a 200 waiting for the spool; 0 = none
+    asio::steady_timer wake;                         // woken by durable_through()
 };
 
 struct HttpIntakeServer::Request {

@@ -191,8 +191,9 @@ struct detail::AdminServerState {
         const auto it = connections.find(id);
         if (it == connections.end()) return;
         it->second.phase = phase;
-        it->second.answering_since = phase == AdminConnectionPhase::answering ? std::chrono::steady_clock::now()
-                                                                               : std::chrono::steady_clock::time_point::max();
+        it->second.answering_since = phase == AdminConnectionPhase::answering
+                                         ? std::chrono::steady_clock::now()
+                                         : std::chrono::steady_clock::time_point::max();
     }
 };
 

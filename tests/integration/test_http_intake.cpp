@@ -244,9 +244,10 @@ TEST_CASE("http intake: AVR Core's call_initiated gets the receiver's sts_url ba
     REQUIRE(slow_daemon.stop());
 }
 
-TEST_CASE("http intake: at http_max_connections a client that never completed a request makes room, not a "
-          "producer's kept-alive connection",
-          "[integration][http_intake]") {
+TEST_CASE(
+    "http intake: at http_max_connections a client that never completed a request makes room, not a "
+    "producer's kept-alive connection",
+    "[integration][http_intake]") {
     TempDir dir;
     ReceiverThread receiver;
     auto arguments = http_intake_arguments(receiver);
