@@ -166,10 +166,12 @@ awaitable<void> Deliverer::schedule() {
 struct Deliverer::TransportUse {
     Deliverer& deliverer;
     const Transport* transport;
-    TransportUse(Deliverer& owner, const Transport& used) : deliverer(owner), transport(&used) {
+    std::weak_ptr<int> alive;  // the Deliverer's lifetime_
+    TransportUse(Deliverer& owner, const Transport& used) : deliverer(owner), transport(&used), alive(owner.lifetime_) {
         ++deliverer.attempts_on_[transport];
     }
     ~TransportUse() {
+        if (alive.expired()) return;  // destroyed with the io_context after the Deliverer
         if (const auto found = deliverer.attempts_on_.find(transport); found != deliverer.attempts_on_.end())
             if (--found->second == 0) deliverer.attempts_on_.erase(found);
         deliverer.release_retired_transports();

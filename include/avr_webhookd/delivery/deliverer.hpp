@@ -188,6 +188,9 @@ private:
     std::unique_ptr<EventLoader> spool_loader_;  // reads parked events back (with a spool)
     std::size_t batch_written_ = 0;              // shutdown dead letters synced, for one summary line
     std::function<void(const Event&)> attempt_hook_;
+    // Last, so it goes first: an attempt's frame destroyed after the Deliverer (the io_context's
+    // shutdown destroys suspended coroutines) sees it expired and touches nothing of it.
+    std::shared_ptr<int> lifetime_ = std::make_shared<int>(0);
 };
 
 }  // namespace avr_webhookd
