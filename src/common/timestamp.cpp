@@ -79,6 +79,9 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601_datetime(std:
             zone_hours > 23 || zone_minutes > 59)
             return std::nullopt;
     }
+    // Nanoseconds since 1970 hold about 1678..2261: a date beyond is valid text, placed at the edge.
+    if (year > 2261) return system_clock::time_point::max();
+    if (year < 1679) return system_clock::time_point::min();
     const sys_days date = year_month_day{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
                                          std::chrono::day{static_cast<unsigned>(day)}};
     const auto local = date + hours(hour) + minutes(minute) + seconds(second) + fraction;
