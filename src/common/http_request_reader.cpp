@@ -215,28 +215,32 @@ bool HttpRequestReader::step() {
     // only consumed together, when the request completes (as HttpResponseReader does).
     if (parser.is_header_done() && parser.chunked() && buffer_.size() < 5) return false;
     const bool in_head = !parser.is_header_done();
+    // Beast takes the fields of a head as they come, each put() bounded alone: it sees no more of
+    // a head than what is left of limits.head, so a head never gets past it to be parsed.
+    const auto size =
+        in_head ? std::min(buffer_.size(), limits_.head - std::min(head_bytes_, limits_.head)) : buffer_.size();
+    if (size == 0) return false;  // parse() refuses the head
     error_code ec;
-    const auto consumed = parser.put(boost::asio::buffer(buffer_.data().data(), buffer_.size()), ec);
+    const auto consumed = parser.put(boost::asio::buffer(buffer_.data().data(), size), ec);
     buffer_.consume(consumed);
     request_bytes_ += consumed;
     if (in_head) head_bytes_ += consumed;
-    if (ec && ec != http::error::need_more) {
-        refuse_for(ec);
+    // A head or request past its limit is refused for its size, whatever else a callback found
+    // wrong with it. Beast applies its header_limit to the request line and the fields separately.
+    if (in_head && head_bytes_ > limits_.head) {
+        refuse(HttpRequestRefusal::head_too_large,
+               "request head larger than " + std::to_string(limits_.head) + " bytes");
         return false;
-    }
-    if (in_head && parser.is_header_done()) {
-        // Beast applies its header_limit to the request line and the fields separately.
-        if (head_bytes_ > limits_.head) {
-            refuse(HttpRequestRefusal::head_too_large,
-                   "request head larger than " + std::to_string(limits_.head) + " bytes");
-            return false;
-        }
-        parser.eager(true);
     }
     if (request_bytes_ > limits_.request) {
         refuse_too_large();
         return false;
     }
+    if (ec && ec != http::error::need_more) {
+        refuse_for(ec);
+        return false;
+    }
+    if (in_head && parser.is_header_done()) parser.eager(true);
     if (parser.is_done()) {
         state_ = State::complete;
         return false;

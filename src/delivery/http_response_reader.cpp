@@ -132,17 +132,19 @@ bool HttpResponseReader::step() {
     // only consumed together, when the message completes. (Found by fuzzing, a Debug build abort.)
     if (parser.is_header_done() && parser.chunked() && buffer_.size() < 5) return false;
     const bool in_head = !parser.is_header_done();
+    // Beast takes the fields of a head as they come (a trickled head field by field), bounding
+    // each put() alone: it is shown no more of a head than what is left of limits.head.
+    const auto size = in_head ? std::min(buffer_.size(), limits_.head - std::min(response_wire_bytes_, limits_.head))
+                              : buffer_.size();
     boost::system::error_code ec;
-    const auto consumed = parser.put(boost::asio::buffer(buffer_.data().data(), buffer_.size()), ec);
+    const auto consumed = size == 0 ? 0 : parser.put(boost::asio::buffer(buffer_.data().data(), size), ec);
     buffer_.consume(consumed);
     response_wire_bytes_ += consumed;
+    if (in_head && !parser.is_header_done() && response_wire_bytes_ + buffer_.size() > limits_.head) {
+        fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
+        return false;
+    }
     if (in_head && parser.is_header_done()) {
-        // Beast applies its header_limit to the status line and the fields separately; this is
-        // the limit on the whole head (Beast consumes a head only once it is complete).
-        if (response_wire_bytes_ > limits_.head) {
-            fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
-            return false;
-        }
         const auto status = parser.status;
         if (status < 100) {
             fail(Failure::protocol, "invalid HTTP response: status " + std::to_string(status));

@@ -23,7 +23,11 @@ void read_requests(std::string_view bytes, HttpRequestReader& reader, OnRequest 
     for (;;) {
         bytes.remove_prefix(reader.feed(bytes));
         require(reader.buffered() <= reader.max_buffered());
-        require(reader.request_bytes() <= reader.limits().request);
+        // Parsed: a request read whole or still reading within its limit; one refused, at most one
+        // buffer past it (a head never gets past its own limit).
+        const bool refused = reader.state() == HttpRequestReader::State::refused;
+        require(reader.request_bytes() <= reader.limits().request + (refused ? reader.max_buffered() : 0));
+        if (!reader.head_done()) require(reader.request_bytes() <= reader.limits().head);
         if (reader.state() == HttpRequestReader::State::refused) {
             const unsigned status = reader.refusal_status();
             require(status == 400 || status == 413 || status == 431);

@@ -149,6 +149,19 @@ TEST_CASE("response reader: head at and over the limit", "[unit][http_response]"
         CHECK(reader.failure() == Failure::protocol);
         CHECK(reader.bytes_received() <= reader.max_buffered() + 100);
     }
+    SECTION("endless fields trickled one by one, each taken whole by Beast, stop at the limit") {
+        // Each piece ends one byte into the next field: Beast parses the whole fields before it at
+        // once, so the buffer stays small and only the head's own count can end it.
+        HttpResponseReader reader(limits);
+        reader.feed("HTTP/1.1 200 OK\r\nX");
+        for (int i = 0; i < 1000 && reader.state() == State::reading; ++i) {
+            reader.feed("-Pad: aaaaaaaa\r\nX");
+            REQUIRE(reader.buffered() < 64);
+        }
+        REQUIRE(reader.state() == State::failed);
+        CHECK(reader.failure_message() == "response head larger than 1024 bytes");
+        CHECK(reader.bytes_received() <= limits.head + 64);
+    }
 }
 
 TEST_CASE("response reader: an endless chunk-size line is a bounded protocol failure", "[unit][http_response]") {
