@@ -17,6 +17,8 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 
 namespace avr_webhookd {
@@ -230,7 +232,17 @@ NatsTransport::~NatsTransport() {
         link->detach();
         link->close();
     }
-    for (auto& link : retired_) link->stop(close_budget);
+    // libnats closes each connection on the link's own thread, within close_budget; a server that
+    // does not answer would hold the event loop that long, so the wait is a thread's of its own,
+    // which owns the links. Only when no thread can be started is it waited for here.
+    auto stop_all = [links = std::move(retired_)] {
+        for (const auto& link : links) link->stop(close_budget);
+    };
+    try {
+        std::thread(stop_all).detach();
+    } catch (const std::system_error&) {
+        stop_all();
+    }
 }
 
 void NatsTransport::open_link(NatsLinkOptions options) {

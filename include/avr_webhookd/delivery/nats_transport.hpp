@@ -30,7 +30,8 @@ class NatsTransport final : public Transport {
 public:
     NatsTransport(boost::asio::any_io_executor executor, const Config& config, Logger& logger,
                   std::string_view destination);
-    // Detaches the link (no more callbacks) and closes it, waiting up to 2 s for libnats.
+    // Detaches the links (no more callbacks) and closes them; a thread of their own waits up to 2 s
+    // for libnats to end each, so that the event loop goes on at once.
     ~NatsTransport() override;
 
     boost::asio::awaitable<AttemptOutcome> send(const Event& event, const HeaderList& headers) override;
