@@ -225,13 +225,8 @@ bool HttpRequestReader::step() {
     buffer_.consume(consumed);
     request_bytes_ += consumed;
     if (in_head) head_bytes_ += consumed;
-    // A head or request past its limit is refused for its size, whatever else a callback found
-    // wrong with it. Beast applies its header_limit to the request line and the fields separately.
-    if (in_head && head_bytes_ > limits_.head) {
-        refuse(HttpRequestRefusal::head_too_large,
-               "request head larger than " + std::to_string(limits_.head) + " bytes");
-        return false;
-    }
+    // A request past its limit is refused for its size, whatever else a callback found wrong with
+    // it (the head cannot pass limits.head: Beast never saw more of it).
     if (request_bytes_ > limits_.request) {
         refuse_too_large();
         return false;
@@ -254,10 +249,12 @@ void HttpRequestReader::refuse(HttpRequestRefusal refusal, std::string message) 
     refusal_message_ = std::move(message);
 }
 
+// Past limits.request: 431 when the head alone is (a request bound below the head's, however the
+// head's bytes were split into reads), else 413.
 void HttpRequestReader::refuse_too_large() {
-    if (!parser_->is_header_done())
+    if (!parser_->is_header_done() || head_bytes_ > limits_.request)
         refuse(HttpRequestRefusal::head_too_large,
-               "request head larger than " + std::to_string(limits_.head) + " bytes");
+               "request head larger than " + std::to_string(std::min(limits_.head, limits_.request)) + " bytes");
     else
         refuse(HttpRequestRefusal::request_too_large, "request larger than " + std::to_string(limits_.request) +
                                                           " bytes (head, chunk framing, trailers and body together)");

@@ -32,7 +32,10 @@ AttemptOutcome api_error(const boost::json::object& error, const NatsAttempt& at
     const auto* err_code = error.if_contains("err_code");
     AttemptOutcome outcome;
     outcome.kind = FailureKind::jetstream;
-    outcome.status = code && code->is_int64() ? static_cast<int>(code->get_int64()) : 0;
+    // Its code is an HTTP-like error status; any other number (a 100 that a routing answer would
+    // pass on as a final HTTP status, a negative one) is no status.
+    const std::int64_t status = code && code->is_int64() ? code->get_int64() : 0;
+    outcome.status = status >= 400 && status <= 599 ? static_cast<int>(status) : 0;
     const auto number = err_code && err_code->is_int64() ? std::to_string(err_code->get_int64()) : std::string("0");
     outcome.code = "NATS_JS_" + number;
     const auto description = string_member(error, "description");

@@ -7,6 +7,7 @@
 #include <avr_webhookd/delivery/nkey.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -232,12 +233,18 @@ NatsTransport::~NatsTransport() {
         link->detach();
         link->close();
     }
-    // libnats closes each connection on the link's own thread, within close_budget; a server that
-    // does not answer would hold the event loop that long, so the wait is a thread's of its own,
-    // which owns the links. Only when no thread can be started is it waited for here.
+    // libnats closes each connection on the link's own thread, within close_budget. While the event
+    // loop runs (a destination removed at a reload), a server that does not answer would hold it
+    // that long: a thread of its own, which owns the links, waits instead. Once the loop has ended
+    // (the daemon's stop) it is waited for here, so that no libnats thread runs on into exit().
     auto stop_all = [links = std::move(retired_)] {
         for (const auto& link : links) link->stop(close_budget);
     };
+    const auto* loop = shared_->executor.target<asio::io_context::executor_type>();
+    if (loop == nullptr || loop->context().stopped()) {
+        stop_all();
+        return;
+    }
     try {
         std::thread(stop_all).detach();
     } catch (const std::system_error&) {

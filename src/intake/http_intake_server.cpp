@@ -45,7 +45,10 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 }  // namespace
 
 // Where a connection is: only one waiting for a request may be evicted or closed by stop().
-enum class HttpConnectionPhase { waiting_for_request, handling };
+// closing: answered for the last time, reading what the client still sends (linger) before the
+// close; the first to go at max_connections, as a client that gets one answer and holds its
+// connection open must not take the slots from producers.
+enum class HttpConnectionPhase { waiting_for_request, handling, closing };
 
 struct HttpIntakeServer::Connection {
     Connection(tcp::socket socket, std::uint64_t id_, const HttpRequestLimits& limits)
@@ -152,18 +155,22 @@ void HttpIntakeServer::forget(std::uint64_t id) {
     if (connections_.erase(id) > 0) closed_signal_.notify_all();
 }
 
-// At max_connections a connection waiting for a request makes room: one that never completed a
-// request first (a client that trickles a request or sends none), then the one waiting longest,
-// so a producer's kept-alive connection goes last; false when every connection is answering.
+// At max_connections a connection that is closing or waiting for a request makes room: a closing
+// one first, then one that never completed a request (a client that trickles a request or sends
+// none), then the one waiting longest, so a producer's kept-alive connection goes last; false
+// when every connection is answering.
 bool HttpIntakeServer::make_room() {
     if (connections_.size() < options_.limits.max_connections) return true;
     const Connection* victim = nullptr;
-    const auto ranks_before = [](const Connection& a, const Connection& b) {
-        if ((a.requests_answered == 0) != (b.requests_answered == 0)) return a.requests_answered == 0;
+    const auto rank = [](const Connection& c) {
+        return c.phase == HttpConnectionPhase::closing ? 0 : c.requests_answered == 0 ? 1 : 2;
+    };
+    const auto ranks_before = [&rank](const Connection& a, const Connection& b) {
+        if (rank(a) != rank(b)) return rank(a) < rank(b);
         return a.waiting_since < b.waiting_since;
     };
     for (const auto& [id, connection] : connections_)
-        if (connection->phase == HttpConnectionPhase::waiting_for_request &&
+        if (connection->phase != HttpConnectionPhase::handling &&
             (victim == nullptr || ranks_before(*connection, *victim)))
             victim = connection.get();
     if (victim != nullptr) {
@@ -173,7 +180,7 @@ bool HttpIntakeServer::make_room() {
         ++metrics_.http_connections_evicted;
         const std::string message =
             "http intake: http_max_connections=" + std::to_string(options_.limits.max_connections) +
-            " reached; closed the connection waiting longest for a request";
+            " reached; closed a connection that was closing or waiting for a request";
         warned_limit_ ? logger_.debug(message) : logger_.warn(message);
         warned_limit_ = true;
         return true;
@@ -308,6 +315,7 @@ awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) 
         c.reader.next();
     }
     if (connections_.contains(c.id)) {
+        c.phase = HttpConnectionPhase::closing;
         co_await linger_close(c.stream, std::min<Clock::duration>(options_.limits.request_timeout, linger_time),
                               linger_bytes);
         forget(c.id);

@@ -6,7 +6,7 @@
 namespace avr_webhookd {
 
 ReplyBacklog::Added ReplyBacklog::add(std::string_view reply, Kind kind, std::uint64_t ticket, std::uint64_t durable) {
-    if (failed_ || (kind == Kind::best_effort && bytes() + reply.size() > limit_)) {
+    if (failed_ || (kind == Kind::best_effort && best_effort_bytes() + reply.size() > limit_)) {
         ++dropped_;
         return Added::dropped;
     }

@@ -274,3 +274,42 @@ TEST_CASE(
     REQUIRE(receiver.wait_for_requests(2));
     REQUIRE(daemon.stop());
 }
+
+TEST_CASE("http intake: at http_max_connections a client holding its connection open after a refusal makes room",
+          "[integration][http_intake]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    auto arguments = http_intake_arguments(receiver);
+    arguments.insert(arguments.end(), {"--http-max-connections", "3"});
+    DaemonProcess daemon(dir, arguments);
+    REQUIRE(daemon.wait_ready());
+    const auto port = http_port(daemon);
+
+    Client producer(port);  // kept alive after its answer, waiting for its next request
+    producer.send(core_request(port, core_body("call_started")));
+    const auto first = producer.read_reply();
+    REQUIRE(first);
+    CHECK(first->status == 200);
+    // Two clients without the secret read their refusal and keep the connection open: the daemon
+    // lingers on them (reading what they still send) before it closes them.
+    std::vector<std::unique_ptr<Client>> refused;
+    for (int i = 0; i < 2; ++i) {
+        refused.push_back(std::make_unique<Client>(port));
+        refused.back()->send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        const auto reply = refused.back()->read_reply();
+        REQUIRE(reply);
+        CHECK(reply->status >= 400);
+    }
+    Client newcomer(port);  // makes room: a lingering connection goes, not the producer's
+    newcomer.send(core_request(port, core_body("transcription", "hi")));
+    const auto third = newcomer.read_reply();
+    REQUIRE(third);
+    CHECK(third->status == 200);
+
+    producer.send(core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z")));
+    const auto second = producer.read_reply();
+    REQUIRE(second);
+    CHECK(second->status == 200);
+    REQUIRE(receiver.wait_for_requests(3));
+    REQUIRE(daemon.stop());
+}

@@ -25,7 +25,8 @@ struct HttpRequestLimits {
 // (http_refusal_reason); the connection is closed after the answer.
 enum class HttpRequestRefusal {
     none,
-    head_too_large,     // 431: the request line and header fields take more than limits.head
+    head_too_large,     // 431: the request line and header fields take more than limits.head (or than
+                        //      limits.request, where that is the lower)
     too_many_fields,    // 431: more than limits.fields header (or trailer) fields
     body_too_large,     // 413: a body (by Content-Length or as chunks arrive) longer than limits.body
     request_too_large,  // 413: chunk framing and trailers take the request past limits.request, or a chunk

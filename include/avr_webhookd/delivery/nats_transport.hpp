@@ -30,8 +30,9 @@ class NatsTransport final : public Transport {
 public:
     NatsTransport(boost::asio::any_io_executor executor, const Config& config, Logger& logger,
                   std::string_view destination);
-    // Detaches the links (no more callbacks) and closes them; a thread of their own waits up to 2 s
-    // for libnats to end each, so that the event loop goes on at once.
+    // Detaches the links (no more callbacks) and closes them, waiting up to 2 s for libnats to end
+    // each: on a thread of their own while the event loop runs (it goes on at once), here once the
+    // loop has stopped.
     ~NatsTransport() override;
 
     boost::asio::awaitable<AttemptOutcome> send(const Event& event, const HeaderList& headers) override;

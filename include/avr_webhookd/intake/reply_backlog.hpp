@@ -23,8 +23,10 @@ namespace avr_webhookd {
 // stays under limit + one reply + the answers already under way (at most limit /
 // answer_reservation of them).
 //
-// A best-effort reply (a rejected line with ack = errors) is dropped instead when the backlog
-// would pass the limit with it: replies never slow such a producer down.
+// A best-effort reply (a rejected line with ack = errors) is dropped instead when the best-effort
+// replies queued would pass the limit with it: replies never slow such a producer down, and
+// promised replies queued (a large routing answer waiting for its fdatasync) never cost a producer
+// that reads its replies one of them.
 class ReplyBacklog {
 public:
     enum class Kind { promised, best_effort };
@@ -77,6 +79,7 @@ private:
         std::size_t size;
         Kind kind;
     };
+    std::size_t best_effort_bytes() const { return bytes() - promised_held_ - promised_ready_ - promised_in_write_; }
     std::size_t promised() const {
         return promised_held_ + promised_ready_ + promised_in_write_ + answers_expected_ * answer_reservation;
     }

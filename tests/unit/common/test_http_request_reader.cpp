@@ -177,6 +177,22 @@ TEST_CASE("http request reader: header fields by number and the head by size", "
     both.feed("ransfer-Encoding: " + std::string(400, 'a') + "\r\n\r\n");
     CHECK(both.refusal() == Refusal::head_too_large);
     CHECK(both.request_bytes() <= shared.head);  // Beast never parsed past the limit
+
+    // A request bound below the head's (http_max_request_bytes may be 4096): a head past it is
+    // refused alike, 431 naming the bound it passed, whether it comes in one read or field by field.
+    auto low_request = limits;
+    low_request.request = 1024;
+    std::string big_head = "POST / HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < 15; ++i) big_head += "X-Field: " + std::string(80, 'v') + "\r\n";
+    big_head += "Content-Length: 0\r\n\r\n";
+    for (const std::size_t piece : {big_head.size(), std::size_t{60}}) {
+        INFO("pieces of " << piece);
+        HttpRequestReader reader(low_request);
+        for (std::size_t at = 0; at < big_head.size() && reader.state() == State::reading; at += piece)
+            reader.feed(std::string_view(big_head).substr(at, piece));
+        CHECK(reader.refusal() == Refusal::head_too_large);
+        CHECK(reader.refusal_message() == "request head larger than 1024 bytes");
+    }
 }
 
 TEST_CASE("http request reader: a Transfer-Encoding other than a lone final chunked is refused, nothing smuggled",

@@ -62,6 +62,14 @@ TEST_CASE("nats outcome: JetStream API errors keep their codes, 5xx are retried,
     const auto decision = policy.decide(1, too_big, 0ms, 0.5);
     CHECK(decision.verdict == Verdict::give_up);
     CHECK(decision.reason == "permanent NATS_JS_10054");
+
+    // A code that is no error status is none: a routing answer must not pass a 100 on as final.
+    for (const std::string code : {"100", "200", "-1", "99999999999"}) {
+        INFO(code);
+        const auto odd = of_message(R"({"error":{"code":)" + code + R"(,"err_code":1,"description":"odd"}})");
+        CHECK(odd.kind == FailureKind::jetstream);
+        CHECK(odd.status == 0);
+    }
 }
 
 TEST_CASE("nats outcome: no responders, timeouts and a lost connection are retried", "[nats][outcome]") {

@@ -97,6 +97,17 @@ TEST_CASE("reply backlog: the pause rule", "[intake][reply_backlog]") {
         CHECK(backlog.add(reply(101), Kind::promised) == Added::ready);
         CHECK(backlog.gate() == Gate::read);
     }
+    SECTION("a large promised reply queued costs no best-effort reply its place") {
+        // A routing answer of 64 KiB waits for its fdatasync; the producer reads its replies.
+        std::string answer(64 * 1024, 'a');
+        answer.push_back('\n');
+        CHECK(backlog.add(answer, Kind::promised, 2, 1) == Added::held);
+        CHECK(backlog.add(reply(2), Kind::best_effort) == Added::held);
+        CHECK(backlog.dropped() == 0);
+        backlog.release(2);
+        const auto written = write_once(backlog);
+        CHECK(written.substr(written.size() - reply(2).size()) == reply(2));
+    }
     SECTION("a new limit applies at once") {
         for (int line = 1; line <= 5; ++line) backlog.add(reply(line), Kind::promised);
         CHECK(backlog.gate() == Gate::read);
