@@ -25,6 +25,13 @@ std::vector<std::string> http_intake_arguments(const ReceiverThread& receiver) {
     return {"--url", receiver.url(), "--http-listen", "127.0.0.1:0", "--intake-secret", std::string(secret)};
 }
 
+// Sends one request and reads its answer: its status, or 0 when none came.
+unsigned status_of(Client& client, const std::string& request) {
+    client.send(request);
+    const auto reply = client.read_reply();
+    return reply ? reply->status : 0;
+}
+
 }  // namespace
 
 TEST_CASE("http intake: AVR Core's request is answered at once while the receiver is slow, and delivered unchanged",
@@ -257,20 +264,14 @@ TEST_CASE(
     const auto port = http_port(daemon);
 
     Client producer(port);  // the oldest connection, kept alive after its answer
-    producer.send(core_request(port, core_body("call_started")));
-    const auto first = producer.read_reply();
-    REQUIRE(first);
-    CHECK(first->status == 200);
+    REQUIRE(status_of(producer, core_request(port, core_body("call_started"))) == 200);
     Client silent(port);
     Client trickling(port);
     trickling.send("POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     Client newcomer(port);  // makes room: the silent one goes, it never completed a request
     CHECK(silent.closed_within(5s));
 
-    producer.send(core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z")));
-    const auto second = producer.read_reply();
-    REQUIRE(second);
-    CHECK(second->status == 200);
+    CHECK(status_of(producer, core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z"))) == 200);
     REQUIRE(receiver.wait_for_requests(2));
     REQUIRE(daemon.stop());
 }
@@ -286,30 +287,17 @@ TEST_CASE("http intake: at http_max_connections a client holding its connection 
     const auto port = http_port(daemon);
 
     Client producer(port);  // kept alive after its answer, waiting for its next request
-    producer.send(core_request(port, core_body("call_started")));
-    const auto first = producer.read_reply();
-    REQUIRE(first);
-    CHECK(first->status == 200);
+    REQUIRE(status_of(producer, core_request(port, core_body("call_started"))) == 200);
     // Two clients without the secret read their refusal and keep the connection open: the daemon
     // lingers on them (reading what they still send) before it closes them.
     std::vector<std::unique_ptr<Client>> refused;
     for (int i = 0; i < 2; ++i) {
         refused.push_back(std::make_unique<Client>(port));
-        refused.back()->send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-        const auto reply = refused.back()->read_reply();
-        REQUIRE(reply);
-        CHECK(reply->status >= 400);
+        CHECK(status_of(*refused.back(), "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") >= 400);
     }
     Client newcomer(port);  // makes room: a lingering connection goes, not the producer's
-    newcomer.send(core_request(port, core_body("transcription", "hi")));
-    const auto third = newcomer.read_reply();
-    REQUIRE(third);
-    CHECK(third->status == 200);
-
-    producer.send(core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z")));
-    const auto second = producer.read_reply();
-    REQUIRE(second);
-    CHECK(second->status == 200);
+    CHECK(status_of(newcomer, core_request(port, core_body("transcription", "hi"))) == 200);
+    CHECK(status_of(producer, core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z"))) == 200);
     REQUIRE(receiver.wait_for_requests(3));
     REQUIRE(daemon.stop());
 }
