@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <charconv>
 #include <optional>
 #include <stdexcept>
 
@@ -113,6 +114,8 @@ struct HttpClient::Connection {
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     bool reused = false;
     std::uint64_t endpoint_generation = 0;  // HttpClient::endpoint_generation_ when it was opened
+    std::string head;                       // the request head, rewritten for each request
+    HttpResponseReader reader{response_limits};
 };
 
 struct HttpClient::Connected {
@@ -316,15 +319,17 @@ AttemptOutcome outcome_from_response(HttpResponse& response) {
 }  // namespace
 
 // The head is written by hand: Beast's serializer took about 40% of the daemon's instructions per
-// event (tests/bench/README.md). Every header value is validated printable ASCII (event id,
-// agent_id) or made by us, so none can break the framing.
-std::string HttpClient::request_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers) {
-    std::string head;
-    head.reserve(endpoint.fixed_head.size() + 256);
-    head.append(endpoint.fixed_head);
-    for (const auto& [name, value] : headers) head.append(name).append(": ").append(value).append("\r\n");
-    head.append("Content-Length: ").append(std::to_string(body_size)).append("\r\n\r\n");
-    return head;
+// event (tests/bench/README.md). Into the connection's buffer, which keeps its room from one
+// request to the next: the endpoint's fixed part (made once per configuration), the attempt's
+// header lines as they are, and Content-Length. Every header value is validated printable ASCII
+// (event id, agent_id) or made by us, so none can break the framing.
+void HttpClient::write_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers,
+                            std::string& head) {
+    char length[20];
+    const auto length_end = std::to_chars(length, length + sizeof length, body_size).ptr;
+    head.assign(endpoint.fixed_head);
+    head.append(headers.wire());
+    head.append("Content-Length: ").append(length, length_end).append("\r\n\r\n");
 }
 
 HttpClient::Exchanged HttpClient::conclude_exchange(Connection& connection, const Endpoint& endpoint,
@@ -367,9 +372,10 @@ awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderLi
             connection = std::move(connected.connection);
         }
         const bool was_reused = connection->reused;
-        const std::string head = request_head(*endpoint, body.size(), headers);
-        const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(body)};
-        HttpResponseReader reader(response_limits);
+        write_head(*endpoint, body.size(), headers, connection->head);
+        const std::array<asio::const_buffer, 2> request{asio::buffer(connection->head), asio::buffer(body)};
+        auto& reader = connection->reader;
+        reader.restart();
         connection->tcp().expires_at(deadline);
         const auto ec = connection->tls ? co_await write_and_read(*connection->tls, request, reader, deadline)
                                         : co_await write_and_read(*connection->plain, request, reader, deadline);

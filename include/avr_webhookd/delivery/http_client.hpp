@@ -74,7 +74,8 @@ private:
         boost::asio::ip::tcp::resolver::results_type& addresses);
     // The request and its response on one connection, inline in post() (no coroutine frame of its
     // own): the request head, then, once write_and_read has run, what came back.
-    static std::string request_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers);
+    static void write_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers,
+                           std::string& head);
     Exchanged conclude_exchange(Connection& connection, const Endpoint& endpoint, boost::system::error_code ec,
                                 HttpResponseReader& reader);
     std::unique_ptr<Connection> take_idle(std::uint64_t generation);
