@@ -320,7 +320,7 @@ HttpClient::Exchanged HttpClient::conclude_exchange(Connection& connection, cons
 
 // The exchange, inline here (no coroutine frame of its own): the request is written and the
 // response read with non-blocking calls made when the socket is ready (HttpConnection), so that
-// the usual request costs one send, one receive and one wait for readiness.
+// the usual request costs one send, one receive and one wait for readiness (Asio's epoll_ctl).
 awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderList& headers) {
     const auto endpoint = endpoint_;  // this attempt's configuration, whatever a reload does meanwhile
     const auto deadline = Clock::now() + endpoint->options.timeout;

@@ -37,7 +37,7 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(bool verify, 
 
 // A keep-alive HTTP/1.1 client for one endpoint. Connections are reused; an idle connection the
 // server has closed or written on is detected before reuse (by readiness reported while it sits in
-// the pool, without a system call per request: HttpConnection), and a reused connection that fails
+// the pool, without a peek per request: HttpConnection), and a reused connection that fails
 // before any response byte is replaced once within the same attempt. The attempt's deadline is hard: it
 // bounds every phase, and a peer that trickles bytes is cut off at it. Responses are read by
 // HttpResponseReader (1xx skipped, head and body bounded); a connection goes back to the pool

@@ -20,24 +20,24 @@ namespace avr_webhookd {
 
 // One keep-alive connection of HttpClient: its stream (TCP, or TLS over TCP), the buffers its
 // requests and responses reuse, and how it learns that its socket has something to read without
-// a system call that finds nothing.
+// a peek or a read that finds nothing.
 //
-// Asio's reactor reports a socket's readiness once per change (edge-triggered epoll). A wait for
-// readiness is queued without a system call, but readiness reported while none is queued is lost
-// to it; so a wait is queued only where nothing can have arrived unseen since the socket was last
-// read or the request went out:
-// - the watch: armed in the same handler as the read that completed a response (park()), or on a
-//   new connection before its first request goes out, it stays armed while the connection sits
-//   in the pool and while the next request is written. Fired while idle, it means the peer closed
-//   the connection or wrote bytes nobody asked for (which would be read as the next request's
-//   answer): take() refuses the connection. Or, now and then, nothing: readiness for bytes of the
-//   last response that arrived after the read's wait had completed and were read with it, reported
-//   once more by the next poll. So take() then looks at the socket (one peek, only when the watch
-//   fired while idle). Fired later, the answer is there.
+// - the watch: a wait for readability, armed in the same handler as the read that completed a
+//   response (park()), or on a new connection before its first request goes out; it stays armed
+//   while the connection sits in the pool and while the next request is written. Fired while
+//   idle, it means the peer closed the connection or wrote bytes nobody asked for (which would be
+//   read as the next request's answer): take() refuses the connection. Or, now and then, nothing:
+//   readiness for bytes of the last response that arrived after the read's wait had completed and
+//   were read with it, reported once more by the next poll. So take() then looks at the socket
+//   (one peek, only when the watch fired while idle). Fired later, the answer is there.
 // - otherwise the exchange waits (async_wait_readable), right after the read that found the
-//   answer incomplete or behind the watch.
+//   answer incomplete, or behind the watch.
 // Reads and plain-text writes are then non-blocking calls made when the socket is ready: one send
-// and one receive per request in the common case, no peek and no read that finds nothing.
+// and one receive per request in the common case. The watch is not free: Asio queues a wait on a
+// socket that has no other operation queued with an epoll_ctl(EPOLL_CTL_MOD) (epoll_reactor's
+// start_op; it also makes epoll report bytes already there), so each request still costs one
+// system call besides its send and receive, as the peek did (tests/bench/README.md, 2026-12-07).
+// A read armed instead of the wait would be queued without one once the last read came up short.
 class HttpConnection {
 public:
     using Clock = std::chrono::steady_clock;
