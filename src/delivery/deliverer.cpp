@@ -228,12 +228,11 @@ void Deliverer::fail_internally(const CallQueues::Job& job, std::string_view wha
 HeaderList Deliverer::request_headers(const CallQueues::Job& job) {
     const Event& event = *job.event;
     if (attempt_hook_) attempt_hook_(event);
-    HeaderList headers;
-    headers.reserve(8);
-    headers.emplace_back("X-AVR-WEBHOOK-ID", event.id);
-    headers.emplace_back("X-AVR-WEBHOOK-SEQUENCE", std::to_string(job.sequence));
-    headers.emplace_back("X-AVR-WEBHOOK-ATTEMPT", std::to_string(job.attempt));
-    if (!config_.agent_id.empty()) headers.emplace_back("X-AVR-AGENT-ID", config_.agent_id);
+    HeaderList headers;  // in the attempt's coroutine frame: no heap allocation for the usual headers
+    headers.add("X-AVR-WEBHOOK-ID", event.id);
+    headers.add("X-AVR-WEBHOOK-SEQUENCE", job.sequence);
+    headers.add("X-AVR-WEBHOOK-ATTEMPT", static_cast<std::uint64_t>(job.attempt));
+    if (!config_.agent_id.empty()) headers.add("X-AVR-AGENT-ID", config_.agent_id);
     const auto unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     signer_.headers(event.id, event.body, unix_seconds, headers);

@@ -59,14 +59,27 @@ private:
 
 }  // namespace
 
+// Made once per reader; each response (each 1xx too) gets a new ResponseParser in place.
 struct HttpResponseReader::Parser {
-    explicit Parser(const HttpResponseLimits& limits) : parser(limits) {}
-    ResponseParser parser;
+    std::optional<ResponseParser> current;
 };
 
 HttpResponseReader::HttpResponseReader(HttpResponseLimits limits) : limits_(limits) {}
 
 HttpResponseReader::~HttpResponseReader() = default;
+
+void HttpResponseReader::restart() {
+    if (parser_) parser_->current.reset();
+    buffer_.clear();
+    bytes_received_ = 0;
+    response_wire_bytes_ = 0;
+    interim_responses_ = 0;
+    state_ = State::reading;
+    failure_ = Failure::none;
+    failure_message_.clear();
+    response_ = HttpResponse{};
+    reusable_ = false;
+}
 
 std::span<char> HttpResponseReader::prepare() {
     // parse() fails the read before the buffer is full, so there is always room here.
@@ -98,9 +111,10 @@ void HttpResponseReader::finish() {
         fail(Failure::reset, "the server closed the connection without a response");
         return;
     }
-    if (parser_ && parser_->parser.is_header_done() && parser_->parser.need_eof() && buffer_.size() == 0) {
+    if (parser_ && parser_->current && parser_->current->is_header_done() && parser_->current->need_eof() &&
+        buffer_.size() == 0) {
         boost::system::error_code ec;
-        parser_->parser.put_eof(ec);
+        parser_->current->put_eof(ec);
         if (!ec) {
             complete(false);
             reusable_ = false;  // the close was the end of the body
@@ -113,7 +127,7 @@ void HttpResponseReader::finish() {
 void HttpResponseReader::parse() {
     while (state_ == State::reading && step()) {}
     if (state_ == State::reading && buffer_.size() >= max_buffered()) {
-        const bool in_head = !parser_ || !parser_->parser.is_header_done();
+        const bool in_head = !parser_ || !parser_->current || !parser_->current->is_header_done();
         fail(Failure::protocol,
              in_head ? "response head larger than " + std::to_string(limits_.head) + " bytes"
                      : "response chunk header or trailer larger than " + std::to_string(max_buffered()) + " bytes");
@@ -122,11 +136,12 @@ void HttpResponseReader::parse() {
 
 bool HttpResponseReader::step() {
     if (buffer_.size() == 0) return false;
-    if (!parser_) {
-        parser_ = std::make_unique<Parser>(limits_);
+    if (!parser_) parser_ = std::make_unique<Parser>();
+    if (!parser_->current) {
+        parser_->current.emplace(limits_);
         response_wire_bytes_ = 0;
     }
-    auto& parser = parser_->parser;
+    auto& parser = *parser_->current;
     // Beast asserts that a chunked body's unparsed rest, once it has seen the last chunk's "0\r\n",
     // is at least 5 bytes. Waiting for 5 never stalls: the last chunk and its CRLF (5 bytes) are
     // only consumed together, when the message completes. (Found by fuzzing, a Debug build abort.)
@@ -182,12 +197,12 @@ bool HttpResponseReader::step() {
         return false;
     }
     ++interim_responses_;  // 100 Continue, 102 Processing, 103 Early Hints ...: the final one follows
-    parser_.reset();
+    parser_->current.reset();
     return true;
 }
 
 void HttpResponseReader::complete(bool body_truncated) {
-    auto& parser = parser_->parser;
+    auto& parser = *parser_->current;
     response_.status = parser.status;
     response_.reason = std::move(parser.reason);
     response_.location = std::move(parser.location).value_or(std::string{});

@@ -248,8 +248,9 @@ void NatsLink::publish(std::uint64_t id, std::string_view subject, std::string_v
     auto status =
         natsMsg_Create(&message, subject_text.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
     if (status == NATS_OK) status = natsMsgHeader_Set(message, "Nats-Msg-Id", std::string(message_id).c_str());
-    for (const auto& [name, value] : headers)
-        if (status == NATS_OK) status = natsMsgHeader_Set(message, name.c_str(), value.c_str());
+    for (const auto [name, value] : headers)  // libnats takes C strings
+        if (status == NATS_OK)
+            status = natsMsgHeader_Set(message, std::string(name).c_str(), std::string(value).c_str());
     if (status != NATS_OK) {
         natsMsg_Destroy(message);
         report_reply(id, NatsReply{NatsReply::Kind::refused, error_text(status)});

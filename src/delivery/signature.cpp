@@ -61,13 +61,12 @@ std::string_view as_chars(const Digest& digest) {
     return {reinterpret_cast<const char*>(digest.data()), digest.size()};
 }
 
-std::string to_lower_hex(const Digest& digest) {
+std::array<char, 2 * sha256_size> lower_hex(const Digest& digest) {
     static constexpr char hex_digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(digest.size() * 2);
-    for (unsigned char byte : digest) {
-        out.push_back(hex_digits[byte >> 4]);
-        out.push_back(hex_digits[byte & 0x0f]);
+    std::array<char, 2 * sha256_size> out{};
+    for (std::size_t i = 0; i < digest.size(); ++i) {
+        out[2 * i] = hex_digits[digest[i] >> 4];
+        out[2 * i + 1] = hex_digits[digest[i] & 0x0f];
     }
     return out;
 }
@@ -113,7 +112,8 @@ Verification failure(std::string reason) { return {false, std::move(reason)}; }
 }  // namespace
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
-    return to_lower_hex(hmac_sha256(key, {data}));
+    const auto hex = lower_hex(hmac_sha256(key, {data}));
+    return std::string(hex.data(), hex.size());
 }
 
 std::string base64_encode(std::string_view bytes) {
@@ -203,21 +203,25 @@ void Signer::headers(std::string_view event_id, std::string_view body, std::int6
     if (secret_.empty()) return;
     switch (mode_) {
     case SignatureMode::plain:
-        out.emplace_back(secret_header, secret_);
+        out.add(secret_header, secret_);
         return;
-    case SignatureMode::hmac_sha256:
-        out.emplace_back(secret_header, hmac_sha256_hex(secret_, body));
+    case SignatureMode::hmac_sha256: {
+        const auto hex = lower_hex(hmac_sha256(secret_, {body}));
+        out.add(secret_header, std::string_view(hex.data(), hex.size()));
         return;
+    }
     case SignatureMode::standard: {
-        const std::string timestamp = std::to_string(unix_seconds);
+        char digits[24];  // a signed 64-bit number has at most 20 characters
+        const auto end = std::to_chars(digits, digits + sizeof digits, unix_seconds).ptr;
+        const std::string_view timestamp(digits, static_cast<std::size_t>(end - digits));
         std::string signatures;
         for (const std::string& key : standard_keys_) {
             if (!signatures.empty()) signatures.push_back(' ');
             signatures += standard_signature(key, event_id, timestamp, body);
         }
-        out.emplace_back(standard_id_header, event_id);
-        out.emplace_back(standard_timestamp_header, timestamp);
-        out.emplace_back(standard_signature_header, std::move(signatures));
+        out.add(standard_id_header, event_id);
+        out.add(standard_timestamp_header, timestamp);
+        out.add(standard_signature_header, signatures);
         return;
     }
     }

@@ -108,6 +108,7 @@ LatencyFigures run_latency(const LatencySpec& spec) {
     daemon_spec.binary = spec.daemon_binary;
     daemon_spec.url = receiver.url();
     daemon_spec.concurrency = spec.concurrency;
+    daemon_spec.spool = spec.spool;
     test::Process daemon = start_daemon(daemon_spec, dir);
     const std::size_t total = static_cast<std::size_t>(spec.rate) * spec.seconds;
     const int fd = connect_unix(dir / "in.sock");

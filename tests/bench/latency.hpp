@@ -14,6 +14,7 @@ struct LatencySpec {
     unsigned seconds = 5;
     unsigned calls = 100;
     unsigned concurrency = 64;
+    std::string spool = "always";  // as DaemonSpec::spool: the default configuration, or "none", "interval"
 };
 
 struct LatencyFigures {

@@ -34,6 +34,8 @@ RelayFigures relay_to(Sink& sink, const RelaySpec& spec) {
     figures.rss_before_mib = status_mib(daemon.pid(), "VmRSS");
     {
         Attached profiler(spec.attach, daemon.pid(), dir.path());
+        std::optional<SyscallCounter> syscalls;
+        if (spec.count_syscalls) syscalls.emplace(daemon.pid(), dir.path());
         sink.mark();
         const double cpu_before = cpu_seconds(daemon.pid());
         const auto started = Clock::now();
@@ -44,6 +46,9 @@ RelayFigures relay_to(Sink& sink, const RelaySpec& spec) {
         figures.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         figures.cpu_us = (cpu_seconds(daemon.pid()) - cpu_before) * 1e6 / static_cast<double>(spec.events);
         figures.hwm_mib = status_mib(daemon.pid(), "VmHWM");
+        if (syscalls) figures.syscalls = syscalls->finish();
+        if (figures.syscalls)
+            for (auto& [name, count] : *figures.syscalls) count /= static_cast<double>(spec.events);
     }
     stop_daemon(daemon);
     if (const auto received = sink.received(); received != requests)

@@ -342,6 +342,49 @@ TEST_CASE("hostile receivers: a reset in the middle of the body is a reset, and 
     REQUIRE(daemon.stop());
 }
 
+TEST_CASE("hostile receivers: bytes nobody asked for on an idle kept-alive connection are never an answer",
+          "[integration][hostile][keep-alive]") {
+    // The first connection answers its first request, then, once the daemon has put it back in its
+    // pool, writes a second 200 nobody asked for. Reused, the daemon would read that as the answer
+    // to its next request; any further request on it is answered 503 to make that show. The first
+    // connection is told by its serving thread, not its descriptor: the daemon drops it, the
+    // receiver closes it, and the next connection may get the same number.
+    std::atomic<std::thread::id> first_connection;
+    std::atomic<bool> send_stale{false}, stale_sent{false};
+    RawReceiver* self = nullptr;
+    RawReceiver receiver([&](int fd, const std::string&, std::size_t index) {
+        const bool on_first = index == 0 || std::this_thread::get_id() == first_connection;
+        if (index > 0) return send_all(fd, on_first ? "HTTP/1.1 503 Reused\r\nContent-Length: 0\r\n\r\n" : ok_response);
+        first_connection = std::this_thread::get_id();
+        if (!send_all(fd, ok_response)) return false;
+        wait_until([&] { return send_stale || !self || self->stopping(); }, 20s);
+        stale_sent = send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale");
+        return true;
+    });
+    self = &receiver;
+    TempDir dir;
+    DaemonProcess daemon(dir, flags({"--url", receiver.url()}));
+    REQUIRE(daemon.wait_ready());
+    exchange(daemon.socket(), line_of("call_started", "", "first"));
+    // Logged once the attempt has ended, when the connection is back in the pool.
+    REQUIRE(wait_until([&] { return daemon.log().find(delivered_line("call_started", "first")) != std::string::npos; },
+                       10s));
+    send_stale = true;
+    REQUIRE(wait_until([&] { return stale_sent.load(); }, 10s));
+    exchange(daemon.socket(), line_of("transcription", "normal", "second"));
+    REQUIRE(receiver.wait_for_requests(2));
+    const bool delivered = wait_until(
+        [&] { return daemon.log().find(delivered_line("transcription", "second")) != std::string::npos; }, 10s);
+    INFO(daemon.log());
+    REQUIRE(delivered);
+    CHECK(receiver.connections() == 2);  // the second request went on a new connection
+    const auto log = daemon.log();
+    CHECK_THAT(log, Catch::Contains("keep-alive connection the server had closed"));
+    CHECK(log.find("HTTP 503") == std::string::npos);
+    CHECK(read_lines(daemon.dead_letter()).empty());
+    REQUIRE(daemon.stop());
+}
+
 // Sockets on this machine in SYN_SENT towards 127.0.0.1:port (/proc/net/tcp, state 02).
 std::size_t connects_pending_to(int port) {
     std::ifstream table("/proc/net/tcp");

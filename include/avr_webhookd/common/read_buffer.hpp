@@ -35,6 +35,8 @@ public:
         std::memmove(bytes_.data(), bytes_.data() + count, size_ - count);
         size_ -= count;
     }
+    // Forgets the unparsed bytes; the space prepared stays for the next reads.
+    void clear() { size_ = 0; }
     std::string_view data() const { return {bytes_.data(), size_}; }
     std::size_t size() const { return size_; }
 

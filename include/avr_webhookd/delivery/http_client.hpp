@@ -23,6 +23,8 @@
 
 namespace avr_webhookd {
 
+class HttpConnection;
+
 struct HttpClientOptions {
     Url url;
     std::chrono::milliseconds timeout{3000};  // bounds a whole attempt: resolve, connect, TLS, write, read
@@ -39,8 +41,9 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(bool verify, 
 std::string ca_file_fingerprint(const std::string& ca_file);
 
 // A keep-alive HTTP/1.1 client for one endpoint. Connections are reused; an idle connection the
-// server has closed is detected before reuse, and a reused connection that fails before any
-// response byte is replaced once within the same attempt. The attempt's deadline is hard: it
+// server has closed or written on is detected before reuse (by readiness reported while it sits in
+// the pool, without a peek per request: HttpConnection), and a reused connection that fails
+// before any response byte is replaced once within the same attempt. The attempt's deadline is hard: it
 // bounds every phase, and a peer that trickles bytes is cut off at it. Responses are read by
 // HttpResponseReader (1xx skipped, head and body bounded); a connection goes back to the pool
 // only when its response was complete, keep-alive, and nothing unread is left. Each attempt
@@ -75,7 +78,7 @@ public:
 
 private:
     struct Endpoint;
-    struct Connection;
+    using Connection = HttpConnection;
     struct Connected;
     struct Exchanged;
     // One step per phase, as Beast's examples go: resolve, TCP connect, then for https:// SNI and
@@ -86,8 +89,9 @@ private:
         const Endpoint& endpoint, std::chrono::steady_clock::time_point deadline,
         boost::asio::ip::tcp::resolver::results_type& addresses);
     // The request and its response on one connection, inline in post() (no coroutine frame of its
-    // own): the request head, then, once write_and_read has run, what came back.
-    static std::string request_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers);
+    // own): the request head, then what came back.
+    static void write_head(const Endpoint& endpoint, std::size_t body_size, const HeaderList& headers,
+                           std::string& head);
     Exchanged conclude_exchange(Connection& connection, const Endpoint& endpoint, boost::system::error_code ec,
                                 HttpResponseReader& reader);
     std::unique_ptr<Connection> take_idle(std::uint64_t generation);

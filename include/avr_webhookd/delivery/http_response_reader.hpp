@@ -38,6 +38,9 @@ struct HttpResponse {
 // reusable() is true only for a complete keep-alive response with no byte left over: a byte that
 // came after the final response belongs to no request of ours, so that connection must not carry
 // another one (it would be answered with a stale response).
+//
+// One reader serves a connection's responses one after the other: restart() begins the next one
+// and keeps the buffer and the parser's room, so that a response costs no allocation of its own.
 class HttpResponseReader {
 public:
     enum class State { reading, complete, failed };
@@ -48,6 +51,10 @@ public:
     ~HttpResponseReader();
     HttpResponseReader(const HttpResponseReader&) = delete;
     HttpResponseReader& operator=(const HttpResponseReader&) = delete;
+
+    // Forgets the last response (which must have been complete or failed, or none read yet) and
+    // reads the next one; the buffer is kept.
+    void restart();
 
     // Where the next read goes: at most read_size bytes, never empty while state() is reading.
     std::span<char> prepare();
@@ -81,7 +88,7 @@ private:
     void fail(Failure failure, std::string message);
 
     HttpResponseLimits limits_;
-    std::unique_ptr<Parser> parser_;  // the response being parsed; replaced after each 1xx
+    std::unique_ptr<Parser> parser_;  // made once; holds the response being parsed, anew after each 1xx
     ReadBuffer buffer_;               // unparsed bytes
     std::size_t bytes_received_ = 0;
     std::size_t response_wire_bytes_ = 0;  // consumed by the parser for the current response

@@ -316,3 +316,47 @@ TEST_CASE("response reader: Location and Retry-After are kept", "[unit][http_res
     CHECK(reader.response().retry_after == "120");
     CHECK(reader.response().location == "/elsewhere");
 }
+
+TEST_CASE("response reader: restarted for the next response of a connection", "[unit][http_response]") {
+    HttpResponseReader reader;
+    reader.feed(
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nLocation: /elsewhere\r\nContent-Length: 4\r\n\r\nslow");
+    REQUIRE(reader.state() == State::complete);
+    const auto buffer_room = reader.prepare().size();  // nothing to prepare once complete
+    CHECK(buffer_room == 0);
+
+    SECTION("after a complete one, nothing of it is left") {
+        reader.restart();
+        CHECK(reader.state() == State::reading);
+        CHECK(reader.bytes_received() == 0);
+        feed_in_pieces(reader, "HTTP/1.1 103 Early Hints\r\n\r\n" + ok_200, 5);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 200);
+        CHECK(reader.response().body == "ok");
+        CHECK(reader.response().retry_after.empty());
+        CHECK(reader.response().location.empty());
+        CHECK(reader.interim_responses() == 1);
+        CHECK(reader.reusable());
+    }
+    SECTION("after a failed one, the failure is forgotten") {
+        reader.restart();
+        reader.feed("HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        REQUIRE(reader.state() == State::failed);
+        reader.restart();
+        CHECK(reader.failure() == Failure::none);
+        CHECK(reader.failure_message().empty());
+        reader.feed(ok_200);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.reusable());
+    }
+    SECTION("a response read in the middle of its head when restarted is dropped whole") {
+        reader.restart();
+        reader.feed("HTTP/1.1 200 OK\r\nContent-Le");
+        REQUIRE(reader.state() == State::reading);
+        reader.restart();
+        reader.feed(ok_200);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().body == "ok");
+        CHECK(reader.reusable());
+    }
+}

@@ -21,7 +21,7 @@ const std::string standard_expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIO
 
 std::map<std::string, std::string> as_map(const HeaderList& headers) {
     std::map<std::string, std::string> map;
-    for (const auto& [name, value] : headers) map[name] = value;
+    for (const auto& [name, value] : headers) map[std::string(name)] = value;
     return map;
 }
 
