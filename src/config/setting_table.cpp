@@ -329,6 +329,16 @@ constexpr std::array settings{
             },
             [](const Config& c) { return std::to_string(c.spool_max_bytes); },
             field_of<&Config::spool_max_bytes>},
+    Setting{{"spool_resident_bytes",
+             "with the spool, bytes of events kept whole in memory before new ones wait on disk only "
+             "(0..68719476736; at most half of max_queue_bytes applies)",
+             false, true},
+            "BYTES",
+            [](Config& c, const Value& v) {
+                c.spool_resident_bytes = static_cast<std::uint64_t>(integer_in(v, 0, 64ll << 30));
+            },
+            [](const Config& c) { return std::to_string(c.spool_resident_bytes); },
+            field_of<&Config::spool_resident_bytes>},
     Setting{{"shutdown_timeout", "on stop, time allowed to finish deliveries in flight", false, true},
             "DURATION",
             [](Config& c, const Value& v) { c.shutdown_timeout = duration_in(v, 0ms, 1h); },

@@ -42,7 +42,7 @@ void Deliverer::configure_parking() {
             core_.queues().loads_ready();
             work_signal_.notify_all();
         });
-    core_.queues().set_loader(spool_loader_.get(), SpoolEventLoader::resident_budget(config_.max_queue_bytes));
+    core_.queues().set_loader(spool_loader_.get(), SpoolEventLoader::resident_budget(config_));
 }
 
 void Deliverer::forget_in_spool(const Event& event) {

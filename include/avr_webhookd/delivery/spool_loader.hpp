@@ -1,5 +1,6 @@
 #pragma once
 
+#include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/ops/logger.hpp>
 #include <avr_webhookd/ops/metrics.hpp>
 #include <avr_webhookd/queue/event_loader.hpp>
@@ -35,10 +36,11 @@ public:
     static spool::Locator locator_of(const SpoolPlace& place) {
         return spool::Locator{place.segment, place.offset, place.length};
     }
-    // Whole events (event_cost bytes) kept in the queues before new ones are parked: enough to
-    // keep every call that is not backlogged in memory, small beside a backlog of parked ones.
-    static std::size_t resident_budget(std::size_t max_queue_bytes) {
-        return std::min<std::size_t>(max_queue_bytes / 2, 16u << 20);
+    // Whole events (event_cost bytes) kept in the queues before new ones are parked: a burst
+    // that fits is never read back, and a backlog past it costs a parked entry an event. Half of
+    // max_queue_bytes at most, so that parked events always have room beside them.
+    static std::size_t resident_budget(const Config& config) {
+        return static_cast<std::size_t>(std::min(config.max_queue_bytes / 2, config.spool_resident_bytes));
     }
     // An event's event_cost() estimated from its record's length (before its body is read).
     static std::size_t estimated_cost(const spool::Locator& at);
