@@ -124,7 +124,7 @@ struct Config {
     std::uint64_t spool_max_bytes = 1ull << 30;          // spool files beyond this: queue_full applies
     // With the spool: bytes of events (CallQueues::event_cost) held whole behind their calls' next
     // ones before new ones are parked on disk; at most half of max_queue_bytes applies. 0..64 GiB
-    std::uint64_t spool_resident_bytes = 96ull << 20;
+    std::uint64_t spool_resident_bytes = 80ull << 20;
     std::chrono::milliseconds shutdown_timeout{10000};
     std::chrono::milliseconds call_idle_timeout{900000};  // free a call's state after this idle time
     LogLevel log_level = LogLevel::info;

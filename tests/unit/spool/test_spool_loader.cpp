@@ -139,8 +139,8 @@ TEST_CASE("spool loader: a record that is not the one parked there is not delive
 
 TEST_CASE("spool loader: the resident budget is spool_resident_bytes, at most half of max_queue_bytes",
           "[spool][config]") {
-    Config config;  // the defaults: 96 MiB of 256 MiB, so a burst of 100,000 small events stays whole
-    CHECK(SpoolEventLoader::resident_budget(config) == 96u << 20);
+    Config config;  // the defaults: 80 MiB of 256 MiB, so a burst of 100,000 small events stays whole
+    CHECK(SpoolEventLoader::resident_budget(config) == 80u << 20);
     Event burst_event = loader_event(1, 2);
     burst_event.body.assign(176, 'x');  // a short transcription event, as the bench sends
     CHECK(100'000 * CallQueues::event_cost(burst_event) < SpoolEventLoader::resident_budget(config));
