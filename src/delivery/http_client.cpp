@@ -9,6 +9,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -362,9 +363,14 @@ awaitable<AttemptOutcome> HttpClient::post(std::string_view body, const HeaderLi
                 if ((ec = wait_error)) break;
             }
             ec = connection->read_now(reader);
+            if (ec || reader.state() != HttpResponseReader::State::reading) break;
             // A peer that keeps the reads busy with a byte now and then is cut off here.
-            if (!ec && reader.state() == HttpResponseReader::State::reading && Clock::now() >= deadline)
+            if (Clock::now() >= deadline) {
                 ec = beast::error::timeout;
+                break;
+            }
+            // read_now() stopped at its budget with more to read: the event loop runs first.
+            if (connection->readable()) co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
         }
         if (ec == asio::error::operation_aborted && connection->timed_out()) ec = beast::error::timeout;
         connection->end_exchange();

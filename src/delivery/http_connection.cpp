@@ -128,12 +128,18 @@ bool HttpConnection::timed_out() const { return readiness_->timed_out; }
 boost::system::error_code HttpConnection::read_now(HttpResponseReader& reader) {
     readiness_->watch = Readiness::Watch::unarmed;  // fired, or about to fire for what this reads
     bool filled = false;                            // the last read filled its buffer
+    std::size_t taken = 0;
     while (reader.state() == HttpResponseReader::State::reading) {
+        if (taken >= read_budget) {  // a peer that keeps the socket full: the event loop goes first
+            readiness_->watch = Readiness::Watch::fired;
+            return {};
+        }
         const auto space = reader.prepare();
         boost::system::error_code ec;
         const auto got = tls ? tls->read_some(asio::buffer(space.data(), space.size()), ec)
                              : plain->socket().read_some(asio::buffer(space.data(), space.size()), ec);
         reader.commit(got);
+        taken += got;
         if (ec == asio::error::would_block || ec == asio::error::try_again) return {};
         if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
             reader.finish();

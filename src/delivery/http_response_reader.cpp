@@ -73,6 +73,7 @@ void HttpResponseReader::restart() {
     buffer_.clear();
     bytes_received_ = 0;
     response_wire_bytes_ = 0;
+    interim_wire_bytes_ = 0;
     interim_responses_ = 0;
     state_ = State::reading;
     failure_ = Failure::none;
@@ -197,6 +198,14 @@ bool HttpResponseReader::step() {
         return false;
     }
     ++interim_responses_;  // 100 Continue, 102 Processing, 103 Early Hints ...: the final one follows
+    // Interim responses share one bound: a receiver that answers with 1xx after 1xx is cut off
+    // like one that never ends a body.
+    interim_wire_bytes_ += response_wire_bytes_;
+    if (interim_wire_bytes_ > max_wire_bytes()) {
+        fail(Failure::protocol,
+             "interim (1xx) responses longer than " + std::to_string(max_wire_bytes()) + " bytes in all");
+        return false;
+    }
     parser_->current.reset();
     return true;
 }

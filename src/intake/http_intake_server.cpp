@@ -67,6 +67,7 @@ struct HttpIntakeServer::Connection {
     std::uint64_t requests_answered = 0;
     Clock::time_point waiting_since = Clock::now();  // for a request, since connect or the last answer
     std::uint64_t waiting_ticket = 0;                // a 200 waiting for the spool; 0 = none
+    bool lingers_uncounted = false;                  // closing, evicted: its slot is free
     asio::steady_timer wake;                         // woken by durable_through()
 };
 
@@ -175,7 +176,14 @@ bool HttpIntakeServer::make_room() {
             victim = connection.get();
     if (victim != nullptr) {
         const auto id = victim->id;
-        connections_.at(id)->stream.close();
+        // A closing connection gives its slot up but finishes its linger (bounded), so that its
+        // last answer is not cut by a reset; at most max_connections of them do so at once.
+        if (victim->phase == HttpConnectionPhase::closing && lingering_uncounted_ < options_.limits.max_connections) {
+            connections_.at(id)->lingers_uncounted = true;
+            ++lingering_uncounted_;
+        } else {
+            connections_.at(id)->stream.close();
+        }
         forget(id);
         ++metrics_.http_connections_evicted;
         const std::string message =
@@ -249,6 +257,7 @@ awaitable<bool> HttpIntakeServer::read_request(Connection& c, bool first) {
     if (!connections_.contains(c.id)) co_return false;  // evicted
     if (c.reader.state() == HttpRequestReader::State::complete) co_return true;
     if (c.reader.state() == HttpRequestReader::State::refused) {
+        c.phase = HttpConnectionPhase::handling;  // its answer is being written: not evictable
         co_await refuse(c);
     } else if (error == beast::error::timeout) {
         // An idle keep-alive connection is simply done; a partial request is a slow client.
@@ -319,6 +328,7 @@ awaitable<void> HttpIntakeServer::serve(std::shared_ptr<Connection> connection) 
         co_await linger_close(c.stream, std::min<Clock::duration>(options_.limits.request_timeout, linger_time),
                               linger_bytes);
         forget(c.id);
+        if (c.lingers_uncounted) --lingering_uncounted_;
     }
     logger_.debug("http intake: " + c.name() + " closed");
 }

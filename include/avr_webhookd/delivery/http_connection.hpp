@@ -68,9 +68,11 @@ public:
         return tcp().socket().async_wait(boost::asio::socket_base::wait_read, std::forward<Token>(token));
     }
     bool timed_out() const;
-    // Non-blocking reads into `reader` while the socket (and TLS) has bytes: an error of the
-    // stream, or success (EOF is passed to the reader). Not readable afterwards.
+    // Non-blocking reads into `reader` while the socket (and TLS) has bytes, at most read_budget
+    // of them: an error of the stream, or success (EOF is passed to the reader). Readable
+    // afterwards only when it stopped at its budget (the caller lets the event loop run first).
     boost::system::error_code read_now(HttpResponseReader& reader);
+    static constexpr std::size_t read_budget = 64 * 1024;
     // The exchange is over: the deadline no longer applies.
     void end_exchange();
     // Into the pool after a complete, reusable response, in the handler of the read that ended it.

@@ -77,7 +77,8 @@ public:
     std::size_t interim_responses() const { return interim_responses_; }
     std::size_t buffered() const { return buffer_.size(); }
     std::size_t max_buffered() const { return limits_.head + read_size; }
-    // Wire bytes a final response may take (framing included) before its body counts as too large.
+    // Wire bytes a final response may take (framing included) before its body counts as too large;
+    // the interim (1xx) responses before it, all together, fail past it.
     std::size_t max_wire_bytes() const { return 4 * (limits_.head + limits_.body); }
 
 private:
@@ -92,6 +93,7 @@ private:
     ReadBuffer buffer_;               // unparsed bytes
     std::size_t bytes_received_ = 0;
     std::size_t response_wire_bytes_ = 0;  // consumed by the parser for the current response
+    std::size_t interim_wire_bytes_ = 0;   // taken by the 1xx responses before it
     std::size_t interim_responses_ = 0;
     State state_ = State::reading;
     Failure failure_ = Failure::none;

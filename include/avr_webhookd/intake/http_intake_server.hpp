@@ -104,6 +104,7 @@ private:
     detail::Signal closed_signal_;
     bool running_ = false;
     bool warned_limit_ = false;
+    std::size_t lingering_uncounted_ = 0;  // closing connections evicted, still lingering
     bool warned_timeout_ = false;
     std::uint32_t warned_refusals_ = 0;  // a bit per HttpRequestRefusal logged at warn level once
 };

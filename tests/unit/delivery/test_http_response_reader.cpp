@@ -61,6 +61,31 @@ TEST_CASE("response reader: interim responses arriving apart are all skipped", "
     CHECK(reader.interim_responses() == 3);
 }
 
+TEST_CASE("response reader: interim responses share the wire bound, a final one after them is read",
+          "[unit][http_response]") {
+    const HttpResponseLimits limits{1024, 1024};
+    const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    SECTION("up to the bound, then the final response") {
+        HttpResponseReader reader(limits);
+        std::string bytes;
+        while (bytes.size() + interim.size() <= reader.max_wire_bytes()) bytes += interim;
+        feed_in_pieces(reader, bytes + ok_200, 4096);
+        REQUIRE(reader.state() == State::complete);
+        CHECK(reader.response().status == 200);
+    }
+    SECTION("past it, a protocol failure however they are split") {
+        for (const std::size_t piece : {std::size_t{7}, std::size_t{4096}}) {
+            HttpResponseReader reader(limits);
+            std::string flood;
+            while (flood.size() <= reader.max_wire_bytes()) flood += interim;
+            feed_in_pieces(reader, flood + ok_200, piece);
+            REQUIRE(reader.state() == State::failed);
+            CHECK(reader.failure() == Failure::protocol);
+            CHECK(reader.failure_message() == "interim (1xx) responses longer than 8192 bytes in all");
+        }
+    }
+}
+
 TEST_CASE("response reader: 101 Switching Protocols is a protocol error", "[unit][http_response]") {
     HttpResponseReader reader;
     reader.feed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
