@@ -197,8 +197,7 @@ void HttpRequestReader::parse() {
     if (state_ != State::reading) return;
     // What is still unparsed belongs to this request (the parser takes all it can of it).
     if (!parser_->is_header_done() && head_bytes_ + buffer_.size() > limits_.head) {
-        refuse(HttpRequestRefusal::head_too_large,
-               "request head larger than " + std::to_string(limits_.head) + " bytes");
+        refuse_head_too_large(limits_.head);
     } else if (request_bytes_ + buffer_.size() > limits_.request) {
         refuse_too_large();
     } else if (buffer_.size() >= max_buffered()) {
@@ -249,12 +248,15 @@ void HttpRequestReader::refuse(HttpRequestRefusal refusal, std::string message) 
     refusal_message_ = std::move(message);
 }
 
+void HttpRequestReader::refuse_head_too_large(std::size_t bound) {
+    refuse(HttpRequestRefusal::head_too_large, "request head larger than " + std::to_string(bound) + " bytes");
+}
+
 // Past limits.request: 431 when the head alone is (a request bound below the head's, however the
 // head's bytes were split into reads), else 413.
 void HttpRequestReader::refuse_too_large() {
     if (!parser_->is_header_done() || head_bytes_ > limits_.request)
-        refuse(HttpRequestRefusal::head_too_large,
-               "request head larger than " + std::to_string(std::min(limits_.head, limits_.request)) + " bytes");
+        refuse_head_too_large(std::min(limits_.head, limits_.request));
     else
         refuse(HttpRequestRefusal::request_too_large, "request larger than " + std::to_string(limits_.request) +
                                                           " bytes (head, chunk framing, trailers and body together)");
@@ -266,8 +268,7 @@ void HttpRequestReader::refuse_for(const error_code& ec) {
     if (parser.refusal != HttpRequestRefusal::none) {
         refuse(parser.refusal, std::move(parser.refusal_message));
     } else if (ec == http::error::header_limit) {
-        refuse(HttpRequestRefusal::head_too_large,
-               "request head larger than " + std::to_string(limits_.head) + " bytes");
+        refuse_head_too_large(limits_.head);
     } else if (ec == http::error::body_limit) {
         refuse(HttpRequestRefusal::body_too_large,
                "request body larger than " + std::to_string(limits_.body) + " bytes");

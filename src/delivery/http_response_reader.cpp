@@ -57,6 +57,10 @@ private:
     void on_finish_impl(error_code&) override {}
 };
 
+std::string head_too_large(const HttpResponseLimits& limits) {
+    return "response head larger than " + std::to_string(limits.head) + " bytes";
+}
+
 }  // namespace
 
 // Made once per reader; each response (each 1xx too) gets a new ResponseParser in place.
@@ -130,7 +134,7 @@ void HttpResponseReader::parse() {
     if (state_ == State::reading && buffer_.size() >= max_buffered()) {
         const bool in_head = !parser_ || !parser_->current || !parser_->current->is_header_done();
         fail(Failure::protocol,
-             in_head ? "response head larger than " + std::to_string(limits_.head) + " bytes"
+             in_head ? head_too_large(limits_)
                      : "response chunk header or trailer larger than " + std::to_string(max_buffered()) + " bytes");
     }
 }
@@ -157,7 +161,7 @@ bool HttpResponseReader::step() {
     buffer_.consume(consumed);
     response_wire_bytes_ += consumed;
     if (in_head && !parser.is_header_done() && response_wire_bytes_ + buffer_.size() > limits_.head) {
-        fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
+        fail(Failure::protocol, head_too_large(limits_));
         return false;
     }
     if (in_head && parser.is_header_done()) {
@@ -178,7 +182,7 @@ bool HttpResponseReader::step() {
         return false;
     }
     if (ec == http::error::header_limit) {
-        fail(Failure::protocol, "response head larger than " + std::to_string(limits_.head) + " bytes");
+        fail(Failure::protocol, head_too_large(limits_));
         return false;
     }
     if (ec && ec != http::error::need_more) {

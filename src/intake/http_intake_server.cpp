@@ -44,9 +44,9 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 
 }  // namespace
 
-// Where a connection is: only one waiting for a request may be evicted or closed by stop().
-// closing: answered for the last time, reading what the client still sends (linger) before the
-// close; the first to go at max_connections, as a client that gets one answer and holds its
+// Where a connection is: one waiting for a request or closing may be evicted, and only one
+// waiting for a request is closed by stop(). closing: answered for the last time, reading what the client still sends
+// (linger) before the close; the first to go at max_connections, as a client that gets one answer and holds its
 // connection open must not take the slots from producers.
 enum class HttpConnectionPhase { waiting_for_request, handling, closing };
 

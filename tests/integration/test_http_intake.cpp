@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <optional>
 
 using namespace avr_webhookd::test;
@@ -31,6 +32,28 @@ unsigned status_of(Client& client, const std::string& request) {
     const auto reply = client.read_reply();
     return reply ? reply->status : 0;
 }
+
+std::vector<std::string> with_max_connections(const ReceiverThread& receiver, const std::string& limit) {
+    auto arguments = http_intake_arguments(receiver);
+    arguments.insert(arguments.end(), {"--http-max-connections", limit});
+    return arguments;
+}
+
+// A daemon whose HTTP intake takes 3 connections at once, and a producer whose first event was
+// answered 200 on a connection it keeps alive, waiting for its next request.
+struct ThreeSlots {
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon{dir, with_max_connections(receiver, "3")};
+    unsigned short port = 0;
+    std::unique_ptr<Client> producer;
+    ThreeSlots() {
+        REQUIRE(daemon.wait_ready());
+        port = http_port(daemon);
+        producer = std::make_unique<Client>(port);
+        REQUIRE(status_of(*producer, core_request(port, core_body("call_started"))) == 200);
+    }
+};
 
 }  // namespace
 
@@ -255,39 +278,24 @@ TEST_CASE(
     "http intake: at http_max_connections a client that never completed a request makes room, not a "
     "producer's kept-alive connection",
     "[integration][http_intake]") {
-    TempDir dir;
-    ReceiverThread receiver;
-    auto arguments = http_intake_arguments(receiver);
-    arguments.insert(arguments.end(), {"--http-max-connections", "3"});
-    DaemonProcess daemon(dir, arguments);
-    REQUIRE(daemon.wait_ready());
-    const auto port = http_port(daemon);
-
-    Client producer(port);  // the oldest connection, kept alive after its answer
-    REQUIRE(status_of(producer, core_request(port, core_body("call_started"))) == 200);
+    ThreeSlots intake;  // its producer's is the oldest connection
+    const auto port = intake.port;
     Client silent(port);
     Client trickling(port);
     trickling.send("POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     Client newcomer(port);  // makes room: the silent one goes, it never completed a request
     CHECK(silent.closed_within(5s));
 
-    CHECK(status_of(producer, core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z"))) == 200);
-    REQUIRE(receiver.wait_for_requests(2));
-    REQUIRE(daemon.stop());
+    CHECK(status_of(*intake.producer, core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z"))) ==
+          200);
+    REQUIRE(intake.receiver.wait_for_requests(2));
+    REQUIRE(intake.daemon.stop());
 }
 
 TEST_CASE("http intake: at http_max_connections a client holding its connection open after a refusal makes room",
           "[integration][http_intake]") {
-    TempDir dir;
-    ReceiverThread receiver;
-    auto arguments = http_intake_arguments(receiver);
-    arguments.insert(arguments.end(), {"--http-max-connections", "3"});
-    DaemonProcess daemon(dir, arguments);
-    REQUIRE(daemon.wait_ready());
-    const auto port = http_port(daemon);
-
-    Client producer(port);  // kept alive after its answer, waiting for its next request
-    REQUIRE(status_of(producer, core_request(port, core_body("call_started"))) == 200);
+    ThreeSlots intake;
+    const auto port = intake.port;
     // Two clients without the secret read their refusal and keep the connection open: the daemon
     // lingers on them (reading what they still send) before it closes them.
     std::vector<std::unique_ptr<Client>> refused;
@@ -297,7 +305,8 @@ TEST_CASE("http intake: at http_max_connections a client holding its connection 
     }
     Client newcomer(port);  // makes room: a lingering connection goes, not the producer's
     CHECK(status_of(newcomer, core_request(port, core_body("transcription", "hi"))) == 200);
-    CHECK(status_of(producer, core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z"))) == 200);
-    REQUIRE(receiver.wait_for_requests(3));
-    REQUIRE(daemon.stop());
+    CHECK(status_of(*intake.producer, core_request(port, core_body("call_ended", "", "2024-01-01T12:05:00.000Z"))) ==
+          200);
+    REQUIRE(intake.receiver.wait_for_requests(3));
+    REQUIRE(intake.daemon.stop());
 }

@@ -114,6 +114,7 @@ private:
     void refuse(HttpRequestRefusal refusal, std::string message);
     void refuse_for(const boost::system::error_code& ec);
     void refuse_too_large();
+    void refuse_head_too_large(std::size_t bound);
 
     HttpRequestLimits limits_;
     HttpRequestLimits next_limits_;
