@@ -14,24 +14,65 @@ namespace avr_webhookd {
 
 using Clock = std::chrono::steady_clock;
 
-// Stored in the spool (written at once) before it is queued, with the sequence number the queue
-// is about to give it, so that numbering continues after a restart.
+// Stored in the spool (written at once, or with its batch) before it is queued, with the
+// sequence number the queue is about to give it, so that numbering continues after a restart.
 EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
     const auto key = call_key(event.uuid);
     if (!key) throw std::invalid_argument("delivery: not a canonical call uuid: " + event.uuid);
-    auto& queues = core_.queues();
-    const auto sequence = queues.next_sequence(*key);
-    const auto stored = spool_->store(event, sequence, spool_name_);
+    const auto sequence = batching_ ? staged_sequence(*key) : core_.queues().next_sequence(*key);
+    const auto stored =
+        batching_ ? spool_->append(event, sequence, spool_name_) : spool_->store(event, sequence, spool_name_);
     if (stored.error == spool::SpoolErrc::spool_full) return refuse_full(event);
-    if (stored.error)
-        return Receipt(Admission::not_stored, 0,
-                       "the spool could not store the event (" + stored.error.message() +
-                           "): it was not accepted; send it again later");
+    if (stored.error) return Receipt(Admission::not_stored, 0, not_stored_detail(stored.error));
     event.spool_record = stored.record_id;
-    queues.push(std::move(event), Clock::now(), sequence, SpoolEventLoader::place_of(stored.record_id, stored.locator));
+    const auto place = SpoolEventLoader::place_of(stored.record_id, stored.locator);
+    if (batching_) {
+        const auto cost = CallQueues::event_cost(event);
+        core_.stage(cost);
+        staged_.push_back(Staged{std::move(event), *key, sequence, place, cost});
+        return Admission::staged;
+    }
+    queue_stored(std::move(event), sequence, place);
+    return Receipt(Admission::queued, stored.ticket);
+}
+
+std::string Deliverer::not_stored_detail(std::error_code error) {
+    return "the spool could not store the event (" + error.message() + "): it was not accepted; send it again later";
+}
+
+void Deliverer::queue_stored(Event&& event, std::uint64_t sequence, const SpoolPlace& place) {
+    core_.queues().push(std::move(event), Clock::now(), sequence, place);
     if (config_.queue_full == QueueFullPolicy::block && !has_room()) note_queue_full();
     work_signal_.notify_all();
-    return Receipt(Admission::queued, stored.ticket);
+}
+
+// A call's next number counts its events staged before this one.
+std::uint64_t Deliverer::staged_sequence(const CallKey& key) const {
+    for (auto it = staged_.rbegin(); it != staged_.rend(); ++it)
+        if (it->key == key) return it->sequence + 1;
+    return core_.queues().next_sequence(key);
+}
+
+EventSink::Receipt Deliverer::end_batch() {
+    if (staged_.empty()) {
+        commit_batch(true);
+        return Admission::queued;
+    }
+    std::uint64_t ticket = 0;
+    const auto error = spool_->write_appended(ticket);
+    commit_batch(!error);
+    if (error) return Receipt(Admission::not_stored, 0, not_stored_detail(error));
+    return Receipt(Admission::queued, ticket);
+}
+
+// In staging order, which is each call's order: the sequence numbers staged_sequence() gave.
+void Deliverer::commit_batch(bool written) {
+    batching_ = false;
+    for (auto& staged : staged_) {
+        core_.unstage(staged.cost);
+        if (written) queue_stored(std::move(staged.event), staged.sequence, staged.place);
+    }
+    staged_.clear();
 }
 
 // With a spool, events behind others are parked (kept as their spool place) and read back when

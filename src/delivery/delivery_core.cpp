@@ -54,8 +54,9 @@ std::uint64_t DeliveryCore::push(Event event, TimePoint now, std::uint64_t seque
 bool DeliveryCore::fits(std::size_t cost) const {
     if (stopping()) return true;
     if (spool_room_ && !spool_room_(cost)) return false;
-    if (queues_.queued() >= settings_.max_queue) return false;
-    return queues_.queued() == 0 || queues_.queued_bytes() + cost <= settings_.max_queue_bytes;
+    const std::size_t queued = queues_.queued() + staged_;
+    if (queued >= settings_.max_queue) return false;
+    return queued == 0 || queues_.queued_bytes() + staged_bytes_ + cost <= settings_.max_queue_bytes;
 }
 
 // A line's event comes to at most twice max_line (its body and strings) plus the overhead.
@@ -68,7 +69,7 @@ bool DeliveryCore::has_room() const { return fits(largest_event_cost()); }
 std::optional<FullLimit> DeliveryCore::note_full() {
     if (full_limit_ != FullLimit::none) return std::nullopt;
     const bool by_spool = spool_room_ && !spool_room_(largest_event_cost());
-    const bool by_events = !by_spool && queues_.queued() >= settings_.max_queue;
+    const bool by_events = !by_spool && queues_.queued() + staged_ >= settings_.max_queue;
     full_limit_ = by_spool ? FullLimit::spool : by_events ? FullLimit::events : FullLimit::bytes;
     return full_limit_;
 }

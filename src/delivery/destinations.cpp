@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 
 #include <algorithm>
+#include <utility>
 
 namespace avr_webhookd {
 
@@ -91,7 +92,7 @@ EventSink::Receipt Destinations::fan_out(Event&& event, const AnswerHandler* on_
                            "\" is configured: the event was not accepted (it stays in your file)");
     }
     Deliverer* answering = on_answer ? find(config_.respond_destination) : nullptr;
-    std::optional<Receipt> queued;
+    std::optional<Receipt> queued;  // staged, when any copy was (its batch's ticket covers the others)
     std::optional<Receipt> refused;
     std::vector<std::pair<Deliverer*, Event>> unstored;  // a copy the spool could not take
     for (std::size_t i = 0; i < targets.size(); ++i) {
@@ -100,8 +101,10 @@ EventSink::Receipt Destinations::fan_out(Event&& event, const AnswerHandler* on_
         // On not_stored the copy is left as it was (submit moves it only into a queue).
         auto receipt = target == answering ? target->submit_for_answer(std::move(copy), *on_answer)
                                            : target->submit(std::move(copy));
-        if (receipt.admission == Admission::queued) {
-            if (!queued || receipt.ticket > queued->ticket) queued = receipt;
+        if (receipt.admission == Admission::queued || receipt.admission == Admission::staged) {
+            if (!queued || receipt.admission == Admission::staged ||
+                (queued->admission == Admission::queued && receipt.ticket > queued->ticket))
+                queued = receipt;
             continue;
         }
         if (receipt.admission == Admission::filtered) continue;
@@ -111,10 +114,32 @@ EventSink::Receipt Destinations::fan_out(Event&& event, const AnswerHandler* on_
     if (!queued) return refused ? *refused : Receipt(Admission::filtered);
     // Taken for some destinations, so the producer is told ok and will not send it again: every
     // other destination's copy must then be on record. A full queue's copy was dead-lettered (or
-    // logged whole) by its destination; an unstored one is dead-lettered here.
-    for (auto& [target, copy] : unstored)
-        target->write_off_unstored(copy, refused && !refused->detail.empty() ? refused->detail : "spool write failed");
+    // logged whole) by its destination; an unstored one is dead-lettered here (in a batch, once
+    // the batch is taken).
+    const std::string why = refused && !refused->detail.empty() ? refused->detail : "spool write failed";
+    for (auto& [target, copy] : unstored) {
+        if (queued->admission == Admission::staged) batch_write_offs_.push_back(WriteOff{target, std::move(copy), why});
+        else target->write_off_unstored(copy, why);
+    }
     return *queued;
+}
+
+void Destinations::begin_batch() {
+    batching_ = true;
+    for (const auto& deliverer : active_) deliverer->begin_batch();
+}
+
+EventSink::Receipt Destinations::end_batch() {
+    if (!batching_) return Admission::queued;
+    batching_ = false;
+    const bool staged = std::any_of(active_.begin(), active_.end(), [](const auto& d) { return d->has_staged(); });
+    std::uint64_t ticket = 0;
+    const std::error_code error = staged && spool_ ? spool_->write_appended(ticket) : std::error_code();
+    for (const auto& deliverer : active_) deliverer->commit_batch(!error);
+    auto write_offs = std::exchange(batch_write_offs_, {});
+    if (error) return Receipt(Admission::not_stored, 0, Deliverer::not_stored_detail(error));
+    for (auto& [target, copy, why] : write_offs) target->write_off_unstored(copy, why);
+    return Receipt(Admission::queued, ticket);
 }
 
 bool Destinations::has_room() const {

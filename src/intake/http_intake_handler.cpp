@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 
 namespace avr_webhookd {
 
@@ -237,6 +238,8 @@ HttpIntakeDecision HttpIntakeHandler::submit(Event&& event) {
                                         "queue full (max_queue reached) and no dead-letter file: the "
                                         "event was not accepted");
         return decision;
+    case EventSink::Admission::staged:  // only inside a batch, and this intake opens none
+        throw std::logic_error("http intake: an event was staged outside a batch");
     }
     return decision;
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -59,6 +60,7 @@ struct IntakeServer::Connection : std::enable_shared_from_this<IntakeServer::Con
     // take another line (intake_replies.cpp).
     ReplyBacklog replies;
     std::string reply_text;  // a reply being composed, reused
+    std::string id_text;     // the id of the event being handled, reused
     std::string writing;     // the replies of the write under way
     boost::asio::steady_timer wake_writer;
     boost::asio::steady_timer wake_reader;  // while paused_for_replies: the backlog may have shrunk
@@ -68,6 +70,20 @@ struct IntakeServer::Connection : std::enable_shared_from_this<IntakeServer::Con
     std::chrono::steady_clock::time_point paused_since;
     std::uint64_t pauses = 0;  // times it was paused with its replies unread
     std::uint64_t rejections = 0;
+    // While it holds the open batch (IntakeServer::batch_owner_): its replies, in line order,
+    // queued when the batch ends (intake_batch.cpp). Their texts lie back to back in
+    // deferred_text, so that a batch allocates nothing per line.
+    struct Deferred {
+        std::uint64_t number;
+        bool staged;  // an event of the batch: "ok" (acknowledge, text = its id) or refused with it
+        bool acknowledge;
+        ReplyBacklog::Kind kind;  // not staged: a reply as it was queued
+        std::uint64_t ticket;
+        std::size_t offset, length;
+    };
+    std::vector<Deferred> deferred;
+    std::string deferred_text;
+    std::size_t deferred_bound = 0;  // the most their replies can come to (IntakeServer::batch_full)
 };
 
 

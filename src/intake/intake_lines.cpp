@@ -4,7 +4,6 @@
 
 #include <avr_webhookd/intake/event_parser.hpp>
 #include <avr_webhookd/intake/refusal.hpp>
-#include <avr_webhookd/common/js_json.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -36,16 +35,27 @@ awaitable<void> IntakeServer::read_lines(Connection& c) {
         }
         c.last_received = std::chrono::steady_clock::now();
         std::string_view data(buffer.data(), size);
+        // The lines of this read form one batch (intake_batch.cpp), ended before any wait.
         while (auto frame = c.framer.next(data)) {
-            if (paused() && !co_await wait_for_reply_room(c)) co_return;
-            if (must_wait_for_room()) co_await wait_then_handle(c, *frame);
-            else handle_frame(c, *frame);
+            if (batch_full(c)) end_batch(c);
+            if (paused()) {
+                end_batch(c);
+                if (paused() && !co_await wait_for_reply_room(c)) co_return;
+            }
+            if (must_wait_for_room()) {
+                end_batch(c);
+                co_await wait_then_handle(c, *frame);
+            } else {
+                handle_frame(c, *frame);
+            }
         }
+        end_batch(c);
     }
     if (auto frame = c.framer.finish()) {
         if (paused() && !co_await wait_for_reply_room(c)) co_return;
         if (must_wait_for_room()) co_await wait_then_handle(c, *frame);
         else handle_frame(c, *frame);
+        end_batch(c);
     }
 }
 
@@ -117,20 +127,21 @@ void IntakeServer::accept_line(Connection& c, std::uint64_t number, std::string_
     const bool respond = !event.replayed && std::find(options_.respond_types.begin(), options_.respond_types.end(),
                                                       event.type) != options_.respond_types.end();
     const bool acknowledge = options_.ack == AckMode::all || event.replayed;
-    std::string id = acknowledge ? event.id : std::string();
+    std::string& id = c.id_text;
+    id.assign(acknowledge ? std::string_view(event.id) : std::string_view());
+    // A producer waiting for a routing answer gets it after the replies before it (no batch).
+    if (respond) end_batch(c);
+    else begin_batch(c);
     const auto receipt = respond ? submit_for_answer(c, number, std::move(event)) : sink_.submit(std::move(event));
     submitted = true;
-    if (const auto refused = refusal_of(receipt)) {
+    if (receipt.admission == EventSink::Admission::staged) {
+        defer_staged(c, number, id, acknowledge);  // its reply comes with the batch's outcome
+    } else if (const auto refused = refusal_of(receipt)) {
         reject(c, number, refused->reason, refused->message);
     } else if (respond) {
         // Its one reply is the answer (intake_answers.cpp), whatever `ack` is.
     } else if (acknowledge) {
-        std::string& reply = c.reply_text;
-        reply.assign("{\"ok\":true,\"line\":");
-        reply.append(std::to_string(number)).append(",\"id\":");
-        append_js_string(reply, id);
-        reply.append("}\n");
-        queue_reply(c, reply, ReplyBacklog::Kind::promised, receipt.ticket);  // "ok" only once the spool keeps it
+        queue_ok(c, number, id, receipt.ticket);
     }
 }
 

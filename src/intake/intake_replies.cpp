@@ -58,7 +58,14 @@ ReplyBacklog::Kind IntakeServer::rejection_kind() const {
     return options_.ack == AckMode::all ? ReplyBacklog::Kind::promised : ReplyBacklog::Kind::best_effort;
 }
 
+// While the connection holds the open batch, behind the batch's replies (intake_batch.cpp).
 void IntakeServer::queue_reply(Connection& c, std::string_view reply, ReplyBacklog::Kind kind, std::uint64_t ticket) {
+    if (batch_owner_ == &c) {
+        c.deferred.push_back(Connection::Deferred{0, false, false, kind, ticket, c.deferred_text.size(), reply.size()});
+        c.deferred_text.append(reply);
+        c.deferred_bound += reply.size();
+        return;
+    }
     note_added(c, c.replies.add(reply, kind, ticket, durable_));
 }
 

@@ -6,6 +6,7 @@ std::optional<Refusal> refusal_of(const EventSink::Receipt& receipt) {
     switch (receipt.admission) {
     case EventSink::Admission::queued:
     case EventSink::Admission::filtered:
+    case EventSink::Admission::staged:
         return std::nullopt;
     case EventSink::Admission::not_stored:
         return Refusal{"spool_write_failed", receipt.detail};

@@ -106,6 +106,16 @@ void Spool::release_recovered() {
 void Spool::start() { run_timer(); }
 
 Spool::Stored Spool::store(const Event& event, std::uint64_t sequence, std::string_view destination) {
+    Stored stored = append(event, sequence, destination);
+    if (stored.error) return stored;
+    if (const auto error = write_appended(stored.ticket)) {
+        stored = Stored{};
+        stored.error = error;
+    }
+    return stored;
+}
+
+Spool::Stored Spool::append(const Event& event, std::uint64_t sequence, std::string_view destination) {
     Stored stored;
     if (store_fault_ && (stored.error = store_fault_(event, destination))) {
         note_write_result(stored.error);
@@ -120,17 +130,22 @@ Spool::Stored Spool::store(const Event& event, std::uint64_t sequence, std::stri
         note_write_result(stored.error);
         return stored;
     }
-    // Written at once: delivery may start as soon as this returns, and a crash from here on keeps it.
-    stored.error = writer_.flush();
-    note_write_result(stored.error);
-    if (stored.error) return stored;
     stored.record_id = appended.record_id;
     stored.locator = appended.locator;
+    return stored;
+}
+
+// Written at once: delivery may start as soon as this returns, and a crash from here on keeps them.
+std::error_code Spool::write_appended(std::uint64_t& ticket) {
+    ticket = 0;
+    const auto error = writer_.flush();
+    note_write_result(error);
+    if (error) return error;
     if (settings_.sync == SpoolSync::always) {
-        stored.ticket = writer_.flush_generation();
+        ticket = writer_.flush_generation();
         request_sync();
     }
-    return stored;
+    return {};
 }
 
 void Spool::done(std::uint64_t record_id) {
@@ -167,10 +182,10 @@ void Spool::schedule_flush() {
     });
 }
 
+// No sync of their own for done records: the next event's sync covers them, or the timer's.
 void Spool::flush_now() {
     const auto error = writer_.flush();
     if (error && !write_error_) logger_.warn("spool: writing done records failed: " + error.message());
-    if (!error && settings_.sync == SpoolSync::always) request_sync();
 }
 
 void Spool::request_sync() {
@@ -212,7 +227,8 @@ void Spool::sync_finished(const SyncPoint& point, std::error_code error, std::ch
         if (on_durable_) on_durable_(writer_.durable_generation());
     }
     // After a failure the timer tries again (a second apart), so a broken disk is not spun on.
-    if (!error && (wanted || writer_.flush_generation() > writer_.durable_generation())) request_sync();
+    // Events written meanwhile wanted one (done records alone wait for the timer's).
+    if (!error && wanted) request_sync();
 }
 
 void Spool::run_timer() {
@@ -224,9 +240,7 @@ void Spool::run_timer() {
     timer_.async_wait([this](boost::system::error_code ec) {
         if (ec || closed_) return;
         if (writer_.pending_bytes() > 0 || sync_error_) flush_now();
-        if ((settings_.sync == SpoolSync::interval || sync_error_) &&
-            writer_.flush_generation() > writer_.durable_generation())
-            request_sync();
+        if (writer_.flush_generation() > writer_.durable_generation()) request_sync();
         if (Clock::now() - last_collect_ >= collect_period) {
             last_collect_ = Clock::now();
             // Everything is done: start afresh, so that the old segment goes (a full disk frees up).

@@ -80,6 +80,50 @@ TEST_CASE("intake acknowledges every line with ack = all", "[integration][intake
     REQUIRE(daemon.stop());
 }
 
+// Group writes (issue 21): the lines of one read are stored as one batch, so their replies wait
+// for the batch's outcome; every reply must still come in line order, rejections between the
+// events included, and each accepted event is delivered once, in its call's order.
+TEST_CASE("intake with ack = all answers a write mixing good and bad lines in line order with the spool",
+          "[integration][intake][acks]") {
+    TempDir dir;
+    ReceiverThread receiver;
+    DaemonProcess daemon(dir, {"--url", receiver.url(), "--ack", "all"});
+    REQUIRE(daemon.wait_ready());
+    std::string input;
+    std::vector<bool> good;
+    for (int i = 1; i <= 300; ++i) {
+        const bool valid = i % 7 != 3;
+        good.push_back(valid);
+        input += valid ? event_line(call, "transcription", "line " + std::to_string(i), "id-" + std::to_string(i))
+                       : std::string("{not json");
+        input += "\n";
+    }
+    const auto replies = exchange(daemon.socket(), input);
+    REQUIRE(replies.size() == good.size());
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        INFO(replies[i]);
+        const auto reply = reply_object(replies[i]);
+        CHECK(reply.at("line").to_number<std::size_t>() == i + 1);
+        CHECK(reply.at("ok").as_bool() == good[i]);
+        if (good[i]) {
+            CHECK(reply.at("id").as_string() == "id-" + std::to_string(i + 1));
+            ++accepted;
+        }
+    }
+    REQUIRE(receiver.wait_for_requests(accepted));
+    const auto requests = receiver.requests();
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        if (!good[i]) continue;
+        REQUIRE(next < requests.size());
+        CHECK(header(requests[next], "x-avr-webhook-id") == "id-" + std::to_string(i + 1));
+        CHECK(header(requests[next], "x-avr-webhook-sequence") == std::to_string(next + 1));
+        ++next;
+    }
+    REQUIRE(daemon.stop());
+}
+
 TEST_CASE("intake takes a line of exactly max_line bytes and rejects one byte more", "[integration][intake][limits]") {
     TempDir dir;
     ReceiverThread receiver;

@@ -14,6 +14,9 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <map>
+
 using namespace avr_webhookd;
 using namespace avr_webhookd::test;
 
@@ -44,7 +47,7 @@ struct Fixture {
     std::unique_ptr<Destinations> destinations;
     std::uint64_t durable = 0;
 
-    Fixture() {
+    explicit Fixture(spool::FileSystem& files = spool::system_file_system()) {
         config.url = first.url();
         Destination crm;
         crm.name = "crm";
@@ -52,7 +55,7 @@ struct Fixture {
         config.destinations.push_back(crm);
         config.dead_letter = (dir / "dead-letter.ndjson").string();
         config.spool_dir = (dir / "spool").string();
-        spool = std::make_unique<spool::Spool>(io, spool::spool_settings(config), logger, metrics);
+        spool = std::make_unique<spool::Spool>(io, spool::spool_settings(config), logger, metrics, files);
         destinations = std::make_unique<Destinations>(io, config, logger, metrics, spool.get());
         destinations->restore_from_spool();
         spool->on_durable([this](std::uint64_t ticket) { durable = ticket; });
@@ -87,6 +90,24 @@ std::vector<std::string> ids_received(const ReceiverThread& receiver) {
     for (const auto& request : receiver.requests()) ids.push_back(header(request, "x-avr-webhook-id"));
     return ids;
 }
+
+std::map<std::string, std::string> sequences_received(const ReceiverThread& receiver) {
+    std::map<std::string, std::string> sequences;
+    for (const auto& request : receiver.requests())
+        sequences[header(request, "x-avr-webhook-id")] = header(request, "x-avr-webhook-sequence");
+    return sequences;
+}
+
+// The real disk, with the spool's writes counted and failed on demand.
+struct WatchedDisk : spool::SystemFileSystem {
+    std::atomic<int> writes{0};
+    std::atomic<bool> fail_writes{false};
+    std::error_code write_at(int fd, std::string_view bytes, std::uint64_t offset) override {
+        ++writes;
+        if (fail_writes) return std::error_code(EIO, std::system_category());
+        return SystemFileSystem::write_at(fd, bytes, offset);
+    }
+};
 
 }  // namespace
 
@@ -147,4 +168,85 @@ TEST_CASE("spool: when no destination's copy can be stored the event is refused 
     CHECK(ids_received(f.first) == std::vector<std::string>{"e2"});
     CHECK(ids_received(f.second) == std::vector<std::string>{"e2"});
     CHECK(f.dead_letters().empty());
+}
+
+// Group writes (issue 21): the intake hands the lines of one read over as a batch. Every copy of
+// every event in it (here 3 events x 2 destinations) is written with one write, and queued in
+// order once that write succeeded; a failed write refuses the whole batch, queues none of it and
+// gives none of its sequence numbers away.
+TEST_CASE("spool: a batch is written with one write and queued in order; a failed write refuses all of it",
+          "[integration][spool]") {
+    WatchedDisk disk;
+    Fixture f(disk);
+    f.destinations->begin_batch();
+    for (const auto& [id, call] : {std::pair{"e1", 3u}, {"e2", 4u}, {"e3", 3u}})
+        CHECK(f.destinations->submit(make_event(id, call)).admission == EventSink::Admission::staged);
+    const int writes_before = disk.writes;
+    const auto taken = f.destinations->end_batch();
+    CHECK(disk.writes == writes_before + 1);
+    REQUIRE(taken.admission == EventSink::Admission::queued);
+    REQUIRE(taken.ticket > 0);
+    REQUIRE(f.run_until([&] { return f.durable >= taken.ticket; }));
+    REQUIRE(f.run_until([&] {
+        return f.metrics.destination("default").events_delivered == 3 &&
+               f.metrics.destination("crm").events_delivered == 3;
+    }));
+    for (const auto* receiver : {&f.first, &f.second}) {
+        const auto sequences = sequences_received(*receiver);
+        CHECK(sequences == std::map<std::string, std::string>{{"e1", "1"}, {"e2", "1"}, {"e3", "2"}});
+    }
+
+    // The next batch's write fails: both of its events are refused, none is delivered or dead-lettered.
+    f.destinations->begin_batch();
+    CHECK(f.destinations->submit(make_event("e4", 3)).admission == EventSink::Admission::staged);
+    CHECK(f.destinations->submit(make_event("e5", 5)).admission == EventSink::Admission::staged);
+    disk.fail_writes = true;
+    const auto refused = f.destinations->end_batch();
+    disk.fail_writes = false;
+    CHECK(refused.admission == EventSink::Admission::not_stored);
+    CHECK_THAT(refused.detail, Catch::Contains("Input/output error"));
+
+    // Writes work again: the next event of call 3 takes the number e4 did not keep.
+    f.destinations->begin_batch();
+    CHECK(f.destinations->submit(make_event("e6", 3)).admission == EventSink::Admission::staged);
+    REQUIRE(f.destinations->end_batch().admission == EventSink::Admission::queued);
+    REQUIRE(f.run_until([&] {
+        return f.metrics.destination("default").events_delivered == 4 &&
+               f.metrics.destination("crm").events_delivered == 4;
+    }));
+    for (const auto* receiver : {&f.first, &f.second}) {
+        const auto sequences = sequences_received(*receiver);
+        CHECK(sequences.size() == 4);
+        CHECK(sequences.at("e6") == "3");
+        CHECK_FALSE(sequences.contains("e4"));
+        CHECK_FALSE(sequences.contains("e5"));
+    }
+    CHECK(f.dead_letters().empty());
+}
+
+// A copy one destination cannot store, in a batch: written off only once the batch is taken.
+TEST_CASE("spool: in a batch, a copy that one destination cannot store is written off only if the batch is taken",
+          "[integration][spool]") {
+    WatchedDisk disk;
+    Fixture f(disk);
+    f.spool->set_store_fault([](const Event&, std::string_view destination) -> std::error_code {
+        return destination == "crm" ? std::error_code(EIO, std::system_category()) : std::error_code{};
+    });
+    f.destinations->begin_batch();
+    CHECK(f.destinations->submit(make_event("e1", 6)).admission == EventSink::Admission::staged);
+    disk.fail_writes = true;
+    CHECK(f.destinations->end_batch().admission == EventSink::Admission::not_stored);
+    disk.fail_writes = false;
+    CHECK(f.dead_letters().empty());  // refused as a whole: the producer sends it again
+
+    f.destinations->begin_batch();
+    CHECK(f.destinations->submit(make_event("e2", 6)).admission == EventSink::Admission::staged);
+    REQUIRE(f.destinations->end_batch().admission == EventSink::Admission::queued);
+    REQUIRE(f.run_until([&] { return f.metrics.destination("crm").events_dead_lettered == 1; }));
+    const auto lines = f.dead_letters();
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].at("id") == "e2");
+    CHECK(lines[0].at("destination") == "crm");
+    REQUIRE(f.run_until([&] { return f.metrics.destination("default").events_delivered == 1; }));
+    CHECK(ids_received(f.first) == std::vector<std::string>{"e2"});
 }

@@ -56,6 +56,17 @@ public:
     Receipt submit_for_answer(Event&& event, AnswerHandler on_answer) override;
     bool has_room() const override;
     boost::asio::awaitable<void> wait_for_room() override;
+    // Group writes: inside a batch, an event the spool must store is staged (its record appended,
+    // counted against the queue's limits) instead of stored and queued; end_batch() writes the
+    // spool once and queues them, or refuses them all when the write failed. Destinations, whose
+    // destinations share one spool, writes it itself and calls commit_batch() on each.
+    void begin_batch() override { batching_ = true; }
+    Receipt end_batch() override;
+    bool has_staged() const { return !staged_.empty(); }
+    // The batch's write succeeded (queue the staged events) or failed (the spool dropped their
+    // records: forget them). Ends the batch.
+    void commit_batch(bool written);
+    static std::string not_stored_detail(std::error_code error);
 
     // Queues the undelivered events the spool held at start, in their order and with their ids
     // and sequence numbers, ahead of anything new. Call before start().
@@ -184,6 +195,17 @@ private:
     detail::Signal written_signal_;  // a dead-letter line was synced or not written
     void forget_in_spool(const Event& event);
     Receipt store_and_queue(Event&& event);
+    void queue_stored(Event&& event, std::uint64_t sequence, const SpoolPlace& place);
+    std::uint64_t staged_sequence(const CallKey& key) const;
+    struct Staged {
+        Event event;
+        CallKey key;
+        std::uint64_t sequence;
+        SpoolPlace place;
+        std::size_t cost;
+    };
+    std::vector<Staged> staged_;  // the open batch's events, in order
+    bool batching_ = false;
     void configure_parking();
     std::unique_ptr<EventLoader> spool_loader_;  // reads parked events back (with a spool)
     std::size_t batch_written_ = 0;              // shutdown dead letters synced, for one summary line

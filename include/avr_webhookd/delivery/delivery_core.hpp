@@ -106,6 +106,16 @@ public:
     // Admission. An accepted event is then push()ed (with a spool, once it is stored).
     AdmissionVerdict admit(const Event& event) const;
     std::uint64_t push(Event event, TimePoint now, std::uint64_t sequence = 0);
+    // Events admitted into a batch whose spool write is still to come: counted against the limits
+    // as if queued, from their admission until they are push()ed or the batch failed.
+    void stage(std::size_t cost) {
+        ++staged_;
+        staged_bytes_ += cost;
+    }
+    void unstage(std::size_t cost) {
+        --staged_;
+        staged_bytes_ -= cost;
+    }
     // Room for the largest event a line can make (intake reads a line only then, with block).
     bool has_room() const;
     // The limit that is reached, when this starts a queue-full episode (nullopt: none, or
@@ -154,6 +164,8 @@ private:
     Phase phase_ = Phase::running;
     TimePoint deadline_{};  // of the stop's budget
     FullLimit full_limit_ = FullLimit::none;
+    std::size_t staged_ = 0;
+    std::size_t staged_bytes_ = 0;
     std::optional<std::string> last_failure_;  // set while the last finished event was given up
 };
 

@@ -42,6 +42,10 @@ public:
     // queue_full = block waits for the fullest destination: nothing is dropped for any of them.
     bool has_room() const override;
     boost::asio::awaitable<void> wait_for_room() override;
+    // Group writes (see EventSink): one spool write for every destination's staged copies; the
+    // copies an event's other destinations could not store are written off only once it is taken.
+    void begin_batch() override;
+    Receipt end_batch() override;
 
     // Hands each undelivered spool record to its destination; records of a destination no longer
     // configured are dead-lettered with reason destination_removed. Call before start().
@@ -67,6 +71,13 @@ private:
     std::unique_ptr<Deliverer> make(const Config& config, const Destination& destination);
     void wire_spool();
     Receipt fan_out(Event&& event, const AnswerHandler* on_answer);
+    struct WriteOff {
+        Deliverer* target;
+        Event copy;
+        std::string why;
+    };
+    std::vector<WriteOff> batch_write_offs_;  // inside a batch: done at its end if it is taken
+    bool batching_ = false;
 
     boost::asio::io_context& io_;
     Config config_;

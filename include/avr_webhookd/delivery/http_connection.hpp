@@ -37,7 +37,8 @@ namespace avr_webhookd {
 // socket that has no other operation queued with an epoll_ctl(EPOLL_CTL_MOD) (epoll_reactor's
 // start_op; it also makes epoll report bytes already there), so each request still costs one
 // system call besides its send and receive, as the peek did (tests/bench/README.md, 2026-12-07).
-// A read armed instead of the wait would be queued without one once the last read came up short.
+// A read armed instead would not save it: Asio 1.81 tries a read at once (a receive that finds
+// nothing) unless the socket's last read reached end of file (epoll_reactor's try_speculative_).
 class HttpConnection {
 public:
     using Clock = std::chrono::steady_clock;

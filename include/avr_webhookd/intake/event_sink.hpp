@@ -21,6 +21,7 @@ public:
         shutting_down,        // arrived after the shutdown budget was spent: dead-lettered
         not_stored,           // the spool could not store it (disk full, I/O error): not taken
         unknown_destination,  // its "destination" names no configured destination: not taken
+        staged,               // in a batch: taken or refused with the batch, as end_batch() says
     };
 
     struct Receipt {
@@ -53,6 +54,13 @@ public:
         (void)on_answer;
         return submit(std::move(event));
     }
+    // Group writes: between begin_batch() and end_batch() (called on the loop with no wait in
+    // between) submit() may answer `staged` for an event the spool must store: it is then written
+    // with the batch's others at end_batch(), and queued (end_batch() says queued, with the ticket
+    // that acknowledges them all) or refused (not_stored, with why) together. Every other answer
+    // is final at once. submit_for_answer() is never called inside a batch.
+    virtual void begin_batch() {}
+    virtual Receipt end_batch() { return Receipt(Admission::queued); }
     // With queue_full = block: intake waits here before each line while has_room() is false.
     virtual bool has_room() const = 0;
     virtual boost::asio::awaitable<void> wait_for_room() = 0;

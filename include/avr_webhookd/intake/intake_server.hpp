@@ -107,6 +107,12 @@ private:
     void reject(Connection& connection, std::uint64_t number, std::string_view reason, std::string_view message);
     // A best-effort reply is dropped (and counted) past max_reply_backlog; a promised one never.
     void queue_reply(Connection& connection, std::string_view reply, ReplyBacklog::Kind kind, std::uint64_t ticket = 0);
+    void queue_ok(Connection& connection, std::uint64_t number, std::string_view id, std::uint64_t ticket);
+    // Group writes (intake_batch.cpp): the lines of one read share one spool write.
+    void begin_batch(Connection& connection);
+    void defer_staged(Connection& connection, std::uint64_t number, std::string_view id, bool acknowledge);
+    bool batch_full(const Connection& connection) const;
+    void end_batch(Connection& connection);
     void queue_answer(Connection& connection, std::string_view reply, std::uint64_t ticket);
     void note_added(Connection& connection, ReplyBacklog::Added added);
     ReplyBacklog::Kind rejection_kind() const;
@@ -125,6 +131,9 @@ private:
     std::uint64_t next_connection_id_ = 1;
     std::uint64_t durable_ = 0;  // see durable_through
     bool accepting_ = false;
+    // The connection whose lines are in the sink's open batch (EventSink::begin_batch), if any: a
+    // batch never outlives the handling of one read, so at most one connection holds it.
+    Connection* batch_owner_ = nullptr;
     bool bound_by_us_ = false;
     unsigned long long socket_inode_ = 0;
 };

@@ -40,7 +40,8 @@ SpoolSettings spool_settings(const Config& config);
 // The daemon's side of the spool: the SpoolWriter driven from the event loop, with its fdatasync
 // on a thread of its own so that the loop never waits for the disk.
 //
-// store() writes an event's record at once (one write; delivery may start right after). With
+// store() writes an event's record at once (one write; delivery may start right after; a batch of
+// append() calls shares one write_appended()). With
 // spool_sync = always it returns a ticket, a flush generation: the event may be acknowledged once
 // durable() reaches it. One fdatasync runs at a time and covers every record written before it
 // started (group commit); records written meanwhile wait for the next one, which starts as soon
@@ -86,7 +87,15 @@ public:
         std::uint64_t ticket = 0;  // acknowledge once durable() >= ticket; 0: at once
     };
     // `destination`: "" for the default destination, else the name of the one it is stored for.
+    // append() + write_appended() for one event.
     Stored store(const Event& event, std::uint64_t sequence, std::string_view destination = {});
+    // Group writes (the socket intake's lines of one read): append() encodes an event's record
+    // without writing it (its error: spool_full, record_too_large or the store fault; ticket 0),
+    // and write_appended() writes every record appended since with one write(2), giving the
+    // ticket that acknowledges them all (0: at once). Until it succeeded those events must not be
+    // queued; when it fails the writer dropped them all (the caller refuses each of them).
+    Stored append(const Event& event, std::uint64_t sequence, std::string_view destination = {});
+    std::error_code write_appended(std::uint64_t& ticket);
     // A test seam: called by store() first; an error it returns is store()'s (nothing is
     // written), so that one destination's copy of an event can fail while another's is stored.
     using StoreFault = std::function<std::error_code(const Event& event, std::string_view destination)>;

@@ -21,6 +21,8 @@
 #include <map>
 #include <random>
 #include <set>
+#include <utility>
+#include <vector>
 
 using namespace avr_webhookd::spool;
 using namespace avr_webhookd::spool::test;
@@ -42,8 +44,9 @@ struct TestEvent {
 };
 
 // The daemon's side of one run between two crashes, done by hand on the writer in the order
-// Spool does it (store = append + flush; one sync at a time; done records by a later flush; the
-// numbering checkpoint before segments are deleted), with the acknowledgements it would send.
+// Spool does it (store = a batch appended + one flush; one sync at a time; done records by a later
+// flush, synced with the next event or by the timer; the numbering checkpoint before segments are
+// deleted), with the acknowledgements it would send.
 class Run {
 public:
     Run(FaultInjectionFileSystem& files, std::mt19937_64& random, std::map<std::string, TestEvent>& events,
@@ -112,7 +115,48 @@ public:
 private:
     std::string pick(const std::vector<std::string>& from) { return from[random_() % from.size()]; }
 
+    // A batch of 1 to 4 events (the lines of one read) appended, then written with one flush, as
+    // the intake's batches and Spool::append + write_appended do: all of them or none.
     void store() {
+        std::vector<std::pair<TestEvent, Appended>> batch;
+        const auto count = 1 + random_() % 4;
+        for (std::uint64_t i = 0; i < count; ++i) {
+            TestEvent event = make_event();
+            Appended appended;
+            const auto error = writer_->append_event(NewEvent{event.id, event.call, event.type, event.body,
+                                                              event.sequence, 1'780'000'000'000, event.destination},
+                                                     appended);
+            if (!error) {
+                last_sequence_[numbering_key(event.destination, event.call)] = event.sequence;  // staged
+                batch.emplace_back(std::move(event), appended);
+            } else {
+                events_.emplace(event.id, std::move(event));  // refused at once (spool_full)
+            }
+        }
+        const bool written = !batch.empty() && !writer_->flush();
+        for (auto& [event, appended] : batch) {
+            if (written) {
+                event.ticket = writer_->flush_generation();
+                event.locator = appended.locator;
+                event.record_id = appended.record_id;
+                if (trace)
+                    std::cout << "store " << event.id << " record " << event.record_id << " segment "
+                              << event.locator.segment << " at " << event.locator.offset << " +" << event.locator.length
+                              << " generation " << event.ticket << "\n";
+                live_.emplace(appended.record_id, event.id);
+                waiting_.push_back(event.id);
+            }
+            events_.emplace(event.id, std::move(event));
+        }
+        if (!written) {  // the queues never took them: their numbers are given again
+            for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+                last_sequence_[numbering_key(it->first.destination, it->first.call)] = it->first.sequence - 1;
+            return;
+        }
+        request_sync();
+    }
+
+    TestEvent make_event() {
         static const std::vector<std::string> calls{call_uuid(1), call_uuid(2), call_uuid(3), call_uuid(4)};
         static const std::vector<std::string> destinations{"", "", "crm"};
         TestEvent event;
@@ -127,24 +171,7 @@ private:
         const std::size_t size = 20 + random_() % largest;
         const char letter = static_cast<char>('a' + random_() % 26);
         event.body = std::string(size, letter);
-        Appended appended;
-        const auto error = writer_->append_event(NewEvent{event.id, event.call, event.type, event.body, event.sequence,
-                                                          1'780'000'000'000, event.destination},
-                                                 appended);
-        if (!error && !writer_->flush()) {  // Spool::store writes at once
-            event.ticket = writer_->flush_generation();
-            event.locator = appended.locator;
-            event.record_id = appended.record_id;
-            if (trace)
-                std::cout << "store " << event.id << " record " << event.record_id << " segment "
-                          << event.locator.segment << " at " << event.locator.offset << " +" << event.locator.length
-                          << " generation " << event.ticket << "\n";
-            last_sequence_[numbering_key(event.destination, event.call)] = event.sequence;
-            live_.emplace(appended.record_id, event.id);
-            waiting_.push_back(event.id);
-            request_sync();
-        }
-        events_.emplace(event.id, std::move(event));
+        return event;
     }
 
     // An event that was written may be delivered (before it is durable, as the daemon does).
@@ -158,9 +185,8 @@ private:
         live_.erase(it);
     }
 
-    void flush() {
-        if (!writer_->flush()) request_sync();
-    }
+    // Done records: written, and synced only by the next event's sync or the timer's (Spool).
+    void flush() { (void)writer_->flush(); }
 
     void request_sync() {
         if (in_flight_) {
@@ -183,8 +209,8 @@ private:
         writer_->synced(point);
         if (trace)
             std::cout << "synced up to " << point.generation() << ", durable " << writer_->durable_generation() << "\n";
-        if (sync_wanted_ || writer_->flush_generation() > writer_->durable_generation()) request_sync();
-        sync_wanted_ = false;
+        const bool wanted = std::exchange(sync_wanted_, false);
+        if (wanted) request_sync();
     }
 
     // The timer: a failed sync tried again, a rotation when all is done, checkpoint, collect.
