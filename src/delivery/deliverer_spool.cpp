@@ -28,8 +28,9 @@ EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
     const auto place = SpoolEventLoader::place_of(stored.record_id, stored.locator);
     if (batching_) {
         const auto cost = CallQueues::event_cost(event);
+        staged_.push_back(Staged{std::move(event), sequence, place, cost});
         core_.stage(cost);
-        staged_.push_back(Staged{std::move(event), *key, sequence, place, cost});
+        staged_numbers_.set(*key, sequence);
         return Admission::staged;
     }
     queue_stored(std::move(event), sequence, place);
@@ -48,9 +49,8 @@ void Deliverer::queue_stored(Event&& event, std::uint64_t sequence, const SpoolP
 
 // A call's next number counts its events staged before this one.
 std::uint64_t Deliverer::staged_sequence(const CallKey& key) const {
-    for (auto it = staged_.rbegin(); it != staged_.rend(); ++it)
-        if (it->key == key) return it->sequence + 1;
-    return core_.queues().next_sequence(key);
+    const auto last = staged_numbers_.last(key);
+    return last ? *last + 1 : core_.queues().next_sequence(key);
 }
 
 EventSink::Receipt Deliverer::end_batch() {
@@ -59,20 +59,31 @@ EventSink::Receipt Deliverer::end_batch() {
         return Admission::queued;
     }
     std::uint64_t ticket = 0;
-    const auto error = spool_->write_appended(ticket);
+    std::error_code error;
+    try {
+        error = spool_->write_appended(ticket);
+    } catch (...) {  // a bug or bad_alloc: the batch ends all the same (see Destinations::end_batch)
+        commit_batch(true);
+        throw;
+    }
     commit_batch(!error);
     if (error) return Receipt(Admission::not_stored, 0, not_stored_detail(error));
     return Receipt(Admission::queued, ticket);
 }
 
-// In staging order, which is each call's order: the sequence numbers staged_sequence() gave.
+// In staging order, which is each call's order: the sequence numbers staged_sequence() gave. The
+// batch is over whatever happens here: should queueing throw (bad_alloc), the events not queued
+// stay in the spool, delivered after a restart.
 void Deliverer::commit_batch(bool written) {
     batching_ = false;
-    for (auto& staged : staged_) {
-        core_.unstage(staged.cost);
-        if (written) queue_stored(std::move(staged.event), staged.sequence, staged.place);
-    }
-    staged_.clear();
+    staged_numbers_.clear();
+    std::vector<Staged> staged;
+    staged.swap(staged_);
+    for (const auto& event : staged) core_.unstage(event.cost);
+    if (written)
+        for (auto& event : staged) queue_stored(std::move(event.event), event.sequence, event.place);
+    staged.clear();
+    staged_.swap(staged);  // its capacity, for the next batch
 }
 
 // With a spool, events behind others are parked (kept as their spool place) and read back when

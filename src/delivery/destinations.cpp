@@ -133,10 +133,19 @@ EventSink::Receipt Destinations::end_batch() {
     if (!batching_) return Admission::queued;
     batching_ = false;
     const bool staged = std::any_of(active_.begin(), active_.end(), [](const auto& d) { return d->has_staged(); });
-    std::uint64_t ticket = 0;
-    const std::error_code error = staged && spool_ ? spool_->write_appended(ticket) : std::error_code();
-    for (const auto& deliverer : active_) deliverer->commit_batch(!error);
     auto write_offs = std::exchange(batch_write_offs_, {});
+    std::uint64_t ticket = 0;
+    std::error_code error;
+    try {
+        if (staged && spool_) error = spool_->write_appended(ticket);
+    } catch (...) {
+        // A bug or bad_alloc, before or after the write: every destination's batch ends all the
+        // same, its events queued (a record not yet written goes with the next write), and the
+        // intake refuses the lines, so at worst an event is delivered twice.
+        for (const auto& deliverer : active_) deliverer->commit_batch(true);
+        throw;
+    }
+    for (const auto& deliverer : active_) deliverer->commit_batch(!error);
     if (error) return Receipt(Admission::not_stored, 0, Deliverer::not_stored_detail(error));
     for (auto& [target, copy, why] : write_offs) target->write_off_unstored(copy, why);
     return Receipt(Admission::queued, ticket);

@@ -12,6 +12,7 @@
 
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace avr_webhookd {
 
@@ -60,16 +61,34 @@ void IntakeServer::end_batch(Connection& c) {
                                      "internal error while storing this line (" + what +
                                          "): the event may not have been accepted; send it again");
     }
-    const auto refused = refusal_of(outcome);
-    for (const auto& deferred : c.deferred) {
-        const std::string_view text(c.deferred_text.data() + deferred.offset, deferred.length);
-        if (!deferred.staged) queue_reply(c, text, deferred.kind, deferred.ticket);
-        else if (refused) reject(c, deferred.number, refused->reason, refused->message);
-        else if (deferred.acknowledge) queue_ok(c, deferred.number, text, outcome.ticket);
-    }
-    c.deferred.clear();
-    c.deferred_text.clear();
+    // Taken out first: should a reply throw (bad_alloc), no later batch sends these again.
+    std::vector<Connection::Deferred> deferred;
+    std::string texts;
+    deferred.swap(c.deferred);
+    texts.swap(c.deferred_text);
     c.deferred_bound = 0;
+    const auto refused = refusal_of(outcome);
+    for (const auto& reply : deferred) {
+        const std::string_view text(texts.data() + reply.offset, reply.length);
+        if (!reply.staged) queue_reply(c, text, reply.kind, reply.ticket);
+        else if (refused) reject(c, reply.number, refused->reason, refused->message);
+        else if (reply.acknowledge) queue_ok(c, reply.number, text, outcome.ticket);
+    }
+    deferred.clear();  // their capacity, for the next batch
+    texts.clear();
+    c.deferred.swap(deferred);
+    c.deferred_text.swap(texts);
+}
+
+// The reader is leaving by an exception (a bug, bad_alloc) with the batch open: it ends here, so
+// that the sink is not left batching; the connection goes, and its replies with it.
+void IntakeServer::abandon_batch(Connection& c) noexcept {
+    if (batch_owner_ != &c) return;
+    try {
+        end_batch(c);
+    } catch (...) {
+        batch_owner_ = nullptr;
+    }
 }
 
 void IntakeServer::queue_ok(Connection& c, std::uint64_t number, std::string_view id, std::uint64_t ticket) {

@@ -23,6 +23,11 @@ using namespace intake_limits;
 // until its replies are read; a line is never half handled, so the unread rest of a chunk simply
 // waits in `buffer`.
 awaitable<void> IntakeServer::read_lines(Connection& c) {
+    struct BatchGuard {  // leaving by an exception, a batch open for this connection ends here
+        IntakeServer& server;
+        Connection& connection;
+        ~BatchGuard() { server.abandon_batch(connection); }
+    } guard{*this, c};
     std::vector<char> buffer(read_buffer_size);
     const auto paused = [&c] { return c.replies.gate() != ReplyBacklog::Gate::read; };
     for (;;) {

@@ -156,7 +156,7 @@ std::error_code SpoolWriter::flush() {
     // records cannot be written yet; the new segment carries them for the segments they are about).
     if (active_state_ == ActiveState::untrusted) {
         if (auto ec = continue_in_new_segment()) {
-            roll_back_pending();
+            roll_back_pending(false);  // nothing was written
             return ec;
         }
     } else if (active_state_ == ActiveState::rotate_soon && pending_events_.empty() && active_->bytes > 0) {
@@ -173,7 +173,8 @@ std::error_code SpoolWriter::flush() {
 
 std::error_code SpoolWriter::write_pending() {
     if (auto ec = write_head(pending_.size())) {
-        roll_back_pending();
+        // Not cut back off the file: whole records of the dropped events may be there.
+        roll_back_pending(active_state_ == ActiveState::untrusted);
         return ec;
     }
     pending_events_.clear();
@@ -213,12 +214,16 @@ std::error_code SpoolWriter::write_head(std::size_t length) {
     return {};
 }
 
-void SpoolWriter::roll_back_pending() {
+// The caller refuses the events appended since the last successful flush. When their records may
+// be on disk whole (a write that could not be cut back), a done record for each is written with
+// the next flush (in a new segment), so that recovery never delivers an event that was refused.
+void SpoolWriter::roll_back_pending(bool maybe_written) {
     for (const auto id : pending_events_)
         if (const auto index = active_->index_of(id)) mark_done(*active_, *index);
-    pending_events_.clear();
     forget_relocations_into(active_->number, active_->bytes + rewrite_bytes_);
     pending_.resize(rewrite_bytes_);  // records written again after a failed sync are kept
+    if (maybe_written) pending_dones_.insert(pending_dones_.end(), pending_events_.begin(), pending_events_.end());
+    pending_events_.clear();
     for (const auto id : pending_dones_) encode_done(pending_, id);
 }
 
@@ -277,10 +282,17 @@ std::error_code SpoolWriter::sync() {
     return {};
 }
 
+// Each id once: the same done record can reach several segments (written, then written again
+// after a failed sync), and carrying every copy forward would multiply them at each collect.
 bool SpoolWriter::carry_forward(Segment& segment) {
     bool carried = false;
+    std::sort(active_->carried.begin(), active_->carried.end());
+    active_->carried.erase(std::unique(active_->carried.begin(), active_->carried.end()), active_->carried.end());
+    const std::vector<std::uint64_t> already(active_->carried);
+    std::sort(segment.carried.begin(), segment.carried.end());
+    segment.carried.erase(std::unique(segment.carried.begin(), segment.carried.end()), segment.carried.end());
     for (const auto id : segment.carried) {
-        if (!stored_elsewhere(id, segment)) continue;
+        if (std::binary_search(already.begin(), already.end(), id) || !stored_elsewhere(id, segment)) continue;
         encode_done(pending_, id);
         pending_dones_.push_back(id);
         active_->carried.push_back(id);

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <map>
+#include <new>
 
 using namespace avr_webhookd;
 using namespace avr_webhookd::test;
@@ -102,8 +103,10 @@ std::map<std::string, std::string> sequences_received(const ReceiverThread& rece
 struct WatchedDisk : spool::SystemFileSystem {
     std::atomic<int> writes{0};
     std::atomic<bool> fail_writes{false};
+    std::atomic<bool> throw_on_write{false};
     std::error_code write_at(int fd, std::string_view bytes, std::uint64_t offset) override {
         ++writes;
+        if (throw_on_write) throw std::bad_alloc();
         if (fail_writes) return std::error_code(EIO, std::system_category());
         return SystemFileSystem::write_at(fd, bytes, offset);
     }
@@ -249,4 +252,25 @@ TEST_CASE("spool: in a batch, a copy that one destination cannot store is writte
     CHECK(lines[0].at("destination") == "crm");
     REQUIRE(f.run_until([&] { return f.metrics.destination("default").events_delivered == 1; }));
     CHECK(ids_received(f.first) == std::vector<std::string>{"e2"});
+}
+
+// An exception while a batch is written (bad_alloc, a bug) ends the batch all the same: the sink is
+// not left batching (the next event is queued at once, not staged), and the batch's events are
+// queued and delivered (the intake refuses their lines, so at worst one is delivered twice).
+TEST_CASE("spool: an exception while a batch is written ends the batch all the same", "[integration][spool]") {
+    WatchedDisk disk;
+    Fixture f(disk);
+    f.destinations->begin_batch();
+    CHECK(f.destinations->submit(make_event("e1", 8)).admission == EventSink::Admission::staged);
+    disk.throw_on_write = true;
+    CHECK_THROWS_AS(f.destinations->end_batch(), std::bad_alloc);
+    disk.throw_on_write = false;
+    const auto next = f.destinations->submit(make_event("e2", 8));
+    CHECK(next.admission == EventSink::Admission::queued);
+    REQUIRE(f.run_until([&] {
+        return f.metrics.destination("default").events_delivered == 2 &&
+               f.metrics.destination("crm").events_delivered == 2;
+    }));
+    CHECK(ids_received(f.first) == std::vector<std::string>{"e1", "e2"});
+    CHECK(sequences_received(f.second) == std::map<std::string, std::string>{{"e1", "1"}, {"e2", "2"}});
 }

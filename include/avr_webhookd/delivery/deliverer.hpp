@@ -1,6 +1,7 @@
 #pragma once
 
 #include <avr_webhookd/queue/call_queues.hpp>
+#include <avr_webhookd/queue/staged_numbers.hpp>
 #include <avr_webhookd/config/config.hpp>
 #include <avr_webhookd/dead_letter/dead_letter.hpp>
 #include <avr_webhookd/common/signal.hpp>
@@ -199,12 +200,12 @@ private:
     std::uint64_t staged_sequence(const CallKey& key) const;
     struct Staged {
         Event event;
-        CallKey key;
         std::uint64_t sequence;
         SpoolPlace place;
         std::size_t cost;
     };
-    std::vector<Staged> staged_;  // the open batch's events, in order
+    std::vector<Staged> staged_;    // the open batch's events, in order
+    StagedNumbers staged_numbers_;  // each call's last number among them
     bool batching_ = false;
     void configure_parking();
     std::unique_ptr<EventLoader> spool_loader_;  // reads parked events back (with a spool)

@@ -113,6 +113,7 @@ private:
     void defer_staged(Connection& connection, std::uint64_t number, std::string_view id, bool acknowledge);
     bool batch_full(const Connection& connection) const;
     void end_batch(Connection& connection);
+    void abandon_batch(Connection& connection) noexcept;
     void queue_answer(Connection& connection, std::string_view reply, std::uint64_t ticket);
     void note_added(Connection& connection, ReplyBacklog::Added added);
     ReplyBacklog::Kind rejection_kind() const;

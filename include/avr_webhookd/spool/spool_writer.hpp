@@ -198,7 +198,7 @@ private:
     std::error_code start_segment(std::uint64_t number);
     std::error_code write_pending();
     std::error_code write_head(std::size_t length);
-    void roll_back_pending();
+    void roll_back_pending(bool maybe_written);
     bool carry_forward(Segment& segment);
     std::error_code remove(Segment& segment);
     std::uint64_t durable_floor() const;

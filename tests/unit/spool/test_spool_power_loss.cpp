@@ -39,7 +39,10 @@ struct TestEvent {
     std::uint64_t ticket = 0;  // the flush that wrote it (0: its write failed, never acknowledged)
     bool acknowledged = false;
     bool delivered = false;  // done() was called: it may or may not come back
-    Locator locator;         // where it was written (for a failure's report)
+    // Refused (its batch's write failed), and the done records the writer then wrote for it were
+    // durable before a crash: it never comes back, even if its record stayed on disk whole.
+    bool refused_for_good = false;
+    Locator locator;  // where it was written (for a failure's report)
     std::uint64_t record_id = 0;
 };
 
@@ -106,6 +109,8 @@ public:
             acknowledge();
         }
         if (trace) std::cout << "crash\n";
+        for (const auto& [id, generation] : refused_)
+            if (writer_->durable_generation() >= generation) events_.at(id).refused_for_good = true;
         files_.crash_now();
         writer_.reset();  // the process is gone: nothing it does now reaches the disk
     }
@@ -134,6 +139,11 @@ private:
             }
         }
         const bool written = !batch.empty() && !writer_->flush();
+        // Refused: done records for them go out with the next write that succeeds, if the failed
+        // one could not be cut back off the file.
+        if (!written)
+            for (const auto& [event, appended] : batch)
+                refused_.emplace_back(event.id, writer_->flush_generation() + 1);
         for (auto& [event, appended] : batch) {
             if (written) {
                 event.ticket = writer_->flush_generation();
@@ -149,6 +159,7 @@ private:
             events_.emplace(event.id, std::move(event));
         }
         if (!written) {  // the queues never took them: their numbers are given again
+
             for (auto it = batch.rbegin(); it != batch.rend(); ++it)
                 last_sequence_[numbering_key(it->first.destination, it->first.call)] = it->first.sequence - 1;
             return;
@@ -221,7 +232,9 @@ private:
             writer_->rotate_soon();
             flush();
         }
-        if (trace) std::cout << "collect, active segment " << writer_->active_segment() << "\n";
+        if (trace)
+            std::cout << "collect, active segment " << writer_->active_segment() << ", " << writer_->bytes()
+                      << " bytes in " << writer_->segments() << " segments\n";
         const auto result = checkpoint_.collect(*writer_, [&] {
             NumberingCheckpoint::Numbering numbering;
             for (const auto& [key, last] : last_sequence_) numbering.emplace_back(key, last);
@@ -250,7 +263,8 @@ private:
     std::unique_ptr<SpoolWriter> writer_;
     std::map<std::uint64_t, std::string> live_;  // record id -> event id, not yet delivered
     std::vector<StoredEvent> recovered_;
-    std::vector<std::string> waiting_;  // stored in this run, not yet acknowledged
+    std::vector<std::string> waiting_;                            // stored in this run, not yet acknowledged
+    std::vector<std::pair<std::string, std::uint64_t>> refused_;  // id, the flush after its refusal
     std::optional<SyncPoint> in_flight_;
     bool sync_wanted_ = false;
     NumberingCheckpoint checkpoint_;
@@ -282,6 +296,9 @@ void check_recovery(const Recovery& recovery, const std::vector<StoredEvent>& re
         const auto stored = events.find(recovered.event_id);
         REQUIRE(stored != events.end());  // nothing that was never stored
         const TestEvent& event = stored->second;
+        // An event refused (a failed write, even one that could not be cut back off the file) does
+        // not come back to be delivered once what was written after it is durable.
+        CHECK_FALSE(event.refused_for_good);
         CHECK(recovered.call == event.call);
         CHECK(recovered.type == event.type);
         CHECK(recovered.destination == event.destination);
