@@ -20,6 +20,9 @@ namespace {
 
 constexpr auto collect_period = std::chrono::seconds(1);
 constexpr std::uint64_t rotate_when_idle_bytes = 64 << 10;
+// spool_sync = interval: a sync starts before the interval is over once this much was written since
+// the last one, which bounds the copy the writer keeps of unsynced records (SpoolWriter).
+constexpr std::uint64_t interval_sync_bytes = 1 << 20;
 
 SpoolOptions writer_options(const SpoolSettings& settings) {
     SpoolOptions options;
@@ -138,12 +141,16 @@ Spool::Stored Spool::append(const Event& event, std::uint64_t sequence, std::str
 // Written at once: delivery may start as soon as this returns, and a crash from here on keeps them.
 std::error_code Spool::write_appended(std::uint64_t& ticket) {
     ticket = 0;
+    const auto written = writer_.pending_bytes();
     const auto error = writer_.flush();
     note_write_result(error);
     if (error) return error;
+    unsynced_bytes_ += written;
     if (settings_.sync == SpoolSync::always) {
         ticket = writer_.flush_generation();
         request_sync();
+    } else if (unsynced_bytes_ >= interval_sync_bytes) {
+        request_sync();  // sooner than the interval: the writer keeps a copy of what is not synced
     }
     return {};
 }
@@ -199,6 +206,7 @@ void Spool::request_sync() {
     }
     SyncPoint point = writer_.sync_point();
     if (point.empty()) return;
+    unsynced_bytes_ = 0;
     sync_state_ = SyncState::running;
     sync_thread_->submit([this, point = std::move(point)]() mutable -> DiskThread::LoopPart {
         const auto started = Clock::now();

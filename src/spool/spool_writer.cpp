@@ -200,12 +200,10 @@ std::error_code SpoolWriter::write_head(std::size_t length) {
                             {},
                             false,
                             active_file_};
-    if (length == pending_.size()) {
-        batch.bytes = std::exchange(pending_, {});
-    } else {
-        batch.bytes = pending_.substr(0, length);
-        pending_.erase(0, length);
-    }
+    // A copy of its own size (the ledger may hold many until their sync); pending_ keeps its
+    // capacity for the next batch.
+    batch.bytes.assign(pending_, 0, length);
+    pending_.erase(0, length);
     ledger_.flushed(std::move(batch));
     rewrite_bytes_ = 0;
     active_->bytes += length;

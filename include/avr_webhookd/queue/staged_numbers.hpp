@@ -52,7 +52,7 @@ private:
         bool used = false;
     };
     std::size_t mask() const { return slots_.size() - 1; }
-    std::size_t home(const CallKey& key) const { return CallQueues::CallKeyHash{}(key) & mask(); }
+    std::size_t home(const CallKey& key) const { return CallQueues::CallKeyHash{}(key)&mask(); }
     void grow() {
         std::vector<Slot> old;
         old.swap(slots_);

@@ -158,8 +158,9 @@ private:
     bool flush_posted_ = false;
     bool closed_ = false;
     std::chrono::steady_clock::time_point last_collect_{};
-    std::error_code write_error_;  // the last write's failure, until a write succeeds
-    std::error_code sync_error_;   // the last sync's failure, until a sync succeeds
+    std::uint64_t unsynced_bytes_ = 0;  // written since the last sync started (bounded with interval)
+    std::error_code write_error_;       // the last write's failure, until a write succeeds
+    std::error_code sync_error_;        // the last sync's failure, until a sync succeeds
 };
 
 }  // namespace avr_webhookd::spool
