@@ -177,7 +177,7 @@ TEST_CASE("spool: when no destination's copy can be stored the event is refused 
 // every event in it (here 3 events x 2 destinations) is written with one write, and queued in
 // order once that write succeeded; a failed write refuses the whole batch, queues none of it and
 // gives none of its sequence numbers away.
-TEST_CASE("spool: a batch is written with one write and queued in order; a failed write refuses all of it",
+TEST_CASE("spool: a batch is written with one write and queued in order, and a failed write refuses all of it",
           "[integration][spool]") {
     WatchedDisk disk;
     Fixture f(disk);
