@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 EventSink::Receipt Deliverer::store_and_queue(Event&& event) {
     const auto key = call_key(event.uuid);
     if (!key) throw std::invalid_argument("delivery: not a canonical call uuid: " + event.uuid);
-    const auto sequence = batching_ ? staged_sequence(*key) : core_.queues().next_sequence(*key);
+    const auto sequence = staged_sequence(*key);
     const auto stored =
         batching_ ? spool_->append(event, sequence, spool_name_) : spool_->store(event, sequence, spool_name_);
     if (stored.error == spool::SpoolErrc::spool_full) return refuse_full(event);
@@ -47,28 +47,10 @@ void Deliverer::queue_stored(Event&& event, std::uint64_t sequence, const SpoolP
     work_signal_.notify_all();
 }
 
-// A call's next number counts its events staged before this one.
+// A call's next number counts its events staged before this one (none outside a batch).
 std::uint64_t Deliverer::staged_sequence(const CallKey& key) const {
     const auto last = staged_numbers_.last(key);
     return last ? *last + 1 : core_.queues().next_sequence(key);
-}
-
-EventSink::Receipt Deliverer::end_batch() {
-    if (staged_.empty()) {
-        commit_batch(true);
-        return Admission::queued;
-    }
-    std::uint64_t ticket = 0;
-    std::error_code error;
-    try {
-        error = spool_->write_appended(ticket);
-    } catch (...) {  // a bug or bad_alloc: the batch ends all the same (see Destinations::end_batch)
-        commit_batch(true);
-        throw;
-    }
-    commit_batch(!error);
-    if (error) return Receipt(Admission::not_stored, 0, not_stored_detail(error));
-    return Receipt(Admission::queued, ticket);
 }
 
 // In staging order, which is each call's order: the sequence numbers staged_sequence() gave. The

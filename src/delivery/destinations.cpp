@@ -126,7 +126,7 @@ EventSink::Receipt Destinations::fan_out(Event&& event, const AnswerHandler* on_
 
 void Destinations::begin_batch() {
     batching_ = true;
-    for (const auto& deliverer : active_) deliverer->begin_batch();
+    for (const auto& deliverer : active_) deliverer->open_batch();
 }
 
 EventSink::Receipt Destinations::end_batch() {

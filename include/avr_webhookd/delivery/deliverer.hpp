@@ -57,12 +57,11 @@ public:
     Receipt submit_for_answer(Event&& event, AnswerHandler on_answer) override;
     bool has_room() const override;
     boost::asio::awaitable<void> wait_for_room() override;
-    // Group writes: inside a batch, an event the spool must store is staged (its record appended,
-    // counted against the queue's limits) instead of stored and queued; end_batch() writes the
-    // spool once and queues them, or refuses them all when the write failed. Destinations, whose
-    // destinations share one spool, writes it itself and calls commit_batch() on each.
-    void begin_batch() override { batching_ = true; }
-    Receipt end_batch() override;
+    // Group writes, for Destinations' batches (EventSink::begin_batch; a Deliverer used as a sink
+    // on its own stores each event at once): after open_batch(), an event the spool must store is
+    // staged (its record appended, counted against the queue's limits) instead of stored and
+    // queued, until Destinations has written the spool they share and calls commit_batch().
+    void open_batch() { batching_ = true; }
     bool has_staged() const { return !staged_.empty(); }
     // The batch's write succeeded (queue the staged events) or failed (the spool dropped their
     // records: forget them). Ends the batch.
